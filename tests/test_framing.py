@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kafka_sansio._errors import FrameTooLargeError, RemoteProtocolError
+from kafka_sansio._framing import FrameBuffer, frame
+
+
+@given(st.lists(st.binary(max_size=300), max_size=8), st.integers(1, 50))
+def test_frames_survive_any_chunking(payloads: list[bytes], chunk: int) -> None:
+    wire = b"".join(frame(p) for p in payloads)
+    buf = FrameBuffer()
+    out = []
+    for i in range(0, len(wire), chunk):
+        buf.feed(wire[i : i + chunk])
+        while (f := buf.next_frame()) is not None:
+            out.append(f)
+    assert out == payloads
+    assert len(buf) == 0
+
+
+def test_oversized_frame_is_refused_before_its_body_arrives() -> None:
+    buf = FrameBuffer(max_frame_size=1000)
+    buf.feed((1001).to_bytes(4, "big"))
+    with pytest.raises(FrameTooLargeError) as info:
+        buf.next_frame()
+    assert (info.value.size, info.value.limit) == (1001, 1000)
+
+
+def test_negative_size_is_a_protocol_error() -> None:
+    buf = FrameBuffer()
+    buf.feed(b"\xff\xff\xff\xfe")
+    with pytest.raises(RemoteProtocolError):
+        buf.next_frame()
+
+
+def test_partial_frame_waits() -> None:
+    buf = FrameBuffer()
+    buf.feed(frame(b"hello")[:6])
+    assert buf.next_frame() is None
+    buf.feed(b"llo")
+    assert buf.next_frame() == b"hello"
+    assert buf.next_frame() is None
