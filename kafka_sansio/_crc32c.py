@@ -1,0 +1,116 @@
+"""CRC-32C (Castagnoli), the checksum of record batch v2.
+
+Two implementations share one signature, ``crc32c(data, crc=0) -> int``:
+
+* :func:`crc32c_pure`, a pure-Python slicing-by-16 implementation (16 lookup
+  tables of 256 entries, built once at import); roughly 25-30 MB/s on CPython 3.11;
+* the C extension of the optional ``crc32c`` package (``pip install
+  kafka-sansio[fast]``), used automatically when it can be imported; several GB/s.
+
+:func:`crc32c` is whichever is active.  :func:`use_pure_crc32c` switches the
+module to the pure implementation (for tests and benchmarks) and back.
+Callers that look the function up at call time (``_crc32c.crc32c``) follow the
+switch; the record decoders do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["crc32c", "crc32c_pure", "crc32c_accelerated", "use_pure_crc32c", "CRC32C_BACKEND"]
+
+_POLY = 0x82F63B78  # reflected Castagnoli polynomial
+
+
+def _make_tables() -> list[list[int]]:
+    t0: list[int] = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ _POLY if c & 1 else c >> 1
+        t0.append(c)
+    tables = [t0]
+    for _ in range(15):
+        prev = tables[-1]
+        tables.append([(p >> 8) ^ t0[p & 0xFF] for p in prev])
+    return tables
+
+
+_TABLES = _make_tables()
+
+
+def crc32c_pure(data: Any, crc: int = 0, /) -> int:
+    """Return the CRC-32C of *data*, continuing from a previous result *crc*.
+
+    Pure Python.  Sixteen bytes are folded per loop iteration: the running CRC
+    is xored into the first four, and each byte indexes the table for its
+    distance from the end of the block.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    crc ^= 0xFFFFFFFF
+    (t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15) = _TABLES
+    cut = len(data) & ~15
+    it = iter(data[:cut] if cut != len(data) else data)
+    for b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15 in zip(  # noqa: B905
+        it, it, it, it, it, it, it, it, it, it, it, it, it, it, it, it
+    ):
+        crc = (
+            t15[(crc ^ b0) & 0xFF]
+            ^ t14[((crc >> 8) ^ b1) & 0xFF]
+            ^ t13[((crc >> 16) ^ b2) & 0xFF]
+            ^ t12[(crc >> 24) ^ b3]
+            ^ t11[b4]
+            ^ t10[b5]
+            ^ t9[b6]
+            ^ t8[b7]
+            ^ t7[b8]
+            ^ t6[b9]
+            ^ t5[b10]
+            ^ t4[b11]
+            ^ t3[b12]
+            ^ t2[b13]
+            ^ t1[b14]
+            ^ t0[b15]
+        )
+    for b in data[cut:]:
+        crc = t0[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+class Crc32cFunction(Protocol):
+    """``(data, crc=0) -> int``: CRC-32C of a bytes-like object, continuing from *crc*."""
+
+    def __call__(self, data: Any, crc: int = 0, /) -> int: ...
+
+
+def _load_accelerated() -> Crc32cFunction | None:
+    try:
+        import crc32c as _ext  # optional C accelerator: kafka-sansio[fast]
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    fn: Crc32cFunction = _ext.crc32c
+    return fn
+
+
+#: The C implementation when the ``crc32c`` package is importable, else None.
+crc32c_accelerated = _load_accelerated()
+
+#: The implementation in use: ``crc32c.crc32c`` if available, else the pure one.
+crc32c: Crc32cFunction = crc32c_accelerated or crc32c_pure
+
+#: ``"c"`` or ``"pure"``: which implementation :data:`crc32c` currently is.
+CRC32C_BACKEND = "c" if crc32c_accelerated is not None else "pure"
+
+
+def use_pure_crc32c(pure: bool = True) -> None:
+    """Switch :data:`crc32c` to the pure implementation (or back, with ``False``).
+
+    Changes module state only; the record decoders read :data:`crc32c` at each
+    call, so the switch takes effect for the next batch decoded.
+    """
+    global crc32c, CRC32C_BACKEND
+    if pure or crc32c_accelerated is None:
+        crc32c, CRC32C_BACKEND = crc32c_pure, "pure"
+    else:
+        crc32c, CRC32C_BACKEND = crc32c_accelerated, "c"

@@ -1,0 +1,251 @@
+"""Record batches: decode fetch payloads, encode produce payloads.
+
+The consumer side::
+
+    from kafka_sansio.records import decode_records
+
+    result = decode_records(partition.records, start_offset=fetch_offset)
+    for batch in result.batches:        # RecordBatch, header fields + records
+        if batch.is_control:
+            ...                         # batch.control_records: commit/abort markers
+        for record in batch.records:    # Record(offset, timestamp, timestamp_type, key, value, headers)
+            ...
+    next_fetch_offset = result.next_offset or fetch_offset
+    # result.truncated_bytes > 0: the broker cut the last batch at its size limit;
+    # the complete batches before it are all there, fetch again from next_offset.
+
+The producer side: :func:`encode_batch` or :class:`BatchBuilder`.
+
+:class:`RecordDecoder` holds the settings (CRC check, limits) for repeated
+use; the module functions use a default one.  Everything here is pure: no
+I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ._compression import (
+    CODEC_GZIP,
+    CODEC_LZ4,
+    CODEC_NONE,
+    CODEC_SNAPPY,
+    CODEC_ZSTD,
+    DEFAULT_DECOMPRESS_LIMIT,
+    Codec,
+    codec_available,
+    get_codec,
+    register_codec,
+)
+from ._crc32c import crc32c, crc32c_pure, use_pure_crc32c
+from ._errors import CorruptRecordError, FrameTooLargeError, LocalProtocolError
+from ._legacy_records import MIN_MESSAGE_SIZE, decode_legacy_message, encode_legacy_message_set
+from ._records import (
+    MIN_BATCH_LENGTH_V2,
+    BatchBuilder,
+    ControlRecord,
+    ControlRecordType,
+    Header,
+    Record,
+    RecordBatch,
+    TimestampType,
+    decode_batch_v2,
+    encode_batch,
+    make_control_record,
+)
+
+__all__ = [
+    "CODEC_NONE",
+    "CODEC_GZIP",
+    "CODEC_SNAPPY",
+    "CODEC_LZ4",
+    "CODEC_ZSTD",
+    "DEFAULT_DECOMPRESS_LIMIT",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "BatchBuilder",
+    "Codec",
+    "ControlRecord",
+    "ControlRecordType",
+    "DecodedRecords",
+    "Header",
+    "Record",
+    "RecordBatch",
+    "RecordBatchTooLargeError",
+    "RecordDecoder",
+    "TimestampType",
+    "codec_available",
+    "crc32c",
+    "crc32c_pure",
+    "decode_batch",
+    "decode_records",
+    "encode_batch",
+    "encode_legacy_message_set",
+    "get_codec",
+    "make_control_record",
+    "register_codec",
+    "use_pure_crc32c",
+]
+
+#: Default ceiling on one batch's length field (64 MiB); larger is an error.
+DEFAULT_MAX_BATCH_SIZE = 64 * 1024 * 1024
+
+_OFFSET_LENGTH = struct.Struct(">qi")
+_LAST_OFFSET_DELTA = struct.Struct(">i")
+
+
+class RecordBatchTooLargeError(FrameTooLargeError):
+    """A batch's length field exceeds the decoder's ``max_batch_size``.
+
+    Not a truncation: the payload is refused before anything is allocated.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRecords:
+    """The result of decoding a fetch payload.
+
+    ``batches`` are the complete batches, in order (batches entirely below
+    the start offset are left out).  ``truncated_bytes`` counts the bytes of an
+    incomplete batch at the end (the broker cuts responses at its size
+    limit): those records are not lost, they come again when fetching from
+    :attr:`next_offset`.
+    """
+
+    batches: tuple[RecordBatch, ...]
+    truncated_bytes: int
+    next_offset: int | None
+    """Offset after the last complete batch seen (skipped ones included), or None if none."""
+
+    @property
+    def truncated(self) -> bool:
+        return self.truncated_bytes > 0
+
+    def records(self) -> list[Record]:
+        """All user records of the non-control batches, in offset order."""
+        out: list[Record] = []
+        for batch in self.batches:
+            if not batch.is_control:
+                out.extend(batch.records)
+        return out
+
+
+class RecordDecoder:
+    """Decoding settings, for repeated use.
+
+    *check_crc*: verify each batch's checksum (CRC-32C for v2, CRC-32 for
+    legacy messages).  *max_batch_size*: a larger length field raises
+    :class:`RecordBatchTooLargeError`.  *decompress_limit*: ceiling on one
+    batch's decompressed size (:class:`DecompressionLimitError` beyond it).
+    The object holds no state between calls.
+    """
+
+    __slots__ = ("check_crc", "decompress_limit", "max_batch_size")
+
+    def __init__(
+        self,
+        *,
+        check_crc: bool = True,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        decompress_limit: int = DEFAULT_DECOMPRESS_LIMIT,
+    ) -> None:
+        if max_batch_size < MIN_BATCH_LENGTH_V2 or decompress_limit < 0:
+            raise LocalProtocolError("limits too small")
+        self.check_crc = check_crc
+        self.max_batch_size = max_batch_size
+        self.decompress_limit = decompress_limit
+
+    def decode(
+        self, data: bytes | bytearray | memoryview, start_offset: int | None = None
+    ) -> DecodedRecords:
+        """Decode a fetch partition's ``records`` bytes: batches back to back.
+
+        Batches may mix magic 0, 1 and 2.  Records below *start_offset* are
+        dropped, and whole batches below it are skipped without being decoded
+        or checksummed.  An incomplete trailing batch is reported in
+        ``truncated_bytes``, never raised.  Raises RemoteProtocolError
+        subclasses for malformed or oversized batches and
+        :class:`MissingCodecError` for a codec that is not installed.
+        """
+        buf = data if type(data) is bytes else bytes(data)
+        n = len(buf)
+        pos = 0
+        batches: list[RecordBatch] = []
+        next_offset: int | None = None
+        check_crc = self.check_crc
+        limit = self.decompress_limit
+        max_size = self.max_batch_size
+        while pos < n:
+            if n - pos < 12:
+                break
+            base_offset, length = _OFFSET_LENGTH.unpack_from(buf, pos)
+            if length > max_size:
+                raise RecordBatchTooLargeError(length, max_size)
+            if length < MIN_MESSAGE_SIZE[0]:
+                raise CorruptRecordError(f"record batch length {length} is too small")
+            magic = buf[pos + 16] if n - pos > 16 else -1
+            if magic > 2:
+                raise CorruptRecordError(f"unknown record batch magic {magic}")
+            end = pos + 12 + length
+            if end > n:
+                break
+            if magic == 2:
+                if length < MIN_BATCH_LENGTH_V2:
+                    raise CorruptRecordError(f"v2 batch length {length} is too small")
+                (delta,) = _LAST_OFFSET_DELTA.unpack_from(buf, pos + 23)
+                last = base_offset + delta
+                if start_offset is None or last >= start_offset:
+                    batches.append(
+                        decode_batch_v2(
+                            buf,
+                            pos,
+                            end,
+                            check_crc=check_crc,
+                            decompress_limit=limit,
+                            start_offset=start_offset,
+                        )
+                    )
+            else:
+                # A legacy message's own offset is its last (wrapper) offset.
+                last = base_offset
+                if start_offset is None or last >= start_offset:
+                    batches.append(
+                        decode_legacy_message(
+                            buf,
+                            pos,
+                            end,
+                            check_crc=check_crc,
+                            decompress_limit=limit,
+                            start_offset=start_offset,
+                        )
+                    )
+            next_offset = last + 1
+            pos = end
+        return DecodedRecords(tuple(batches), n - pos, next_offset)
+
+    def decode_batch(self, data: bytes | bytearray | memoryview) -> RecordBatch:
+        """Decode exactly one complete batch (or legacy message); anything else is an error."""
+        buf = data if type(data) is bytes else bytes(data)
+        result = self.decode(buf)
+        if len(result.batches) != 1 or result.truncated_bytes:
+            raise CorruptRecordError("expected exactly one complete record batch")
+        return result.batches[0]
+
+
+_DEFAULT = RecordDecoder()
+_NO_CRC = RecordDecoder(check_crc=False)
+
+
+def decode_records(
+    data: bytes | bytearray | memoryview,
+    start_offset: int | None = None,
+    *,
+    check_crc: bool = True,
+) -> DecodedRecords:
+    """Decode a fetch payload with the default limits; see :meth:`RecordDecoder.decode`."""
+    return (_DEFAULT if check_crc else _NO_CRC).decode(data, start_offset)
+
+
+def decode_batch(data: bytes | bytearray | memoryview, *, check_crc: bool = True) -> RecordBatch:
+    """Decode one complete batch with the default limits; see :meth:`RecordDecoder.decode_batch`."""
+    return (_DEFAULT if check_crc else _NO_CRC).decode_batch(data)
