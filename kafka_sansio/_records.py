@@ -610,7 +610,7 @@ def encode_batch(
     ap = parts.append
     vz_small = _VZ_SMALL
     minus_one = _VZ_MINUS_ONE
-    max_ts = -1
+    max_ts = -(2**63)
     off_delta = -1
     try:
         for rec in recs:
@@ -723,8 +723,8 @@ class BatchBuilder:
         The record's offset delta is the number of records appended before it.
         """
         if self._count == 0:
-            self._base_ts = timestamp
-        if timestamp > self._max_ts:
+            self._base_ts = self._max_ts = timestamp
+        elif timestamp > self._max_ts:
             self._max_ts = timestamp
         try:
             rec = _encode_record(self._count, timestamp - self._base_ts, key, value, tuple(headers))

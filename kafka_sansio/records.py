@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from ._compression import (
     CODEC_GZIP,
@@ -39,7 +40,12 @@ from ._compression import (
     register_codec,
 )
 from ._crc32c import crc32c, crc32c_pure, use_pure_crc32c
-from ._errors import CorruptRecordError, FrameTooLargeError, LocalProtocolError
+from ._errors import (
+    CorruptRecordError,
+    FrameTooLargeError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
 from ._legacy_records import MIN_MESSAGE_SIZE, decode_legacy_message, encode_legacy_message_set
 from ._records import (
     MIN_BATCH_LENGTH_V2,
@@ -115,7 +121,9 @@ class DecodedRecords:
     batches: tuple[RecordBatch, ...]
     truncated_bytes: int
     next_offset: int | None
-    """Offset after the last complete batch seen (skipped ones included), or None if none."""
+    """Offset after the last good complete batch seen (skipped ones included), or None."""
+    error: RemoteProtocolError | None = None
+    """With ``raise_errors=False``: the error that stopped decoding after the batches returned."""
 
     @property
     def truncated(self) -> bool:
@@ -137,10 +145,13 @@ class RecordDecoder:
     legacy messages).  *max_batch_size*: a larger length field raises
     :class:`RecordBatchTooLargeError`.  *decompress_limit*: ceiling on one
     batch's decompressed size (:class:`DecompressionLimitError` beyond it).
-    The object holds no state between calls.
+    *raise_errors*: when false, a bad batch that follows good ones stops
+    decoding and is reported in :attr:`DecodedRecords.error` with the good
+    batches (as Java's consumer delivers the records before a corrupt batch);
+    a bad first batch is still raised.  The object holds no state between calls.
     """
 
-    __slots__ = ("check_crc", "decompress_limit", "max_batch_size")
+    __slots__ = ("check_crc", "decompress_limit", "max_batch_size", "raise_errors")
 
     def __init__(
         self,
@@ -148,12 +159,14 @@ class RecordDecoder:
         check_crc: bool = True,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         decompress_limit: int = DEFAULT_DECOMPRESS_LIMIT,
+        raise_errors: bool = True,
     ) -> None:
         if max_batch_size < MIN_BATCH_LENGTH_V2 or decompress_limit < 0:
             raise LocalProtocolError("limits too small")
         self.check_crc = check_crc
         self.max_batch_size = max_batch_size
         self.decompress_limit = decompress_limit
+        self.raise_errors = raise_errors
 
     def decode(
         self, data: bytes | bytearray | memoryview, start_offset: int | None = None
@@ -168,10 +181,26 @@ class RecordDecoder:
         :class:`MissingCodecError` for a codec that is not installed.
         """
         buf = data if type(data) is bytes else bytes(data)
+        batches: list[RecordBatch] = []
+        state: list[Any] = [0, None]
+        try:
+            self._decode_into(buf, start_offset, batches, state)
+        except RemoteProtocolError as exc:
+            if self.raise_errors or not batches:
+                raise
+            return DecodedRecords(tuple(batches), 0, state[1], exc)
+        return DecodedRecords(tuple(batches), len(buf) - state[0], state[1])
+
+    def _decode_into(
+        self,
+        buf: bytes,
+        start_offset: int | None,
+        batches: list[RecordBatch],
+        state: list[Any],
+    ) -> None:
+        # state: [position after the last complete batch, next offset]
         n = len(buf)
         pos = 0
-        batches: list[RecordBatch] = []
-        next_offset: int | None = None
         check_crc = self.check_crc
         limit = self.decompress_limit
         max_size = self.max_batch_size
@@ -219,9 +248,9 @@ class RecordDecoder:
                             start_offset=start_offset,
                         )
                     )
-            next_offset = last + 1
             pos = end
-        return DecodedRecords(tuple(batches), n - pos, next_offset)
+            state[0] = pos
+            state[1] = last + 1
 
     def decode_batch(self, data: bytes | bytearray | memoryview) -> RecordBatch:
         """Decode exactly one complete batch (or legacy message); anything else is an error."""
