@@ -1,0 +1,281 @@
+"""scripts/kafka-cluster, exercised as a subprocess: a three-node lifecycle and error paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _cluster import KafkaCluster, metadata_v4, run_tool
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Live (non-zombie) processes whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _produce_consume_acks_all(cluster: KafkaCluster, topic: str, count: int = 5) -> None:
+    values = [f"v{i}-{uuid.uuid4().hex[:6]}".encode() for i in range(count)]
+    errors: list[object] = []
+    producer = Producer(
+        {"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 60000}
+    )
+    for i, value in enumerate(values):
+        producer.produce(
+            topic, key=str(i).encode(), value=value, on_delivery=lambda e, m: errors.append(e)
+        )
+    assert producer.flush(90) == 0
+    assert errors == [None] * count
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": f"tool-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+        }
+    )
+    got: list[bytes] = []
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.monotonic() + 60
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None:
+                assert msg.error() is None, msg.error()
+                got.append(msg.value())
+    finally:
+        consumer.close()
+    assert got[:count] == values
+
+
+# --- error paths that need no running cluster ------------------------------------------------
+
+
+def _env_with_path(path: Path, cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = str(path)
+    env["KAFKA_SANSIO_CACHE"] = str(cache)
+    return env
+
+
+def test_no_java_on_path_fails_before_any_download(tmp_path: Path) -> None:
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    cache = tmp_path / "cache"
+    proc = run_tool(
+        "up", "--dir", str(tmp_path / "c"), env=_env_with_path(empty_bin, cache), timeout=60
+    )
+    assert proc.returncode != 0
+    assert "no `java` on PATH" in proc.stderr
+    assert "Java 17+" in proc.stderr
+    assert proc.stdout == ""
+    assert not cache.exists(), "the tool tried to fetch jars although java is missing"
+
+
+def test_missing_maven_with_empty_cache_is_reported(tmp_path: Path) -> None:
+    java = shutil.which("java")
+    assert java is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").symlink_to(Path(java).resolve())
+    proc = run_tool(
+        "up",
+        "--dir",
+        str(tmp_path / "c"),
+        env=_env_with_path(bin_dir, tmp_path / "cache"),
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "`mvn` (Apache Maven) is not on PATH" in proc.stderr
+    assert not list((tmp_path / "cache").rglob("*.jar"))
+
+
+@pytest.mark.broker
+def test_broker_not_up_in_time_prints_log_tail_and_leaves_no_jvm(tmp_path: Path) -> None:
+    cluster_dir = tmp_path / "slow"
+    proc = run_tool("up", "--dir", str(cluster_dir), "--timeout", "0.5", timeout=300)
+    assert proc.returncode != 0
+    assert "node 1 did not come up within 0.5s" in proc.stderr
+    assert "last lines of" in proc.stderr and "kafka.log" in proc.stderr
+    assert proc.stdout == ""
+    assert _processes_mentioning(str(cluster_dir)) == []
+    state = json.loads((cluster_dir / "cluster.json").read_text())
+    assert state["running"] is False
+    assert all(n["pid"] is None for n in state["nodes"])
+
+
+def test_up_refuses_to_wipe_a_foreign_directory(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    proc = run_tool("up", "--dir", str(tmp_path), timeout=120)
+    assert proc.returncode != 0
+    assert "refusing to wipe" in proc.stderr
+    assert precious.read_text() == "keep me"
+
+
+# --- the owner-pid watchdog ----------------------------------------------------------------------
+
+
+@pytest.mark.broker
+def test_watchdog_downs_cluster_when_owner_dies(tmp_path: Path) -> None:
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    cluster_dir = tmp_path / "watched"
+    try:
+        cluster = KafkaCluster.up(cluster_dir, owner_pid=owner.pid)
+        pids = [n["pid"] for n in cluster.nodes]
+        assert all(_pid_running(pid) for pid in pids)
+        watchdogs = _processes_mentioning("_watchdog")
+        assert any(str(cluster_dir) in _cmd(pid) for pid in watchdogs)
+        brokers, _ = metadata_v4(cluster.host, cluster.port, [])
+        assert brokers == [1]
+    finally:
+        owner.kill()
+        owner.wait()
+    _wait_until(
+        lambda: (
+            not any(_pid_running(pid) for pid in pids)
+            and not _processes_mentioning(str(cluster_dir))
+        ),
+        60,
+        "the watchdog to down the cluster",
+    )
+    assert not cluster_dir.exists()
+
+
+def _cmd(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+# --- one three-node cluster for the lifecycle tests (they run in file order) ----------------
+
+
+@pytest.fixture(scope="module")
+def tool_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    cluster = KafkaCluster.up(
+        tmp_path_factory.mktemp("tool3") / "cluster", nodes=3, owner_pid=os.getpid()
+    )
+    try:
+        yield cluster
+    finally:
+        cluster.down()  # also proves `down` is idempotent after the explicit down test
+
+
+@pytest.mark.broker
+@pytest.mark.cluster3
+def test_up_three_nodes(tool_cluster: KafkaCluster) -> None:
+    assert len(tool_cluster.nodes) == 3
+    assert [n["id"] for n in tool_cluster.nodes] == [1, 2, 3]
+    assert tool_cluster.bootstrap == ",".join(f"127.0.0.1:{n['port']}" for n in tool_cluster.nodes)
+    assert tool_cluster.kafka_version.startswith("4.")
+    assert tool_cluster.cluster_id
+    for node in tool_cluster.nodes:
+        assert _pid_running(node["pid"])
+        assert Path(node["log"]).is_file()
+        brokers, _ = metadata_v4("127.0.0.1", node["port"], [])
+        assert sorted(brokers) == [1, 2, 3]
+    status = tool_cluster.status()
+    assert status["running"] is True
+    assert [n["alive"] for n in status["nodes"]] == [True, True, True]
+    tool_cluster.wait_broker_count(3, timeout=30)
+
+
+@pytest.mark.broker
+@pytest.mark.cluster3
+def test_kill_then_start_node(tool_cluster: KafkaCluster) -> None:
+    topic = tool_cluster.create_topic(prefix="rf3")
+    md = tool_cluster.admin().list_topics(topic=topic, timeout=10).topics[topic]
+    assert sorted(md.partitions[0].replicas) == [1, 2, 3]
+
+    old_pid = next(n["pid"] for n in tool_cluster.nodes if n["id"] == 2)
+    tool_cluster.kill(2)
+    assert not _pid_running(old_pid)
+    tool_cluster.wait_broker_count(2, timeout=60)
+    status = tool_cluster.status()
+    assert [n["alive"] for n in status["nodes"]] == [True, False, True]
+    # min.insync.replicas=2: acks=all still succeeds with two of three replicas.
+    _produce_consume_acks_all(tool_cluster, topic)
+
+    node = tool_cluster.start(2)
+    assert node["id"] == 2 and node["pid"] != old_pid and _pid_running(node["pid"])
+    tool_cluster.wait_broker_count(3, timeout=60)
+    topic2 = tool_cluster.create_topic(prefix="rf3b")
+    md = tool_cluster.admin().list_topics(topic=topic2, timeout=10).topics[topic2]
+    assert sorted(md.partitions[0].replicas) == [1, 2, 3]
+    _produce_consume_acks_all(tool_cluster, topic2)
+
+
+@pytest.mark.broker
+@pytest.mark.cluster3
+def test_start_on_a_taken_port_is_a_clear_error(tool_cluster: KafkaCluster) -> None:
+    node = next(n for n in tool_cluster.nodes if n["id"] == 3)
+    tool_cluster.stop(3)
+    assert not _pid_running(node["pid"])
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # SO_REUSEADDR: the stopped broker's closed connections may sit in TIME_WAIT.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", node["port"]))
+        squatter.listen(1)
+        proc = run_tool("start", "3", "--dir", str(tool_cluster.dir), timeout=60)
+        assert proc.returncode != 0
+        assert "cannot start node 3" in proc.stderr
+        assert f"port {node['port']}" in proc.stderr and "already in use" in proc.stderr
+        assert proc.stdout == ""
+    finally:
+        squatter.close()
+    tool_cluster.start(3)
+    tool_cluster.wait_broker_count(3, timeout=60)
+
+
+@pytest.mark.broker
+@pytest.mark.cluster3
+def test_down_leaves_no_process(tool_cluster: KafkaCluster) -> None:
+    cluster_dir = str(tool_cluster.dir)
+    pids = [n["pid"] for n in tool_cluster.status()["nodes"]]
+    assert all(_pid_running(pid) for pid in pids)
+    proc = run_tool("down", "--dir", cluster_dir, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [pid for pid in pids if _pid_running(pid)] == []
+    # Neither the JVMs nor the watchdog mention the directory any more.
+    _wait_until(lambda: not _processes_mentioning(cluster_dir), 10, "the watchdog to exit")
+    assert not Path(cluster_dir).exists()
+    again = run_tool("down", "--dir", cluster_dir, timeout=60)
+    assert again.returncode == 0, again.stderr
