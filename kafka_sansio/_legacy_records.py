@@ -31,6 +31,7 @@ _CRC_MAGIC_ATTR = struct.Struct(">IBB")
 _INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
 _TIMESTAMP_TYPE_MASK = 0x08
+_CODEC_LZ4 = 3
 #: Smallest messageSize: crc, magic, attributes, two null lengths (+ 8 for a timestamp in v1).
 MIN_MESSAGE_SIZE = (14, 22)
 
@@ -75,6 +76,67 @@ def _parse_message(buf: bytes, pos: int, end: int, check_crc: bool) -> _Parsed:
     if p != end:
         raise CorruptRecordError("bytes left over inside a legacy message")
     return offset, crc, magic, attributes, timestamp, fields[0], fields[1]
+
+
+# -- LZ4 as Kafka 0.8-0.9 wrote it for magic 0 -------------------------------------
+#
+# Old Kafka computed the LZ4 frame's header checksum over the 4 magic bytes as
+# well as the frame descriptor.  Such a frame is rejected by a conforming LZ4
+# decoder, so for magic 0 the checksum byte is recomputed before decoding.
+
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+_P1, _P2, _P3, _P4, _P5 = 2654435761, 2246822519, 3266489917, 668265263, 374761393
+_M32 = 0xFFFFFFFF
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & _M32
+
+
+def xxh32(data: bytes, seed: int = 0) -> int:
+    """XXH32 of *data* (short inputs only matter here: LZ4 frame descriptors)."""
+    n = len(data)
+    i = 0
+    if n >= 16:
+        v = [(seed + _P1 + _P2) & _M32, (seed + _P2) & _M32, seed & _M32, (seed - _P1) & _M32]
+        while i <= n - 16:
+            for j in range(4):
+                (lane,) = struct.unpack_from("<I", data, i + 4 * j)
+                v[j] = (_rotl((v[j] + lane * _P2) & _M32, 13) * _P1) & _M32
+            i += 16
+        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & _M32
+    else:
+        h = (seed + _P5) & _M32
+    h = (h + n) & _M32
+    while i + 4 <= n:
+        (word,) = struct.unpack_from("<I", data, i)
+        h = (_rotl((h + word * _P3) & _M32, 17) * _P4) & _M32
+        i += 4
+    while i < n:
+        h = (_rotl((h + data[i] * _P5) & _M32, 11) * _P1) & _M32
+        i += 1
+    h ^= h >> 15
+    h = (h * _P2) & _M32
+    h ^= h >> 13
+    h = (h * _P3) & _M32
+    h ^= h >> 16
+    return h
+
+
+def _fix_old_kafka_lz4(data: bytes) -> bytes:
+    """Return *data* with a correct LZ4 header checksum if it carries old Kafka's one."""
+    if len(data) < 7 or not data.startswith(_LZ4_MAGIC):
+        return data
+    flg = data[4]
+    hc_pos = 6 + (8 if flg & 0x08 else 0) + (4 if flg & 0x01 else 0)
+    if len(data) <= hc_pos:
+        return data
+    stored = data[hc_pos]
+    right = (xxh32(data[4:hc_pos]) >> 8) & 0xFF
+    broken = (xxh32(data[0:hc_pos]) >> 8) & 0xFF
+    if stored == right or stored != broken:
+        return data
+    return data[:hc_pos] + bytes((right,)) + data[hc_pos + 1 :]
 
 
 def _inner_messages(data: bytes, check_crc: bool) -> list[_Parsed]:
@@ -123,6 +185,8 @@ def decode_legacy_message(
     else:
         if value is None:
             raise CorruptRecordError("compressed legacy wrapper without a value")
+        if codec == _CODEC_LZ4 and magic == 0:
+            value = _fix_old_kafka_lz4(value)
         inner = _inner_messages(decompress(codec, value, decompress_limit), check_crc)
         if not inner:
             raise CorruptRecordError("compressed legacy wrapper with no messages")
