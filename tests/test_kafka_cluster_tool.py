@@ -184,69 +184,83 @@ def _cmd(pid: int) -> str:
         return ""
 
 
-# --- one three-node cluster for the lifecycle tests (they run in file order) ----------------
+# --- the shared three-node cluster (the kafka_cluster3 fixture, itself started with
+# `kafka-cluster up --nodes 3`); every test leaves it with three live brokers ----------------
 
 
-@pytest.fixture(scope="module")
-def tool_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    cluster = KafkaCluster.up(
-        tmp_path_factory.mktemp("tool3") / "cluster", nodes=3, owner_pid=os.getpid()
-    )
+def _restore(cluster: KafkaCluster) -> None:
+    """Restart any node a failed test left down, so later tests see three brokers."""
+    for node in cluster.status()["nodes"]:
+        if not node["alive"]:
+            cluster.start(node["id"])
+    cluster.wait_broker_count(3, timeout=60)
+
+
+@pytest.fixture
+def cluster3(kafka_cluster3: KafkaCluster) -> Iterator[KafkaCluster]:
     try:
-        yield cluster
+        yield kafka_cluster3
     finally:
-        cluster.down()  # also proves `down` is idempotent after the explicit down test
+        _restore(kafka_cluster3)
 
 
-@pytest.mark.broker
-@pytest.mark.cluster3
-def test_up_three_nodes(tool_cluster: KafkaCluster) -> None:
-    assert len(tool_cluster.nodes) == 3
-    assert [n["id"] for n in tool_cluster.nodes] == [1, 2, 3]
-    assert tool_cluster.bootstrap == ",".join(f"127.0.0.1:{n['port']}" for n in tool_cluster.nodes)
-    assert tool_cluster.kafka_version.startswith("4.")
-    assert tool_cluster.cluster_id
-    for node in tool_cluster.nodes:
+def test_up_three_nodes(cluster3: KafkaCluster) -> None:
+    assert len(cluster3.nodes) == 3
+    assert [n["id"] for n in cluster3.nodes] == [1, 2, 3]
+    assert cluster3.bootstrap == ",".join(f"127.0.0.1:{n['port']}" for n in cluster3.nodes)
+    assert cluster3.kafka_version.startswith("4.")
+    assert cluster3.cluster_id
+    for node in cluster3.nodes:
         assert _pid_running(node["pid"])
         assert Path(node["log"]).is_file()
         brokers, _ = metadata_v4("127.0.0.1", node["port"], [])
         assert sorted(brokers) == [1, 2, 3]
-    status = tool_cluster.status()
+    status = cluster3.status()
     assert status["running"] is True
     assert [n["alive"] for n in status["nodes"]] == [True, True, True]
-    tool_cluster.wait_broker_count(3, timeout=30)
+    cluster3.wait_broker_count(3, timeout=30)
 
 
-@pytest.mark.broker
-@pytest.mark.cluster3
-def test_kill_then_start_node(tool_cluster: KafkaCluster) -> None:
-    topic = tool_cluster.create_topic(prefix="rf3")
-    md = tool_cluster.admin().list_topics(topic=topic, timeout=10).topics[topic]
+def test_kill_then_start_node(cluster3: KafkaCluster) -> None:
+    topic = cluster3.create_topic(prefix="rf3")
+    md = cluster3.admin().list_topics(topic=topic, timeout=10).topics[topic]
     assert sorted(md.partitions[0].replicas) == [1, 2, 3]
 
-    old_pid = next(n["pid"] for n in tool_cluster.nodes if n["id"] == 2)
-    tool_cluster.kill(2)
+    old_pid = next(n["pid"] for n in cluster3.nodes if n["id"] == 2)
+    cluster3.kill(2)
     assert not _pid_running(old_pid)
-    tool_cluster.wait_broker_count(2, timeout=60)
-    status = tool_cluster.status()
+    cluster3.wait_broker_count(2, timeout=60)
+    status = cluster3.status()
     assert [n["alive"] for n in status["nodes"]] == [True, False, True]
     # min.insync.replicas=2: acks=all still succeeds with two of three replicas.
-    _produce_consume_acks_all(tool_cluster, topic)
+    _produce_consume_acks_all(cluster3, topic)
 
-    node = tool_cluster.start(2)
+    node = cluster3.start(2)
     assert node["id"] == 2 and node["pid"] != old_pid and _pid_running(node["pid"])
-    tool_cluster.wait_broker_count(3, timeout=60)
-    topic2 = tool_cluster.create_topic(prefix="rf3b")
-    md = tool_cluster.admin().list_topics(topic=topic2, timeout=10).topics[topic2]
+    cluster3.wait_broker_count(3, timeout=60)
+    topic2 = cluster3.create_topic(prefix="rf3b")
+    md = cluster3.admin().list_topics(topic=topic2, timeout=10).topics[topic2]
     assert sorted(md.partitions[0].replicas) == [1, 2, 3]
-    _produce_consume_acks_all(tool_cluster, topic2)
+    _produce_consume_acks_all(cluster3, topic2)
 
 
-@pytest.mark.broker
-@pytest.mark.cluster3
-def test_start_on_a_taken_port_is_a_clear_error(tool_cluster: KafkaCluster) -> None:
-    node = next(n for n in tool_cluster.nodes if n["id"] == 3)
-    tool_cluster.stop(3)
+def test_leader_moves_when_its_node_is_killed(cluster3: KafkaCluster) -> None:
+    topic = cluster3.create_topic(prefix="failover")
+    leader = cluster3.leader_of(topic, 0)
+    assert leader in (1, 2, 3)
+    cluster3.kill(leader)
+    cluster3.wait_broker_count(2, timeout=60)
+    _wait_until(
+        lambda: cluster3.leader_of(topic, 0) not in (leader, -1), 60, "a new partition leader"
+    )
+    _produce_consume_acks_all(cluster3, topic)
+    cluster3.start(leader)
+    cluster3.wait_broker_count(3, timeout=60)
+
+
+def test_start_on_a_taken_port_is_a_clear_error(cluster3: KafkaCluster) -> None:
+    node = next(n for n in cluster3.nodes if n["id"] == 3)
+    cluster3.stop(3)
     assert not _pid_running(node["pid"])
     squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -254,28 +268,38 @@ def test_start_on_a_taken_port_is_a_clear_error(tool_cluster: KafkaCluster) -> N
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", node["port"]))
         squatter.listen(1)
-        proc = run_tool("start", "3", "--dir", str(tool_cluster.dir), timeout=60)
+        proc = run_tool("start", "3", "--dir", str(cluster3.dir), timeout=60)
         assert proc.returncode != 0
         assert "cannot start node 3" in proc.stderr
         assert f"port {node['port']}" in proc.stderr and "already in use" in proc.stderr
         assert proc.stdout == ""
     finally:
         squatter.close()
-    tool_cluster.start(3)
-    tool_cluster.wait_broker_count(3, timeout=60)
+    cluster3.start(3)
+    cluster3.wait_broker_count(3, timeout=60)
+
+
+# --- `down` on a cluster of its own ----------------------------------------------------------
 
 
 @pytest.mark.broker
 @pytest.mark.cluster3
-def test_down_leaves_no_process(tool_cluster: KafkaCluster) -> None:
-    cluster_dir = str(tool_cluster.dir)
-    pids = [n["pid"] for n in tool_cluster.status()["nodes"]]
-    assert all(_pid_running(pid) for pid in pids)
-    proc = run_tool("down", "--dir", cluster_dir, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert [pid for pid in pids if _pid_running(pid)] == []
-    # Neither the JVMs nor the watchdog mention the directory any more.
-    _wait_until(lambda: not _processes_mentioning(cluster_dir), 10, "the watchdog to exit")
-    assert not Path(cluster_dir).exists()
-    again = run_tool("down", "--dir", cluster_dir, timeout=60)
-    assert again.returncode == 0, again.stderr
+def test_down_leaves_no_process(tmp_path: Path) -> None:
+    cluster_dir = tmp_path / "downed"
+    cluster = KafkaCluster.up(cluster_dir, nodes=3, owner_pid=os.getpid())
+    try:
+        pids = [n["pid"] for n in cluster.status()["nodes"]]
+        assert len(pids) == 3 and all(_pid_running(pid) for pid in pids)
+        assert _processes_mentioning(str(cluster_dir))
+        proc = run_tool("down", "--dir", str(cluster_dir), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert [pid for pid in pids if _pid_running(pid)] == []
+        # Neither the JVMs nor the watchdog mention the directory any more.
+        _wait_until(lambda: not _processes_mentioning(str(cluster_dir)), 10, "the watchdog to exit")
+        assert not cluster_dir.exists()
+        again = run_tool("down", "--dir", str(cluster_dir), timeout=60)
+        assert again.returncode == 0, again.stderr
+        status = run_tool("status", "--dir", str(cluster_dir), timeout=60)
+        assert json.loads(status.stdout)["running"] is False
+    finally:
+        cluster.down()
