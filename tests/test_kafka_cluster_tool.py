@@ -125,6 +125,38 @@ def test_missing_maven_with_empty_cache_is_reported(tmp_path: Path) -> None:
     assert not list((tmp_path / "cache").rglob("*.jar"))
 
 
+def test_failing_maven_shows_its_output(tmp_path: Path) -> None:
+    java = shutil.which("java")
+    assert java is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").symlink_to(Path(java).resolve())
+    fake = bin_dir / "mvn"
+    fake.write_text(
+        "#!/bin/sh\necho 'resolution line one'\necho 'ERROR: could not resolve' >&2\nexit 3\n"
+    )
+    fake.chmod(0o755)
+    cache = tmp_path / "cache"
+    proc = run_tool(
+        "up", "--dir", str(tmp_path / "c"), env=_env_with_path(bin_dir, cache), timeout=120
+    )
+    assert proc.returncode != 0
+    assert "Maven failed to fetch Kafka" in proc.stderr and "(exit 3)" in proc.stderr
+    assert "ERROR: could not resolve" in proc.stderr
+    # The failed download left neither a cache nor a half-filled staging directory.
+    leftovers = [p.relative_to(cache).as_posix() for p in cache.rglob("*")]
+    assert not [x for x in leftovers if x.endswith("libs") or ".download-" in x], leftovers
+    assert not [x for x in leftovers if x.endswith(".jar")], leftovers
+
+
+def test_owner_pid_must_exist(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    proc = run_tool("up", "--dir", str(tmp_path / "c"), "--owner-pid", str(dead.pid), timeout=60)
+    assert proc.returncode != 0
+    assert f"--owner-pid {dead.pid}: no such running process" in proc.stderr
+
+
 @pytest.mark.broker
 def test_broker_not_up_in_time_prints_log_tail_and_leaves_no_jvm(tmp_path: Path) -> None:
     cluster_dir = tmp_path / "slow"
