@@ -1,0 +1,299 @@
+"""Record-batch decode/encode throughput: kafka-sansio beside kafka-python and aiokafka.
+
+Every contender decodes the same bytes: batches of 100 records (6-byte keys,
+60-byte values), grouped into ~1 MB fetch payloads the way a broker returns
+them, each batch checksum-verified the way the client's consumer does it.
+Run from the repository root::
+
+    python benchmarks/bench_records.py [--batches 10000] [--rounds 3]
+
+Figures are the best round, in records per second; ratios are against
+kafka-python with the same checksum setting.  aiokafka's pure-Python fallback
+runs in a subprocess with AIOKAFKA_NO_EXTENSIONS=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kafka_sansio import _crc32c
+from kafka_sansio.records import (
+    BatchBuilder,
+    Record,
+    RecordDecoder,
+    TimestampType,
+    encode_batch,
+)
+
+PER_BATCH = 100
+PER_PAYLOAD = 128  # 128 batches of ~7.5 KB: about 1 MB, a typical fetch response
+
+
+def make_records(batch_no: int) -> list[Record]:
+    ts = 1_700_000_000_000 + batch_no
+    return [
+        Record(
+            i,
+            ts,
+            TimestampType.CREATE_TIME,
+            b"k%05d" % ((batch_no * PER_BATCH + i) % 100_000),
+            (b"%06d" % i) * 10,
+            (),
+        )
+        for i in range(PER_BATCH)
+    ]
+
+
+def make_payloads(n_batches: int, compression: str = "none") -> list[bytes]:
+    batches = [
+        encode_batch(make_records(b), base_offset=b * PER_BATCH, compression=compression)
+        for b in range(n_batches)
+    ]
+    return [b"".join(batches[i : i + PER_PAYLOAD]) for i in range(0, n_batches, PER_PAYLOAD)]
+
+
+def best_rate(fn: Callable[[], int], rounds: int) -> float:
+    best = 0.0
+    for _ in range(rounds):
+        gc.collect()
+        t0 = time.perf_counter()
+        n = fn()
+        elapsed = time.perf_counter() - t0
+        best = max(best, n / elapsed)
+    return best
+
+
+# -- contenders: decode -----------------------------------------------------------------
+
+
+def ours(payloads: list[bytes], check_crc: bool) -> Callable[[], int]:
+    decoder = RecordDecoder(check_crc=check_crc)
+
+    def run() -> int:
+        n = 0
+        for p in payloads:
+            for batch in decoder.decode(p).batches:
+                n += len(batch.records)
+        return n
+
+    return run
+
+
+def kafka_python(payloads: list[bytes], check_crc: bool) -> Callable[[], int]:
+    from kafka.record.memory_records import MemoryRecords
+
+    def run() -> int:
+        n = 0
+        for p in payloads:
+            records = MemoryRecords(p)
+            while True:
+                batch = records.next_batch()
+                if batch is None:
+                    break
+                if check_crc and not batch.validate_crc():
+                    raise RuntimeError("crc")
+                n += len(list(batch))
+        return n
+
+    return run
+
+
+def aiokafka(payloads: list[bytes], check_crc: bool) -> Callable[[], int]:
+    from aiokafka.record.memory_records import MemoryRecords
+
+    def run() -> int:
+        n = 0
+        for p in payloads:
+            records = MemoryRecords(p)
+            while True:
+                batch = records.next_batch()
+                if batch is None:
+                    break
+                if check_crc and not batch.validate_crc():
+                    raise RuntimeError("crc")
+                n += len(list(batch))
+        return n
+
+    return run
+
+
+def crc_rate(fn: Callable[[bytes], int], rounds: int) -> float:
+    data = os.urandom(1 << 20)
+    reps = 4 if fn is _crc32c.crc32c_pure else 200
+    return best_rate(lambda: sum(fn(data) * 0 + len(data) for _ in range(reps)), rounds) / 1e6
+
+
+# -- contenders: encode -----------------------------------------------------------------
+
+
+def encode_ours(n_batches: int) -> Callable[[], int]:
+    inputs = [make_records(b) for b in range(n_batches)]
+
+    def run() -> int:
+        for recs in inputs:
+            encode_batch(recs)
+        return n_batches * PER_BATCH
+
+    return run
+
+
+def encode_ours_builder(n_batches: int) -> Callable[[], int]:
+    inputs = [make_records(b) for b in range(n_batches)]
+
+    def run() -> int:
+        for recs in inputs:
+            builder = BatchBuilder()
+            for r in recs:
+                builder.append(r.key, r.value, timestamp=r.timestamp)
+            builder.build()
+        return n_batches * PER_BATCH
+
+    return run
+
+
+def encode_theirs(builder_cls: Any, n_batches: int) -> Callable[[], int]:
+    inputs = [make_records(b) for b in range(n_batches)]
+
+    def run() -> int:
+        for recs in inputs:
+            builder = builder_cls(2, 0, 0, -1, -1, -1, 1 << 20)
+            for i, r in enumerate(recs):
+                builder.append(i, r.timestamp, r.key, r.value, [])
+            builder.build()
+        return n_batches * PER_BATCH
+
+    return run
+
+
+# -- driver -------------------------------------------------------------------------------
+
+
+def worker_aiokafka_pure(n_batches: int, rounds: int) -> dict[str, Any]:
+    """Runs in a subprocess with AIOKAFKA_NO_EXTENSIONS=1."""
+    payloads = make_payloads(n_batches)
+    from aiokafka.record.default_records import DefaultRecordBatch
+
+    assert DefaultRecordBatch.__module__.endswith("default_records"), DefaultRecordBatch
+    out = {
+        "sha": hashlib.sha256(b"".join(payloads)).hexdigest(),
+        "class": f"{DefaultRecordBatch.__module__}.{DefaultRecordBatch.__name__}",
+        "crc": best_rate(aiokafka(payloads, True), rounds),
+        "nocrc": best_rate(aiokafka(payloads, False), rounds),
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=10_000, help="batches of 100 records")
+    ap.add_argument("--slow-batches", type=int, default=1_500, help="batches for slow contenders")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker == "aiokafka-pure":
+        print(json.dumps(worker_aiokafka_pure(args.slow_batches, args.rounds)))
+        return
+
+    payloads = make_payloads(args.batches)
+    slow = make_payloads(args.slow_batches)
+    total = sum(map(len, payloads))
+    print(
+        f"payload: {args.batches} batches x {PER_BATCH} records (6-byte keys, 60-byte values), "
+        f"{len(payloads)} fetch payloads, {total / 1e6:.1f} MB; "
+        f"slow contenders: {args.slow_batches} batches; best of {args.rounds} rounds"
+    )
+    print(f"python {sys.version.split()[0]}, crc32c accelerator: {_crc32c.CRC32C_BACKEND}")
+    rows: list[tuple[str, float]] = []
+
+    def row(name: str, rate: float, base: float | None = None) -> None:
+        ratio = f"  x{rate / base:5.2f} vs kafka-python" if base else ""
+        print(f"  {name:<48} {rate / 1e6:7.3f} M records/s{ratio}")
+        rows.append((name, rate))
+
+    print("\ndecode, checksum verified:")
+    kp_crc = best_rate(kafka_python(slow, True), args.rounds)
+    row("kafka-python (crc32c C package)", kp_crc)
+    row("kafka-sansio, crc32c C package", best_rate(ours(payloads, True), args.rounds), kp_crc)
+    _crc32c.use_pure_crc32c(True)
+    try:
+        row("kafka-sansio, pure-Python CRC-32C", best_rate(ours(slow, True), args.rounds), kp_crc)
+    finally:
+        _crc32c.use_pure_crc32c(False)
+    row("aiokafka, Cython extension", best_rate(aiokafka(payloads, True), args.rounds), kp_crc)
+
+    env = dict(os.environ, AIOKAFKA_NO_EXTENSIONS="1")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            "aiokafka-pure",
+            "--slow-batches",
+            str(args.slow_batches),
+            "--rounds",
+            str(args.rounds),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pure = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert pure["sha"] == hashlib.sha256(b"".join(slow)).hexdigest(), "different payloads"
+    row("aiokafka, pure-Python fallback (subprocess)", pure["crc"], kp_crc)
+
+    print("\ndecode, checksum not verified:")
+    kp_nocrc = best_rate(kafka_python(slow, False), args.rounds)
+    row("kafka-python", kp_nocrc)
+    row("kafka-sansio", best_rate(ours(payloads, False), args.rounds), kp_nocrc)
+    row("aiokafka, Cython extension", best_rate(aiokafka(payloads, False), args.rounds), kp_nocrc)
+    row("aiokafka, pure-Python fallback (subprocess)", pure["nocrc"], kp_nocrc)
+
+    print("\ndecode, lz4-compressed batches, checksum verified:")
+    lz4_slow = make_payloads(args.slow_batches, "lz4")
+    kp_lz4 = best_rate(kafka_python(lz4_slow, True), args.rounds)
+    row("kafka-python", kp_lz4)
+    row("kafka-sansio", best_rate(ours(lz4_slow, True), args.rounds), kp_lz4)
+    row("aiokafka, Cython extension", best_rate(aiokafka(lz4_slow, True), args.rounds), kp_lz4)
+
+    print("\nCRC-32C over 1 MiB:")
+    pure_mb = crc_rate(_crc32c.crc32c_pure, args.rounds)
+    print(f"  {'pure Python (slicing-by-16)':<48} {pure_mb:9.1f} MB/s")
+    if _crc32c.crc32c_accelerated is not None:
+        c_mb = crc_rate(_crc32c.crc32c_accelerated, args.rounds)
+        print(f"  {'crc32c C package':<48} {c_mb:9.1f} MB/s  (x{c_mb / pure_mb:.0f})")
+
+    print("\nencode (uncompressed, 100-record batches):")
+    from kafka.record.default_records import DefaultRecordBatchBuilder as KPBuilder
+
+    kp_enc = best_rate(encode_theirs(KPBuilder, args.slow_batches), args.rounds)
+    row("kafka-python DefaultRecordBatchBuilder", kp_enc)
+    row("kafka-sansio encode_batch", best_rate(encode_ours(args.slow_batches), args.rounds), kp_enc)
+    row(
+        "kafka-sansio BatchBuilder.append",
+        best_rate(encode_ours_builder(args.slow_batches), args.rounds),
+        kp_enc,
+    )
+    from aiokafka.record._crecords import DefaultRecordBatchBuilder as AKBuilder
+
+    row(
+        "aiokafka DefaultRecordBatchBuilder (Cython)",
+        best_rate(encode_theirs(AKBuilder, args.slow_batches), args.rounds),
+        kp_enc,
+    )
+
+
+if __name__ == "__main__":
+    main()
