@@ -64,10 +64,9 @@ def check_response(data: bytes) -> None:
     cls, version, payload = _select(data, is_request=False)
     with contextlib.suppress(RemoteProtocolError):
         protocol.decode_response(cls.API_KEY, version, payload, max_size=1 << 20)
-    try:  # the bare body decoder too, and the matching request decoder
+    # the bare body decoder too, and the matching request decoder
+    with contextlib.suppress(RemoteProtocolError):
         cls.decode(payload, version)
-    except RemoteProtocolError:
-        pass
     req, req_version, _ = _select(data, is_request=True)
     with contextlib.suppress(RemoteProtocolError):
         req.decode(payload, req_version)
