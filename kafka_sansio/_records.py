@@ -339,9 +339,12 @@ def decode_records_v2(
                     n, pos = read_varint(buf, pos)
                     rec_end = pos + n
                     pos += 1
-            # timestampDelta
+            # timestampDelta (0 is common: records of the same millisecond)
             b = buf[pos]
-            if b < 0x80:
+            if not b:
+                ts = base_timestamp
+                pos += 1
+            elif b < 0x80:
                 ts = base_timestamp + zz[b]
                 pos += 1
             else:
@@ -360,45 +363,53 @@ def decode_records_v2(
                 else:
                     n, pos = read_varint(buf, pos)
                     off = base_offset + n
-            # key
+            # key: an even single byte is a length 0-63
             b = buf[pos]
-            if b < 0x80:
-                n = zz[b]
+            if b < 0x80 and not b & 1:
                 pos += 1
+                n = pos + (b >> 1)
+                key: bytes | None = buf[pos:n]
+                pos = n
             else:
                 n, pos = read_varint(buf, pos)
-            if n >= 0:
-                key: bytes | None = buf[pos : pos + n]
-                pos += n
-            elif n == -1:
-                key = None
-            else:
-                raise CorruptRecordError(f"invalid key length {n}")
-            # value
-            b = buf[pos]
-            if b < 0x80:
-                n = zz[b]
-                pos += 1
-            else:
-                b2 = buf[pos + 1]
-                if b2 < 0x80:
-                    n = zz[(b & 0x7F) | (b2 << 7)]
-                    pos += 2
+                if n >= 0:
+                    key = buf[pos : pos + n]
+                    pos += n
+                elif n == -1:
+                    key = None
                 else:
-                    n, pos = read_varint(buf, pos)
-            if n >= 0:
-                value: bytes | None = buf[pos : pos + n]
-                pos += n
-            elif n == -1:
-                value = None
+                    raise CorruptRecordError(f"invalid key length {n}")
+            # value: single-byte even lengths inline, then two-byte ones
+            b = buf[pos]
+            if b < 0x80 and not b & 1:
+                pos += 1
+                n = pos + (b >> 1)
+                value: bytes | None = buf[pos:n]
+                pos = n
             else:
-                raise CorruptRecordError(f"invalid value length {n}")
+                if b < 0x80:
+                    n = zz[b]
+                    pos += 1
+                else:
+                    b2 = buf[pos + 1]
+                    if b2 < 0x80:
+                        n = zz[(b & 0x7F) | (b2 << 7)]
+                        pos += 2
+                    else:
+                        n, pos = read_varint(buf, pos)
+                if n >= 0:
+                    value = buf[pos : pos + n]
+                    pos += n
+                elif n == -1:
+                    value = None
+                else:
+                    raise CorruptRecordError(f"invalid value length {n}")
             # headers
-            if buf[pos] == 0:
+            if buf[pos]:
+                headers, pos = _read_headers(buf, pos, rec_end)
+            else:
                 headers = empty
                 pos += 1
-            else:
-                headers, pos = _read_headers(buf, pos, rec_end)
             if pos != rec_end:
                 raise CorruptRecordError("record length does not match its fields")
             append(new(rec_cls, (off, ts, timestamp_type, key, value, headers)))
