@@ -45,6 +45,7 @@ __all__ = [
     "UnknownApiError",
     "UnsupportedRequestVersionError",
     "api_key_of",
+    "api_module",
     "api_name",
     "choose_version",
     "client_versions",
@@ -116,6 +117,11 @@ def _module(api_key: int) -> ModuleType:
     except KeyError:
         raise UnknownApiError(f"unknown API key {api_key}") from None
     return importlib.import_module(f"kafka_sansio._messages.{entry[1]}")
+
+
+def api_module(api_key: int) -> ModuleType:
+    """The generated module of *api_key* (request, response and nested classes)."""
+    return _module(api_key)
 
 
 def request_class(api_key: int) -> type[Message]:
