@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from ._compression import (
     CODEC_GZIP,
@@ -70,6 +69,7 @@ __all__ = [
     "DEFAULT_DECOMPRESS_LIMIT",
     "DEFAULT_MAX_BATCH_SIZE",
     "BatchBuilder",
+    "BatchIterator",
     "Codec",
     "ControlRecord",
     "ControlRecordType",
@@ -86,6 +86,7 @@ __all__ = [
     "decode_batch",
     "decode_records",
     "encode_batch",
+    "iter_batches",
     "encode_legacy_message_set",
     "get_codec",
     "make_control_record",
@@ -180,36 +181,84 @@ class RecordDecoder:
         subclasses for malformed or oversized batches and
         :class:`MissingCodecError` for a codec that is not installed.
         """
-        buf = data if type(data) is bytes else bytes(data)
+        it = BatchIterator(data, start_offset, self)
         batches: list[RecordBatch] = []
-        state: list[Any] = [0, None]
         try:
-            self._decode_into(buf, start_offset, batches, state)
+            batches.extend(it)
         except RemoteProtocolError as exc:
             if self.raise_errors or not batches:
                 raise
-            return DecodedRecords(tuple(batches), 0, state[1], exc)
-        return DecodedRecords(tuple(batches), len(buf) - state[0], state[1])
+            return DecodedRecords(tuple(batches), 0, it.next_offset, exc)
+        return DecodedRecords(tuple(batches), it.truncated_bytes, it.next_offset)
 
-    def _decode_into(
+    def iter_batches(
+        self, data: bytes | bytearray | memoryview, start_offset: int | None = None
+    ) -> BatchIterator:
+        """Like :meth:`decode`, but decode one batch per ``next()``.
+
+        A consumer that handles each batch before asking for the next keeps
+        its working set small.  Once the iterator is exhausted,
+        ``truncated_bytes`` and ``next_offset`` hold what :meth:`decode`
+        would report.  Errors are raised from ``next()`` when the bad batch
+        is reached (batches before it have been returned already).
+        """
+        return BatchIterator(data, start_offset, self)
+
+    def decode_batch(self, data: bytes | bytearray | memoryview) -> RecordBatch:
+        """Decode exactly one complete batch (or legacy message); anything else is an error."""
+        buf = data if type(data) is bytes else bytes(data)
+        result = self.decode(buf)
+        if len(result.batches) != 1 or result.truncated_bytes:
+            raise CorruptRecordError("expected exactly one complete record batch")
+        return result.batches[0]
+
+
+class BatchIterator:
+    """Iterator over the complete batches of a fetch payload, decoded one per ``next()``.
+
+    Made by :meth:`RecordDecoder.iter_batches`.  ``next_offset`` is the
+    offset after the last complete batch passed so far (None before any);
+    ``truncated_bytes`` is the size of the incomplete tail once exhausted.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_check_crc",
+        "_limit",
+        "_max_size",
+        "_pos",
+        "_start",
+        "next_offset",
+        "truncated_bytes",
+    )
+
+    def __init__(
         self,
-        buf: bytes,
+        data: bytes | bytearray | memoryview,
         start_offset: int | None,
-        batches: list[RecordBatch],
-        state: list[Any],
+        decoder: RecordDecoder,
     ) -> None:
-        # state: [position after the last complete batch, next offset]
+        self._buf = data if type(data) is bytes else bytes(data)
+        self._pos = 0
+        self._start = start_offset
+        self._check_crc = decoder.check_crc
+        self._limit = decoder.decompress_limit
+        self._max_size = decoder.max_batch_size
+        self.next_offset: int | None = None
+        self.truncated_bytes = 0
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> RecordBatch:
+        buf = self._buf
         n = len(buf)
-        pos = 0
-        check_crc = self.check_crc
-        limit = self.decompress_limit
-        max_size = self.max_batch_size
-        while pos < n:
-            if n - pos < 12:
-                break
+        pos = self._pos
+        start_offset = self._start
+        while n - pos >= 12:
             base_offset, length = _OFFSET_LENGTH.unpack_from(buf, pos)
-            if length > max_size:
-                raise RecordBatchTooLargeError(length, max_size)
+            if length > self._max_size:
+                raise RecordBatchTooLargeError(length, self._max_size)
             if length < MIN_MESSAGE_SIZE[0]:
                 raise CorruptRecordError(f"record batch length {length} is too small")
             magic = buf[pos + 16] if n - pos > 16 else -1
@@ -224,41 +273,37 @@ class RecordDecoder:
                 (delta,) = _LAST_OFFSET_DELTA.unpack_from(buf, pos + 23)
                 last = base_offset + delta
                 if start_offset is None or last >= start_offset:
-                    batches.append(
-                        decode_batch_v2(
-                            buf,
-                            pos,
-                            end,
-                            check_crc=check_crc,
-                            decompress_limit=limit,
-                            start_offset=start_offset,
-                        )
+                    batch = decode_batch_v2(
+                        buf,
+                        pos,
+                        end,
+                        check_crc=self._check_crc,
+                        decompress_limit=self._limit,
+                        start_offset=start_offset,
                     )
+                    self._pos = end
+                    self.next_offset = last + 1
+                    return batch
             else:
                 # A legacy message's own offset is its last (wrapper) offset.
                 last = base_offset
                 if start_offset is None or last >= start_offset:
-                    batches.append(
-                        decode_legacy_message(
-                            buf,
-                            pos,
-                            end,
-                            check_crc=check_crc,
-                            decompress_limit=limit,
-                            start_offset=start_offset,
-                        )
+                    batch = decode_legacy_message(
+                        buf,
+                        pos,
+                        end,
+                        check_crc=self._check_crc,
+                        decompress_limit=self._limit,
+                        start_offset=start_offset,
                     )
-            pos = end
-            state[0] = pos
-            state[1] = last + 1
-
-    def decode_batch(self, data: bytes | bytearray | memoryview) -> RecordBatch:
-        """Decode exactly one complete batch (or legacy message); anything else is an error."""
-        buf = data if type(data) is bytes else bytes(data)
-        result = self.decode(buf)
-        if len(result.batches) != 1 or result.truncated_bytes:
-            raise CorruptRecordError("expected exactly one complete record batch")
-        return result.batches[0]
+                    self._pos = end
+                    self.next_offset = last + 1
+                    return batch
+            # skipped: entirely below the start offset
+            pos = self._pos = end
+            self.next_offset = last + 1
+        self.truncated_bytes = n - pos
+        raise StopIteration
 
 
 _DEFAULT = RecordDecoder()
@@ -273,6 +318,16 @@ def decode_records(
 ) -> DecodedRecords:
     """Decode a fetch payload with the default limits; see :meth:`RecordDecoder.decode`."""
     return (_DEFAULT if check_crc else _NO_CRC).decode(data, start_offset)
+
+
+def iter_batches(
+    data: bytes | bytearray | memoryview,
+    start_offset: int | None = None,
+    *,
+    check_crc: bool = True,
+) -> BatchIterator:
+    """Decode a fetch payload lazily; see :meth:`RecordDecoder.iter_batches`."""
+    return (_DEFAULT if check_crc else _NO_CRC).iter_batches(data, start_offset)
 
 
 def decode_batch(data: bytes | bytearray | memoryview, *, check_crc: bool = True) -> RecordBatch:

@@ -28,6 +28,7 @@ from kafka_sansio.records import (
     decode_batch,
     decode_records,
     encode_batch,
+    iter_batches,
     make_control_record,
 )
 
@@ -470,3 +471,30 @@ def test_stop_on_error_keeps_earlier_batches() -> None:
     assert result.next_offset == 3
     with pytest.raises(CorruptRecordError):
         RecordDecoder(raise_errors=False).decode(bytes(bad), 3)
+
+
+# -- lazy iteration ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", [CODEC_NONE, CODEC_ZSTD])
+def test_iter_batches_matches_decode(codec: int) -> None:
+    data, _ = payload_of(4, codec)
+    for cut in (len(data), len(data) - 5, 70, 0):
+        for start in (None, 0, 4, 11):
+            eager = decode_records(data[:cut], start)
+            it = iter_batches(data[:cut], start)
+            assert it.next_offset is None
+            assert tuple(it) == eager.batches
+            assert it.truncated_bytes == eager.truncated_bytes
+            assert it.next_offset == eager.next_offset
+
+
+def test_iter_batches_raises_when_it_reaches_the_bad_batch() -> None:
+    data, recs = payload_of(2)
+    bad = bytearray(data)
+    bad[-1] ^= 0xFF
+    it = iter_batches(bytes(bad))
+    assert next(it).records == tuple(recs[:3])
+    assert it.next_offset == 3
+    with pytest.raises(CorruptRecordError):
+        next(it)
