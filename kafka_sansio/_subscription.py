@@ -1,0 +1,228 @@
+"""Per-partition consumer state: the one place where a partition's fetch state changes.
+
+Each assigned partition is in one :class:`FetchState`; every change goes
+through :meth:`PartitionState.transition` and the :data:`TRANSITIONS` table,
+so an impossible change is a bug caught at once, and the docs can draw the
+diagram from the table.
+
+::
+
+    NEEDS_RESET --send_reset--> RESETTING --reset_done--> FETCHING
+         ^                         |reset_failed                |
+         +-------------------------+                            |
+    FETCHING --leader_changed--> NEEDS_VALIDATION --send_validation--> VALIDATING
+    VALIDATING --validated / truncation_reset--> FETCHING
+    FETCHING --out_of_range (policy)--> NEEDS_RESET
+    FETCHING --out_of_range (none) / fatal_error--> AWAITING_SEEK
+    any --seek--> FETCHING;  any --seek_to_beginning/end--> NEEDS_RESET
+
+Besides the state, a partition holds its position (the next offset to hand
+to the user), the records fetched but not handed out (``chunks``), the offset
+to fetch next (ahead of the position while records are buffered), and a
+``generation`` that changes on every seek, pause or reset so that answers to
+requests sent before are recognised as stale and dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from bisect import bisect_right
+from collections import deque
+from dataclasses import dataclass
+
+from ._errors import LocalProtocolError
+from ._events import ResetReason
+from ._records import Record
+from ._types import TopicPartition
+
+__all__ = ["Chunk", "FetchState", "PartitionState", "TRANSITIONS"]
+
+
+class FetchState(enum.Enum):
+    NEEDS_RESET = "needs_reset"  #: no valid position; look one up with ListOffsets
+    RESETTING = "resetting"  #: ListOffsets in flight
+    NEEDS_VALIDATION = "needs_validation"  #: leader changed; check the position (KIP-320)
+    VALIDATING = "validating"  #: OffsetForLeaderEpoch in flight
+    FETCHING = "fetching"  #: has a valid position
+    AWAITING_SEEK = "awaiting_seek"  #: stopped (out of range or an error) until the user seeks
+
+
+_S = FetchState
+
+#: (state, input) -> new state.  Inputs not listed for a state are errors.
+TRANSITIONS: dict[tuple[FetchState, str], FetchState] = {
+    **{(s, "seek"): _S.FETCHING for s in _S},
+    **{(s, "seek_to_offset_spec"): _S.NEEDS_RESET for s in _S},
+    (_S.NEEDS_RESET, "send_reset"): _S.RESETTING,
+    (_S.RESETTING, "reset_done"): _S.FETCHING,
+    (_S.RESETTING, "reset_failed"): _S.NEEDS_RESET,
+    (_S.RESETTING, "no_policy"): _S.AWAITING_SEEK,
+    (_S.NEEDS_RESET, "no_policy"): _S.AWAITING_SEEK,
+    (_S.FETCHING, "out_of_range"): _S.NEEDS_RESET,
+    (_S.FETCHING, "out_of_range_no_policy"): _S.AWAITING_SEEK,
+    (_S.FETCHING, "fatal_error"): _S.AWAITING_SEEK,
+    (_S.FETCHING, "leader_changed"): _S.NEEDS_VALIDATION,
+    (_S.NEEDS_VALIDATION, "send_validation"): _S.VALIDATING,
+    (_S.VALIDATING, "validated"): _S.FETCHING,
+    (_S.VALIDATING, "truncation_reset"): _S.FETCHING,
+    (_S.VALIDATING, "truncation_no_policy"): _S.AWAITING_SEEK,
+    (_S.VALIDATING, "validation_failed"): _S.NEEDS_VALIDATION,
+    (_S.VALIDATING, "leader_changed"): _S.NEEDS_VALIDATION,
+    (_S.NEEDS_VALIDATION, "leader_changed"): _S.NEEDS_VALIDATION,
+}
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Records of one fetch answer not yet handed out, with their batches' leader epochs."""
+
+    records: list[Record]
+    pos: int
+    batch_starts: list[int]
+    batch_epochs: list[int]
+    #: Where the position goes once every record here is handed out (past any
+    #: control or aborted records that followed the last user record).
+    next_offset: int
+
+    def epoch_of(self, offset: int) -> int:
+        i = bisect_right(self.batch_starts, offset) - 1
+        return self.batch_epochs[i] if i >= 0 else -1
+
+
+class PartitionState:
+    """Everything the consumer knows about one assigned partition."""
+
+    __slots__ = (
+        "buffered",
+        "chunks",
+        "fetch_in_flight",
+        "fetch_offset",
+        "generation",
+        "high_watermark",
+        "last_stable_offset",
+        "leader_epoch",
+        "log_start_offset",
+        "paused",
+        "position",
+        "position_epoch",
+        "refetch_when_drained",
+        "reset_reason",
+        "reset_timestamp",
+        "retry_at",
+        "state",
+        "tp",
+    )
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.state = FetchState.NEEDS_RESET
+        #: Next offset to hand out, and the leader epoch of the record before it.
+        self.position: int | None = None
+        self.position_epoch = -1
+        #: The leader epoch from metadata that the position was last checked against.
+        self.leader_epoch = -1
+        #: ListOffsets timestamp of a pending reset (-2 earliest, -1 latest), None = policy.
+        self.reset_timestamp: int | None = None
+        self.reset_reason = ResetReason.NO_POSITION
+        self.paused = False
+        self.chunks: deque[Chunk] = deque()
+        self.buffered = 0
+        self.fetch_offset = 0
+        self.fetch_in_flight = False
+        self.generation = 0
+        self.high_watermark = -1
+        self.last_stable_offset = -1
+        self.log_start_offset = -1
+        #: Earliest time of the next request about this partition (error backoff).
+        self.retry_at = 0.0
+        #: A fetch ahead of the position hit OFFSET_OUT_OF_RANGE: re-fetch from the
+        #: position once the buffered records are handed out.
+        self.refetch_when_drained = False
+
+    def transition(self, event: str) -> None:
+        try:
+            self.state = TRANSITIONS[(self.state, event)]
+        except KeyError:
+            raise LocalProtocolError(
+                f"{self.tp}: no transition for {event!r} in state {self.state.value}"
+            ) from None
+
+    # ------------------------------------------------------------ position changes
+
+    def clear_buffer(self) -> None:
+        """Drop fetched records and make in-flight answers stale."""
+        self.chunks.clear()
+        self.buffered = 0
+        self.generation += 1
+        self.refetch_when_drained = False
+        if self.position is not None:
+            self.fetch_offset = self.position
+
+    def seek(self, offset: int, leader_epoch: int = -1) -> None:
+        self.transition("seek")
+        self.position = offset
+        self.position_epoch = leader_epoch
+        self.clear_buffer()
+
+    def seek_to(self, timestamp: int) -> None:
+        """Seek by ListOffsets timestamp (-2 beginning, -1 end), resolved later."""
+        self.transition("seek_to_offset_spec")
+        self.reset_timestamp = timestamp
+        self.clear_buffer()
+
+    def needs_policy_reset(self, reason: ResetReason) -> None:
+        """Ask for a reset by the configured policy (NEEDS_RESET with no explicit timestamp)."""
+        self.reset_timestamp = None
+        self.reset_reason = reason
+
+    # ------------------------------------------------------------ buffer
+
+    def is_fetchable(self, now: float) -> bool:
+        """May a fetch for this partition be sent now?
+
+        At most one answer waits in the buffer while the next is in flight, so
+        buffered data stays bounded by the fetch sizes.
+        """
+        return (
+            self.state is FetchState.FETCHING
+            and not self.paused
+            and not self.fetch_in_flight
+            and len(self.chunks) <= 1
+            and not (self.refetch_when_drained and self.chunks)
+            and now >= self.retry_at
+        )
+
+    def add_chunk(self, chunk: Chunk) -> None:
+        """Buffer a fetch answer; the next fetch starts after it."""
+        if chunk.records:
+            self.chunks.append(chunk)
+            self.buffered += len(chunk.records)
+        elif self.chunks:
+            self.chunks[-1].next_offset = chunk.next_offset
+        elif self.position is not None and chunk.next_offset > self.position:
+            # Only control or aborted records: the position moves past them.
+            self.position = chunk.next_offset
+        self.fetch_offset = chunk.next_offset
+
+    def take(self, limit: int) -> list[Record]:
+        """Hand out up to ``limit`` buffered records, advancing the position."""
+        out: list[Record] = []
+        chunks = self.chunks
+        while chunks and len(out) < limit:
+            chunk = chunks[0]
+            end = min(len(chunk.records), chunk.pos + limit - len(out))
+            part = chunk.records[chunk.pos : end]
+            chunk.pos = end
+            out += part
+            last = part[-1]
+            self.position = last.offset + 1
+            self.position_epoch = chunk.epoch_of(last.offset)
+            if end == len(chunk.records):
+                chunks.popleft()
+                self.position = chunk.next_offset
+        self.buffered -= len(out)
+        if not chunks and self.refetch_when_drained:
+            self.refetch_when_drained = False
+            if self.position is not None:
+                self.fetch_offset = self.position
+        return out
