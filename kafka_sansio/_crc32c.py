@@ -15,6 +15,10 @@ switch; the record decoders do.
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
+import importlib.util
+import os.path
 from typing import Any, Protocol
 
 __all__ = ["crc32c", "crc32c_pure", "crc32c_accelerated", "use_pure_crc32c", "CRC32C_BACKEND"]
@@ -85,12 +89,46 @@ class Crc32cFunction(Protocol):
 
 
 def _load_accelerated() -> Crc32cFunction | None:
+    """Load the C function of the optional ``crc32c`` package, or return None.
+
+    Recent versions of that package are a Python package whose
+    ``__init__`` also imports a command-line tool and ``importlib.metadata``
+    (which pull in socket, threading, random...).  To keep importing the
+    core free of those, the compiled ``_crc32c`` submodule is loaded from
+    its file without running the package's ``__init__``.  A version that is
+    a bare extension module is imported normally.
+    """
     try:
-        import crc32c as _ext  # optional C accelerator: kafka-sansio[fast]
-    except ImportError:  # pragma: no cover - depends on the environment
+        spec = importlib.util.find_spec("crc32c")
+    except (ImportError, ValueError):  # pragma: no cover - depends on the environment
         return None
-    fn: Crc32cFunction = _ext.crc32c
+    if spec is None:  # pragma: no cover - depends on the environment
+        return None
+    try:
+        if spec.submodule_search_locations is None:  # pragma: no cover - old single-module layout
+            module = importlib.import_module("crc32c")
+        else:
+            module = _load_extension(list(spec.submodule_search_locations))
+        fn: Crc32cFunction = module.crc32c
+        if fn(b"123456789") != 0xE3069283:  # pragma: no cover - a broken build
+            return None
+    except Exception:  # pragma: no cover - any failure means: use the pure implementation
+        return None
     return fn
+
+
+def _load_extension(locations: list[str]) -> Any:
+    for location in locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(location, "_crc32c" + suffix)
+            if os.path.exists(path):
+                spec = importlib.util.spec_from_file_location("crc32c._crc32c", path)
+                if spec is None or spec.loader is None:  # pragma: no cover
+                    continue
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
+    raise ImportError("the crc32c package has no compiled _crc32c module")  # pragma: no cover
 
 
 #: The C implementation when the ``crc32c`` package is importable, else None.

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,3 +81,24 @@ def test_switch_to_pure_and_back() -> None:
     finally:
         _crc32c.crc32c = before
         _crc32c.CRC32C_BACKEND = "c" if before is crc32c_accelerated else "pure"
+
+
+def test_loading_the_accelerator_imports_nothing_impure() -> None:
+    # The crc32c package's __init__ pulls in importlib.metadata and a CLI (socket,
+    # threading, random...); the core loads its compiled module without it.
+    code = (
+        "import sys, json\n"
+        "import kafka_sansio._crc32c as c\n"
+        "print(json.dumps([c.CRC32C_BACKEND, sorted(sys.modules)]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    backend, modules = json.loads(out.stdout)
+    assert backend == ("c" if crc32c_accelerated is not None else "pure")
+    impure = {"socket", "threading", "random", "select", "selectors", "subprocess", "time"}
+    assert not impure & {m.split(".")[0] for m in modules}
