@@ -210,3 +210,17 @@ def test_wrapper_without_value_or_messages() -> None:
         message = struct.pack(">qiI", 0, 4 + len(body), zlib.crc32(body)) + body
         with pytest.raises(CorruptRecordError):
             decode_records(message)
+
+
+@given(st.binary(min_size=1, max_size=40))
+@settings(max_examples=200)
+def test_trailing_garbage_after_legacy_messages(garbage: bytes) -> None:
+    data = encode_legacy_message_set([(b"k", b"v", 1), (None, b"w", 2)], magic=1)
+    data += encode_legacy_message_set([(b"k", b"z", 3)] * 2, base_offset=2, compression="gzip")
+    expected = decode_records(data).records()
+    try:
+        result = decode_records(data + garbage)
+    except RemoteProtocolError:
+        return
+    assert result.records() == expected
+    assert result.truncated_bytes == len(garbage)

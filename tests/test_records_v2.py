@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kafka_sansio import _crc32c
-from kafka_sansio._errors import CorruptRecordError, RemoteProtocolError
+from kafka_sansio._errors import CorruptRecordError, LocalProtocolError, RemoteProtocolError
 from kafka_sansio.records import (
     CODEC_GZIP,
     CODEC_LZ4,
@@ -498,3 +498,29 @@ def test_iter_batches_raises_when_it_reaches_the_bad_batch() -> None:
     assert it.next_offset == 3
     with pytest.raises(CorruptRecordError):
         next(it)
+
+
+# -- encoder input checks ------------------------------------------------------------------
+
+
+def test_encoder_rejects_bad_input_with_local_protocol_error() -> None:
+    with pytest.raises(LocalProtocolError):
+        encode_batch([Record(0, 0, CREATE, "text-key", b"v", ())])  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        encode_batch([Record(0, 0, CREATE, b"k", 5, ())])  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        encode_batch([Record(0, 0, CREATE, b"k", b"v", ())], producer_id=2**63)
+    with pytest.raises(LocalProtocolError):
+        encode_batch([Record(0, 0, CREATE, b"k", b"v", ())], compression="brotli")
+    with pytest.raises(LocalProtocolError):
+        encode_batch([Record(0, 2**63, CREATE, b"k", b"v", ())], base_timestamp=-(2**63))
+    builder = BatchBuilder()
+    with pytest.raises(LocalProtocolError):
+        builder.append("k", b"v", timestamp=0)  # type: ignore[arg-type]
+    assert len(builder) == 0
+
+
+def test_encoder_accepts_other_bytes_like_values() -> None:
+    rec = Record(0, 0, CREATE, bytearray(b"k"), memoryview(b"value"), (("h", bytearray(b"x")),))  # type: ignore[arg-type]
+    batch = decode_batch(encode_batch([rec]))
+    assert batch.records == (Record(0, 0, CREATE, b"k", b"value", (("h", b"x"),)),)
