@@ -733,18 +733,37 @@ class BatchBuilder:
 
         The record's offset delta is the number of records appended before it.
         """
-        if self._count == 0:
+        first = self._count == 0
+        base_ts = timestamp if first else self._base_ts
+        try:
+            rec = _encode_record(self._count, timestamp - base_ts, key, value, tuple(headers))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise LocalProtocolError(f"cannot encode record: {exc}") from None
+        if first:
             self._base_ts = self._max_ts = timestamp
         elif timestamp > self._max_ts:
             self._max_ts = timestamp
-        try:
-            rec = _encode_record(self._count, timestamp - self._base_ts, key, value, tuple(headers))
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise LocalProtocolError(f"cannot encode record: {exc}") from None
         self._parts.append(rec)
         self._count += 1
         self._size += len(rec)
         return self._size
+
+    @staticmethod
+    def estimate_record_size(
+        key: bytes | None, value: bytes | None, headers: Iterable[Header] = ()
+    ) -> int:
+        """An upper bound of the bytes :meth:`append` would add for this record.
+
+        Counts every varint at its largest size, so a caller can check
+        ``builder.size + estimate_record_size(...) <= batch_size`` first.
+        """
+        size = 5 + 1 + 10 + 5 + 5 + 5 + 5  # length, attributes, deltas, key/value/header counts
+        size += len(key) if key is not None else 0
+        size += len(value) if value is not None else 0
+        for hkey, hval in headers:
+            size += 10 + len(hkey.encode("utf-8", "surrogateescape"))
+            size += len(hval) if hval is not None else 0
+        return size
 
     def build(self, *, base_offset: int = 0, base_sequence: int | None = None) -> bytes:
         """Return the encoded batch; the builder can be reused for more appends afterwards."""

@@ -524,3 +524,39 @@ def test_encoder_accepts_other_bytes_like_values() -> None:
     rec = Record(0, 0, CREATE, bytearray(b"k"), memoryview(b"value"), (("h", bytearray(b"x")),))  # type: ignore[arg-type]
     batch = decode_batch(encode_batch([rec]))
     assert batch.records == (Record(0, 0, CREATE, b"k", b"value", (("h", b"x"),)),)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | st.binary(max_size=300), st.none() | st.binary(max_size=20_000), headers_st
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(st.integers(-(2**40), 2**40), min_size=8, max_size=8),
+)
+@settings(max_examples=100, deadline=None)
+def test_builder_estimate_is_an_upper_bound(
+    items: list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]],
+    stamps: list[int],
+) -> None:
+    builder = BatchBuilder()
+    for (key, value, headers), ts in zip(items, stamps, strict=False):
+        before = builder.size
+        bound = BatchBuilder.estimate_record_size(key, value, headers)
+        assert builder.append(key, value, headers, timestamp=ts) - before <= bound
+    batch = decode_batch(builder.build())
+    assert [(r.key, r.value, r.headers) for r in batch.records] == items
+
+
+def test_failed_append_leaves_the_builder_unchanged() -> None:
+    builder = BatchBuilder()
+    with pytest.raises(LocalProtocolError):
+        builder.append(b"k", "not bytes", timestamp=50)  # type: ignore[arg-type]
+    builder.append(b"k", b"v", timestamp=100)
+    with pytest.raises(LocalProtocolError):
+        builder.append(b"k", "not bytes", timestamp=10**6)  # type: ignore[arg-type]
+    batch = decode_batch(builder.build())
+    assert batch.base_timestamp == 100 and batch.max_timestamp == 100
+    assert batch.records == (Record(0, 100, CREATE, b"k", b"v", ()),)
