@@ -10,9 +10,13 @@ The consumer side::
             ...                         # batch.control_records: commit/abort markers
         for record in batch.records:    # Record(offset, timestamp, timestamp_type, key, value, headers)
             ...
-    next_fetch_offset = result.next_offset or fetch_offset
+    if result.next_offset is not None:
+        fetch_offset = result.next_offset
     # result.truncated_bytes > 0: the broker cut the last batch at its size limit;
     # the complete batches before it are all there, fetch again from next_offset.
+
+:func:`iter_batches` does the same one batch at a time (fewer live records:
+faster for a consumer that hands records out batch by batch).
 
 The producer side: :func:`encode_batch` or :class:`BatchBuilder`.
 
