@@ -687,6 +687,7 @@ class ModelCluster:
 
     def _handle(self, conn: ModelConnection, payload: bytes, now: float) -> _Pending | None:
         """Decode and answer one request; None when there is nothing to send back."""
+        now = self._tick(now)
         try:
             header, request = protocol.decode_request(payload, self.max_frame_size)
         except protocol.UnsupportedRequestVersionError as exc:
@@ -847,7 +848,9 @@ class ModelCluster:
                 else:
                     found = None
                 if found is not None:
-                    resp.offset, resp.timestamp, resp.leader_epoch = found
+                    resp.offset, resp.timestamp, epoch = found
+                    if version >= 4:
+                        resp.leader_epoch = epoch
             topics.append(ListOffsetsTopicResponse(name=t.name, partitions=parts))
         return ListOffsetsResponse(topics=topics)
 
@@ -897,7 +900,7 @@ class ModelCluster:
                     error = UNKNOWN_TOPIC_OR_PARTITION
                 if not error and part is not None and part.leader != ctx.node:
                     error = NOT_LEADER_OR_FOLLOWER
-                    if part.leader >= 0:
+                    if part.leader >= 0 and version >= 10:
                         resp.current_leader = ProduceLeader(
                             leader_id=part.leader, leader_epoch=part.leader_epoch
                         )
@@ -1175,7 +1178,7 @@ class ModelCluster:
         )
 
     def _fetch_error(
-        self, part: _SessionPart, error: int, state: PartitionState | None
+        self, op: _FetchOp, part: _SessionPart, error: int, state: PartitionState | None
     ) -> PartitionData:
         data = PartitionData(
             partition_index=part.partition,
@@ -1187,7 +1190,7 @@ class ModelCluster:
             records=b"",
         )
         redirect = error in (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH)
-        if state is not None and redirect and state.leader >= 0:
+        if state is not None and redirect and state.leader >= 0 and op.version >= 12:
             data.current_leader = FetchLeader(
                 leader_id=state.leader, leader_epoch=state.leader_epoch
             )
@@ -1202,22 +1205,22 @@ class ModelCluster:
         self, op: _FetchOp, part: _SessionPart, max_bytes: int, min_one: bool
     ) -> PartitionData:
         if part.forced_error:
-            return self._fetch_error(part, part.forced_error, None)
+            return self._fetch_error(op, part, part.forced_error, None)
         topic = self.topics.get(part.topic) if part.topic else None
         if topic is None or (op.version >= 13 and topic.topic_id != part.topic_id):
             return self._fetch_error(
-                part, UNKNOWN_TOPIC_ID if op.version >= 13 else UNKNOWN_TOPIC_OR_PARTITION, None
+                op, part, UNKNOWN_TOPIC_ID if op.version >= 13 else UNKNOWN_TOPIC_OR_PARTITION, None
             )
         if not 0 <= part.partition < len(topic.partitions):
-            return self._fetch_error(part, UNKNOWN_TOPIC_OR_PARTITION, None)
+            return self._fetch_error(op, part, UNKNOWN_TOPIC_OR_PARTITION, None)
         state = topic.partitions[part.partition]
         error = self._check_replica(state, op.node, part.current_leader_epoch)
         if error:
-            return self._fetch_error(part, error, state)
+            return self._fetch_error(op, part, error, state)
         log = state.log
         offset = part.fetch_offset
         if offset < log.log_start_offset or offset > log.log_end_offset:
-            return self._fetch_error(part, OFFSET_OUT_OF_RANGE, state)
+            return self._fetch_error(op, part, OFFSET_OUT_OF_RANGE, state)
         upper = log.last_stable_offset if op.isolation == 1 else log.high_watermark
         if offset >= upper:
             records, bound = b"", upper
@@ -1338,6 +1341,7 @@ class ModelConnection:
     def _pump(self, now: float) -> None:
         if self._busy or self.closed:
             return
+        now = self.cluster._tick(now)  # the model's clock never runs backwards
         self._busy = True
         try:
             while not self.closed:
