@@ -88,6 +88,18 @@ def seeds() -> list[bytes]:
             except MissingCodecError:
                 continue
     out.append(b"".join(out[:3]))
+    return out + bomb_seeds()
+
+
+def bomb_seeds() -> list[bytes]:
+    """Small batches that decompress beyond LIMIT: they must be refused."""
+    big = Record(0, 0, TimestampType.CREATE_TIME, None, bytes(2 * LIMIT), ())
+    out = []
+    for codec in ("gzip", "snappy", "lz4", "zstd"):
+        try:
+            out.append(encode_batch([big], compression=codec))
+        except MissingCodecError:
+            continue
     return out
 
 

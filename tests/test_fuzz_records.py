@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from kafka_sansio._errors import RemoteProtocolError
+from kafka_sansio._errors import DecompressionLimitError, RemoteProtocolError
 
 
 def _load() -> ModuleType:
@@ -23,9 +23,17 @@ def _load() -> ModuleType:
 fuzz = _load()
 
 
-def test_seeds_decode_cleanly() -> None:
+def test_seeds_decode_cleanly_and_bombs_are_refused() -> None:
+    bombs = fuzz.bomb_seeds()
+    assert bombs
     for seed in fuzz.seeds():
         fuzz.check(seed)
+        if seed in bombs:
+            assert len(seed) < fuzz.LIMIT // 10
+            for decoder in fuzz.DECODERS:
+                with pytest.raises(DecompressionLimitError):
+                    decoder.decode(seed)
+            continue
         result = fuzz.DECODERS[0].decode(seed)
         assert result.batches and not result.truncated
 
