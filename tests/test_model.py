@@ -1208,3 +1208,96 @@ def test_a_consumer_loop_reads_every_record_once(
         assert decoded.next_offset is not None
         offset = decoded.next_offset
     assert seen == [str(i).encode() for i in range(start, n)]
+
+
+def read_committed_values(link: Link, cluster: ModelCluster, limit: int) -> list[bytes | None]:
+    """A read_committed consumer loop that drops aborted data the way Kafka's client does."""
+    offset, out = 0, []
+    for _ in range(1000):
+        part = only_partition(
+            link.call(
+                fetch_request(cluster, {("t", 0): offset}, partition_max_bytes=limit, isolation=1)
+            )
+        )
+        assert part.error_code == 0
+        if offset >= part.last_stable_offset:
+            return out
+        pending = sorted((a.first_offset, a.producer_id) for a in part.aborted_transactions or [])
+        aborting: set[int] = set()
+        decoded = decode_records(bytes(part.records or b""), offset)
+        assert decoded.batches
+        for batch in decoded.batches:
+            while pending and pending[0][0] <= batch.last_offset:
+                aborting.add(pending.pop(0)[1])
+            if batch.is_control:
+                if batch.control_records[0].type == ControlRecordType.ABORT:
+                    aborting.discard(batch.producer_id)
+                continue
+            if batch.is_transactional and batch.producer_id in aborting:
+                continue
+            out += [r.value for r in batch.records]
+        assert decoded.next_offset is not None
+        offset = decoded.next_offset
+    raise AssertionError("consumer loop did not finish")
+
+
+_TXN_OPS = st.one_of(
+    st.tuples(st.just("plain"), st.integers(1, 3)),
+    st.tuples(st.just("tx"), st.integers(1, 2), st.integers(1, 3)),
+    st.tuples(st.just("end"), st.integers(1, 2), st.booleans()),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=st.lists(_TXN_OPS, max_size=14), finish=st.booleans(), limit=st.integers(1, 300))
+def test_read_committed_sees_exactly_the_committed_records(
+    ops: list[tuple[Any, ...]], finish: bool, limit: int
+) -> None:
+    cluster = ModelCluster(1)
+    cluster.create_topic("t")
+    open_txns: dict[int, list[bytes]] = {}
+    expected: list[tuple[int, bytes]] = []  # (offset, value) of committed data
+    counter = 0
+
+    def values_for(n: int) -> list[bytes]:
+        nonlocal counter
+        counter += n
+        return [str(counter - n + i).encode() for i in range(n)]
+
+    def end(pid: int, commit: bool) -> None:
+        offsets_values = open_txns.pop(pid)
+        if commit:
+            cluster.commit_transaction(pid)
+            expected.extend(zip(offsets_pending[pid], offsets_values, strict=True))
+        else:
+            cluster.abort_transaction(pid)
+        offsets_pending.pop(pid)
+
+    offsets_pending: dict[int, list[int]] = {}
+    for op in ops:
+        if op[0] == "plain":
+            vals = values_for(op[1])
+            base = cluster.append("t", 0, vals)
+            expected.extend((base + i, v) for i, v in enumerate(vals))
+        elif op[0] == "tx":
+            pid = op[1]
+            if pid not in open_txns:
+                cluster.begin_transaction(pid)
+                open_txns[pid], offsets_pending[pid] = [], []
+            vals = values_for(op[2])
+            base = cluster.append("t", 0, vals, producer_id=pid, transactional=True)
+            open_txns[pid] += vals
+            offsets_pending[pid] += [base + i for i in range(len(vals))]
+        elif op[1] in open_txns:
+            end(op[1], op[2])
+    lso = cluster.last_stable_offset("t", 0)
+    first_open = min((o[0] for o in offsets_pending.values() if o), default=None)
+    assert lso == (first_open if first_open is not None else cluster.high_watermark("t", 0))
+    if finish:
+        for pid in list(open_txns):
+            end(pid, True)
+    link = Link(cluster)
+    got = read_committed_values(link, cluster, limit)
+    lso = cluster.last_stable_offset("t", 0)
+    assert got == [v for o, v in sorted(expected) if o < lso]
+    assert list_offsets(link, -1, isolation=1).offset == lso
