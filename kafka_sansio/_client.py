@@ -227,6 +227,7 @@ class ClientCore:
         self._bootstrap_cursor = 0
         #: Fatal errors the owner should surface (e.g. authentication failures).
         self.errors: list[KafkaSansioError] = []
+        self.closed = False
 
     # ------------------------------------------------------------ driver side
 
@@ -345,15 +346,11 @@ class ClientCore:
         node fails at once through the handler.
         """
         node = self._nodes.get(node_id)
-        if node is None:
+        if node is None or self.closed:
             broker = self.metadata.brokers.get(node_id)
-            if broker is None:
-                handler(
-                    RequestFailed(
-                        -1, request, handler, LocalProtocolError(f"unknown node {node_id}"), False
-                    ),
-                    now,
-                )
+            if broker is None or self.closed:
+                reason = "the client is closed" if self.closed else f"unknown node {node_id}"
+                handler(RequestFailed(-1, request, handler, LocalProtocolError(reason), False), now)
                 return
             node = self._add_node(node_id, broker.host, broker.port)
         node.conn.send(
@@ -411,14 +408,18 @@ class ClientCore:
 
     def send_any(self, request: Message, now: float, handler: Handler) -> bool:
         """Send to :meth:`least_loaded_node`; False (nothing sent) if none is usable now."""
-        node_id = self.least_loaded_node(now)
+        node_id = None if self.closed else self.least_loaded_node(now)
         if node_id is None:
             return False
         self.send(node_id, request, now, handler)
         return True
 
     def close(self) -> None:
-        """Close every connection; pending requests fail through their handlers."""
+        """Close every connection; pending requests fail through their handlers.
+
+        Afterwards nothing is sent any more: :meth:`send` fails at once.
+        """
+        self.closed = True
         for node in self._nodes.values():
             node.conn.close()
             if node.socket_open:
@@ -430,7 +431,7 @@ class ClientCore:
 
     def maybe_update_metadata(self, now: float) -> None:
         """Send a Metadata request if one is due and none is in flight."""
-        if self._metadata_in_flight:
+        if self._metadata_in_flight or self.closed:
             return
         due = self._metadata_requested or now >= self._last_metadata + self.config.metadata_max_age
         if not due or now < self._metadata_next:
