@@ -1301,3 +1301,60 @@ def test_read_committed_sees_exactly_the_committed_records(
     lso = cluster.last_stable_offset("t", 0)
     assert got == [v for o, v in sorted(expected) if o < lso]
     assert list_offsets(link, -1, isolation=1).offset == lso
+
+
+def test_injected_session_errors_are_top_level() -> None:
+    cluster = cluster_with_data()
+    link = Link(cluster)
+    session = link.call(fetch_request(cluster, {("t", 0): 0}, session_epoch=0)).session_id
+    cluster.inject_error(1, 70)
+    evicted = link.call(fetch_request(cluster, {}, session_id=session, session_epoch=1))
+    assert (evicted.error_code, evicted.responses) == (70, [])
+    # The session really is gone, as after an eviction.
+    again = link.call(fetch_request(cluster, {}, session_id=session, session_epoch=1))
+    assert again.error_code == 70
+    fresh = link.call(fetch_request(cluster, {("t", 0): 0}, session_epoch=0))
+    cluster.inject_error(1, 71)
+    stale = link.call(fetch_request(cluster, {}, session_id=fresh.session_id, session_epoch=1))
+    assert stale.error_code == 71
+    ok = link.call(fetch_request(cluster, {}, session_id=fresh.session_id, session_epoch=1))
+    assert ok.error_code == 0
+
+
+def test_injected_not_leader_names_the_real_leader() -> None:
+    cluster = cluster_with_data()
+    cluster.inject_error(1, 6, topic="t")
+    part = only_partition(Link(cluster).call(fetch_request(cluster, {("t", 0): 0})))
+    assert part.error_code == 6 and part.current_leader.leader_id == 1
+
+
+def test_list_offsets_earliest_local_and_latest_tiered() -> None:
+    cluster = cluster_with_data()
+    cluster.truncate_start("t", 0, 3)
+    link = Link(cluster)
+    assert list_offsets(link, -4).offset == 3
+    tiered = list_offsets(link, -5)
+    assert (tiered.error_code, tiered.offset) == (0, -1)
+
+
+def test_deleting_a_topic_completes_a_parked_fetch() -> None:
+    cluster = ModelCluster(1)
+    cluster.create_topic("t")
+    link = Link(cluster)
+    token = link.send(fetch_request(cluster, {("t", 0): 0}, min_bytes=1, max_wait_ms=9000), 0.0)
+    cluster.delete_topic("t", now=1.0)
+    link.pump(1.0)
+    response = link.result(token)
+    assert isinstance(response, FetchResponse)
+    assert response.responses[0].partitions[0].error_code == 100  # UNKNOWN_TOPIC_ID (v13+)
+
+
+def test_client_close_and_oversized_frames() -> None:
+    cluster = ModelCluster(1, max_frame_size=1000)
+    server = cluster.accept(1, 0.0)
+    server.receive((5000).to_bytes(4, "big"), 0.0)
+    assert server.closed
+    other = cluster.accept(1, 0.0)
+    other.close()
+    other.receive(frame(protocol.encode_request(ApiVersionsRequest(), 3, 1, "c")), 0.0)
+    assert other.data_to_send() == b"" and other.get_timer() is None

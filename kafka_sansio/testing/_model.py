@@ -147,6 +147,8 @@ ADVERTISED_VERSIONS: dict[int, tuple[int, int]] = {
 _ACCEPTED_MIN = {PRODUCE: 3}
 _PARTITION_LEVEL = frozenset({PRODUCE, FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH})
 _ZERO_UUID = UUID(int=0)
+#: Fetch errors that only make sense for the whole request (fetch sessions).
+_FETCH_TOP_LEVEL = frozenset({FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH})
 _SEQUENCE_WRAP = 1 << 31
 
 
@@ -264,9 +266,21 @@ class _Context:
         self.node = node
         self.used: set[int] = set()
 
-    def forced(self, topic: str | None = None, partition: int | None = None) -> int:
+    def forced(
+        self,
+        topic: str | None = None,
+        partition: int | None = None,
+        *,
+        codes: frozenset[int] | None = None,
+    ) -> int:
+        """The injected error for this topic/partition (0 if none); *codes* limits the search."""
         for i, rule in enumerate(self.cluster._error_rules):
             if rule.api_key != self.api_key or rule.count <= 0:
+                continue
+            top = self.api_key == FETCH and rule.error_code in _FETCH_TOP_LEVEL
+            if (codes is not None) != top:
+                continue
+            if codes is not None and rule.error_code not in codes:
                 continue
             if rule.node is not None and rule.node != self.node:
                 continue
@@ -1044,6 +1058,11 @@ class ModelCluster:
         session: _FetchSession | None = None
         incremental = False
         cache = self._sessions[ctx.node]
+        top_level = ctx.forced(codes=_FETCH_TOP_LEVEL)
+        if top_level:
+            if top_level == FETCH_SESSION_ID_NOT_FOUND:
+                cache.pop(request.session_id, None)  # as if the session had been evicted
+            return FetchResponse(error_code=top_level)
         requested: list[_SessionPart] = []
         for t in request.topics:
             name = t.topic
@@ -1204,9 +1223,11 @@ class ModelCluster:
     def _fetch_partition(
         self, op: _FetchOp, part: _SessionPart, max_bytes: int, min_one: bool
     ) -> PartitionData:
-        if part.forced_error:
-            return self._fetch_error(op, part, part.forced_error, None)
         topic = self.topics.get(part.topic) if part.topic else None
+        if part.forced_error:
+            known = topic is not None and 0 <= part.partition < len(topic.partitions)
+            state = topic.partitions[part.partition] if topic is not None and known else None
+            return self._fetch_error(op, part, part.forced_error, state)
         if topic is None or (op.version >= 13 and topic.topic_id != part.topic_id):
             return self._fetch_error(
                 op, part, UNKNOWN_TOPIC_ID if op.version >= 13 else UNKNOWN_TOPIC_OR_PARTITION, None
