@@ -1358,3 +1358,30 @@ def test_client_close_and_oversized_frames() -> None:
     other.close()
     other.receive(frame(protocol.encode_request(ApiVersionsRequest(), 3, 1, "c")), 0.0)
     assert other.data_to_send() == b"" and other.get_timer() is None
+
+
+def test_incremental_fetch_rotates_partitions_that_returned_data() -> None:
+    cluster = ModelCluster(1, slice_fetches=False)
+    cluster.create_topic("a", 2)
+    for p in (0, 1):
+        for _ in range(4):
+            cluster.append("a", p, [big_value(100)])
+    size = cluster.partition("a", 0).log.batches[0].size
+    link = Link(cluster)
+    offsets = {("a", 0): 0, ("a", 1): 0}
+    full = link.call(fetch_request(cluster, offsets, session_epoch=0, max_bytes=size))
+    sid = full.session_id
+    assert [len(bytes(p.records or b"")) for p in full.responses[0].partitions] == [size, 0]
+    # The new session keeps request order: partition 0 is served first again...
+    first = link.call(
+        fetch_request(cluster, {("a", 0): 1}, session_id=sid, session_epoch=1, max_bytes=size)
+    )
+    assert [p.partition_index for p in first.responses[0].partitions] == [0]
+    # ...and having returned data, it moves behind partition 1 in the session.
+    second = link.call(
+        fetch_request(cluster, {("a", 0): 2}, session_id=sid, session_epoch=2, max_bytes=size)
+    )
+    served = [
+        (p.partition_index, len(bytes(p.records or b""))) for p in second.responses[0].partitions
+    ]
+    assert served == [(1, size)]  # partition 0 got nothing and did not change

@@ -1163,9 +1163,15 @@ class ModelCluster:
         topics: list[FetchableTopicResponse] = []
         for part, data in results:
             sent = (data.high_watermark, data.last_stable_offset, data.log_start_offset)
-            if op.incremental:
+            if op.incremental and op.session is not None:
                 must = bool(data.records) or data.error_code != NONE or part.sent != sent
                 part.sent = sent
+                if data.records:
+                    # Kafka rotates partitions that returned data to the back of the
+                    # session, so the next fetch serves the others first.
+                    for k, v in list(op.session.parts.items()):
+                        if v is part:
+                            op.session.parts.move_to_end(k)
                 if not must:
                     continue
             elif op.session is not None:
