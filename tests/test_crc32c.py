@@ -103,3 +103,29 @@ def test_loading_the_accelerator_imports_nothing_impure() -> None:
     assert backend == ("c" if crc32c_accelerated is not None else "pure")
     impure = {"socket", "threading", "random", "select", "selectors", "subprocess", "time"}
     assert not impure & {m.split(".")[0] for m in modules}
+
+
+@pytest.mark.parametrize("n", [511, 512, 513, 2047, 2048, 2049, 32767, 32768, 32769, 200_001])
+def test_bulk_paths_match_bytewise_reference(n: int) -> None:
+    # Each threshold switches the block size of the bulk path (32, 64, 128 bytes).
+    data = bytes((i * 131 + (i >> 7) * 17 + 3) & 0xFF for i in range(n))
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+        table.append(c)
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    assert crc32c_pure(data) == crc ^ 0xFFFFFFFF
+    half = n // 2
+    assert crc32c_pure(data[half:], crc32c_pure(data[:half])) == crc ^ 0xFFFFFFFF
+
+
+@pytest.mark.skipif(crc32c_accelerated is None, reason="crc32c C package not installed")
+@given(st.binary(min_size=500, max_size=70_000), st.integers(0, 0xFFFFFFFF))
+@settings(max_examples=60, deadline=None)
+def test_bulk_pure_matches_accelerated(data: bytes, start: int) -> None:
+    assert crc32c_accelerated is not None
+    assert crc32c_pure(data, start) == crc32c_accelerated(data, start)
