@@ -13,8 +13,10 @@ that cannot be represented at the requested version.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar
+from uuid import UUID, SafeUUID
 
 from ._errors import LocalProtocolError, RemoteProtocolError
 
@@ -22,10 +24,17 @@ __all__ = [
     "DECODE_ERRORS",
     "ENCODE_ERRORS",
     "MISSING",
+    "NO_TAGS",
+    "array_unpacker",
     "new_instance",
+    "read_array",
+    "read_compact_string",
+    "read_nullable_array",
+    "read_nullable_compact_string",
     "Message",
     "Struct",
     "read_tags",
+    "uuid_from_bytes",
     "read_uvarint",
     "structure",
     "truncated",
@@ -79,6 +88,112 @@ class _New(Protocol):
 #: (the generated decoders then set every slot).
 new_instance: _New = object.__new__
 
+#: The shared, read-only "no unknown tagged fields" mapping (assign a new
+#: mapping to ``unknown_tagged_fields`` to add some).
+NO_TAGS: Mapping[int, bytes] = MappingProxyType({})
+
+
+class _ArrayUnpackers(dict[int, Callable[[bytes, int], tuple[Any, ...]]]):
+    """``unpackers[n](buf, pos)`` reads n big-endian items of one struct code.
+
+    Compiled formats are cached for counts below 256 only, so hostile counts
+    cannot grow the cache without bound.
+    """
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+
+    def __missing__(self, count: int) -> Callable[[bytes, int], tuple[Any, ...]]:
+        unpack = struct.Struct(f">{count}{self.code}").unpack_from
+        if count < 256:
+            self[count] = unpack
+        return unpack
+
+
+_array_unpackers: dict[str, _ArrayUnpackers] = {}
+
+
+def array_unpacker(code: str) -> _ArrayUnpackers:
+    """The shared per-count unpacker table for struct *code* (``"i"``, ``"q"``...)."""
+    table = _array_unpackers.get(code)
+    if table is None:
+        table = _array_unpackers[code] = _ArrayUnpackers(code)
+    return table
+
+
+_ITEM_SIZE = {"?": 1, "b": 1, "h": 2, "H": 2, "i": 4, "I": 4, "q": 8, "d": 8}
+_INT32 = struct.Struct(">i")
+
+
+def read_nullable_array(
+    buf: bytes, pos: int, code: str, compact: bool, name: str
+) -> tuple[list[Any] | None, int]:
+    """Read an array of fixed-size primitives that may be null (any length encoding).
+
+    The generated decoders inline the common case (a compact array shorter
+    than 127 items) and call this for everything else.  The count is checked
+    against the remaining bytes before anything is allocated.
+    """
+    if compact:
+        count, pos = read_uvarint(buf, pos)
+        count -= 1
+    else:
+        if pos + 4 > len(buf):
+            raise truncated(name)
+        (count,) = _INT32.unpack_from(buf, pos)
+        pos += 4
+    if count < 0:
+        return None, pos
+    size = _ITEM_SIZE[code] * count
+    if size > len(buf) - pos:
+        raise truncated(name)
+    return list(array_unpacker(code)[count](buf, pos)), pos + size
+
+
+def read_array(buf: bytes, pos: int, code: str, compact: bool, name: str) -> tuple[list[Any], int]:
+    """Like :func:`read_nullable_array` for a field that must not be null."""
+    values, pos = read_nullable_array(buf, pos, code, compact, name)
+    if values is None:
+        raise RemoteProtocolError(f"non-nullable field {name} was serialized as null")
+    return values, pos
+
+
+def read_nullable_compact_string(buf: bytes, pos: int, name: str) -> tuple[str | None, int]:
+    """Read a compact string that may be null (generated code inlines short ones)."""
+    length, pos = read_uvarint(buf, pos)
+    length -= 1
+    if length < 0:
+        return None, pos
+    if length > 0x7FFF:
+        raise RemoteProtocolError(f"string field {name} had invalid length")
+    end = pos + length
+    if end > len(buf):
+        raise truncated(name)
+    return buf[pos:end].decode(), end
+
+
+def read_compact_string(buf: bytes, pos: int, name: str) -> tuple[str, int]:
+    """Like :func:`read_nullable_compact_string` for a field that must not be null."""
+    value, pos = read_nullable_compact_string(buf, pos, name)
+    if value is None:
+        raise RemoteProtocolError(f"non-nullable field {name} was serialized as null")
+    return value, pos
+
+
+_object_setattr = object.__setattr__
+_int_from_bytes = int.from_bytes
+_SAFE_UNKNOWN = SafeUUID.unknown
+
+
+def uuid_from_bytes(raw: bytes) -> UUID:
+    """``UUID(bytes=raw)`` for exactly 16 bytes, without the constructor's checks."""
+    value = new_instance(UUID)
+    _object_setattr(value, "int", _int_from_bytes(raw, "big"))
+    _object_setattr(value, "is_safe", _SAFE_UNKNOWN)
+    return value
+
+
 _structs: dict[str, struct.Struct] = {}
 
 
@@ -129,7 +244,7 @@ def write_uvarint(value: int) -> bytes:
     return bytes(out)
 
 
-def read_tags(buf: bytes, pos: int) -> tuple[dict[int, bytes], int]:
+def read_tags(buf: bytes, pos: int) -> tuple[Mapping[int, bytes], int]:
     """Read a tagged-field buffer whose fields are all unknown to the caller.
 
     Returns ``({tag: raw_bytes}, new_pos)``.  Tags must be strictly ascending.
@@ -156,7 +271,7 @@ def read_tags(buf: bytes, pos: int) -> tuple[dict[int, bytes], int]:
 def write_tags(
     out: bytearray,
     known: list[tuple[int, bytes | bytearray]],
-    unknown: dict[int, bytes],
+    unknown: Mapping[int, bytes],
 ) -> None:
     """Append a tagged-field buffer built from *known* and *unknown* fields.
 
@@ -305,8 +420,7 @@ class Message(Struct):
         decoder = cls._DECODERS.get(version)
         if decoder is None:
             raise RemoteProtocolError(
-                f"{cls.NAME} has no version {version} "
-                f"(valid: {cls.MIN_VERSION}-{cls.MAX_VERSION})"
+                f"{cls.NAME} has no version {version} (valid: {cls.MIN_VERSION}-{cls.MAX_VERSION})"
             )
         try:
             message, end = decoder(buf, pos)

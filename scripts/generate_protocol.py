@@ -320,8 +320,14 @@ class Module:
 
     def __init__(self) -> None:
         self.structs: dict[str, str] = {}  # fmt -> name
+        self.arrays: dict[str, str] = {}  # struct code -> per-count unpacker table
         self.uses_uuid = False
         self.wire: set[str] = set()
+
+    def au(self, code: str) -> str:
+        name = "_AU_" + code.replace("?", "o")
+        self.arrays[code] = name
+        return name
 
     def st(self, fmt: str) -> str:
         name = self.structs.get(fmt)
@@ -532,7 +538,7 @@ class Gen:
             L(f"{n} = len({val})")
             self.emit_len(L, f"{n} + 1" if fx else n, fx, out, True)
             if f.struct is not None:
-                fn = self.enc_names[(f.struct.classname, v)]
+                fn = self.encoder(f.struct, v)
                 e = L.tmp("e")
                 L(f"for {e} in {val}:")
                 L.indent()(f"{fn}({e}, {out})")
@@ -547,7 +553,7 @@ class Gen:
                 self.emit_scalar(L, f, e, fx, out)
                 L.dedent()
         elif f.struct is not None:
-            fn = self.enc_names[(f.struct.classname, v)]
+            fn = self.encoder(f.struct, v)
             if nullable:
                 L(f"{out}.append(1)")
             L(f"{fn}({val}, {out})")
@@ -581,16 +587,41 @@ class Gen:
 
     # ----- decoders
 
+    def is_leaf(self, sd: StructDef, v: int) -> bool:
+        """Structures simple enough to decode inline inside their parent's loop."""
+        flex = v in self.msg.flexible
+        for f in sd.fields:
+            if not f.present(v):
+                continue
+            if f.struct is not None or (flex and f.is_tagged(v)):
+                return False
+        return True
+
     def decoder(self, sd: StructDef, v: int) -> str:
         key = (sd.classname, v)
         if key in self.dec_names:
             return self.dec_names[key]
-        for f in sd.fields:
-            if f.struct is not None and f.present(v):
-                self.decoder(f.struct, v)
         L = Lines()
+        ov = self.emit_struct_decode(L, sd, v, "buf", "pos")
+        L(f"return {ov}, pos")
+        body = sd.classname + "\n" + "\n".join(L.lines)
+        fname = self.dec_bodies.get(body)
+        if fname is None:
+            fname = f"_d_{sd.classname}_{v}"
+            self.dec_bodies[body] = fname
+            self.out.append(
+                f"def {fname}(buf: bytes, pos: int) -> tuple[{sd.classname}, int]:\n"
+                + body.split("\n", 1)[1]
+                + "\n"
+            )
+        self.dec_names[key] = fname
+        return fname
+
+    def emit_struct_decode(self, L: Lines, sd: StructDef, v: int, buf: str, pos: str) -> str:
+        """Emit statements decoding *sd* into a new object; return its variable."""
         flex = v in self.msg.flexible
-        L(f"o = _new({sd.classname})")
+        ov = L.tmp("o")
+        L(f"{ov} = _new({sd.classname})")
         group: list[tuple[str, Field]] = []
 
         def flush() -> None:
@@ -603,16 +634,16 @@ class Gen:
             post = []
             for _, f in group:
                 if f.type == "uuid":
-                    t = L.tmp("u")
+                    t = L.tmp("b")
                     targets.append(t)
-                    post.append(f"o.{f.attr} = _UUID(bytes={t})")
+                    post.append(f"{ov}.{f.attr} = _uuid_from_bytes({t})")
                 else:
-                    targets.append(f"o.{f.attr}")
+                    targets.append(f"{ov}.{f.attr}")
             tgt = ", ".join(targets) + ("," if len(targets) == 1 else "")
-            L(f"{tgt} = {name}.unpack_from(buf, pos)")
+            L(f"{tgt} = {name}.unpack_from({buf}, {pos})")
             for p in post:
                 L(p)
-            L(f"pos += {size}")
+            L(f"{pos} += {size}")
             group.clear()
 
         for f in sd.fields:
@@ -623,35 +654,35 @@ class Gen:
                 group.append((FIXED[f.type][0], f))
                 continue
             flush()
-            self.emit_decode_value(L, f, v, fx, f"o.{f.attr}", "buf", "pos", sd)
+            self.emit_decode_value(L, f, v, fx, f"{ov}.{f.attr}", buf, pos, sd)
         flush()
         for f in sd.fields:
             if not f.present(v):
-                L(f"o.{f.attr} = {default_expr(f)}")
+                L(f"{ov}.{f.attr} = {default_expr(f)}")
         if flex:
             known = sorted((f for f in sd.fields if f.is_tagged(v)), key=lambda f: f.tag or 0)
             if known:
                 for f in known:
-                    L(f"o.{f.attr} = {default_expr(f)}")
+                    L(f"{ov}.{f.attr} = {default_expr(f)}")
                 L("u: dict[int, bytes] = {}")
-                L("nt = buf[pos]")
-                L("pos += 1")
+                L(f"nt = {buf}[{pos}]")
+                L(f"{pos} += 1")
                 L("if nt > 127:")
-                L.indent()("nt, pos = _read_uvarint(buf, pos - 1)")
+                L.indent()(f"nt, {pos} = _read_uvarint({buf}, {pos} - 1)")
                 L.dedent()
                 L("last = -1")
                 L("for _ in range(nt):")
                 L.indent()
-                L("tag, pos = _read_uvarint(buf, pos)")
-                L("size, pos = _read_uvarint(buf, pos)")
+                L(f"tag, {pos} = _read_uvarint({buf}, {pos})")
+                L(f"size, {pos} = _read_uvarint({buf}, {pos})")
                 L("if tag <= last:")
                 L.indent()(
                     "raise _RemoteProtocolError(f'tagged field {tag} out of order or repeated')"
                 )
                 L.dedent()
                 L("last = tag")
-                L("end = pos + size")
-                L("if end > len(buf):")
+                L(f"end = {pos} + size")
+                L(f"if end > len({buf}):")
                 L.indent()("raise _truncated('tagged field')")
                 L.dedent()
                 first = True
@@ -659,9 +690,9 @@ class Gen:
                     L(f"{'if' if first else 'elif'} tag == {f.tag}:")
                     first = False
                     L.indent()
-                    L("tbuf = buf[pos:end]")
+                    L(f"tbuf = {buf}[{pos}:end]")
                     L("tpos = 0")
-                    self.emit_decode_value(L, f, v, True, f"o.{f.attr}", "tbuf", "tpos", sd)
+                    self.emit_decode_value(L, f, v, True, f"{ov}.{f.attr}", "tbuf", "tpos", sd)
                     L("if tpos != len(tbuf):")
                     L.indent()(
                         f"raise _RemoteProtocolError({f'tagged field {f.name} has the wrong size'!r})"
@@ -669,33 +700,23 @@ class Gen:
                     L.dedent()
                     L.dedent()
                 L("else:")
-                L.indent()("u[tag] = buf[pos:end]")
+                L.indent()(f"u[tag] = {buf}[{pos}:end]")
                 L.dedent()
-                L("pos = end")
+                L(f"{pos} = end")
                 L.dedent()
-                L("o.unknown_tagged_fields = u")
+                L(f"{ov}.unknown_tagged_fields = u or _NO_TAGS")
             else:
-                L("if buf[pos] == 0:")
+                L(f"if {buf}[{pos}] == 0:")
                 L.indent()
-                L("o.unknown_tagged_fields = {}")
-                L("pos += 1")
+                L(f"{ov}.unknown_tagged_fields = _NO_TAGS")
+                L(f"{pos} += 1")
                 L.dedent()
                 L("else:")
-                L.indent()("o.unknown_tagged_fields, pos = _read_tags(buf, pos)")
+                L.indent()(f"{ov}.unknown_tagged_fields, {pos} = _read_tags({buf}, {pos})")
                 L.dedent()
         else:
-            L("o.unknown_tagged_fields = {}")
-        L("return o, pos")
-        body = sd.classname + "\n" + "\n".join(L.lines)
-        fname = self.dec_bodies.get(body)
-        if fname is None:
-            fname = f"_d_{sd.classname}_{v}"
-            self.dec_bodies[body] = fname
-            self.out.append(
-                f"def {fname}(buf: bytes, pos: int) -> tuple[{sd.classname}, int]:\n{body.split(chr(10), 1)[1]}\n"
-            )
-        self.dec_names[key] = fname
-        return fname
+            L(f"{ov}.unknown_tagged_fields = _NO_TAGS")
+        return ov
 
     def emit_read_len(self, L: Lines, n: str, fx: bool, buf: str, pos: str, wide: bool) -> None:
         """Read a length into *n*: -1 means null (compact lengths are un-offset)."""
@@ -726,6 +747,24 @@ class Gen:
         null_err = f"raise _RemoteProtocolError({f'non-nullable field {f.name} of {sd.name} was serialized as null'!r})"
         if f.is_array:
             n = L.tmp("n")
+            if f.struct is None and f.type in FIXED and f.type != "uuid":
+                # primitive arrays: one cached unpacker per small count
+                c, size = FIXED[f.type]
+                au = self.mod.au(c)
+                reader = "_read_nullable_array" if nullable else "_read_array"
+                if fx:
+                    L(f"{n} = {buf}[{pos}] - 1")
+                    L(f"if 0 <= {n} < 127:")
+                    L.indent()
+                    L(f"{target} = list({au}[{n}]({buf}, {pos} + 1))")
+                    L(f"{pos} += 1 + {size} * {n}" if size > 1 else f"{pos} += 1 + {n}")
+                    L.dedent()
+                    L("else:")
+                    L.indent()(f"{target}, {pos} = {reader}({buf}, {pos}, {c!r}, True, {f.name!r})")
+                    L.dedent()
+                else:
+                    L(f"{target}, {pos} = {reader}({buf}, {pos}, {c!r}, False, {f.name!r})")
+                return
             self.emit_read_len(L, n, fx, buf, pos, True)
             L(f"if {n} < 0:")
             L.indent()(f"{target} = None" if nullable else null_err)
@@ -733,33 +772,27 @@ class Gen:
             L("else:")
             L.indent()
             m = self.elem_min_size(f, v, fx)
-            if m == 0:
-                print(f"note: {sd.name}.{f.name} v{v} elements may be empty", file=sys.stderr)
             chk = f"{n} * {m}" if m > 1 else n
-            if m == 0:
-                chk = n
             L(f"if {chk} > len({buf}) - {pos}:")
             L.indent()(f"raise _truncated({f.name!r})")
             L.dedent()
+            lst = L.tmp("a")
             if f.struct is not None:
-                fn = self.dec_names[(f.struct.classname, v)]
-                lst = L.tmp("a")
-                e = L.tmp("e")
-                L(f"{lst}: list[{f.struct.classname}] = []")
                 ap = L.tmp("ap")
+                L(f"{lst}: list[{f.struct.classname}] = []")
                 L(f"{ap} = {lst}.append")
                 L(f"for _ in range({n}):")
                 L.indent()
-                L(f"{e}, {pos} = {fn}({buf}, {pos})")
-                L(f"{ap}({e})")
+                if self.is_leaf(f.struct, v):
+                    ov = self.emit_struct_decode(L, f.struct, v, buf, pos)
+                    L(f"{ap}({ov})")
+                else:
+                    fn = self.decoder(f.struct, v)
+                    e = L.tmp("e")
+                    L(f"{e}, {pos} = {fn}({buf}, {pos})")
+                    L(f"{ap}({e})")
                 L.dedent()
-                L(f"{target} = {lst}")
-            elif f.type in FIXED and f.type != "uuid":
-                c, size = FIXED[f.type]
-                L(f"{target} = list(_unpack_from(f'>{{{n}}}{c}', {buf}, {pos}))")
-                L(f"{pos} += {size} * {n}" if size > 1 else f"{pos} += {n}")
             else:
-                lst = L.tmp("a")
                 L(f"{lst}: list[{py_elem_type(f)}] = []")
                 L(f"for _ in range({n}):")
                 L.indent()
@@ -767,11 +800,11 @@ class Gen:
                 self.emit_decode_scalar(L, f, fx, e, buf, pos, sd, nullable_now=False)
                 L(f"{lst}.append({e})")
                 L.dedent()
-                L(f"{target} = {lst}")
+            L(f"{target} = {lst}")
             L.dedent()
             return
         if f.struct is not None:
-            fn = self.dec_names[(f.struct.classname, v)]
+            fn = self.decoder(f.struct, v)
             if nullable:
                 L(f"if {buf}[{pos}] >= 128:")
                 L.indent()
@@ -809,6 +842,20 @@ class Gen:
             L(f"{pos} += {size}")
             return
         n = L.tmp("n")
+        if t == "string" and fx:
+            end = L.tmp("end")
+            L(f"{n} = {buf}[{pos}] - 1")
+            L(f"if 0 <= {n} < 127:")
+            L.indent()
+            L(f"{end} = {pos} + 1 + {n}")
+            L(f"{target} = {buf}[{pos} + 1:{end}].decode()")
+            L(f"{pos} = {end}")
+            L.dedent()
+            L("else:")
+            reader = "_read_nullable_compact_string" if nullable_now else "_read_compact_string"
+            L.indent()(f"{target}, {pos} = {reader}({buf}, {pos}, {f.name!r})")
+            L.dedent()
+            return
         self.emit_read_len(L, n, fx, buf, pos, t != "string")
         L(f"if {n} < 0:")
         L.indent()(f"{target} = None" if nullable_now else self._null_err(f, sd))
@@ -879,7 +926,7 @@ def emit_class(sd: StructDef, lines: list[str]) -> None:
         if f.about:
             about = f.about.replace('"""', "'''").replace("\\", "\\\\")
             lines.append(f'    """{about}"""')
-    lines.append("    unknown_tagged_fields: dict[int, bytes]")
+    lines.append("    unknown_tagged_fields: Mapping[int, bytes]")
     lines.append("")
     params = []
     for f in sd.fields:
@@ -887,7 +934,7 @@ def emit_class(sd: StructDef, lines: list[str]) -> None:
         if is_mutable_default(f):
             d = "_MISSING"
         params.append(f"        {f.attr}: {py_type(f)} = {d},")
-    params.append("        unknown_tagged_fields: dict[int, bytes] | None = None,")
+    params.append("        unknown_tagged_fields: Mapping[int, bytes] | None = None,")
     lines.append("    def __init__(")
     lines.append("        self,")
     lines.append("        *,")
@@ -900,9 +947,7 @@ def emit_class(sd: StructDef, lines: list[str]) -> None:
             )
         else:
             lines.append(f"        self.{f.attr} = {f.attr}")
-    lines.append(
-        "        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields"
-    )
+    lines.append("        self.unknown_tagged_fields = unknown_tagged_fields or _NO_TAGS")
     lines.append("")
     lines.append("")
 
@@ -960,6 +1005,14 @@ def generate_module(msgs: list[MessageDef], title: str) -> str:
         "_LocalProtocolError": ("._errors", "LocalProtocolError"),
         "_RemoteProtocolError": ("._errors", "RemoteProtocolError"),
         "_MISSING": ("._wire", "MISSING"),
+        "_NO_TAGS": ("._wire", "NO_TAGS"),
+        "_array_unpacker": ("._wire", "array_unpacker"),
+        "_read_array": ("._wire", "read_array"),
+        "_read_compact_string": ("._wire", "read_compact_string"),
+        "_uuid_from_bytes": ("._wire", "uuid_from_bytes"),
+        "_read_nullable_array": ("._wire", "read_nullable_array"),
+        "_read_nullable_compact_string": ("._wire", "read_nullable_compact_string"),
+        "Mapping": ("collections.abc", "Mapping"),
         "_new": ("._wire", "new_instance"),
         "_Message": ("._wire", "Message"),
         "_Struct": ("._wire", "Struct"),
@@ -974,7 +1027,14 @@ def generate_module(msgs: list[MessageDef], title: str) -> str:
     if "_ZERO_UUID" in text:
         pre.append("_ZERO_UUID = _UUID(int=0)")
     for fmt, name in sorted(mod.structs.items(), key=lambda kv: kv[1]):
-        pre.append(f"{name} = _structure({fmt!r})")
+        if name + ".unpack_from(" in text:
+            pre.append(f"{name[:2]}U{name[2:]} = _structure({fmt!r}).unpack_from")
+        if name + ".pack(" in text:
+            pre.append(f"{name[:2]}P{name[2:]} = _structure({fmt!r}).pack")
+    text = re.sub(r"\b_S_(\w+)\.unpack_from\(", r"_SU_\1(", text)
+    text = re.sub(r"\b_S_(\w+)\.pack\(", r"_SP_\1(", text)
+    for code, name in sorted(mod.arrays.items(), key=lambda kv: kv[1]):
+        pre.append(f"{name} = _array_unpacker({code!r})")
     body = "\n".join(pre) + "\n\n\n" + text
     imported: dict[str, list[str]] = {}
     for alias, (src, name) in aliases.items():
@@ -999,7 +1059,11 @@ def generate_module(msgs: list[MessageDef], title: str) -> str:
         return f"from {src} import (\n" + "".join(f"    {n},\n" for n in names) + ")"
 
     head = [HEADER, f'"""{title}"""\n', "from __future__ import annotations\n"]
-    std = [from_line(src, imported[src]) for src in ("struct", "uuid") if src in imported]
+    std = [
+        from_line(src, imported[src])
+        for src in ("collections.abc", "struct", "uuid")
+        if src in imported
+    ]
     if std:
         head.append("\n".join(std) + "\n")
     local = [

@@ -67,7 +67,9 @@ def test_any_request_roundtrips_with_header(pair: tuple[protocol.Message, int]) 
     assert header.request_api_key == request.API_KEY
     assert header.request_api_version == version
     assert header.correlation_id == 42
-    expected_client = "" if protocol.request_header_version(request.API_KEY, version) == 0 else "cli"
+    expected_client = (
+        "" if protocol.request_header_version(request.API_KEY, version) == 0 else "cli"
+    )
     assert header.client_id == expected_client
 
 

@@ -4,20 +4,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
+    read_compact_string,
     read_tags,
-    read_uvarint,
     structure,
     write_tags,
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_ih = structure('>ih')
-_S_qh = structure('>qh')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_qh = structure('>qh').unpack_from
+_SP_qh = structure('>qh').pack
 
 
 class AddOffsetsToTxnRequest(Message):
@@ -41,7 +47,7 @@ class AddOffsetsToTxnRequest(Message):
     """Current epoch associated with the producer id."""
     group_id: str
     """The unique group identifier."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -50,13 +56,13 @@ class AddOffsetsToTxnRequest(Message):
         producer_id: int = 0,
         producer_epoch: int = 0,
         group_id: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
         self.group_id = group_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddOffsetsToTxnResponse(Message):
@@ -76,18 +82,18 @@ class AddOffsetsToTxnResponse(Message):
     """Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     error_code: int
     """The response error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AddOffsetsToTxnRequest_0(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
@@ -96,42 +102,42 @@ def _e_AddOffsetsToTxnRequest_0(o: AddOffsetsToTxnRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _SP_qh(o.producer_id, o.producer_epoch)
     v4 = o.group_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddOffsetsToTxnRequest version 0 cannot carry tagged fields')
 
 
 def _d_AddOffsetsToTxnRequest_0(buf: bytes, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
-    o = new_instance(AddOffsetsToTxnRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(AddOffsetsToTxnRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TransactionalId of AddOffsetsToTxnRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.transactional_id = buf[pos:end3].decode()
+        pos = end3
+    o1.producer_id, o1.producer_epoch = _SU_qh(buf, pos)
     pos += 10
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of AddOffsetsToTxnRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.group_id = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end5 = pos + n4
+        o1.group_id = buf[pos:end5].decode()
+        pos = end5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AddOffsetsToTxnRequest_1(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
@@ -140,15 +146,15 @@ def _e_AddOffsetsToTxnRequest_1(o: AddOffsetsToTxnRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _SP_qh(o.producer_id, o.producer_epoch)
     v4 = o.group_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddOffsetsToTxnRequest version 1 cannot carry tagged fields')
@@ -160,15 +166,15 @@ def _e_AddOffsetsToTxnRequest_2(o: AddOffsetsToTxnRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _SP_qh(o.producer_id, o.producer_epoch)
     v4 = o.group_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddOffsetsToTxnRequest version 2 cannot carry tagged fields')
@@ -185,7 +191,7 @@ def _e_AddOffsetsToTxnRequest_3(o: AddOffsetsToTxnRequest, out: bytearray) -> No
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _SP_qh(o.producer_id, o.producer_epoch)
     v4 = o.group_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -204,71 +210,59 @@ def _e_AddOffsetsToTxnRequest_3(o: AddOffsetsToTxnRequest, out: bytearray) -> No
 
 
 def _d_AddOffsetsToTxnRequest_3(buf: bytes, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
-    o = new_instance(AddOffsetsToTxnRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionalId of AddOffsetsToTxnRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    o1 = new_instance(AddOffsetsToTxnRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+        o1.transactional_id, pos = read_compact_string(buf, pos, 'TransactionalId')
+    o1.producer_id, o1.producer_epoch = _SU_qh(buf, pos)
     pos += 10
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of AddOffsetsToTxnRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.group_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.group_id = buf[pos:end4].decode()
-        pos = end4
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AddOffsetsToTxnResponse_0(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddOffsetsToTxnResponse version 0 cannot carry tagged fields')
 
 
 def _d_AddOffsetsToTxnResponse_0(buf: bytes, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
-    o = new_instance(AddOffsetsToTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(AddOffsetsToTxnResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AddOffsetsToTxnResponse_1(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddOffsetsToTxnResponse version 1 cannot carry tagged fields')
 
 
 def _e_AddOffsetsToTxnResponse_2(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddOffsetsToTxnResponse version 2 cannot carry tagged fields')
 
 
 def _e_AddOffsetsToTxnResponse_3(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -277,15 +271,15 @@ def _e_AddOffsetsToTxnResponse_3(o: AddOffsetsToTxnResponse, out: bytearray) -> 
 
 
 def _d_AddOffsetsToTxnResponse_3(buf: bytes, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
-    o = new_instance(AddOffsetsToTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(AddOffsetsToTxnResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 AddOffsetsToTxnRequest._ENCODERS = {0: _e_AddOffsetsToTxnRequest_0, 1: _e_AddOffsetsToTxnRequest_1, 2: _e_AddOffsetsToTxnRequest_2, 3: _e_AddOffsetsToTxnRequest_3, 4: _e_AddOffsetsToTxnRequest_3}

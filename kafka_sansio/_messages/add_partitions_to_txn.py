@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,11 +25,17 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_qh = structure('>qh')
-_S_qho = structure('>qh?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_qh = structure('>qh').unpack_from
+_SP_qh = structure('>qh').pack
+_SU_qho = structure('>qh?').unpack_from
+_SP_qho = structure('>qh?').pack
+_AU_i = array_unpacker('i')
 
 
 class AddPartitionsToTxnTopic(Struct):
@@ -37,18 +48,18 @@ class AddPartitionsToTxnTopic(Struct):
     """The name of the topic."""
     partitions: list[int]
     """The partition indexes to add to the transaction"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddPartitionsToTxnTransaction(Struct):
@@ -67,7 +78,7 @@ class AddPartitionsToTxnTransaction(Struct):
     """Boolean to signify if we want to check if the partition is in the transaction rather than add it."""
     topics: list[AddPartitionsToTxnTopic]
     """The partitions to add to the transaction."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -77,14 +88,14 @@ class AddPartitionsToTxnTransaction(Struct):
         producer_epoch: int = 0,
         verify_only: bool = False,
         topics: list[AddPartitionsToTxnTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
         self.verify_only = verify_only
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddPartitionsToTxnRequest(Message):
@@ -110,7 +121,7 @@ class AddPartitionsToTxnRequest(Message):
     """Current epoch associated with the producer id."""
     v3_and_below_topics: list[AddPartitionsToTxnTopic]
     """The partitions to add to the transaction."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -120,14 +131,14 @@ class AddPartitionsToTxnRequest(Message):
         v3_and_below_producer_id: int = 0,
         v3_and_below_producer_epoch: int = 0,
         v3_and_below_topics: list[AddPartitionsToTxnTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactions = [] if transactions is MISSING else transactions
         self.v3_and_below_transactional_id = v3_and_below_transactional_id
         self.v3_and_below_producer_id = v3_and_below_producer_id
         self.v3_and_below_producer_epoch = v3_and_below_producer_epoch
         self.v3_and_below_topics = [] if v3_and_below_topics is MISSING else v3_and_below_topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddPartitionsToTxnPartitionResult(Struct):
@@ -140,18 +151,18 @@ class AddPartitionsToTxnPartitionResult(Struct):
     """The partition indexes."""
     partition_error_code: int
     """The response error code."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         partition_error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.partition_error_code = partition_error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddPartitionsToTxnTopicResult(Struct):
@@ -164,18 +175,18 @@ class AddPartitionsToTxnTopicResult(Struct):
     """The topic name."""
     results_by_partition: list[AddPartitionsToTxnPartitionResult]
     """The results for each partition"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         results_by_partition: list[AddPartitionsToTxnPartitionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.results_by_partition = [] if results_by_partition is MISSING else results_by_partition
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddPartitionsToTxnResult(Struct):
@@ -188,18 +199,18 @@ class AddPartitionsToTxnResult(Struct):
     """The transactional id corresponding to the transaction."""
     topic_results: list[AddPartitionsToTxnTopicResult]
     """The results for each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         transactional_id: str = '',
         topic_results: list[AddPartitionsToTxnTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.topic_results = [] if topic_results is MISSING else topic_results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddPartitionsToTxnResponse(Message):
@@ -223,7 +234,7 @@ class AddPartitionsToTxnResponse(Message):
     """Results categorized by transactional ID."""
     results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult]
     """The results for each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -232,13 +243,13 @@ class AddPartitionsToTxnResponse(Message):
         error_code: int = 0,
         results_by_transaction: list[AddPartitionsToTxnResult] = MISSING,
         results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.results_by_transaction = [] if results_by_transaction is MISSING else results_by_transaction
         self.results_by_topic_v3_and_below = [] if results_by_topic_v3_and_below is MISSING else results_by_topic_v3_and_below
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AddPartitionsToTxnTopic_0(o: AddPartitionsToTxnTopic, out: bytearray) -> None:
@@ -247,11 +258,11 @@ def _e_AddPartitionsToTxnTopic_0(o: AddPartitionsToTxnTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddPartitionsToTxnTopic version 0 cannot carry tagged fields')
@@ -265,69 +276,56 @@ def _e_AddPartitionsToTxnRequest_0(o: AddPartitionsToTxnRequest, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('V3AndBelowTransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
+    out += _SP_qh(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     v4 = o.v3_and_below_topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AddPartitionsToTxnTopic_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddPartitionsToTxnRequest version 0 cannot carry tagged fields')
 
 
-def _d_AddPartitionsToTxnTopic_0(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnTopic, int]:
-    o = new_instance(AddPartitionsToTxnTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of AddPartitionsToTxnTopic was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of AddPartitionsToTxnTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_AddPartitionsToTxnRequest_0(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
-    o = new_instance(AddPartitionsToTxnRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(AddPartitionsToTxnRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field V3AndBelowTransactionalId of AddPartitionsToTxnRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.v3_and_below_transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.v3_and_below_producer_id, o.v3_and_below_producer_epoch = _S_qh.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.v3_and_below_transactional_id = buf[pos:end3].decode()
+        pos = end3
+    o1.v3_and_below_producer_id, o1.v3_and_below_producer_epoch = _SU_qh(buf, pos)
     pos += 10
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field V3AndBelowTopics of AddPartitionsToTxnRequest was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('V3AndBelowTopics')
-        a4: list[AddPartitionsToTxnTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AddPartitionsToTxnTopic_0(buf, pos)
-            ap6(e5)
-        o.v3_and_below_topics = a4
-    o.transactions = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[AddPartitionsToTxnTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AddPartitionsToTxnTopic)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Name of AddPartitionsToTxnTopic was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.name = buf[pos:end9].decode()
+                pos = end9
+            o7.partitions, pos = read_array(buf, pos, 'i', False, 'Partitions')
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.v3_and_below_topics = a5
+    o1.transactions = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AddPartitionsToTxnTopic_1(o: AddPartitionsToTxnTopic, out: bytearray) -> None:
@@ -336,11 +334,11 @@ def _e_AddPartitionsToTxnTopic_1(o: AddPartitionsToTxnTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddPartitionsToTxnTopic version 1 cannot carry tagged fields')
@@ -354,12 +352,12 @@ def _e_AddPartitionsToTxnRequest_1(o: AddPartitionsToTxnRequest, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('V3AndBelowTransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
+    out += _SP_qh(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     v4 = o.v3_and_below_topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AddPartitionsToTxnTopic_1(e6, out)
     if o.unknown_tagged_fields:
@@ -372,11 +370,11 @@ def _e_AddPartitionsToTxnTopic_2(o: AddPartitionsToTxnTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddPartitionsToTxnTopic version 2 cannot carry tagged fields')
@@ -390,12 +388,12 @@ def _e_AddPartitionsToTxnRequest_2(o: AddPartitionsToTxnRequest, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('V3AndBelowTransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
+    out += _SP_qh(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     v4 = o.v3_and_below_topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AddPartitionsToTxnTopic_2(e6, out)
     if o.unknown_tagged_fields:
@@ -440,7 +438,7 @@ def _e_AddPartitionsToTxnRequest_3(o: AddPartitionsToTxnRequest, out: bytearray)
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
+    out += _SP_qh(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
     v4 = o.v3_and_below_topics
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -456,81 +454,58 @@ def _e_AddPartitionsToTxnRequest_3(o: AddPartitionsToTxnRequest, out: bytearray)
         out.append(0)
 
 
-def _d_AddPartitionsToTxnTopic_3(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnTopic, int]:
-    o = new_instance(AddPartitionsToTxnTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of AddPartitionsToTxnTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of AddPartitionsToTxnTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AddPartitionsToTxnRequest_3(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
-    o = new_instance(AddPartitionsToTxnRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field V3AndBelowTransactionalId of AddPartitionsToTxnRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field V3AndBelowTransactionalId had invalid length')
+    o1 = new_instance(AddPartitionsToTxnRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.v3_and_below_transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.v3_and_below_transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.v3_and_below_producer_id, o.v3_and_below_producer_epoch = _S_qh.unpack_from(buf, pos)
+        o1.v3_and_below_transactional_id, pos = read_compact_string(buf, pos, 'V3AndBelowTransactionalId')
+    o1.v3_and_below_producer_id, o1.v3_and_below_producer_epoch = _SU_qh(buf, pos)
     pos += 10
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field V3AndBelowTopics of AddPartitionsToTxnRequest was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('V3AndBelowTopics')
-        a4: list[AddPartitionsToTxnTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AddPartitionsToTxnTopic_3(buf, pos)
-            ap6(e5)
-        o.v3_and_below_topics = a4
-    o.transactions = []
+        a5: list[AddPartitionsToTxnTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AddPartitionsToTxnTopic)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.name, pos = read_compact_string(buf, pos, 'Name')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.partitions = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.v3_and_below_topics = a5
+    o1.transactions = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AddPartitionsToTxnTransaction_4(o: AddPartitionsToTxnTransaction, out: bytearray) -> None:
@@ -544,7 +519,7 @@ def _e_AddPartitionsToTxnTransaction_4(o: AddPartitionsToTxnTransaction, out: by
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.verify_only)
+    out += _SP_qho(o.producer_id, o.producer_epoch, o.verify_only)
     v4 = o.topics
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -585,74 +560,86 @@ def _e_AddPartitionsToTxnRequest_4(o: AddPartitionsToTxnRequest, out: bytearray)
 
 
 def _d_AddPartitionsToTxnTransaction_4(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnTransaction, int]:
-    o = new_instance(AddPartitionsToTxnTransaction)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionalId of AddPartitionsToTxnTransaction was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    o1 = new_instance(AddPartitionsToTxnTransaction)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.producer_id, o.producer_epoch, o.verify_only = _S_qho.unpack_from(buf, pos)
+        o1.transactional_id, pos = read_compact_string(buf, pos, 'TransactionalId')
+    o1.producer_id, o1.producer_epoch, o1.verify_only = _SU_qho(buf, pos)
     pos += 11
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AddPartitionsToTxnTransaction was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[AddPartitionsToTxnTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AddPartitionsToTxnTopic_3(buf, pos)
-            ap6(e5)
-        o.topics = a4
+        a5: list[AddPartitionsToTxnTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AddPartitionsToTxnTopic)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.name, pos = read_compact_string(buf, pos, 'Name')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.partitions = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.topics = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AddPartitionsToTxnRequest_4(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
-    o = new_instance(AddPartitionsToTxnRequest)
-    n1 = buf[pos]
+    o1 = new_instance(AddPartitionsToTxnRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Transactions of AddPartitionsToTxnRequest was serialized as null')
     else:
-        if n1 * 14 > len(buf) - pos:
+        if n2 * 14 > len(buf) - pos:
             raise truncated('Transactions')
-        a2: list[AddPartitionsToTxnTransaction] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AddPartitionsToTxnTransaction_4(buf, pos)
-            ap4(e3)
-        o.transactions = a2
-    o.v3_and_below_transactional_id = ''
-    o.v3_and_below_producer_id = 0
-    o.v3_and_below_producer_epoch = 0
-    o.v3_and_below_topics = []
+        a3: list[AddPartitionsToTxnTransaction] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AddPartitionsToTxnTransaction_4(buf, pos)
+            ap4(e5)
+        o1.transactions = a3
+    o1.v3_and_below_transactional_id = ''
+    o1.v3_and_below_producer_id = 0
+    o1.v3_and_below_producer_epoch = 0
+    o1.v3_and_below_topics = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AddPartitionsToTxnRequest_5(o: AddPartitionsToTxnRequest, out: bytearray) -> None:
@@ -680,7 +667,7 @@ def _e_AddPartitionsToTxnRequest_5(o: AddPartitionsToTxnRequest, out: bytearray)
 
 
 def _e_AddPartitionsToTxnPartitionResult_0(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.partition_error_code)
+    out += _SP_ih(o.partition_index, o.partition_error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddPartitionsToTxnPartitionResult version 0 cannot carry tagged fields')
 
@@ -691,11 +678,11 @@ def _e_AddPartitionsToTxnTopicResult_0(o: AddPartitionsToTxnTopicResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.results_by_partition
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AddPartitionsToTxnPartitionResult_0(e6, out)
     if o.unknown_tagged_fields:
@@ -705,76 +692,71 @@ def _e_AddPartitionsToTxnTopicResult_0(o: AddPartitionsToTxnTopicResult, out: by
 def _e_AddPartitionsToTxnResponse_0(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
     if o.results_by_transaction:
         raise LocalProtocolError('attempted to write a non-default ResultsByTransaction at version 0 of AddPartitionsToTxnResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results_by_topic_v3_and_below
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AddPartitionsToTxnTopicResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddPartitionsToTxnResponse version 0 cannot carry tagged fields')
 
 
-def _d_AddPartitionsToTxnPartitionResult_0(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
-    o = new_instance(AddPartitionsToTxnPartitionResult)
-    o.partition_index, o.partition_error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_AddPartitionsToTxnTopicResult_0(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnTopicResult, int]:
-    o = new_instance(AddPartitionsToTxnTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(AddPartitionsToTxnTopicResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of AddPartitionsToTxnTopicResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field ResultsByPartition of AddPartitionsToTxnTopicResult was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('ResultsByPartition')
-        a4: list[AddPartitionsToTxnPartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AddPartitionsToTxnPartitionResult_0(buf, pos)
-            ap6(e5)
-        o.results_by_partition = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[AddPartitionsToTxnPartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AddPartitionsToTxnPartitionResult)
+            o7.partition_index, o7.partition_error_code = _SU_ih(buf, pos)
+            pos += 6
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.results_by_partition = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_AddPartitionsToTxnResponse_0(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
-    o = new_instance(AddPartitionsToTxnResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AddPartitionsToTxnResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ResultsByTopicV3AndBelow of AddPartitionsToTxnResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('ResultsByTopicV3AndBelow')
-        a2: list[AddPartitionsToTxnTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AddPartitionsToTxnTopicResult_0(buf, pos)
-            ap4(e3)
-        o.results_by_topic_v3_and_below = a2
-    o.error_code = 0
-    o.results_by_transaction = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[AddPartitionsToTxnTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AddPartitionsToTxnTopicResult_0(buf, pos)
+            ap4(e5)
+        o1.results_by_topic_v3_and_below = a3
+    o1.error_code = 0
+    o1.results_by_transaction = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AddPartitionsToTxnPartitionResult_1(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.partition_error_code)
+    out += _SP_ih(o.partition_index, o.partition_error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddPartitionsToTxnPartitionResult version 1 cannot carry tagged fields')
 
@@ -785,11 +767,11 @@ def _e_AddPartitionsToTxnTopicResult_1(o: AddPartitionsToTxnTopicResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.results_by_partition
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AddPartitionsToTxnPartitionResult_1(e6, out)
     if o.unknown_tagged_fields:
@@ -799,10 +781,10 @@ def _e_AddPartitionsToTxnTopicResult_1(o: AddPartitionsToTxnTopicResult, out: by
 def _e_AddPartitionsToTxnResponse_1(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
     if o.results_by_transaction:
         raise LocalProtocolError('attempted to write a non-default ResultsByTransaction at version 1 of AddPartitionsToTxnResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results_by_topic_v3_and_below
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AddPartitionsToTxnTopicResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -810,7 +792,7 @@ def _e_AddPartitionsToTxnResponse_1(o: AddPartitionsToTxnResponse, out: bytearra
 
 
 def _e_AddPartitionsToTxnPartitionResult_2(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.partition_error_code)
+    out += _SP_ih(o.partition_index, o.partition_error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AddPartitionsToTxnPartitionResult version 2 cannot carry tagged fields')
 
@@ -821,11 +803,11 @@ def _e_AddPartitionsToTxnTopicResult_2(o: AddPartitionsToTxnTopicResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.results_by_partition
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AddPartitionsToTxnPartitionResult_2(e6, out)
     if o.unknown_tagged_fields:
@@ -835,10 +817,10 @@ def _e_AddPartitionsToTxnTopicResult_2(o: AddPartitionsToTxnTopicResult, out: by
 def _e_AddPartitionsToTxnResponse_2(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
     if o.results_by_transaction:
         raise LocalProtocolError('attempted to write a non-default ResultsByTransaction at version 2 of AddPartitionsToTxnResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results_by_topic_v3_and_below
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AddPartitionsToTxnTopicResult_2(e3, out)
     if o.unknown_tagged_fields:
@@ -846,7 +828,7 @@ def _e_AddPartitionsToTxnResponse_2(o: AddPartitionsToTxnResponse, out: bytearra
 
 
 def _e_AddPartitionsToTxnPartitionResult_3(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.partition_error_code)
+    out += _SP_ih(o.partition_index, o.partition_error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -883,7 +865,7 @@ def _e_AddPartitionsToTxnTopicResult_3(o: AddPartitionsToTxnTopicResult, out: by
 def _e_AddPartitionsToTxnResponse_3(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
     if o.results_by_transaction:
         raise LocalProtocolError('attempted to write a non-default ResultsByTransaction at version 3 of AddPartitionsToTxnResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results_by_topic_v3_and_below
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -899,85 +881,74 @@ def _e_AddPartitionsToTxnResponse_3(o: AddPartitionsToTxnResponse, out: bytearra
         out.append(0)
 
 
-def _d_AddPartitionsToTxnPartitionResult_3(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
-    o = new_instance(AddPartitionsToTxnPartitionResult)
-    o.partition_index, o.partition_error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AddPartitionsToTxnTopicResult_3(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnTopicResult, int]:
-    o = new_instance(AddPartitionsToTxnTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of AddPartitionsToTxnTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(AddPartitionsToTxnTopicResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field ResultsByPartition of AddPartitionsToTxnTopicResult was serialized as null')
     else:
-        if n3 * 7 > len(buf) - pos:
+        if n4 * 7 > len(buf) - pos:
             raise truncated('ResultsByPartition')
-        a4: list[AddPartitionsToTxnPartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AddPartitionsToTxnPartitionResult_3(buf, pos)
-            ap6(e5)
-        o.results_by_partition = a4
+        a5: list[AddPartitionsToTxnPartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AddPartitionsToTxnPartitionResult)
+            o7.partition_index, o7.partition_error_code = _SU_ih(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.results_by_partition = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AddPartitionsToTxnResponse_3(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
-    o = new_instance(AddPartitionsToTxnResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AddPartitionsToTxnResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ResultsByTopicV3AndBelow of AddPartitionsToTxnResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('ResultsByTopicV3AndBelow')
-        a2: list[AddPartitionsToTxnTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AddPartitionsToTxnTopicResult_3(buf, pos)
-            ap4(e3)
-        o.results_by_topic_v3_and_below = a2
-    o.error_code = 0
-    o.results_by_transaction = []
+        a3: list[AddPartitionsToTxnTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AddPartitionsToTxnTopicResult_3(buf, pos)
+            ap4(e5)
+        o1.results_by_topic_v3_and_below = a3
+    o1.error_code = 0
+    o1.results_by_transaction = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AddPartitionsToTxnResult_4(o: AddPartitionsToTxnResult, out: bytearray) -> None:
@@ -1009,7 +980,7 @@ def _e_AddPartitionsToTxnResult_4(o: AddPartitionsToTxnResult, out: bytearray) -
 def _e_AddPartitionsToTxnResponse_4(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
     if o.results_by_topic_v3_and_below:
         raise LocalProtocolError('attempted to write a non-default ResultsByTopicV3AndBelow at version 4 of AddPartitionsToTxnResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.results_by_transaction
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1026,77 +997,71 @@ def _e_AddPartitionsToTxnResponse_4(o: AddPartitionsToTxnResponse, out: bytearra
 
 
 def _d_AddPartitionsToTxnResult_4(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnResult, int]:
-    o = new_instance(AddPartitionsToTxnResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionalId of AddPartitionsToTxnResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    o1 = new_instance(AddPartitionsToTxnResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.transactional_id, pos = read_compact_string(buf, pos, 'TransactionalId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field TopicResults of AddPartitionsToTxnResult was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('TopicResults')
-        a4: list[AddPartitionsToTxnTopicResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AddPartitionsToTxnTopicResult_3(buf, pos)
-            ap6(e5)
-        o.topic_results = a4
+        a5: list[AddPartitionsToTxnTopicResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_AddPartitionsToTxnTopicResult_3(buf, pos)
+            ap6(e7)
+        o1.topic_results = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AddPartitionsToTxnResponse_4(buf: bytes, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
-    o = new_instance(AddPartitionsToTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(AddPartitionsToTxnResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ResultsByTransaction of AddPartitionsToTxnResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('ResultsByTransaction')
-        a2: list[AddPartitionsToTxnResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AddPartitionsToTxnResult_4(buf, pos)
-            ap4(e3)
-        o.results_by_transaction = a2
-    o.results_by_topic_v3_and_below = []
+        a3: list[AddPartitionsToTxnResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AddPartitionsToTxnResult_4(buf, pos)
+            ap4(e5)
+        o1.results_by_transaction = a3
+    o1.results_by_topic_v3_and_below = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AddPartitionsToTxnResponse_5(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
     if o.results_by_topic_v3_and_below:
         raise LocalProtocolError('attempted to write a non-default ResultsByTopicV3AndBelow at version 5 of AddPartitionsToTxnResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.results_by_transaction
     n2 = len(v1)
     if n2 + 1 < 128:

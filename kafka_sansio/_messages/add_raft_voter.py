@@ -4,26 +4,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_H = structure('>H')
-_S_ih = structure('>ih')
-_S_iiu = structure('>ii16s')
+_SU_H = structure('>H').unpack_from
+_SP_H = structure('>H').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iiu = structure('>ii16s').unpack_from
+_SP_iiu = structure('>ii16s').pack
 
 
 class Listener(Struct):
@@ -38,7 +46,7 @@ class Listener(Struct):
     """The hostname"""
     port: int
     """The port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -46,12 +54,12 @@ class Listener(Struct):
         name: str = '',
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddRaftVoterRequest(Message):
@@ -75,7 +83,7 @@ class AddRaftVoterRequest(Message):
     """The directory id of the voter getting added to the topic partition"""
     listeners: list[Listener]
     """The endpoints that can be used to communicate with the voter"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -85,14 +93,14 @@ class AddRaftVoterRequest(Message):
         voter_id: int = 0,
         voter_directory_id: UUID = _ZERO_UUID,
         listeners: list[Listener] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.timeout_ms = timeout_ms
         self.voter_id = voter_id
         self.voter_directory_id = voter_directory_id
         self.listeners = [] if listeners is MISSING else listeners
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AddRaftVoterResponse(Message):
@@ -114,7 +122,7 @@ class AddRaftVoterResponse(Message):
     """The error code, or 0 if there was no error"""
     error_message: str | None
     """The error message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -122,12 +130,12 @@ class AddRaftVoterResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_Listener_0(o: Listener, out: bytearray) -> None:
@@ -151,7 +159,7 @@ def _e_Listener_0(o: Listener, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -173,7 +181,7 @@ def _e_AddRaftVoterRequest_0(o: AddRaftVoterRequest, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_iiu.pack(o.timeout_ms, o.voter_id, o.voter_directory_id.bytes)
+    out += _SP_iiu(o.timeout_ms, o.voter_id, o.voter_directory_id.bytes)
     v4 = o.listeners
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -189,88 +197,65 @@ def _e_AddRaftVoterRequest_0(o: AddRaftVoterRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_Listener_0(buf: bytes, pos: int) -> tuple[Listener, int]:
-    o = new_instance(Listener)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of Listener was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of Listener was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AddRaftVoterRequest_0(buf: bytes, pos: int) -> tuple[AddRaftVoterRequest, int]:
-    o = new_instance(AddRaftVoterRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.cluster_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    o1 = new_instance(AddRaftVoterRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    o.timeout_ms, o.voter_id, u3 = _S_iiu.unpack_from(buf, pos)
-    o.voter_directory_id = UUID(bytes=u3)
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.timeout_ms, o1.voter_id, b4 = _SU_iiu(buf, pos)
+    o1.voter_directory_id = uuid_from_bytes(b4)
     pos += 24
-    n4 = buf[pos]
+    n5 = buf[pos]
     pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
+    if n5 > 127:
+        n5, pos = read_uvarint(buf, pos - 1)
+    n5 -= 1
+    if n5 < 0:
         raise RemoteProtocolError('non-nullable field Listeners of AddRaftVoterRequest was serialized as null')
     else:
-        if n4 * 5 > len(buf) - pos:
+        if n5 * 5 > len(buf) - pos:
             raise truncated('Listeners')
-        a5: list[Listener] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_Listener_0(buf, pos)
-            ap7(e6)
-        o.listeners = a5
+        a6: list[Listener] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(Listener)
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                end10 = pos + 1 + n9
+                o8.name = buf[pos + 1:end10].decode()
+                pos = end10
+            else:
+                o8.name, pos = read_compact_string(buf, pos, 'Name')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                o8.host = buf[pos + 1:end12].decode()
+                pos = end12
+            else:
+                o8.host, pos = read_compact_string(buf, pos, 'Host')
+            o8.port, = _SU_H(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.listeners = a6
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AddRaftVoterResponse_0(o: AddRaftVoterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -292,28 +277,22 @@ def _e_AddRaftVoterResponse_0(o: AddRaftVoterResponse, out: bytearray) -> None:
 
 
 def _d_AddRaftVoterResponse_0(buf: bytes, pos: int) -> tuple[AddRaftVoterResponse, int]:
-    o = new_instance(AddRaftVoterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(AddRaftVoterResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 AddRaftVoterRequest._ENCODERS = {0: _e_AddRaftVoterRequest_0}

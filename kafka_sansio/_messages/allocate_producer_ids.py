@@ -4,10 +4,14 @@
 
 from __future__ import annotations
 
-from .._wire import Message, new_instance, read_tags, structure, write_tags
+from collections.abc import Mapping
 
-_S_ihqi = structure('>ihqi')
-_S_iq = structure('>iq')
+from .._wire import NO_TAGS, Message, new_instance, read_tags, structure, write_tags
+
+_SU_ihqi = structure('>ihqi').unpack_from
+_SP_ihqi = structure('>ihqi').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
 
 
 class AllocateProducerIdsRequest(Message):
@@ -27,18 +31,18 @@ class AllocateProducerIdsRequest(Message):
     """The ID of the requesting broker"""
     broker_epoch: int
     """The epoch of the requesting broker"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         broker_id: int = 0,
         broker_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AllocateProducerIdsResponse(Message):
@@ -62,7 +66,7 @@ class AllocateProducerIdsResponse(Message):
     """The first producer ID in this range, inclusive"""
     producer_id_len: int
     """The number of producer IDs in this range"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -71,17 +75,17 @@ class AllocateProducerIdsResponse(Message):
         error_code: int = 0,
         producer_id_start: int = 0,
         producer_id_len: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.producer_id_start = producer_id_start
         self.producer_id_len = producer_id_len
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AllocateProducerIdsRequest_0(o: AllocateProducerIdsRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -90,19 +94,19 @@ def _e_AllocateProducerIdsRequest_0(o: AllocateProducerIdsRequest, out: bytearra
 
 
 def _d_AllocateProducerIdsRequest_0(buf: bytes, pos: int) -> tuple[AllocateProducerIdsRequest, int]:
-    o = new_instance(AllocateProducerIdsRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
+    o1 = new_instance(AllocateProducerIdsRequest)
+    o1.broker_id, o1.broker_epoch = _SU_iq(buf, pos)
     pos += 12
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AllocateProducerIdsResponse_0(o: AllocateProducerIdsResponse, out: bytearray) -> None:
-    out += _S_ihqi.pack(o.throttle_time_ms, o.error_code, o.producer_id_start, o.producer_id_len)
+    out += _SP_ihqi(o.throttle_time_ms, o.error_code, o.producer_id_start, o.producer_id_len)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -111,15 +115,15 @@ def _e_AllocateProducerIdsResponse_0(o: AllocateProducerIdsResponse, out: bytear
 
 
 def _d_AllocateProducerIdsResponse_0(buf: bytes, pos: int) -> tuple[AllocateProducerIdsResponse, int]:
-    o = new_instance(AllocateProducerIdsResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id_start, o.producer_id_len = _S_ihqi.unpack_from(buf, pos)
+    o1 = new_instance(AllocateProducerIdsResponse)
+    o1.throttle_time_ms, o1.error_code, o1.producer_id_start, o1.producer_id_len = _SU_ihqi(buf, pos)
     pos += 18
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 AllocateProducerIdsRequest._ENCODERS = {0: _e_AllocateProducerIdsRequest_0}

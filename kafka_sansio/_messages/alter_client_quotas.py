@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,10 +23,14 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_do = structure('>d?')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_o = structure('>?')
+_SU_do = structure('>d?').unpack_from
+_SP_do = structure('>d?').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
 
 
 class AlterClientQuotasRequestEntityData(Struct):
@@ -34,18 +43,18 @@ class AlterClientQuotasRequestEntityData(Struct):
     """The entity type."""
     entity_name: str | None
     """The name of the entity, or null if the default."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         entity_type: str = '',
         entity_name: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.entity_type = entity_type
         self.entity_name = entity_name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OpData(Struct):
@@ -60,7 +69,7 @@ class OpData(Struct):
     """The value to set, otherwise ignored if the value is to be removed."""
     remove: bool
     """Whether the quota configuration value should be removed, otherwise set."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -68,12 +77,12 @@ class OpData(Struct):
         key: str = '',
         value: float = 0.0,
         remove: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.key = key
         self.value = value
         self.remove = remove
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterClientQuotasRequestEntryData(Struct):
@@ -86,18 +95,18 @@ class AlterClientQuotasRequestEntryData(Struct):
     """The quota entity to alter."""
     ops: list[OpData]
     """An individual quota configuration entry to alter."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         entity: list[AlterClientQuotasRequestEntityData] = MISSING,
         ops: list[OpData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.entity = [] if entity is MISSING else entity
         self.ops = [] if ops is MISSING else ops
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterClientQuotasRequest(Message):
@@ -117,18 +126,18 @@ class AlterClientQuotasRequest(Message):
     """The quota configuration entries to alter."""
     validate_only: bool
     """Whether the alteration should be validated, but not performed."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         entries: list[AlterClientQuotasRequestEntryData] = MISSING,
         validate_only: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.entries = [] if entries is MISSING else entries
         self.validate_only = validate_only
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterClientQuotasResponseEntityData(Struct):
@@ -141,18 +150,18 @@ class AlterClientQuotasResponseEntityData(Struct):
     """The entity type."""
     entity_name: str | None
     """The name of the entity, or null if the default."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         entity_type: str = '',
         entity_name: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.entity_type = entity_type
         self.entity_name = entity_name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterClientQuotasResponseEntryData(Struct):
@@ -167,7 +176,7 @@ class AlterClientQuotasResponseEntryData(Struct):
     """The error message, or `null` if the quota alteration succeeded."""
     entity: list[AlterClientQuotasResponseEntityData]
     """The quota entity to alter."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -175,12 +184,12 @@ class AlterClientQuotasResponseEntryData(Struct):
         error_code: int = 0,
         error_message: str | None = '',
         entity: list[AlterClientQuotasResponseEntityData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
         self.entity = [] if entity is MISSING else entity
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterClientQuotasResponse(Message):
@@ -200,18 +209,18 @@ class AlterClientQuotasResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     entries: list[AlterClientQuotasResponseEntryData]
     """The quota configuration entries to alter."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         entries: list[AlterClientQuotasResponseEntryData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.entries = [] if entries is MISSING else entries
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AlterClientQuotasRequestEntityData_0(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
@@ -220,7 +229,7 @@ def _e_AlterClientQuotasRequestEntityData_0(o: AlterClientQuotasRequestEntityDat
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('EntityType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.entity_name
     if v4 is None:
@@ -230,7 +239,7 @@ def _e_AlterClientQuotasRequestEntityData_0(o: AlterClientQuotasRequestEntityDat
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('EntityName longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EntityData version 0 cannot carry tagged fields')
@@ -242,9 +251,9 @@ def _e_OpData_0(o: OpData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Key longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_do.pack(o.value, o.remove)
+    out += _SP_do(o.value, o.remove)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OpData version 0 cannot carry tagged fields')
 
@@ -252,12 +261,12 @@ def _e_OpData_0(o: OpData, out: bytearray) -> None:
 def _e_AlterClientQuotasRequestEntryData_0(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
     v1 = o.entity
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterClientQuotasRequestEntityData_0(e3, out)
     v4 = o.ops
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OpData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -267,103 +276,93 @@ def _e_AlterClientQuotasRequestEntryData_0(o: AlterClientQuotasRequestEntryData,
 def _e_AlterClientQuotasRequest_0(o: AlterClientQuotasRequest, out: bytearray) -> None:
     v1 = o.entries
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterClientQuotasRequestEntryData_0(e3, out)
-    out += _S_o.pack(o.validate_only)
+    out += _SP_o(o.validate_only)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterClientQuotasRequest version 0 cannot carry tagged fields')
 
 
-def _d_AlterClientQuotasRequestEntityData_0(buf: bytes, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
-    o = new_instance(AlterClientQuotasRequestEntityData)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
-    else:
-        end2 = pos + n1
-        o.entity_type = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.entity_name = None
-    else:
-        end4 = pos + n3
-        o.entity_name = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
-def _d_OpData_0(buf: bytes, pos: int) -> tuple[OpData, int]:
-    o = new_instance(OpData)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Key of OpData was serialized as null')
-    else:
-        end2 = pos + n1
-        o.key = buf[pos:end2].decode()
-        pos = end2
-    o.value, o.remove = _S_do.unpack_from(buf, pos)
-    pos += 9
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_AlterClientQuotasRequestEntryData_0(buf: bytes, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
-    o = new_instance(AlterClientQuotasRequestEntryData)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AlterClientQuotasRequestEntryData)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Entity of EntryData was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Entity')
-        a2: list[AlterClientQuotasRequestEntityData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterClientQuotasRequestEntityData_0(buf, pos)
-            ap4(e3)
-        o.entity = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[AlterClientQuotasRequestEntityData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AlterClientQuotasRequestEntityData)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.entity_type = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.entity_name = None
+            else:
+                end9 = pos + n8
+                o5.entity_name = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.entity = a3
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Ops of EntryData was serialized as null')
     else:
-        if n5 * 11 > len(buf) - pos:
+        if n10 * 11 > len(buf) - pos:
             raise truncated('Ops')
-        a6: list[OpData] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_OpData_0(buf, pos)
-            ap8(e7)
-        o.ops = a6
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[OpData] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(OpData)
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Key of OpData was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.key = buf[pos:end15].decode()
+                pos = end15
+            o13.value, o13.remove = _SU_do(buf, pos)
+            pos += 9
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.ops = a11
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_AlterClientQuotasRequest_0(buf: bytes, pos: int) -> tuple[AlterClientQuotasRequest, int]:
-    o = new_instance(AlterClientQuotasRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AlterClientQuotasRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Entries of AlterClientQuotasRequest was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('Entries')
-        a2: list[AlterClientQuotasRequestEntryData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterClientQuotasRequestEntryData_0(buf, pos)
-            ap4(e3)
-        o.entries = a2
-    o.validate_only, = _S_o.unpack_from(buf, pos)
+        a3: list[AlterClientQuotasRequestEntryData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterClientQuotasRequestEntryData_0(buf, pos)
+            ap4(e5)
+        o1.entries = a3
+    o1.validate_only, = _SU_o(buf, pos)
     pos += 1
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AlterClientQuotasRequestEntityData_1(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
@@ -408,7 +407,7 @@ def _e_OpData_1(o: OpData, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_do.pack(o.value, o.remove)
+    out += _SP_do(o.value, o.remove)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -449,7 +448,7 @@ def _e_AlterClientQuotasRequest_1(o: AlterClientQuotasRequest, out: bytearray) -
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_AlterClientQuotasRequestEntryData_1(e3, out)
-    out += _S_o.pack(o.validate_only)
+    out += _SP_o(o.validate_only)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -457,135 +456,107 @@ def _e_AlterClientQuotasRequest_1(o: AlterClientQuotasRequest, out: bytearray) -
         out.append(0)
 
 
-def _d_AlterClientQuotasRequestEntityData_1(buf: bytes, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
-    o = new_instance(AlterClientQuotasRequestEntityData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field EntityType had invalid length')
-    else:
-        end2 = pos + n1
-        o.entity_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.entity_name = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field EntityName had invalid length')
-    else:
-        end4 = pos + n3
-        o.entity_name = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_OpData_1(buf: bytes, pos: int) -> tuple[OpData, int]:
-    o = new_instance(OpData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Key of OpData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Key had invalid length')
-    else:
-        end2 = pos + n1
-        o.key = buf[pos:end2].decode()
-        pos = end2
-    o.value, o.remove = _S_do.unpack_from(buf, pos)
-    pos += 9
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterClientQuotasRequestEntryData_1(buf: bytes, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
-    o = new_instance(AlterClientQuotasRequestEntryData)
-    n1 = buf[pos]
+    o1 = new_instance(AlterClientQuotasRequestEntryData)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Entity of EntryData was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Entity')
-        a2: list[AlterClientQuotasRequestEntityData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterClientQuotasRequestEntityData_1(buf, pos)
-            ap4(e3)
-        o.entity = a2
-    n5 = buf[pos]
+        a3: list[AlterClientQuotasRequestEntityData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AlterClientQuotasRequestEntityData)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.entity_type = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.entity_type, pos = read_compact_string(buf, pos, 'EntityType')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.entity_name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.entity_name, pos = read_nullable_compact_string(buf, pos, 'EntityName')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.entity = a3
+    n10 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Ops of EntryData was serialized as null')
     else:
-        if n5 * 11 > len(buf) - pos:
+        if n10 * 11 > len(buf) - pos:
             raise truncated('Ops')
-        a6: list[OpData] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_OpData_1(buf, pos)
-            ap8(e7)
-        o.ops = a6
+        a11: list[OpData] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(OpData)
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o13.key = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o13.key, pos = read_compact_string(buf, pos, 'Key')
+            o13.value, o13.remove = _SU_do(buf, pos)
+            pos += 9
+            if buf[pos] == 0:
+                o13.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap12(o13)
+        o1.ops = a11
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterClientQuotasRequest_1(buf: bytes, pos: int) -> tuple[AlterClientQuotasRequest, int]:
-    o = new_instance(AlterClientQuotasRequest)
-    n1 = buf[pos]
+    o1 = new_instance(AlterClientQuotasRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Entries of AlterClientQuotasRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Entries')
-        a2: list[AlterClientQuotasRequestEntryData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterClientQuotasRequestEntryData_1(buf, pos)
-            ap4(e3)
-        o.entries = a2
-    o.validate_only, = _S_o.unpack_from(buf, pos)
+        a3: list[AlterClientQuotasRequestEntryData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterClientQuotasRequestEntryData_1(buf, pos)
+            ap4(e5)
+        o1.entries = a3
+    o1.validate_only, = _SU_o(buf, pos)
     pos += 1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AlterClientQuotasResponseEntityData_0(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
@@ -594,7 +565,7 @@ def _e_AlterClientQuotasResponseEntityData_0(o: AlterClientQuotasResponseEntityD
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('EntityType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.entity_name
     if v4 is None:
@@ -604,14 +575,14 @@ def _e_AlterClientQuotasResponseEntityData_0(o: AlterClientQuotasResponseEntityD
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('EntityName longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EntityData version 0 cannot carry tagged fields')
 
 
 def _e_AlterClientQuotasResponseEntryData_0(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -620,11 +591,11 @@ def _e_AlterClientQuotasResponseEntryData_0(o: AlterClientQuotasResponseEntryDat
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.entity
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AlterClientQuotasResponseEntityData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -632,86 +603,81 @@ def _e_AlterClientQuotasResponseEntryData_0(o: AlterClientQuotasResponseEntryDat
 
 
 def _e_AlterClientQuotasResponse_0(o: AlterClientQuotasResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.entries
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterClientQuotasResponseEntryData_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterClientQuotasResponse version 0 cannot carry tagged fields')
 
 
-def _d_AlterClientQuotasResponseEntityData_0(buf: bytes, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
-    o = new_instance(AlterClientQuotasResponseEntityData)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
-    else:
-        end2 = pos + n1
-        o.entity_type = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.entity_name = None
-    else:
-        end4 = pos + n3
-        o.entity_name = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_AlterClientQuotasResponseEntryData_0(buf: bytes, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
-    o = new_instance(AlterClientQuotasResponseEntryData)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(AlterClientQuotasResponseEntryData)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Entity of EntryData was serialized as null')
     else:
-        if n3 * 4 > len(buf) - pos:
+        if n4 * 4 > len(buf) - pos:
             raise truncated('Entity')
-        a4: list[AlterClientQuotasResponseEntityData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterClientQuotasResponseEntityData_0(buf, pos)
-            ap6(e5)
-        o.entity = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[AlterClientQuotasResponseEntityData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterClientQuotasResponseEntityData)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.entity_type = buf[pos:end9].decode()
+                pos = end9
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                o7.entity_name = None
+            else:
+                end11 = pos + n10
+                o7.entity_name = buf[pos:end11].decode()
+                pos = end11
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.entity = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_AlterClientQuotasResponse_0(buf: bytes, pos: int) -> tuple[AlterClientQuotasResponse, int]:
-    o = new_instance(AlterClientQuotasResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AlterClientQuotasResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Entries of AlterClientQuotasResponse was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('Entries')
-        a2: list[AlterClientQuotasResponseEntryData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterClientQuotasResponseEntryData_0(buf, pos)
-            ap4(e3)
-        o.entries = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[AlterClientQuotasResponseEntryData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterClientQuotasResponseEntryData_0(buf, pos)
+            ap4(e5)
+        o1.entries = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AlterClientQuotasResponseEntityData_1(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
@@ -746,7 +712,7 @@ def _e_AlterClientQuotasResponseEntityData_1(o: AlterClientQuotasResponseEntityD
 
 
 def _e_AlterClientQuotasResponseEntryData_1(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -776,7 +742,7 @@ def _e_AlterClientQuotasResponseEntryData_1(o: AlterClientQuotasResponseEntryDat
 
 
 def _e_AlterClientQuotasResponse_1(o: AlterClientQuotasResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.entries
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -792,109 +758,86 @@ def _e_AlterClientQuotasResponse_1(o: AlterClientQuotasResponse, out: bytearray)
         out.append(0)
 
 
-def _d_AlterClientQuotasResponseEntityData_1(buf: bytes, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
-    o = new_instance(AlterClientQuotasResponseEntityData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field EntityType had invalid length')
-    else:
-        end2 = pos + n1
-        o.entity_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.entity_name = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field EntityName had invalid length')
-    else:
-        end4 = pos + n3
-        o.entity_name = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterClientQuotasResponseEntryData_1(buf: bytes, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
-    o = new_instance(AlterClientQuotasResponseEntryData)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(AlterClientQuotasResponseEntryData)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Entity of EntryData was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Entity')
-        a4: list[AlterClientQuotasResponseEntityData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterClientQuotasResponseEntityData_1(buf, pos)
-            ap6(e5)
-        o.entity = a4
+        a5: list[AlterClientQuotasResponseEntityData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterClientQuotasResponseEntityData)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.entity_type = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.entity_type, pos = read_compact_string(buf, pos, 'EntityType')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o7.entity_name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o7.entity_name, pos = read_nullable_compact_string(buf, pos, 'EntityName')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.entity = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterClientQuotasResponse_1(buf: bytes, pos: int) -> tuple[AlterClientQuotasResponse, int]:
-    o = new_instance(AlterClientQuotasResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AlterClientQuotasResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Entries of AlterClientQuotasResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Entries')
-        a2: list[AlterClientQuotasResponseEntryData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterClientQuotasResponseEntryData_1(buf, pos)
-            ap4(e3)
-        o.entries = a2
+        a3: list[AlterClientQuotasResponseEntryData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterClientQuotasResponseEntryData_1(buf, pos)
+            ap4(e5)
+        o1.entries = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 AlterClientQuotasRequest._ENCODERS = {0: _e_AlterClientQuotasRequest_0, 1: _e_AlterClientQuotasRequest_1}

@@ -4,31 +4,45 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_bi = structure('>bi')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_ihii = structure('>ihii')
-_S_ii = structure('>ii')
-_S_iq = structure('>iq')
-_S_u = structure('>16s')
+_SU_bi = structure('>bi').unpack_from
+_SP_bi = structure('>bi').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ihii = structure('>ihii').unpack_from
+_SP_ihii = structure('>ihii').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_i = array_unpacker('i')
 
 
 class BrokerState(Struct):
@@ -41,18 +55,18 @@ class BrokerState(Struct):
     """The ID of the broker."""
     broker_epoch: int
     """The epoch of the broker. It will be -1 if the epoch check is not supported."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         broker_id: int = 0,
         broker_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterPartitionRequestPartitionData(Struct):
@@ -72,7 +86,7 @@ class AlterPartitionRequestPartitionData(Struct):
     """1 if the partition is recovering from an unclean leader election; 0 otherwise."""
     partition_epoch: int
     """The expected epoch of the partition which is being updated. For legacy cluster this is the ZkVersion in the LeaderAndIsr request."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -83,7 +97,7 @@ class AlterPartitionRequestPartitionData(Struct):
         new_isr_with_epochs: list[BrokerState] = MISSING,
         leader_recovery_state: int = 0,
         partition_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.leader_epoch = leader_epoch
@@ -91,7 +105,7 @@ class AlterPartitionRequestPartitionData(Struct):
         self.new_isr_with_epochs = [] if new_isr_with_epochs is MISSING else new_isr_with_epochs
         self.leader_recovery_state = leader_recovery_state
         self.partition_epoch = partition_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterPartitionRequestTopicData(Struct):
@@ -105,7 +119,7 @@ class AlterPartitionRequestTopicData(Struct):
     topic_id: UUID
     """The ID of the topic to alter ISRs for"""
     partitions: list[AlterPartitionRequestPartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -113,12 +127,12 @@ class AlterPartitionRequestTopicData(Struct):
         topic_name: str = '',
         topic_id: UUID = _ZERO_UUID,
         partitions: list[AlterPartitionRequestPartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterPartitionRequest(Message):
@@ -139,7 +153,7 @@ class AlterPartitionRequest(Message):
     broker_epoch: int
     """The epoch of the requesting broker"""
     topics: list[AlterPartitionRequestTopicData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -147,12 +161,12 @@ class AlterPartitionRequest(Message):
         broker_id: int = 0,
         broker_epoch: int = -1,
         topics: list[AlterPartitionRequestTopicData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterPartitionResponsePartitionData(Struct):
@@ -175,7 +189,7 @@ class AlterPartitionResponsePartitionData(Struct):
     """1 if the partition is recovering from an unclean leader election; 0 otherwise."""
     partition_epoch: int
     """The current epoch for the partition for KRaft controllers. The current ZK version for the legacy controllers."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -187,7 +201,7 @@ class AlterPartitionResponsePartitionData(Struct):
         isr: list[int] = MISSING,
         leader_recovery_state: int = 0,
         partition_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
@@ -196,7 +210,7 @@ class AlterPartitionResponsePartitionData(Struct):
         self.isr = [] if isr is MISSING else isr
         self.leader_recovery_state = leader_recovery_state
         self.partition_epoch = partition_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterPartitionResponseTopicData(Struct):
@@ -210,7 +224,7 @@ class AlterPartitionResponseTopicData(Struct):
     topic_id: UUID
     """The ID of the topic"""
     partitions: list[AlterPartitionResponsePartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -218,12 +232,12 @@ class AlterPartitionResponseTopicData(Struct):
         topic_name: str = '',
         topic_id: UUID = _ZERO_UUID,
         partitions: list[AlterPartitionResponsePartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterPartitionResponse(Message):
@@ -244,7 +258,7 @@ class AlterPartitionResponse(Message):
     error_code: int
     """The top level response error code"""
     topics: list[AlterPartitionResponseTopicData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -252,12 +266,12 @@ class AlterPartitionResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         topics: list[AlterPartitionResponseTopicData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AlterPartitionRequestPartitionData_0(o: AlterPartitionRequestPartitionData, out: bytearray) -> None:
@@ -265,7 +279,7 @@ def _e_AlterPartitionRequestPartitionData_0(o: AlterPartitionRequestPartitionDat
         raise LocalProtocolError('attempted to write a non-default NewIsrWithEpochs at version 0 of PartitionData')
     if o.leader_recovery_state != 0:
         raise LocalProtocolError('attempted to write a non-default LeaderRecoveryState at version 0 of PartitionData')
-    out += _S_ii.pack(o.partition_index, o.leader_epoch)
+    out += _SP_ii(o.partition_index, o.leader_epoch)
     v1 = o.new_isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -273,7 +287,7 @@ def _e_AlterPartitionRequestPartitionData_0(o: AlterPartitionRequestPartitionDat
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -308,7 +322,7 @@ def _e_AlterPartitionRequestTopicData_0(o: AlterPartitionRequestTopicData, out: 
 
 
 def _e_AlterPartitionRequest_0(o: AlterPartitionRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -324,106 +338,89 @@ def _e_AlterPartitionRequest_0(o: AlterPartitionRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _d_AlterPartitionRequestPartitionData_0(buf: bytes, pos: int) -> tuple[AlterPartitionRequestPartitionData, int]:
-    o = new_instance(AlterPartitionRequestPartitionData)
-    o.partition_index, o.leader_epoch = _S_ii.unpack_from(buf, pos)
-    pos += 8
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field NewIsr of PartitionData was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('NewIsr')
-        o.new_isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.partition_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.new_isr_with_epochs = []
-    o.leader_recovery_state = 0
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterPartitionRequestTopicData_0(buf: bytes, pos: int) -> tuple[AlterPartitionRequestTopicData, int]:
-    o = new_instance(AlterPartitionRequestTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(AlterPartitionRequestTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AlterPartitionRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterPartitionRequestPartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
+        a5: list[AlterPartitionRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterPartitionRequestPartitionData)
+            o7.partition_index, o7.leader_epoch = _SU_ii(buf, pos)
+            pos += 8
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.new_isr = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.new_isr, pos = read_array(buf, pos, 'i', True, 'NewIsr')
+            o7.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            o7.new_isr_with_epochs = []
+            o7.leader_recovery_state = 0
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterPartitionRequest_0(buf: bytes, pos: int) -> tuple[AlterPartitionRequest, int]:
-    o = new_instance(AlterPartitionRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
+    o1 = new_instance(AlterPartitionRequest)
+    o1.broker_id, o1.broker_epoch = _SU_iq(buf, pos)
     pos += 12
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterPartitionRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[AlterPartitionRequestTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterPartitionRequestTopicData_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[AlterPartitionRequestTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterPartitionRequestTopicData_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AlterPartitionRequestPartitionData_1(o: AlterPartitionRequestPartitionData, out: bytearray) -> None:
     if o.new_isr_with_epochs:
         raise LocalProtocolError('attempted to write a non-default NewIsrWithEpochs at version 1 of PartitionData')
-    out += _S_ii.pack(o.partition_index, o.leader_epoch)
+    out += _SP_ii(o.partition_index, o.leader_epoch)
     v1 = o.new_isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -431,7 +428,7 @@ def _e_AlterPartitionRequestPartitionData_1(o: AlterPartitionRequestPartitionDat
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_bi.pack(o.leader_recovery_state, o.partition_epoch)
+    out += _SP_bi(o.leader_recovery_state, o.partition_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -466,7 +463,7 @@ def _e_AlterPartitionRequestTopicData_1(o: AlterPartitionRequestTopicData, out: 
 
 
 def _e_AlterPartitionRequest_1(o: AlterPartitionRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -482,105 +479,88 @@ def _e_AlterPartitionRequest_1(o: AlterPartitionRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _d_AlterPartitionRequestPartitionData_1(buf: bytes, pos: int) -> tuple[AlterPartitionRequestPartitionData, int]:
-    o = new_instance(AlterPartitionRequestPartitionData)
-    o.partition_index, o.leader_epoch = _S_ii.unpack_from(buf, pos)
-    pos += 8
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field NewIsr of PartitionData was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('NewIsr')
-        o.new_isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.leader_recovery_state, o.partition_epoch = _S_bi.unpack_from(buf, pos)
-    pos += 5
-    o.new_isr_with_epochs = []
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterPartitionRequestTopicData_1(buf: bytes, pos: int) -> tuple[AlterPartitionRequestTopicData, int]:
-    o = new_instance(AlterPartitionRequestTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(AlterPartitionRequestTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 15 > len(buf) - pos:
+        if n4 * 15 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AlterPartitionRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterPartitionRequestPartitionData_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
+        a5: list[AlterPartitionRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterPartitionRequestPartitionData)
+            o7.partition_index, o7.leader_epoch = _SU_ii(buf, pos)
+            pos += 8
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.new_isr = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.new_isr, pos = read_array(buf, pos, 'i', True, 'NewIsr')
+            o7.leader_recovery_state, o7.partition_epoch = _SU_bi(buf, pos)
+            pos += 5
+            o7.new_isr_with_epochs = []
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterPartitionRequest_1(buf: bytes, pos: int) -> tuple[AlterPartitionRequest, int]:
-    o = new_instance(AlterPartitionRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
+    o1 = new_instance(AlterPartitionRequest)
+    o1.broker_id, o1.broker_epoch = _SU_iq(buf, pos)
     pos += 12
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterPartitionRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[AlterPartitionRequestTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterPartitionRequestTopicData_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[AlterPartitionRequestTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterPartitionRequestTopicData_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AlterPartitionRequestPartitionData_2(o: AlterPartitionRequestPartitionData, out: bytearray) -> None:
     if o.new_isr_with_epochs:
         raise LocalProtocolError('attempted to write a non-default NewIsrWithEpochs at version 2 of PartitionData')
-    out += _S_ii.pack(o.partition_index, o.leader_epoch)
+    out += _SP_ii(o.partition_index, o.leader_epoch)
     v1 = o.new_isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -588,7 +568,7 @@ def _e_AlterPartitionRequestPartitionData_2(o: AlterPartitionRequestPartitionDat
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_bi.pack(o.leader_recovery_state, o.partition_epoch)
+    out += _SP_bi(o.leader_recovery_state, o.partition_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -597,7 +577,7 @@ def _e_AlterPartitionRequestPartitionData_2(o: AlterPartitionRequestPartitionDat
 
 
 def _e_AlterPartitionRequestTopicData_2(o: AlterPartitionRequestTopicData, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -614,7 +594,7 @@ def _e_AlterPartitionRequestTopicData_2(o: AlterPartitionRequestTopicData, out: 
 
 
 def _e_AlterPartitionRequest_2(o: AlterPartitionRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -631,65 +611,81 @@ def _e_AlterPartitionRequest_2(o: AlterPartitionRequest, out: bytearray) -> None
 
 
 def _d_AlterPartitionRequestTopicData_2(buf: bytes, pos: int) -> tuple[AlterPartitionRequestTopicData, int]:
-    o = new_instance(AlterPartitionRequestTopicData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(AlterPartitionRequestTopicData)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
+    n3 = buf[pos]
+    pos += 1
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
+    else:
+        if n3 * 15 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[AlterPartitionRequestPartitionData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(AlterPartitionRequestPartitionData)
+            o6.partition_index, o6.leader_epoch = _SU_ii(buf, pos)
+            pos += 8
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                o6.new_isr = list(_AU_i[n7](buf, pos + 1))
+                pos += 1 + 4 * n7
+            else:
+                o6.new_isr, pos = read_array(buf, pos, 'i', True, 'NewIsr')
+            o6.leader_recovery_state, o6.partition_epoch = _SU_bi(buf, pos)
+            pos += 5
+            o6.new_isr_with_epochs = []
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
+    o1.topic_name = ''
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_AlterPartitionRequest_2(buf: bytes, pos: int) -> tuple[AlterPartitionRequest, int]:
+    o1 = new_instance(AlterPartitionRequest)
+    o1.broker_id, o1.broker_epoch = _SU_iq(buf, pos)
+    pos += 12
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
-    else:
-        if n2 * 15 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[AlterPartitionRequestPartitionData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_AlterPartitionRequestPartitionData_1(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    o.topic_name = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_AlterPartitionRequest_2(buf: bytes, pos: int) -> tuple[AlterPartitionRequest, int]:
-    o = new_instance(AlterPartitionRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterPartitionRequest was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[AlterPartitionRequestTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterPartitionRequestTopicData_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[AlterPartitionRequestTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterPartitionRequestTopicData_2(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_BrokerState_3(o: BrokerState, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -700,7 +696,7 @@ def _e_BrokerState_3(o: BrokerState, out: bytearray) -> None:
 def _e_AlterPartitionRequestPartitionData_3(o: AlterPartitionRequestPartitionData, out: bytearray) -> None:
     if o.new_isr:
         raise LocalProtocolError('attempted to write a non-default NewIsr at version 3 of PartitionData')
-    out += _S_ii.pack(o.partition_index, o.leader_epoch)
+    out += _SP_ii(o.partition_index, o.leader_epoch)
     v1 = o.new_isr_with_epochs
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -709,7 +705,7 @@ def _e_AlterPartitionRequestPartitionData_3(o: AlterPartitionRequestPartitionDat
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_BrokerState_3(e3, out)
-    out += _S_bi.pack(o.leader_recovery_state, o.partition_epoch)
+    out += _SP_bi(o.leader_recovery_state, o.partition_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -718,7 +714,7 @@ def _e_AlterPartitionRequestPartitionData_3(o: AlterPartitionRequestPartitionDat
 
 
 def _e_AlterPartitionRequestTopicData_3(o: AlterPartitionRequestTopicData, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -735,7 +731,7 @@ def _e_AlterPartitionRequestTopicData_3(o: AlterPartitionRequestTopicData, out: 
 
 
 def _e_AlterPartitionRequest_3(o: AlterPartitionRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -751,109 +747,104 @@ def _e_AlterPartitionRequest_3(o: AlterPartitionRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _d_BrokerState_3(buf: bytes, pos: int) -> tuple[BrokerState, int]:
-    o = new_instance(BrokerState)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterPartitionRequestPartitionData_3(buf: bytes, pos: int) -> tuple[AlterPartitionRequestPartitionData, int]:
-    o = new_instance(AlterPartitionRequestPartitionData)
-    o.partition_index, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(AlterPartitionRequestPartitionData)
+    o1.partition_index, o1.leader_epoch = _SU_ii(buf, pos)
     pos += 8
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field NewIsrWithEpochs of PartitionData was serialized as null')
-    else:
-        if n1 * 13 > len(buf) - pos:
-            raise truncated('NewIsrWithEpochs')
-        a2: list[BrokerState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_BrokerState_3(buf, pos)
-            ap4(e3)
-        o.new_isr_with_epochs = a2
-    o.leader_recovery_state, o.partition_epoch = _S_bi.unpack_from(buf, pos)
-    pos += 5
-    o.new_isr = []
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_AlterPartitionRequestTopicData_3(buf: bytes, pos: int) -> tuple[AlterPartitionRequestTopicData, int]:
-    o = new_instance(AlterPartitionRequestTopicData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
+        raise RemoteProtocolError('non-nullable field NewIsrWithEpochs of PartitionData was serialized as null')
     else:
-        if n2 * 15 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[AlterPartitionRequestPartitionData] = []
-        ap5 = a3.append
+        if n2 * 13 > len(buf) - pos:
+            raise truncated('NewIsrWithEpochs')
+        a3: list[BrokerState] = []
+        ap4 = a3.append
         for _ in range(n2):
-            e4, pos = _d_AlterPartitionRequestPartitionData_3(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    o.topic_name = ''
+            o5 = new_instance(BrokerState)
+            o5.broker_id, o5.broker_epoch = _SU_iq(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.new_isr_with_epochs = a3
+    o1.leader_recovery_state, o1.partition_epoch = _SU_bi(buf, pos)
+    pos += 5
+    o1.new_isr = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_AlterPartitionRequestTopicData_3(buf: bytes, pos: int) -> tuple[AlterPartitionRequestTopicData, int]:
+    o1 = new_instance(AlterPartitionRequestTopicData)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
+    pos += 16
+    n3 = buf[pos]
+    pos += 1
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
+    else:
+        if n3 * 15 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[AlterPartitionRequestPartitionData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            e6, pos = _d_AlterPartitionRequestPartitionData_3(buf, pos)
+            ap5(e6)
+        o1.partitions = a4
+    o1.topic_name = ''
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterPartitionRequest_3(buf: bytes, pos: int) -> tuple[AlterPartitionRequest, int]:
-    o = new_instance(AlterPartitionRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
+    o1 = new_instance(AlterPartitionRequest)
+    o1.broker_id, o1.broker_epoch = _SU_iq(buf, pos)
     pos += 12
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterPartitionRequest was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[AlterPartitionRequestTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterPartitionRequestTopicData_3(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[AlterPartitionRequestTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterPartitionRequestTopicData_3(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AlterPartitionResponsePartitionData_0(o: AlterPartitionResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
+    out += _SP_ihii(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -861,7 +852,7 @@ def _e_AlterPartitionResponsePartitionData_0(o: AlterPartitionResponsePartitionD
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -896,7 +887,7 @@ def _e_AlterPartitionResponseTopicData_0(o: AlterPartitionResponseTopicData, out
 
 
 def _e_AlterPartitionResponse_0(o: AlterPartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -912,103 +903,86 @@ def _e_AlterPartitionResponse_0(o: AlterPartitionResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _d_AlterPartitionResponsePartitionData_0(buf: bytes, pos: int) -> tuple[AlterPartitionResponsePartitionData, int]:
-    o = new_instance(AlterPartitionResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch = _S_ihii.unpack_from(buf, pos)
-    pos += 14
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of PartitionData was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.partition_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.leader_recovery_state = 0
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterPartitionResponseTopicData_0(buf: bytes, pos: int) -> tuple[AlterPartitionResponseTopicData, int]:
-    o = new_instance(AlterPartitionResponseTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(AlterPartitionResponseTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 20 > len(buf) - pos:
+        if n4 * 20 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AlterPartitionResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterPartitionResponsePartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
+        a5: list[AlterPartitionResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterPartitionResponsePartitionData)
+            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
+            pos += 14
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.isr = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+            o7.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            o7.leader_recovery_state = 0
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterPartitionResponse_0(buf: bytes, pos: int) -> tuple[AlterPartitionResponse, int]:
-    o = new_instance(AlterPartitionResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(AlterPartitionResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterPartitionResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[AlterPartitionResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterPartitionResponseTopicData_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[AlterPartitionResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterPartitionResponseTopicData_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AlterPartitionResponsePartitionData_1(o: AlterPartitionResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
+    out += _SP_ihii(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1016,7 +990,7 @@ def _e_AlterPartitionResponsePartitionData_1(o: AlterPartitionResponsePartitionD
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_bi.pack(o.leader_recovery_state, o.partition_epoch)
+    out += _SP_bi(o.leader_recovery_state, o.partition_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1051,7 +1025,7 @@ def _e_AlterPartitionResponseTopicData_1(o: AlterPartitionResponseTopicData, out
 
 
 def _e_AlterPartitionResponse_1(o: AlterPartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1067,102 +1041,85 @@ def _e_AlterPartitionResponse_1(o: AlterPartitionResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _d_AlterPartitionResponsePartitionData_1(buf: bytes, pos: int) -> tuple[AlterPartitionResponsePartitionData, int]:
-    o = new_instance(AlterPartitionResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch = _S_ihii.unpack_from(buf, pos)
-    pos += 14
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of PartitionData was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.leader_recovery_state, o.partition_epoch = _S_bi.unpack_from(buf, pos)
-    pos += 5
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterPartitionResponseTopicData_1(buf: bytes, pos: int) -> tuple[AlterPartitionResponseTopicData, int]:
-    o = new_instance(AlterPartitionResponseTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(AlterPartitionResponseTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 21 > len(buf) - pos:
+        if n4 * 21 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AlterPartitionResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterPartitionResponsePartitionData_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
+        a5: list[AlterPartitionResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterPartitionResponsePartitionData)
+            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
+            pos += 14
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.isr = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+            o7.leader_recovery_state, o7.partition_epoch = _SU_bi(buf, pos)
+            pos += 5
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterPartitionResponse_1(buf: bytes, pos: int) -> tuple[AlterPartitionResponse, int]:
-    o = new_instance(AlterPartitionResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(AlterPartitionResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterPartitionResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[AlterPartitionResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterPartitionResponseTopicData_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[AlterPartitionResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterPartitionResponseTopicData_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AlterPartitionResponseTopicData_2(o: AlterPartitionResponseTopicData, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1179,7 +1136,7 @@ def _e_AlterPartitionResponseTopicData_2(o: AlterPartitionResponseTopicData, out
 
 
 def _e_AlterPartitionResponse_2(o: AlterPartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1196,61 +1153,76 @@ def _e_AlterPartitionResponse_2(o: AlterPartitionResponse, out: bytearray) -> No
 
 
 def _d_AlterPartitionResponseTopicData_2(buf: bytes, pos: int) -> tuple[AlterPartitionResponseTopicData, int]:
-    o = new_instance(AlterPartitionResponseTopicData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(AlterPartitionResponseTopicData)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
+    n3 = buf[pos]
+    pos += 1
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
+    else:
+        if n3 * 21 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[AlterPartitionResponsePartitionData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(AlterPartitionResponsePartitionData)
+            o6.partition_index, o6.error_code, o6.leader_id, o6.leader_epoch = _SU_ihii(buf, pos)
+            pos += 14
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                o6.isr = list(_AU_i[n7](buf, pos + 1))
+                pos += 1 + 4 * n7
+            else:
+                o6.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+            o6.leader_recovery_state, o6.partition_epoch = _SU_bi(buf, pos)
+            pos += 5
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
+    o1.topic_name = ''
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_AlterPartitionResponse_2(buf: bytes, pos: int) -> tuple[AlterPartitionResponse, int]:
+    o1 = new_instance(AlterPartitionResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
+    pos += 6
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
-    else:
-        if n2 * 21 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[AlterPartitionResponsePartitionData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_AlterPartitionResponsePartitionData_1(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    o.topic_name = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_AlterPartitionResponse_2(buf: bytes, pos: int) -> tuple[AlterPartitionResponse, int]:
-    o = new_instance(AlterPartitionResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterPartitionResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[AlterPartitionResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterPartitionResponseTopicData_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[AlterPartitionResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterPartitionResponseTopicData_2(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 AlterPartitionRequest._ENCODERS = {0: _e_AlterPartitionRequest_0, 1: _e_AlterPartitionRequest_1, 2: _e_AlterPartitionRequest_2, 3: _e_AlterPartitionRequest_3}

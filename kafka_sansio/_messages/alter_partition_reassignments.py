@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_compact_string,
+    read_nullable_array,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,8 +26,11 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_AU_i = array_unpacker('i')
 
 
 class ReassignablePartition(Struct):
@@ -34,18 +43,18 @@ class ReassignablePartition(Struct):
     """The partition index."""
     replicas: list[int] | None
     """The replicas to place the partitions on, or null to cancel a pending reassignment for this partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         replicas: list[int] | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.replicas = replicas
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReassignableTopic(Struct):
@@ -58,18 +67,18 @@ class ReassignableTopic(Struct):
     """The topic name."""
     partitions: list[ReassignablePartition]
     """The partitions to reassign."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[ReassignablePartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterPartitionReassignmentsRequest(Message):
@@ -89,18 +98,18 @@ class AlterPartitionReassignmentsRequest(Message):
     """The time in ms to wait for the request to complete."""
     topics: list[ReassignableTopic]
     """The topics to reassign."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         timeout_ms: int = 60000,
         topics: list[ReassignableTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.timeout_ms = timeout_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReassignablePartitionResponse(Struct):
@@ -115,7 +124,7 @@ class ReassignablePartitionResponse(Struct):
     """The error code for this partition, or 0 if there was no error."""
     error_message: str | None
     """The error message for this partition, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -123,12 +132,12 @@ class ReassignablePartitionResponse(Struct):
         partition_index: int = 0,
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReassignableTopicResponse(Struct):
@@ -141,18 +150,18 @@ class ReassignableTopicResponse(Struct):
     """The topic name"""
     partitions: list[ReassignablePartitionResponse]
     """The responses to partitions to reassign"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[ReassignablePartitionResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterPartitionReassignmentsResponse(Message):
@@ -176,7 +185,7 @@ class AlterPartitionReassignmentsResponse(Message):
     """The top-level error message, or null if there was no error."""
     responses: list[ReassignableTopicResponse]
     """The responses to topics to reassign."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -185,17 +194,17 @@ class AlterPartitionReassignmentsResponse(Message):
         error_code: int = 0,
         error_message: str | None = '',
         responses: list[ReassignableTopicResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
         self.responses = [] if responses is MISSING else responses
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ReassignablePartition_0(o: ReassignablePartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.replicas
     if v1 is None:
         out.append(0)
@@ -240,7 +249,7 @@ def _e_ReassignableTopic_0(o: ReassignableTopic, out: bytearray) -> None:
 
 
 def _e_AlterPartitionReassignmentsRequest_0(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -256,99 +265,82 @@ def _e_AlterPartitionReassignmentsRequest_0(o: AlterPartitionReassignmentsReques
         out.append(0)
 
 
-def _d_ReassignablePartition_0(buf: bytes, pos: int) -> tuple[ReassignablePartition, int]:
-    o = new_instance(ReassignablePartition)
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.replicas = None
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ReassignableTopic_0(buf: bytes, pos: int) -> tuple[ReassignableTopic, int]:
-    o = new_instance(ReassignableTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of ReassignableTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(ReassignableTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ReassignableTopic was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ReassignablePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ReassignablePartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[ReassignablePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ReassignablePartition)
+            o7.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.replicas = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.replicas, pos = read_nullable_array(buf, pos, 'i', True, 'Replicas')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterPartitionReassignmentsRequest_0(buf: bytes, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
-    o = new_instance(AlterPartitionReassignmentsRequest)
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AlterPartitionReassignmentsRequest)
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterPartitionReassignmentsRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ReassignableTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ReassignableTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[ReassignableTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ReassignableTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ReassignablePartitionResponse_0(o: ReassignablePartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -396,7 +388,7 @@ def _e_ReassignableTopicResponse_0(o: ReassignableTopicResponse, out: bytearray)
 
 
 def _e_AlterPartitionReassignmentsResponse_0(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -425,109 +417,86 @@ def _e_AlterPartitionReassignmentsResponse_0(o: AlterPartitionReassignmentsRespo
         out.append(0)
 
 
-def _d_ReassignablePartitionResponse_0(buf: bytes, pos: int) -> tuple[ReassignablePartitionResponse, int]:
-    o = new_instance(ReassignablePartitionResponse)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ReassignableTopicResponse_0(buf: bytes, pos: int) -> tuple[ReassignableTopicResponse, int]:
-    o = new_instance(ReassignableTopicResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of ReassignableTopicResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(ReassignableTopicResponse)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ReassignableTopicResponse was serialized as null')
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ReassignablePartitionResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ReassignablePartitionResponse_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[ReassignablePartitionResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ReassignablePartitionResponse)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.error_message = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterPartitionReassignmentsResponse_0(buf: bytes, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
-    o = new_instance(AlterPartitionReassignmentsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(AlterPartitionReassignmentsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Responses of AlterPartitionReassignmentsResponse was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Responses')
-        a4: list[ReassignableTopicResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ReassignableTopicResponse_0(buf, pos)
-            ap6(e5)
-        o.responses = a4
+        a5: list[ReassignableTopicResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_ReassignableTopicResponse_0(buf, pos)
+            ap6(e7)
+        o1.responses = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 AlterPartitionReassignmentsRequest._ENCODERS = {0: _e_AlterPartitionReassignmentsRequest_0}

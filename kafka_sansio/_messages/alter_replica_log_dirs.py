@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,9 +25,13 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_AU_i = array_unpacker('i')
 
 
 class AlterReplicaLogDirTopic(Struct):
@@ -35,18 +44,18 @@ class AlterReplicaLogDirTopic(Struct):
     """The topic name."""
     partitions: list[int]
     """The partition indexes."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterReplicaLogDir(Struct):
@@ -59,18 +68,18 @@ class AlterReplicaLogDir(Struct):
     """The absolute directory path."""
     topics: list[AlterReplicaLogDirTopic]
     """The topics to add to the directory."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         path: str = '',
         topics: list[AlterReplicaLogDirTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.path = path
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterReplicaLogDirsRequest(Message):
@@ -88,16 +97,16 @@ class AlterReplicaLogDirsRequest(Message):
 
     dirs: list[AlterReplicaLogDir]
     """The alterations to make for each directory."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         dirs: list[AlterReplicaLogDir] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.dirs = [] if dirs is MISSING else dirs
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterReplicaLogDirPartitionResult(Struct):
@@ -110,18 +119,18 @@ class AlterReplicaLogDirPartitionResult(Struct):
     """The partition index."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterReplicaLogDirTopicResult(Struct):
@@ -134,18 +143,18 @@ class AlterReplicaLogDirTopicResult(Struct):
     """The name of the topic."""
     partitions: list[AlterReplicaLogDirPartitionResult]
     """The results for each partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[AlterReplicaLogDirPartitionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterReplicaLogDirsResponse(Message):
@@ -165,18 +174,18 @@ class AlterReplicaLogDirsResponse(Message):
     """Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     results: list[AlterReplicaLogDirTopicResult]
     """The results for each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         results: list[AlterReplicaLogDirTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AlterReplicaLogDirTopic_0(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
@@ -185,11 +194,11 @@ def _e_AlterReplicaLogDirTopic_0(o: AlterReplicaLogDirTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterReplicaLogDirTopic version 0 cannot carry tagged fields')
@@ -201,11 +210,11 @@ def _e_AlterReplicaLogDir_0(o: AlterReplicaLogDir, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Path longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AlterReplicaLogDirTopic_0(e6, out)
     if o.unknown_tagged_fields:
@@ -215,80 +224,67 @@ def _e_AlterReplicaLogDir_0(o: AlterReplicaLogDir, out: bytearray) -> None:
 def _e_AlterReplicaLogDirsRequest_0(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
     v1 = o.dirs
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterReplicaLogDir_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterReplicaLogDirsRequest version 0 cannot carry tagged fields')
 
 
-def _d_AlterReplicaLogDirTopic_0(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirTopic, int]:
-    o = new_instance(AlterReplicaLogDirTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of AlterReplicaLogDirTopic was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of AlterReplicaLogDirTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_AlterReplicaLogDir_0(buf: bytes, pos: int) -> tuple[AlterReplicaLogDir, int]:
-    o = new_instance(AlterReplicaLogDir)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(AlterReplicaLogDir)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Path of AlterReplicaLogDir was serialized as null')
     else:
-        end2 = pos + n1
-        o.path = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.path = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterReplicaLogDir was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[AlterReplicaLogDirTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterReplicaLogDirTopic_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[AlterReplicaLogDirTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterReplicaLogDirTopic)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Name of AlterReplicaLogDirTopic was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.name = buf[pos:end9].decode()
+                pos = end9
+            o7.partitions, pos = read_array(buf, pos, 'i', False, 'Partitions')
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.topics = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_AlterReplicaLogDirsRequest_0(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirsRequest, int]:
-    o = new_instance(AlterReplicaLogDirsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AlterReplicaLogDirsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Dirs of AlterReplicaLogDirsRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Dirs')
-        a2: list[AlterReplicaLogDir] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterReplicaLogDir_0(buf, pos)
-            ap4(e3)
-        o.dirs = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[AlterReplicaLogDir] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterReplicaLogDir_0(buf, pos)
+            ap4(e5)
+        o1.dirs = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AlterReplicaLogDirTopic_1(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
@@ -297,11 +293,11 @@ def _e_AlterReplicaLogDirTopic_1(o: AlterReplicaLogDirTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterReplicaLogDirTopic version 1 cannot carry tagged fields')
@@ -313,11 +309,11 @@ def _e_AlterReplicaLogDir_1(o: AlterReplicaLogDir, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Path longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AlterReplicaLogDirTopic_1(e6, out)
     if o.unknown_tagged_fields:
@@ -327,7 +323,7 @@ def _e_AlterReplicaLogDir_1(o: AlterReplicaLogDir, out: bytearray) -> None:
 def _e_AlterReplicaLogDirsRequest_1(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
     v1 = o.dirs
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterReplicaLogDir_1(e3, out)
     if o.unknown_tagged_fields:
@@ -401,108 +397,85 @@ def _e_AlterReplicaLogDirsRequest_2(o: AlterReplicaLogDirsRequest, out: bytearra
         out.append(0)
 
 
-def _d_AlterReplicaLogDirTopic_2(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirTopic, int]:
-    o = new_instance(AlterReplicaLogDirTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of AlterReplicaLogDirTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of AlterReplicaLogDirTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterReplicaLogDir_2(buf: bytes, pos: int) -> tuple[AlterReplicaLogDir, int]:
-    o = new_instance(AlterReplicaLogDir)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Path of AlterReplicaLogDir was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Path had invalid length')
+    o1 = new_instance(AlterReplicaLogDir)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.path = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.path = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.path, pos = read_compact_string(buf, pos, 'Path')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of AlterReplicaLogDir was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[AlterReplicaLogDirTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterReplicaLogDirTopic_2(buf, pos)
-            ap6(e5)
-        o.topics = a4
+        a5: list[AlterReplicaLogDirTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterReplicaLogDirTopic)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.name, pos = read_compact_string(buf, pos, 'Name')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.partitions = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.topics = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterReplicaLogDirsRequest_2(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirsRequest, int]:
-    o = new_instance(AlterReplicaLogDirsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(AlterReplicaLogDirsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Dirs of AlterReplicaLogDirsRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Dirs')
-        a2: list[AlterReplicaLogDir] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterReplicaLogDir_2(buf, pos)
-            ap4(e3)
-        o.dirs = a2
+        a3: list[AlterReplicaLogDir] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterReplicaLogDir_2(buf, pos)
+            ap4(e5)
+        o1.dirs = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AlterReplicaLogDirPartitionResult_0(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterReplicaLogDirPartitionResult version 0 cannot carry tagged fields')
 
@@ -513,11 +486,11 @@ def _e_AlterReplicaLogDirTopicResult_0(o: AlterReplicaLogDirTopicResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AlterReplicaLogDirPartitionResult_0(e6, out)
     if o.unknown_tagged_fields:
@@ -525,74 +498,69 @@ def _e_AlterReplicaLogDirTopicResult_0(o: AlterReplicaLogDirTopicResult, out: by
 
 
 def _e_AlterReplicaLogDirsResponse_0(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterReplicaLogDirTopicResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterReplicaLogDirsResponse version 0 cannot carry tagged fields')
 
 
-def _d_AlterReplicaLogDirPartitionResult_0(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
-    o = new_instance(AlterReplicaLogDirPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_AlterReplicaLogDirTopicResult_0(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
-    o = new_instance(AlterReplicaLogDirTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(AlterReplicaLogDirTopicResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicName of AlterReplicaLogDirTopicResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of AlterReplicaLogDirTopicResult was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AlterReplicaLogDirPartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterReplicaLogDirPartitionResult_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[AlterReplicaLogDirPartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterReplicaLogDirPartitionResult)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_AlterReplicaLogDirsResponse_0(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirsResponse, int]:
-    o = new_instance(AlterReplicaLogDirsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AlterReplicaLogDirsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of AlterReplicaLogDirsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[AlterReplicaLogDirTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterReplicaLogDirTopicResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[AlterReplicaLogDirTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterReplicaLogDirTopicResult_0(buf, pos)
+            ap4(e5)
+        o1.results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AlterReplicaLogDirPartitionResult_1(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterReplicaLogDirPartitionResult version 1 cannot carry tagged fields')
 
@@ -603,11 +571,11 @@ def _e_AlterReplicaLogDirTopicResult_1(o: AlterReplicaLogDirTopicResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AlterReplicaLogDirPartitionResult_1(e6, out)
     if o.unknown_tagged_fields:
@@ -615,10 +583,10 @@ def _e_AlterReplicaLogDirTopicResult_1(o: AlterReplicaLogDirTopicResult, out: by
 
 
 def _e_AlterReplicaLogDirsResponse_1(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterReplicaLogDirTopicResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -626,7 +594,7 @@ def _e_AlterReplicaLogDirsResponse_1(o: AlterReplicaLogDirsResponse, out: bytear
 
 
 def _e_AlterReplicaLogDirPartitionResult_2(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -661,7 +629,7 @@ def _e_AlterReplicaLogDirTopicResult_2(o: AlterReplicaLogDirTopicResult, out: by
 
 
 def _e_AlterReplicaLogDirsResponse_2(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -677,83 +645,72 @@ def _e_AlterReplicaLogDirsResponse_2(o: AlterReplicaLogDirsResponse, out: bytear
         out.append(0)
 
 
-def _d_AlterReplicaLogDirPartitionResult_2(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
-    o = new_instance(AlterReplicaLogDirPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterReplicaLogDirTopicResult_2(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
-    o = new_instance(AlterReplicaLogDirTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of AlterReplicaLogDirTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(AlterReplicaLogDirTopicResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of AlterReplicaLogDirTopicResult was serialized as null')
     else:
-        if n3 * 7 > len(buf) - pos:
+        if n4 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AlterReplicaLogDirPartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterReplicaLogDirPartitionResult_2(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[AlterReplicaLogDirPartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterReplicaLogDirPartitionResult)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AlterReplicaLogDirsResponse_2(buf: bytes, pos: int) -> tuple[AlterReplicaLogDirsResponse, int]:
-    o = new_instance(AlterReplicaLogDirsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AlterReplicaLogDirsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of AlterReplicaLogDirsResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[AlterReplicaLogDirTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterReplicaLogDirTopicResult_2(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[AlterReplicaLogDirTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterReplicaLogDirTopicResult_2(buf, pos)
+            ap4(e5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 AlterReplicaLogDirsRequest._ENCODERS = {0: _e_AlterReplicaLogDirsRequest_0, 1: _e_AlterReplicaLogDirsRequest_1, 2: _e_AlterReplicaLogDirsRequest_2}

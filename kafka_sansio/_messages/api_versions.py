@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,12 +22,18 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_hh = structure('>hh')
-_S_hhh = structure('>hhh')
-_S_i = structure('>i')
-_S_o = structure('>?')
-_S_q = structure('>q')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hh = structure('>hh').unpack_from
+_SP_hh = structure('>hh').pack
+_SU_hhh = structure('>hhh').unpack_from
+_SP_hhh = structure('>hhh').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
 
 
 class ApiVersionsRequest(Message):
@@ -43,18 +53,18 @@ class ApiVersionsRequest(Message):
     """The name of the client."""
     client_software_version: str
     """The version of the client."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         client_software_name: str = '',
         client_software_version: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.client_software_name = client_software_name
         self.client_software_version = client_software_version
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ApiVersion(Struct):
@@ -69,7 +79,7 @@ class ApiVersion(Struct):
     """The minimum supported version, inclusive."""
     max_version: int
     """The maximum supported version, inclusive."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -77,12 +87,12 @@ class ApiVersion(Struct):
         api_key: int = 0,
         min_version: int = 0,
         max_version: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.api_key = api_key
         self.min_version = min_version
         self.max_version = max_version
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class SupportedFeatureKey(Struct):
@@ -97,7 +107,7 @@ class SupportedFeatureKey(Struct):
     """The minimum supported version for the feature."""
     max_version: int
     """The maximum supported version for the feature."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -105,12 +115,12 @@ class SupportedFeatureKey(Struct):
         name: str = '',
         min_version: int = 0,
         max_version: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.min_version = min_version
         self.max_version = max_version
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FinalizedFeatureKey(Struct):
@@ -125,7 +135,7 @@ class FinalizedFeatureKey(Struct):
     """The cluster-wide finalized max version level for the feature."""
     min_version_level: int
     """The cluster-wide finalized min version level for the feature."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -133,12 +143,12 @@ class FinalizedFeatureKey(Struct):
         name: str = '',
         max_version_level: int = 0,
         min_version_level: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.max_version_level = max_version_level
         self.min_version_level = min_version_level
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ApiVersionsResponse(Message):
@@ -168,7 +178,7 @@ class ApiVersionsResponse(Message):
     """List of cluster-wide finalized features. The information is valid only if FinalizedFeaturesEpoch >= 0."""
     zk_migration_ready: bool
     """Set by a KRaft controller if the required configurations for ZK migration are present"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -180,7 +190,7 @@ class ApiVersionsResponse(Message):
         finalized_features_epoch: int = -1,
         finalized_features: list[FinalizedFeatureKey] = MISSING,
         zk_migration_ready: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.api_keys = [] if api_keys is MISSING else api_keys
@@ -189,7 +199,7 @@ class ApiVersionsResponse(Message):
         self.finalized_features_epoch = finalized_features_epoch
         self.finalized_features = [] if finalized_features is MISSING else finalized_features
         self.zk_migration_ready = zk_migration_ready
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ApiVersionsRequest_0(o: ApiVersionsRequest, out: bytearray) -> None:
@@ -198,11 +208,11 @@ def _e_ApiVersionsRequest_0(o: ApiVersionsRequest, out: bytearray) -> None:
 
 
 def _d_ApiVersionsRequest_0(buf: bytes, pos: int) -> tuple[ApiVersionsRequest, int]:
-    o = new_instance(ApiVersionsRequest)
-    o.client_software_name = ''
-    o.client_software_version = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1 = new_instance(ApiVersionsRequest)
+    o1.client_software_name = ''
+    o1.client_software_version = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ApiVersionsRequest_1(o: ApiVersionsRequest, out: bytearray) -> None:
@@ -244,157 +254,143 @@ def _e_ApiVersionsRequest_3(o: ApiVersionsRequest, out: bytearray) -> None:
 
 
 def _d_ApiVersionsRequest_3(buf: bytes, pos: int) -> tuple[ApiVersionsRequest, int]:
-    o = new_instance(ApiVersionsRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ClientSoftwareName of ApiVersionsRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClientSoftwareName had invalid length')
+    o1 = new_instance(ApiVersionsRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.client_software_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.client_software_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ClientSoftwareVersion of ApiVersionsRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ClientSoftwareVersion had invalid length')
+        o1.client_software_name, pos = read_compact_string(buf, pos, 'ClientSoftwareName')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.client_software_version = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.client_software_version = buf[pos:end4].decode()
-        pos = end4
+        o1.client_software_version, pos = read_compact_string(buf, pos, 'ClientSoftwareVersion')
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ApiVersion_0(o: ApiVersion, out: bytearray) -> None:
-    out += _S_hhh.pack(o.api_key, o.min_version, o.max_version)
+    out += _SP_hhh(o.api_key, o.min_version, o.max_version)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ApiVersion version 0 cannot carry tagged fields')
 
 
 def _e_ApiVersionsResponse_0(o: ApiVersionsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.api_keys
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ApiVersion_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ApiVersionsResponse version 0 cannot carry tagged fields')
 
 
-def _d_ApiVersion_0(buf: bytes, pos: int) -> tuple[ApiVersion, int]:
-    o = new_instance(ApiVersion)
-    o.api_key, o.min_version, o.max_version = _S_hhh.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ApiVersionsResponse_0(buf: bytes, pos: int) -> tuple[ApiVersionsResponse, int]:
-    o = new_instance(ApiVersionsResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ApiVersionsResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ApiKeys of ApiVersionsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('ApiKeys')
-        a2: list[ApiVersion] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ApiVersion_0(buf, pos)
-            ap4(e3)
-        o.api_keys = a2
-    o.throttle_time_ms = 0
-    o.supported_features = []
-    o.finalized_features_epoch = -1
-    o.finalized_features = []
-    o.zk_migration_ready = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ApiVersion] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ApiVersion)
+            o5.api_key, o5.min_version, o5.max_version = _SU_hhh(buf, pos)
+            pos += 6
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.api_keys = a3
+    o1.throttle_time_ms = 0
+    o1.supported_features = []
+    o1.finalized_features_epoch = -1
+    o1.finalized_features = []
+    o1.zk_migration_ready = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ApiVersion_1(o: ApiVersion, out: bytearray) -> None:
-    out += _S_hhh.pack(o.api_key, o.min_version, o.max_version)
+    out += _SP_hhh(o.api_key, o.min_version, o.max_version)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ApiVersion version 1 cannot carry tagged fields')
 
 
 def _e_ApiVersionsResponse_1(o: ApiVersionsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.api_keys
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ApiVersion_1(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ApiVersionsResponse version 1 cannot carry tagged fields')
 
 
 def _d_ApiVersionsResponse_1(buf: bytes, pos: int) -> tuple[ApiVersionsResponse, int]:
-    o = new_instance(ApiVersionsResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ApiVersionsResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ApiKeys of ApiVersionsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('ApiKeys')
-        a2: list[ApiVersion] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ApiVersion_0(buf, pos)
-            ap4(e3)
-        o.api_keys = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[ApiVersion] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ApiVersion)
+            o5.api_key, o5.min_version, o5.max_version = _SU_hhh(buf, pos)
+            pos += 6
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.api_keys = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.supported_features = []
-    o.finalized_features_epoch = -1
-    o.finalized_features = []
-    o.zk_migration_ready = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.supported_features = []
+    o1.finalized_features_epoch = -1
+    o1.finalized_features = []
+    o1.zk_migration_ready = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ApiVersion_2(o: ApiVersion, out: bytearray) -> None:
-    out += _S_hhh.pack(o.api_key, o.min_version, o.max_version)
+    out += _SP_hhh(o.api_key, o.min_version, o.max_version)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ApiVersion version 2 cannot carry tagged fields')
 
 
 def _e_ApiVersionsResponse_2(o: ApiVersionsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.api_keys
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ApiVersion_2(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ApiVersionsResponse version 2 cannot carry tagged fields')
 
 
 def _e_ApiVersion_3(o: ApiVersion, out: bytearray) -> None:
-    out += _S_hhh.pack(o.api_key, o.min_version, o.max_version)
+    out += _SP_hhh(o.api_key, o.min_version, o.max_version)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -413,7 +409,7 @@ def _e_SupportedFeatureKey_3(o: SupportedFeatureKey, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_hh.pack(o.min_version, o.max_version)
+    out += _SP_hh(o.min_version, o.max_version)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -432,7 +428,7 @@ def _e_FinalizedFeatureKey_3(o: FinalizedFeatureKey, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_hh.pack(o.max_version_level, o.min_version_level)
+    out += _SP_hh(o.max_version_level, o.min_version_level)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -441,7 +437,7 @@ def _e_FinalizedFeatureKey_3(o: FinalizedFeatureKey, out: bytearray) -> None:
 
 
 def _e_ApiVersionsResponse_3(o: ApiVersionsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.api_keys
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -450,7 +446,7 @@ def _e_ApiVersionsResponse_3(o: ApiVersionsResponse, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_ApiVersion_3(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     tags: list[tuple[int, bytes | bytearray]] = []
     if o.supported_features:
         tb4 = bytearray()
@@ -466,7 +462,7 @@ def _e_ApiVersionsResponse_3(o: ApiVersionsResponse, out: bytearray) -> None:
     if o.finalized_features_epoch != -1:
         tb8 = bytearray()
         v9 = o.finalized_features_epoch
-        tb8 += _S_q.pack(v9)
+        tb8 += _SP_q(v9)
         tags.append((1, tb8))
     if o.finalized_features:
         tb10 = bytearray()
@@ -482,99 +478,44 @@ def _e_ApiVersionsResponse_3(o: ApiVersionsResponse, out: bytearray) -> None:
     if o.zk_migration_ready:
         tb14 = bytearray()
         v15 = o.zk_migration_ready
-        tb14 += _S_o.pack(v15)
+        tb14 += _SP_o(v15)
         tags.append((3, tb14))
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
-def _d_ApiVersion_3(buf: bytes, pos: int) -> tuple[ApiVersion, int]:
-    o = new_instance(ApiVersion)
-    o.api_key, o.min_version, o.max_version = _S_hhh.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_SupportedFeatureKey_3(buf: bytes, pos: int) -> tuple[SupportedFeatureKey, int]:
-    o = new_instance(SupportedFeatureKey)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of SupportedFeatureKey was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.min_version, o.max_version = _S_hh.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_FinalizedFeatureKey_3(buf: bytes, pos: int) -> tuple[FinalizedFeatureKey, int]:
-    o = new_instance(FinalizedFeatureKey)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of FinalizedFeatureKey was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.max_version_level, o.min_version_level = _S_hh.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ApiVersionsResponse_3(buf: bytes, pos: int) -> tuple[ApiVersionsResponse, int]:
-    o = new_instance(ApiVersionsResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ApiVersionsResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ApiKeys of ApiVersionsResponse was serialized as null')
     else:
-        if n1 * 7 > len(buf) - pos:
+        if n2 * 7 > len(buf) - pos:
             raise truncated('ApiKeys')
-        a2: list[ApiVersion] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ApiVersion_3(buf, pos)
-            ap4(e3)
-        o.api_keys = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[ApiVersion] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ApiVersion)
+            o5.api_key, o5.min_version, o5.max_version = _SU_hhh(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.api_keys = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.supported_features = []
-    o.finalized_features_epoch = -1
-    o.finalized_features = []
-    o.zk_migration_ready = False
+    o1.supported_features = []
+    o1.finalized_features_epoch = -1
+    o1.finalized_features = []
+    o1.zk_migration_ready = False
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -593,64 +534,92 @@ def _d_ApiVersionsResponse_3(buf: bytes, pos: int) -> tuple[ApiVersionsResponse,
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
+            n6 = tbuf[tpos]
             tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
+            if n6 > 127:
+                n6, tpos = read_uvarint(tbuf, tpos - 1)
+            n6 -= 1
+            if n6 < 0:
                 raise RemoteProtocolError('non-nullable field SupportedFeatures of ApiVersionsResponse was serialized as null')
             else:
-                if n5 * 6 > len(tbuf) - tpos:
+                if n6 * 6 > len(tbuf) - tpos:
                     raise truncated('SupportedFeatures')
-                a6: list[SupportedFeatureKey] = []
-                ap8 = a6.append
-                for _ in range(n5):
-                    e7, tpos = _d_SupportedFeatureKey_3(tbuf, tpos)
-                    ap8(e7)
-                o.supported_features = a6
+                a7: list[SupportedFeatureKey] = []
+                ap8 = a7.append
+                for _ in range(n6):
+                    o9 = new_instance(SupportedFeatureKey)
+                    n10 = tbuf[tpos] - 1
+                    if 0 <= n10 < 127:
+                        end11 = tpos + 1 + n10
+                        o9.name = tbuf[tpos + 1:end11].decode()
+                        tpos = end11
+                    else:
+                        o9.name, tpos = read_compact_string(tbuf, tpos, 'Name')
+                    o9.min_version, o9.max_version = _SU_hh(tbuf, tpos)
+                    tpos += 4
+                    if tbuf[tpos] == 0:
+                        o9.unknown_tagged_fields = NO_TAGS
+                        tpos += 1
+                    else:
+                        o9.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap8(o9)
+                o1.supported_features = a7
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field SupportedFeatures has the wrong size')
         elif tag == 1:
             tbuf = buf[pos:end]
             tpos = 0
-            (o.finalized_features_epoch,) = _S_q.unpack_from(tbuf, tpos)
+            (o1.finalized_features_epoch,) = _SU_q(tbuf, tpos)
             tpos += 8
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field FinalizedFeaturesEpoch has the wrong size')
         elif tag == 2:
             tbuf = buf[pos:end]
             tpos = 0
-            n9 = tbuf[tpos]
+            n12 = tbuf[tpos]
             tpos += 1
-            if n9 > 127:
-                n9, tpos = read_uvarint(tbuf, tpos - 1)
-            n9 -= 1
-            if n9 < 0:
+            if n12 > 127:
+                n12, tpos = read_uvarint(tbuf, tpos - 1)
+            n12 -= 1
+            if n12 < 0:
                 raise RemoteProtocolError('non-nullable field FinalizedFeatures of ApiVersionsResponse was serialized as null')
             else:
-                if n9 * 6 > len(tbuf) - tpos:
+                if n12 * 6 > len(tbuf) - tpos:
                     raise truncated('FinalizedFeatures')
-                a10: list[FinalizedFeatureKey] = []
-                ap12 = a10.append
-                for _ in range(n9):
-                    e11, tpos = _d_FinalizedFeatureKey_3(tbuf, tpos)
-                    ap12(e11)
-                o.finalized_features = a10
+                a13: list[FinalizedFeatureKey] = []
+                ap14 = a13.append
+                for _ in range(n12):
+                    o15 = new_instance(FinalizedFeatureKey)
+                    n16 = tbuf[tpos] - 1
+                    if 0 <= n16 < 127:
+                        end17 = tpos + 1 + n16
+                        o15.name = tbuf[tpos + 1:end17].decode()
+                        tpos = end17
+                    else:
+                        o15.name, tpos = read_compact_string(tbuf, tpos, 'Name')
+                    o15.max_version_level, o15.min_version_level = _SU_hh(tbuf, tpos)
+                    tpos += 4
+                    if tbuf[tpos] == 0:
+                        o15.unknown_tagged_fields = NO_TAGS
+                        tpos += 1
+                    else:
+                        o15.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap14(o15)
+                o1.finalized_features = a13
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field FinalizedFeatures has the wrong size')
         elif tag == 3:
             tbuf = buf[pos:end]
             tpos = 0
-            (o.zk_migration_ready,) = _S_o.unpack_from(tbuf, tpos)
+            (o1.zk_migration_ready,) = _SU_o(tbuf, tpos)
             tpos += 1
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ZkMigrationReady has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 ApiVersionsRequest._ENCODERS = {0: _e_ApiVersionsRequest_0, 1: _e_ApiVersionsRequest_1, 2: _e_ApiVersionsRequest_2, 3: _e_ApiVersionsRequest_3, 4: _e_ApiVersionsRequest_3}

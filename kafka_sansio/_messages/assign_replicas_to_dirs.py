@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
@@ -16,15 +18,20 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_iq = structure('>iq')
-_S_u = structure('>16s')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
 
 
 class AssignReplicasToDirsRequestPartitionData(Struct):
@@ -35,16 +42,16 @@ class AssignReplicasToDirsRequestPartitionData(Struct):
 
     partition_index: int
     """The partition index"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AssignReplicasToDirsRequestTopicData(Struct):
@@ -56,18 +63,18 @@ class AssignReplicasToDirsRequestTopicData(Struct):
     topic_id: UUID
     """The ID of the assigned topic"""
     partitions: list[AssignReplicasToDirsRequestPartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[AssignReplicasToDirsRequestPartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AssignReplicasToDirsRequestDirectoryData(Struct):
@@ -79,18 +86,18 @@ class AssignReplicasToDirsRequestDirectoryData(Struct):
     id: UUID
     """The ID of the directory"""
     topics: list[AssignReplicasToDirsRequestTopicData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         id: UUID = _ZERO_UUID,
         topics: list[AssignReplicasToDirsRequestTopicData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.id = id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AssignReplicasToDirsRequest(Message):
@@ -111,7 +118,7 @@ class AssignReplicasToDirsRequest(Message):
     broker_epoch: int
     """The epoch of the requesting broker"""
     directories: list[AssignReplicasToDirsRequestDirectoryData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -119,12 +126,12 @@ class AssignReplicasToDirsRequest(Message):
         broker_id: int = 0,
         broker_epoch: int = -1,
         directories: list[AssignReplicasToDirsRequestDirectoryData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch
         self.directories = [] if directories is MISSING else directories
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AssignReplicasToDirsResponsePartitionData(Struct):
@@ -137,18 +144,18 @@ class AssignReplicasToDirsResponsePartitionData(Struct):
     """The partition index"""
     error_code: int
     """The partition level error code"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AssignReplicasToDirsResponseTopicData(Struct):
@@ -160,18 +167,18 @@ class AssignReplicasToDirsResponseTopicData(Struct):
     topic_id: UUID
     """The ID of the assigned topic"""
     partitions: list[AssignReplicasToDirsResponsePartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[AssignReplicasToDirsResponsePartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AssignReplicasToDirsResponseDirectoryData(Struct):
@@ -183,18 +190,18 @@ class AssignReplicasToDirsResponseDirectoryData(Struct):
     id: UUID
     """The ID of the directory"""
     topics: list[AssignReplicasToDirsResponseTopicData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         id: UUID = _ZERO_UUID,
         topics: list[AssignReplicasToDirsResponseTopicData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.id = id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AssignReplicasToDirsResponse(Message):
@@ -215,7 +222,7 @@ class AssignReplicasToDirsResponse(Message):
     error_code: int
     """The top level response error code"""
     directories: list[AssignReplicasToDirsResponseDirectoryData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -223,16 +230,16 @@ class AssignReplicasToDirsResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         directories: list[AssignReplicasToDirsResponseDirectoryData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.directories = [] if directories is MISSING else directories
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AssignReplicasToDirsRequestPartitionData_0(o: AssignReplicasToDirsRequestPartitionData, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -241,7 +248,7 @@ def _e_AssignReplicasToDirsRequestPartitionData_0(o: AssignReplicasToDirsRequest
 
 
 def _e_AssignReplicasToDirsRequestTopicData_0(o: AssignReplicasToDirsRequestTopicData, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -258,7 +265,7 @@ def _e_AssignReplicasToDirsRequestTopicData_0(o: AssignReplicasToDirsRequestTopi
 
 
 def _e_AssignReplicasToDirsRequestDirectoryData_0(o: AssignReplicasToDirsRequestDirectoryData, out: bytearray) -> None:
-    out += _S_u.pack(o.id.bytes)
+    out += _SP_u(o.id.bytes)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -275,7 +282,7 @@ def _e_AssignReplicasToDirsRequestDirectoryData_0(o: AssignReplicasToDirsRequest
 
 
 def _e_AssignReplicasToDirsRequest_0(o: AssignReplicasToDirsRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     v1 = o.directories
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -291,106 +298,101 @@ def _e_AssignReplicasToDirsRequest_0(o: AssignReplicasToDirsRequest, out: bytear
         out.append(0)
 
 
-def _d_AssignReplicasToDirsRequestPartitionData_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsRequestPartitionData, int]:
-    o = new_instance(AssignReplicasToDirsRequestPartitionData)
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AssignReplicasToDirsRequestTopicData_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsRequestTopicData, int]:
-    o = new_instance(AssignReplicasToDirsRequestTopicData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(AssignReplicasToDirsRequestTopicData)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
-    n2 = buf[pos]
+    n3 = buf[pos]
     pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n2 * 5 > len(buf) - pos:
+        if n3 * 5 > len(buf) - pos:
             raise truncated('Partitions')
-        a3: list[AssignReplicasToDirsRequestPartitionData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_AssignReplicasToDirsRequestPartitionData_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
+        a4: list[AssignReplicasToDirsRequestPartitionData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(AssignReplicasToDirsRequestPartitionData)
+            o6.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AssignReplicasToDirsRequestDirectoryData_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsRequestDirectoryData, int]:
-    o = new_instance(AssignReplicasToDirsRequestDirectoryData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.id = UUID(bytes=u1)
+    o1 = new_instance(AssignReplicasToDirsRequestDirectoryData)
+    b2, = _SU_u(buf, pos)
+    o1.id = uuid_from_bytes(b2)
     pos += 16
+    n3 = buf[pos]
+    pos += 1
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Topics of DirectoryData was serialized as null')
+    else:
+        if n3 * 18 > len(buf) - pos:
+            raise truncated('Topics')
+        a4: list[AssignReplicasToDirsRequestTopicData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            e6, pos = _d_AssignReplicasToDirsRequestTopicData_0(buf, pos)
+            ap5(e6)
+        o1.topics = a4
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_AssignReplicasToDirsRequest_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsRequest, int]:
+    o1 = new_instance(AssignReplicasToDirsRequest)
+    o1.broker_id, o1.broker_epoch = _SU_iq(buf, pos)
+    pos += 12
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Topics of DirectoryData was serialized as null')
-    else:
-        if n2 * 18 > len(buf) - pos:
-            raise truncated('Topics')
-        a3: list[AssignReplicasToDirsRequestTopicData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_AssignReplicasToDirsRequestTopicData_0(buf, pos)
-            ap5(e4)
-        o.topics = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_AssignReplicasToDirsRequest_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsRequest, int]:
-    o = new_instance(AssignReplicasToDirsRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Directories of AssignReplicasToDirsRequest was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Directories')
-        a2: list[AssignReplicasToDirsRequestDirectoryData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AssignReplicasToDirsRequestDirectoryData_0(buf, pos)
-            ap4(e3)
-        o.directories = a2
+        a3: list[AssignReplicasToDirsRequestDirectoryData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AssignReplicasToDirsRequestDirectoryData_0(buf, pos)
+            ap4(e5)
+        o1.directories = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AssignReplicasToDirsResponsePartitionData_0(o: AssignReplicasToDirsResponsePartitionData, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -399,7 +401,7 @@ def _e_AssignReplicasToDirsResponsePartitionData_0(o: AssignReplicasToDirsRespon
 
 
 def _e_AssignReplicasToDirsResponseTopicData_0(o: AssignReplicasToDirsResponseTopicData, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -416,7 +418,7 @@ def _e_AssignReplicasToDirsResponseTopicData_0(o: AssignReplicasToDirsResponseTo
 
 
 def _e_AssignReplicasToDirsResponseDirectoryData_0(o: AssignReplicasToDirsResponseDirectoryData, out: bytearray) -> None:
-    out += _S_u.pack(o.id.bytes)
+    out += _SP_u(o.id.bytes)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -433,7 +435,7 @@ def _e_AssignReplicasToDirsResponseDirectoryData_0(o: AssignReplicasToDirsRespon
 
 
 def _e_AssignReplicasToDirsResponse_0(o: AssignReplicasToDirsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.directories
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -449,102 +451,97 @@ def _e_AssignReplicasToDirsResponse_0(o: AssignReplicasToDirsResponse, out: byte
         out.append(0)
 
 
-def _d_AssignReplicasToDirsResponsePartitionData_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsResponsePartitionData, int]:
-    o = new_instance(AssignReplicasToDirsResponsePartitionData)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AssignReplicasToDirsResponseTopicData_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsResponseTopicData, int]:
-    o = new_instance(AssignReplicasToDirsResponseTopicData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(AssignReplicasToDirsResponseTopicData)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
-    n2 = buf[pos]
+    n3 = buf[pos]
     pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n2 * 7 > len(buf) - pos:
+        if n3 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a3: list[AssignReplicasToDirsResponsePartitionData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_AssignReplicasToDirsResponsePartitionData_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
+        a4: list[AssignReplicasToDirsResponsePartitionData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(AssignReplicasToDirsResponsePartitionData)
+            o6.partition_index, o6.error_code = _SU_ih(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_AssignReplicasToDirsResponseDirectoryData_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsResponseDirectoryData, int]:
-    o = new_instance(AssignReplicasToDirsResponseDirectoryData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.id = UUID(bytes=u1)
+    o1 = new_instance(AssignReplicasToDirsResponseDirectoryData)
+    b2, = _SU_u(buf, pos)
+    o1.id = uuid_from_bytes(b2)
     pos += 16
+    n3 = buf[pos]
+    pos += 1
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Topics of DirectoryData was serialized as null')
+    else:
+        if n3 * 18 > len(buf) - pos:
+            raise truncated('Topics')
+        a4: list[AssignReplicasToDirsResponseTopicData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            e6, pos = _d_AssignReplicasToDirsResponseTopicData_0(buf, pos)
+            ap5(e6)
+        o1.topics = a4
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_AssignReplicasToDirsResponse_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsResponse, int]:
+    o1 = new_instance(AssignReplicasToDirsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
+    pos += 6
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Topics of DirectoryData was serialized as null')
-    else:
-        if n2 * 18 > len(buf) - pos:
-            raise truncated('Topics')
-        a3: list[AssignReplicasToDirsResponseTopicData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_AssignReplicasToDirsResponseTopicData_0(buf, pos)
-            ap5(e4)
-        o.topics = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_AssignReplicasToDirsResponse_0(buf: bytes, pos: int) -> tuple[AssignReplicasToDirsResponse, int]:
-    o = new_instance(AssignReplicasToDirsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Directories of AssignReplicasToDirsResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Directories')
-        a2: list[AssignReplicasToDirsResponseDirectoryData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AssignReplicasToDirsResponseDirectoryData_0(buf, pos)
-            ap4(e3)
-        o.directories = a2
+        a3: list[AssignReplicasToDirsResponseDirectoryData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AssignReplicasToDirsResponseDirectoryData_0(buf, pos)
+            ap4(e5)
+        o1.directories = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 AssignReplicasToDirsRequest._ENCODERS = {0: _e_AssignReplicasToDirsRequest_0}

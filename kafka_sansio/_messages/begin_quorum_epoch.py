@@ -4,29 +4,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_H = structure('>H')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ihii = structure('>ihii')
-_S_iii = structure('>iii')
-_S_iuii = structure('>i16sii')
+_SU_H = structure('>H').unpack_from
+_SP_H = structure('>H').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ihii = structure('>ihii').unpack_from
+_SP_ihii = structure('>ihii').pack
+_SU_iii = structure('>iii').unpack_from
+_SP_iii = structure('>iii').pack
+_SU_iuii = structure('>i16sii').unpack_from
+_SP_iuii = structure('>i16sii').pack
 
 
 class BeginQuorumEpochRequestPartitionData(Struct):
@@ -43,7 +54,7 @@ class BeginQuorumEpochRequestPartitionData(Struct):
     """The ID of the newly elected leader"""
     leader_epoch: int
     """The epoch of the newly elected leader"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -52,13 +63,13 @@ class BeginQuorumEpochRequestPartitionData(Struct):
         voter_directory_id: UUID = _ZERO_UUID,
         leader_id: int = 0,
         leader_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.voter_directory_id = voter_directory_id
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BeginQuorumEpochRequestTopicData(Struct):
@@ -70,18 +81,18 @@ class BeginQuorumEpochRequestTopicData(Struct):
     topic_name: str
     """The topic name"""
     partitions: list[BeginQuorumEpochRequestPartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[BeginQuorumEpochRequestPartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderEndpoint(Struct):
@@ -96,7 +107,7 @@ class LeaderEndpoint(Struct):
     """The node's hostname"""
     port: int
     """The node's port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -104,12 +115,12 @@ class LeaderEndpoint(Struct):
         name: str = '',
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BeginQuorumEpochRequest(Message):
@@ -131,7 +142,7 @@ class BeginQuorumEpochRequest(Message):
     topics: list[BeginQuorumEpochRequestTopicData]
     leader_endpoints: list[LeaderEndpoint]
     """Endpoints for the leader"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -140,13 +151,13 @@ class BeginQuorumEpochRequest(Message):
         voter_id: int = -1,
         topics: list[BeginQuorumEpochRequestTopicData] = MISSING,
         leader_endpoints: list[LeaderEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.voter_id = voter_id
         self.topics = [] if topics is MISSING else topics
         self.leader_endpoints = [] if leader_endpoints is MISSING else leader_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BeginQuorumEpochResponsePartitionData(Struct):
@@ -162,7 +173,7 @@ class BeginQuorumEpochResponsePartitionData(Struct):
     """The ID of the current leader or -1 if the leader is unknown."""
     leader_epoch: int
     """The latest known leader epoch"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -171,13 +182,13 @@ class BeginQuorumEpochResponsePartitionData(Struct):
         error_code: int = 0,
         leader_id: int = 0,
         leader_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BeginQuorumEpochResponseTopicData(Struct):
@@ -189,18 +200,18 @@ class BeginQuorumEpochResponseTopicData(Struct):
     topic_name: str
     """The topic name."""
     partitions: list[BeginQuorumEpochResponsePartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[BeginQuorumEpochResponsePartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class NodeEndpoint(Struct):
@@ -215,7 +226,7 @@ class NodeEndpoint(Struct):
     """The node's hostname"""
     port: int
     """The node's port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -223,12 +234,12 @@ class NodeEndpoint(Struct):
         node_id: int = 0,
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BeginQuorumEpochResponse(Message):
@@ -249,7 +260,7 @@ class BeginQuorumEpochResponse(Message):
     topics: list[BeginQuorumEpochResponseTopicData]
     node_endpoints: list[NodeEndpoint]
     """Endpoints for all leaders enumerated in PartitionData"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -257,16 +268,16 @@ class BeginQuorumEpochResponse(Message):
         error_code: int = 0,
         topics: list[BeginQuorumEpochResponseTopicData] = MISSING,
         node_endpoints: list[NodeEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.topics = [] if topics is MISSING else topics
         self.node_endpoints = [] if node_endpoints is MISSING else node_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_BeginQuorumEpochRequestPartitionData_0(o: BeginQuorumEpochRequestPartitionData, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition_index, o.leader_id, o.leader_epoch)
+    out += _SP_iii(o.partition_index, o.leader_id, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 0 cannot carry tagged fields')
 
@@ -277,11 +288,11 @@ def _e_BeginQuorumEpochRequestTopicData_0(o: BeginQuorumEpochRequestTopicData, o
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_BeginQuorumEpochRequestPartitionData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -297,84 +308,79 @@ def _e_BeginQuorumEpochRequest_0(o: BeginQuorumEpochRequest, out: bytearray) -> 
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_BeginQuorumEpochRequestTopicData_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('BeginQuorumEpochRequest version 0 cannot carry tagged fields')
 
 
-def _d_BeginQuorumEpochRequestPartitionData_0(buf: bytes, pos: int) -> tuple[BeginQuorumEpochRequestPartitionData, int]:
-    o = new_instance(BeginQuorumEpochRequestPartitionData)
-    o.partition_index, o.leader_id, o.leader_epoch = _S_iii.unpack_from(buf, pos)
-    pos += 12
-    o.voter_directory_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_BeginQuorumEpochRequestTopicData_0(buf: bytes, pos: int) -> tuple[BeginQuorumEpochRequestTopicData, int]:
-    o = new_instance(BeginQuorumEpochRequestTopicData)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(BeginQuorumEpochRequestTopicData)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 12 > len(buf) - pos:
+        if n4 * 12 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[BeginQuorumEpochRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_BeginQuorumEpochRequestPartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[BeginQuorumEpochRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(BeginQuorumEpochRequestPartitionData)
+            o7.partition_index, o7.leader_id, o7.leader_epoch = _SU_iii(buf, pos)
+            pos += 12
+            o7.voter_directory_id = _ZERO_UUID
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_BeginQuorumEpochRequest_0(buf: bytes, pos: int) -> tuple[BeginQuorumEpochRequest, int]:
-    o = new_instance(BeginQuorumEpochRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(BeginQuorumEpochRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.cluster_id = None
+    if n2 < 0:
+        o1.cluster_id = None
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.cluster_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of BeginQuorumEpochRequest was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[BeginQuorumEpochRequestTopicData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_BeginQuorumEpochRequestTopicData_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.voter_id = -1
-    o.leader_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[BeginQuorumEpochRequestTopicData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_BeginQuorumEpochRequestTopicData_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.voter_id = -1
+    o1.leader_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_BeginQuorumEpochRequestPartitionData_1(o: BeginQuorumEpochRequestPartitionData, out: bytearray) -> None:
-    out += _S_iuii.pack(o.partition_index, o.voter_directory_id.bytes, o.leader_id, o.leader_epoch)
+    out += _SP_iuii(o.partition_index, o.voter_directory_id.bytes, o.leader_id, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -429,7 +435,7 @@ def _e_LeaderEndpoint_1(o: LeaderEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -451,7 +457,7 @@ def _e_BeginQuorumEpochRequest_1(o: BeginQuorumEpochRequest, out: bytearray) -> 
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_i.pack(o.voter_id)
+    out += _SP_i(o.voter_id)
     v4 = o.topics
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -475,155 +481,121 @@ def _e_BeginQuorumEpochRequest_1(o: BeginQuorumEpochRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _d_BeginQuorumEpochRequestPartitionData_1(buf: bytes, pos: int) -> tuple[BeginQuorumEpochRequestPartitionData, int]:
-    o = new_instance(BeginQuorumEpochRequestPartitionData)
-    o.partition_index, u1, o.leader_id, o.leader_epoch = _S_iuii.unpack_from(buf, pos)
-    o.voter_directory_id = UUID(bytes=u1)
-    pos += 28
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_BeginQuorumEpochRequestTopicData_1(buf: bytes, pos: int) -> tuple[BeginQuorumEpochRequestTopicData, int]:
-    o = new_instance(BeginQuorumEpochRequestTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(BeginQuorumEpochRequestTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 29 > len(buf) - pos:
+        if n4 * 29 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[BeginQuorumEpochRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_BeginQuorumEpochRequestPartitionData_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[BeginQuorumEpochRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(BeginQuorumEpochRequestPartitionData)
+            o7.partition_index, b8, o7.leader_id, o7.leader_epoch = _SU_iuii(buf, pos)
+            o7.voter_directory_id = uuid_from_bytes(b8)
+            pos += 28
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_LeaderEndpoint_1(buf: bytes, pos: int) -> tuple[LeaderEndpoint, int]:
-    o = new_instance(LeaderEndpoint)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of LeaderEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of LeaderEndpoint was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_BeginQuorumEpochRequest_1(buf: bytes, pos: int) -> tuple[BeginQuorumEpochRequest, int]:
-    o = new_instance(BeginQuorumEpochRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.cluster_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    o1 = new_instance(BeginQuorumEpochRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    o.voter_id, = _S_i.unpack_from(buf, pos)
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.voter_id, = _SU_i(buf, pos)
     pos += 4
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of BeginQuorumEpochRequest was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[BeginQuorumEpochRequestTopicData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_BeginQuorumEpochRequestTopicData_1(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    n7 = buf[pos]
+        a5: list[BeginQuorumEpochRequestTopicData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_BeginQuorumEpochRequestTopicData_1(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field LeaderEndpoints of BeginQuorumEpochRequest was serialized as null')
     else:
-        if n7 * 5 > len(buf) - pos:
+        if n8 * 5 > len(buf) - pos:
             raise truncated('LeaderEndpoints')
-        a8: list[LeaderEndpoint] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_LeaderEndpoint_1(buf, pos)
-            ap10(e9)
-        o.leader_endpoints = a8
+        a9: list[LeaderEndpoint] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(LeaderEndpoint)
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o11.name = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o11.name, pos = read_compact_string(buf, pos, 'Name')
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o11.host = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o11.host, pos = read_compact_string(buf, pos, 'Host')
+            o11.port, = _SU_H(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o11.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap10(o11)
+        o1.leader_endpoints = a9
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_BeginQuorumEpochResponsePartitionData_0(o: BeginQuorumEpochResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
+    out += _SP_ihii(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 0 cannot carry tagged fields')
 
@@ -634,11 +606,11 @@ def _e_BeginQuorumEpochResponseTopicData_0(o: BeginQuorumEpochResponseTopicData,
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_BeginQuorumEpochResponsePartitionData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -648,75 +620,70 @@ def _e_BeginQuorumEpochResponseTopicData_0(o: BeginQuorumEpochResponseTopicData,
 def _e_BeginQuorumEpochResponse_0(o: BeginQuorumEpochResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 0 of BeginQuorumEpochResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_BeginQuorumEpochResponseTopicData_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('BeginQuorumEpochResponse version 0 cannot carry tagged fields')
 
 
-def _d_BeginQuorumEpochResponsePartitionData_0(buf: bytes, pos: int) -> tuple[BeginQuorumEpochResponsePartitionData, int]:
-    o = new_instance(BeginQuorumEpochResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch = _S_ihii.unpack_from(buf, pos)
-    pos += 14
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_BeginQuorumEpochResponseTopicData_0(buf: bytes, pos: int) -> tuple[BeginQuorumEpochResponseTopicData, int]:
-    o = new_instance(BeginQuorumEpochResponseTopicData)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(BeginQuorumEpochResponseTopicData)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[BeginQuorumEpochResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_BeginQuorumEpochResponsePartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[BeginQuorumEpochResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(BeginQuorumEpochResponsePartitionData)
+            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
+            pos += 14
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_BeginQuorumEpochResponse_0(buf: bytes, pos: int) -> tuple[BeginQuorumEpochResponse, int]:
-    o = new_instance(BeginQuorumEpochResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(BeginQuorumEpochResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of BeginQuorumEpochResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[BeginQuorumEpochResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_BeginQuorumEpochResponseTopicData_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[BeginQuorumEpochResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_BeginQuorumEpochResponseTopicData_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_BeginQuorumEpochResponsePartitionData_1(o: BeginQuorumEpochResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
+    out += _SP_ihii(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -751,7 +718,7 @@ def _e_BeginQuorumEpochResponseTopicData_1(o: BeginQuorumEpochResponseTopicData,
 
 
 def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -762,7 +729,7 @@ def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -771,7 +738,7 @@ def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
 
 
 def _e_BeginQuorumEpochResponse_1(o: BeginQuorumEpochResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -795,105 +762,67 @@ def _e_BeginQuorumEpochResponse_1(o: BeginQuorumEpochResponse, out: bytearray) -
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
-def _d_BeginQuorumEpochResponsePartitionData_1(buf: bytes, pos: int) -> tuple[BeginQuorumEpochResponsePartitionData, int]:
-    o = new_instance(BeginQuorumEpochResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch = _S_ihii.unpack_from(buf, pos)
-    pos += 14
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_BeginQuorumEpochResponseTopicData_1(buf: bytes, pos: int) -> tuple[BeginQuorumEpochResponseTopicData, int]:
-    o = new_instance(BeginQuorumEpochResponseTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(BeginQuorumEpochResponseTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 15 > len(buf) - pos:
+        if n4 * 15 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[BeginQuorumEpochResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_BeginQuorumEpochResponsePartitionData_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[BeginQuorumEpochResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(BeginQuorumEpochResponsePartitionData)
+            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
+            pos += 14
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_NodeEndpoint_1(buf: bytes, pos: int) -> tuple[NodeEndpoint, int]:
-    o = new_instance(NodeEndpoint)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of NodeEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_BeginQuorumEpochResponse_1(buf: bytes, pos: int) -> tuple[BeginQuorumEpochResponse, int]:
-    o = new_instance(BeginQuorumEpochResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(BeginQuorumEpochResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of BeginQuorumEpochResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[BeginQuorumEpochResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_BeginQuorumEpochResponseTopicData_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.node_endpoints = []
+        a3: list[BeginQuorumEpochResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_BeginQuorumEpochResponseTopicData_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.node_endpoints = []
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -912,29 +841,45 @@ def _d_BeginQuorumEpochResponse_1(buf: bytes, pos: int) -> tuple[BeginQuorumEpoc
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
+            n6 = tbuf[tpos]
             tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
+            if n6 > 127:
+                n6, tpos = read_uvarint(tbuf, tpos - 1)
+            n6 -= 1
+            if n6 < 0:
                 raise RemoteProtocolError('non-nullable field NodeEndpoints of BeginQuorumEpochResponse was serialized as null')
             else:
-                if n5 * 8 > len(tbuf) - tpos:
+                if n6 * 8 > len(tbuf) - tpos:
                     raise truncated('NodeEndpoints')
-                a6: list[NodeEndpoint] = []
-                ap8 = a6.append
-                for _ in range(n5):
-                    e7, tpos = _d_NodeEndpoint_1(tbuf, tpos)
-                    ap8(e7)
-                o.node_endpoints = a6
+                a7: list[NodeEndpoint] = []
+                ap8 = a7.append
+                for _ in range(n6):
+                    o9 = new_instance(NodeEndpoint)
+                    o9.node_id, = _SU_i(tbuf, tpos)
+                    tpos += 4
+                    n10 = tbuf[tpos] - 1
+                    if 0 <= n10 < 127:
+                        end11 = tpos + 1 + n10
+                        o9.host = tbuf[tpos + 1:end11].decode()
+                        tpos = end11
+                    else:
+                        o9.host, tpos = read_compact_string(tbuf, tpos, 'Host')
+                    o9.port, = _SU_H(tbuf, tpos)
+                    tpos += 2
+                    if tbuf[tpos] == 0:
+                        o9.unknown_tagged_fields = NO_TAGS
+                        tpos += 1
+                    else:
+                        o9.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap8(o9)
+                o1.node_endpoints = a7
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field NodeEndpoints has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 BeginQuorumEpochRequest._ENCODERS = {0: _e_BeginQuorumEpochRequest_0, 1: _e_BeginQuorumEpochRequest_1}

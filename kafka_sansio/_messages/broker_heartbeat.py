@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     new_instance,
     read_tags,
@@ -19,9 +21,11 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_ihooo = structure('>ih???')
-_S_iqqoo = structure('>iqq??')
-_S_u = structure('>16s')
+_SU_ihooo = structure('>ih???').unpack_from
+_SP_ihooo = structure('>ih???').pack
+_SU_iqqoo = structure('>iqq??').unpack_from
+_SP_iqqoo = structure('>iqq??').pack
+_SP_u = structure('>16s').pack
 
 
 class BrokerHeartbeatRequest(Message):
@@ -49,7 +53,7 @@ class BrokerHeartbeatRequest(Message):
     """True if the broker wants to be shut down, false otherwise."""
     offline_log_dirs: list[UUID]
     """Log directories that failed and went offline."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -60,7 +64,7 @@ class BrokerHeartbeatRequest(Message):
         want_fence: bool = False,
         want_shut_down: bool = False,
         offline_log_dirs: list[UUID] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch
@@ -68,7 +72,7 @@ class BrokerHeartbeatRequest(Message):
         self.want_fence = want_fence
         self.want_shut_down = want_shut_down
         self.offline_log_dirs = [] if offline_log_dirs is MISSING else offline_log_dirs
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BrokerHeartbeatResponse(Message):
@@ -94,7 +98,7 @@ class BrokerHeartbeatResponse(Message):
     """True if the broker is fenced."""
     should_shut_down: bool
     """True if the broker should proceed with its shutdown."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -104,20 +108,20 @@ class BrokerHeartbeatResponse(Message):
         is_caught_up: bool = False,
         is_fenced: bool = True,
         should_shut_down: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.is_caught_up = is_caught_up
         self.is_fenced = is_fenced
         self.should_shut_down = should_shut_down
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_BrokerHeartbeatRequest_0(o: BrokerHeartbeatRequest, out: bytearray) -> None:
     if o.offline_log_dirs:
         raise LocalProtocolError('attempted to write a non-default OfflineLogDirs at version 0 of BrokerHeartbeatRequest')
-    out += _S_iqqoo.pack(o.broker_id, o.broker_epoch, o.current_metadata_offset, o.want_fence, o.want_shut_down)
+    out += _SP_iqqoo(o.broker_id, o.broker_epoch, o.current_metadata_offset, o.want_fence, o.want_shut_down)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -126,20 +130,20 @@ def _e_BrokerHeartbeatRequest_0(o: BrokerHeartbeatRequest, out: bytearray) -> No
 
 
 def _d_BrokerHeartbeatRequest_0(buf: bytes, pos: int) -> tuple[BrokerHeartbeatRequest, int]:
-    o = new_instance(BrokerHeartbeatRequest)
-    o.broker_id, o.broker_epoch, o.current_metadata_offset, o.want_fence, o.want_shut_down = _S_iqqoo.unpack_from(buf, pos)
+    o1 = new_instance(BrokerHeartbeatRequest)
+    o1.broker_id, o1.broker_epoch, o1.current_metadata_offset, o1.want_fence, o1.want_shut_down = _SU_iqqoo(buf, pos)
     pos += 22
-    o.offline_log_dirs = []
+    o1.offline_log_dirs = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_BrokerHeartbeatRequest_1(o: BrokerHeartbeatRequest, out: bytearray) -> None:
-    out += _S_iqqoo.pack(o.broker_id, o.broker_epoch, o.current_metadata_offset, o.want_fence, o.want_shut_down)
+    out += _SP_iqqoo(o.broker_id, o.broker_epoch, o.current_metadata_offset, o.want_fence, o.want_shut_down)
     tags: list[tuple[int, bytes | bytearray]] = []
     if o.offline_log_dirs:
         tb1 = bytearray()
@@ -150,16 +154,16 @@ def _e_BrokerHeartbeatRequest_1(o: BrokerHeartbeatRequest, out: bytearray) -> No
         else:
             tb1 += write_uvarint(n3 + 1)
         for e4 in v2:
-            tb1 += _S_u.pack(e4.bytes)
+            tb1 += _SP_u(e4.bytes)
         tags.append((0, tb1))
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
 def _d_BrokerHeartbeatRequest_1(buf: bytes, pos: int) -> tuple[BrokerHeartbeatRequest, int]:
-    o = new_instance(BrokerHeartbeatRequest)
-    o.broker_id, o.broker_epoch, o.current_metadata_offset, o.want_fence, o.want_shut_down = _S_iqqoo.unpack_from(buf, pos)
+    o1 = new_instance(BrokerHeartbeatRequest)
+    o1.broker_id, o1.broker_epoch, o1.current_metadata_offset, o1.want_fence, o1.want_shut_down = _SU_iqqoo(buf, pos)
     pos += 22
-    o.offline_log_dirs = []
+    o1.offline_log_dirs = []
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -178,33 +182,33 @@ def _d_BrokerHeartbeatRequest_1(buf: bytes, pos: int) -> tuple[BrokerHeartbeatRe
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n1 = tbuf[tpos]
+            n2 = tbuf[tpos]
             tpos += 1
-            if n1 > 127:
-                n1, tpos = read_uvarint(tbuf, tpos - 1)
-            n1 -= 1
-            if n1 < 0:
+            if n2 > 127:
+                n2, tpos = read_uvarint(tbuf, tpos - 1)
+            n2 -= 1
+            if n2 < 0:
                 raise RemoteProtocolError('non-nullable field OfflineLogDirs of BrokerHeartbeatRequest was serialized as null')
             else:
-                if n1 * 16 > len(tbuf) - tpos:
+                if n2 * 16 > len(tbuf) - tpos:
                     raise truncated('OfflineLogDirs')
-                a2: list[UUID] = []
-                for _ in range(n1):
-                    e3 = UUID(bytes=tbuf[tpos:tpos + 16])
+                a3: list[UUID] = []
+                for _ in range(n2):
+                    e4 = UUID(bytes=tbuf[tpos:tpos + 16])
                     tpos += 16
-                    a2.append(e3)
-                o.offline_log_dirs = a2
+                    a3.append(e4)
+                o1.offline_log_dirs = a3
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field OfflineLogDirs has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _e_BrokerHeartbeatResponse_0(o: BrokerHeartbeatResponse, out: bytearray) -> None:
-    out += _S_ihooo.pack(o.throttle_time_ms, o.error_code, o.is_caught_up, o.is_fenced, o.should_shut_down)
+    out += _SP_ihooo(o.throttle_time_ms, o.error_code, o.is_caught_up, o.is_fenced, o.should_shut_down)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -213,15 +217,15 @@ def _e_BrokerHeartbeatResponse_0(o: BrokerHeartbeatResponse, out: bytearray) -> 
 
 
 def _d_BrokerHeartbeatResponse_0(buf: bytes, pos: int) -> tuple[BrokerHeartbeatResponse, int]:
-    o = new_instance(BrokerHeartbeatResponse)
-    o.throttle_time_ms, o.error_code, o.is_caught_up, o.is_fenced, o.should_shut_down = _S_ihooo.unpack_from(buf, pos)
+    o1 = new_instance(BrokerHeartbeatResponse)
+    o1.throttle_time_ms, o1.error_code, o1.is_caught_up, o1.is_fenced, o1.should_shut_down = _SU_ihooo(buf, pos)
     pos += 9
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 BrokerHeartbeatRequest._ENCODERS = {0: _e_BrokerHeartbeatRequest_0, 1: _e_BrokerHeartbeatRequest_1}

@@ -4,30 +4,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_Hh = structure('>Hh')
-_S_hh = structure('>hh')
-_S_i = structure('>i')
-_S_ihq = structure('>ihq')
-_S_o = structure('>?')
-_S_q = structure('>q')
-_S_u = structure('>16s')
+_SU_Hh = structure('>Hh').unpack_from
+_SP_Hh = structure('>Hh').pack
+_SU_hh = structure('>hh').unpack_from
+_SP_hh = structure('>hh').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ihq = structure('>ihq').unpack_from
+_SP_ihq = structure('>ihq').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
 
 
 class Listener(Struct):
@@ -44,7 +56,7 @@ class Listener(Struct):
     """The port."""
     security_protocol: int
     """The security protocol."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -53,13 +65,13 @@ class Listener(Struct):
         host: str = '',
         port: int = 0,
         security_protocol: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.security_protocol = security_protocol
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Feature(Struct):
@@ -74,7 +86,7 @@ class Feature(Struct):
     """The minimum supported feature level."""
     max_supported_version: int
     """The maximum supported feature level."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -82,12 +94,12 @@ class Feature(Struct):
         name: str = '',
         min_supported_version: int = 0,
         max_supported_version: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.min_supported_version = min_supported_version
         self.max_supported_version = max_supported_version
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BrokerRegistrationRequest(Message):
@@ -121,7 +133,7 @@ class BrokerRegistrationRequest(Message):
     """Log directories configured in this broker which are available."""
     previous_broker_epoch: int
     """The epoch before a clean shutdown."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -135,7 +147,7 @@ class BrokerRegistrationRequest(Message):
         is_migrating_zk_broker: bool = False,
         log_dirs: list[UUID] = MISSING,
         previous_broker_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.cluster_id = cluster_id
@@ -146,7 +158,7 @@ class BrokerRegistrationRequest(Message):
         self.is_migrating_zk_broker = is_migrating_zk_broker
         self.log_dirs = [] if log_dirs is MISSING else log_dirs
         self.previous_broker_epoch = previous_broker_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BrokerRegistrationResponse(Message):
@@ -168,7 +180,7 @@ class BrokerRegistrationResponse(Message):
     """The error code, or 0 if there was no error."""
     broker_epoch: int
     """The broker's assigned epoch, or -1 if none was assigned."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -176,12 +188,12 @@ class BrokerRegistrationResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         broker_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.broker_epoch = broker_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_Listener_0(o: Listener, out: bytearray) -> None:
@@ -205,7 +217,7 @@ def _e_Listener_0(o: Listener, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_Hh.pack(o.port, o.security_protocol)
+    out += _SP_Hh(o.port, o.security_protocol)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -224,7 +236,7 @@ def _e_Feature_0(o: Feature, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_hh.pack(o.min_supported_version, o.max_supported_version)
+    out += _SP_hh(o.min_supported_version, o.max_supported_version)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -235,7 +247,7 @@ def _e_Feature_0(o: Feature, out: bytearray) -> None:
 def _e_BrokerRegistrationRequest_0(o: BrokerRegistrationRequest, out: bytearray) -> None:
     if o.is_migrating_zk_broker:
         raise LocalProtocolError('attempted to write a non-default IsMigratingZkBroker at version 0 of BrokerRegistrationRequest')
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.cluster_id
     b2 = v1.encode()
     n3 = len(b2)
@@ -246,7 +258,7 @@ def _e_BrokerRegistrationRequest_0(o: BrokerRegistrationRequest, out: bytearray)
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_u.pack(o.incarnation_id.bytes)
+    out += _SP_u(o.incarnation_id.bytes)
     v4 = o.listeners
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -283,147 +295,107 @@ def _e_BrokerRegistrationRequest_0(o: BrokerRegistrationRequest, out: bytearray)
         out.append(0)
 
 
-def _d_Listener_0(buf: bytes, pos: int) -> tuple[Listener, int]:
-    o = new_instance(Listener)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of Listener was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of Listener was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, o.security_protocol = _S_Hh.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_Feature_0(buf: bytes, pos: int) -> tuple[Feature, int]:
-    o = new_instance(Feature)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of Feature was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.min_supported_version, o.max_supported_version = _S_hh.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_BrokerRegistrationRequest_0(buf: bytes, pos: int) -> tuple[BrokerRegistrationRequest, int]:
-    o = new_instance(BrokerRegistrationRequest)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(BrokerRegistrationRequest)
+    o1.broker_id, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ClusterId of BrokerRegistrationRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    u3, = _S_u.unpack_from(buf, pos)
-    o.incarnation_id = UUID(bytes=u3)
+        o1.cluster_id, pos = read_compact_string(buf, pos, 'ClusterId')
+    b4, = _SU_u(buf, pos)
+    o1.incarnation_id = uuid_from_bytes(b4)
     pos += 16
-    n4 = buf[pos]
+    n5 = buf[pos]
     pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
+    if n5 > 127:
+        n5, pos = read_uvarint(buf, pos - 1)
+    n5 -= 1
+    if n5 < 0:
         raise RemoteProtocolError('non-nullable field Listeners of BrokerRegistrationRequest was serialized as null')
     else:
-        if n4 * 7 > len(buf) - pos:
+        if n5 * 7 > len(buf) - pos:
             raise truncated('Listeners')
-        a5: list[Listener] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_Listener_0(buf, pos)
-            ap7(e6)
-        o.listeners = a5
-    n8 = buf[pos]
+        a6: list[Listener] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(Listener)
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                end10 = pos + 1 + n9
+                o8.name = buf[pos + 1:end10].decode()
+                pos = end10
+            else:
+                o8.name, pos = read_compact_string(buf, pos, 'Name')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                o8.host = buf[pos + 1:end12].decode()
+                pos = end12
+            else:
+                o8.host, pos = read_compact_string(buf, pos, 'Host')
+            o8.port, o8.security_protocol = _SU_Hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.listeners = a6
+    n13 = buf[pos]
     pos += 1
-    if n8 > 127:
-        n8, pos = read_uvarint(buf, pos - 1)
-    n8 -= 1
-    if n8 < 0:
+    if n13 > 127:
+        n13, pos = read_uvarint(buf, pos - 1)
+    n13 -= 1
+    if n13 < 0:
         raise RemoteProtocolError('non-nullable field Features of BrokerRegistrationRequest was serialized as null')
     else:
-        if n8 * 6 > len(buf) - pos:
+        if n13 * 6 > len(buf) - pos:
             raise truncated('Features')
-        a9: list[Feature] = []
-        ap11 = a9.append
-        for _ in range(n8):
-            e10, pos = _d_Feature_0(buf, pos)
-            ap11(e10)
-        o.features = a9
-    n12 = buf[pos]
-    pos += 1
-    if n12 > 127:
-        n12, pos = read_uvarint(buf, pos - 1)
-    n12 -= 1
-    if n12 < 0:
-        o.rack = None
-    elif n12 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
+        a14: list[Feature] = []
+        ap15 = a14.append
+        for _ in range(n13):
+            o16 = new_instance(Feature)
+            n17 = buf[pos] - 1
+            if 0 <= n17 < 127:
+                end18 = pos + 1 + n17
+                o16.name = buf[pos + 1:end18].decode()
+                pos = end18
+            else:
+                o16.name, pos = read_compact_string(buf, pos, 'Name')
+            o16.min_supported_version, o16.max_supported_version = _SU_hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o16.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o16.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap15(o16)
+        o1.features = a14
+    n19 = buf[pos] - 1
+    if 0 <= n19 < 127:
+        end20 = pos + 1 + n19
+        o1.rack = buf[pos + 1:end20].decode()
+        pos = end20
     else:
-        end13 = pos + n12
-        o.rack = buf[pos:end13].decode()
-        pos = end13
-    o.is_migrating_zk_broker = False
-    o.log_dirs = []
-    o.previous_broker_epoch = -1
+        o1.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+    o1.is_migrating_zk_broker = False
+    o1.log_dirs = []
+    o1.previous_broker_epoch = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_BrokerRegistrationRequest_1(o: BrokerRegistrationRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.cluster_id
     b2 = v1.encode()
     n3 = len(b2)
@@ -434,7 +406,7 @@ def _e_BrokerRegistrationRequest_1(o: BrokerRegistrationRequest, out: bytearray)
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_u.pack(o.incarnation_id.bytes)
+    out += _SP_u(o.incarnation_id.bytes)
     v4 = o.listeners
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -464,7 +436,7 @@ def _e_BrokerRegistrationRequest_1(o: BrokerRegistrationRequest, out: bytearray)
         else:
             out += write_uvarint(n12 + 1)
         out += b11
-    out += _S_o.pack(o.is_migrating_zk_broker)
+    out += _SP_o(o.is_migrating_zk_broker)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -473,84 +445,107 @@ def _e_BrokerRegistrationRequest_1(o: BrokerRegistrationRequest, out: bytearray)
 
 
 def _d_BrokerRegistrationRequest_1(buf: bytes, pos: int) -> tuple[BrokerRegistrationRequest, int]:
-    o = new_instance(BrokerRegistrationRequest)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(BrokerRegistrationRequest)
+    o1.broker_id, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ClusterId of BrokerRegistrationRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    u3, = _S_u.unpack_from(buf, pos)
-    o.incarnation_id = UUID(bytes=u3)
+        o1.cluster_id, pos = read_compact_string(buf, pos, 'ClusterId')
+    b4, = _SU_u(buf, pos)
+    o1.incarnation_id = uuid_from_bytes(b4)
     pos += 16
-    n4 = buf[pos]
+    n5 = buf[pos]
     pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
+    if n5 > 127:
+        n5, pos = read_uvarint(buf, pos - 1)
+    n5 -= 1
+    if n5 < 0:
         raise RemoteProtocolError('non-nullable field Listeners of BrokerRegistrationRequest was serialized as null')
     else:
-        if n4 * 7 > len(buf) - pos:
+        if n5 * 7 > len(buf) - pos:
             raise truncated('Listeners')
-        a5: list[Listener] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_Listener_0(buf, pos)
-            ap7(e6)
-        o.listeners = a5
-    n8 = buf[pos]
+        a6: list[Listener] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(Listener)
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                end10 = pos + 1 + n9
+                o8.name = buf[pos + 1:end10].decode()
+                pos = end10
+            else:
+                o8.name, pos = read_compact_string(buf, pos, 'Name')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                o8.host = buf[pos + 1:end12].decode()
+                pos = end12
+            else:
+                o8.host, pos = read_compact_string(buf, pos, 'Host')
+            o8.port, o8.security_protocol = _SU_Hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.listeners = a6
+    n13 = buf[pos]
     pos += 1
-    if n8 > 127:
-        n8, pos = read_uvarint(buf, pos - 1)
-    n8 -= 1
-    if n8 < 0:
+    if n13 > 127:
+        n13, pos = read_uvarint(buf, pos - 1)
+    n13 -= 1
+    if n13 < 0:
         raise RemoteProtocolError('non-nullable field Features of BrokerRegistrationRequest was serialized as null')
     else:
-        if n8 * 6 > len(buf) - pos:
+        if n13 * 6 > len(buf) - pos:
             raise truncated('Features')
-        a9: list[Feature] = []
-        ap11 = a9.append
-        for _ in range(n8):
-            e10, pos = _d_Feature_0(buf, pos)
-            ap11(e10)
-        o.features = a9
-    n12 = buf[pos]
-    pos += 1
-    if n12 > 127:
-        n12, pos = read_uvarint(buf, pos - 1)
-    n12 -= 1
-    if n12 < 0:
-        o.rack = None
-    elif n12 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
+        a14: list[Feature] = []
+        ap15 = a14.append
+        for _ in range(n13):
+            o16 = new_instance(Feature)
+            n17 = buf[pos] - 1
+            if 0 <= n17 < 127:
+                end18 = pos + 1 + n17
+                o16.name = buf[pos + 1:end18].decode()
+                pos = end18
+            else:
+                o16.name, pos = read_compact_string(buf, pos, 'Name')
+            o16.min_supported_version, o16.max_supported_version = _SU_hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o16.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o16.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap15(o16)
+        o1.features = a14
+    n19 = buf[pos] - 1
+    if 0 <= n19 < 127:
+        end20 = pos + 1 + n19
+        o1.rack = buf[pos + 1:end20].decode()
+        pos = end20
     else:
-        end13 = pos + n12
-        o.rack = buf[pos:end13].decode()
-        pos = end13
-    o.is_migrating_zk_broker, = _S_o.unpack_from(buf, pos)
+        o1.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+    o1.is_migrating_zk_broker, = _SU_o(buf, pos)
     pos += 1
-    o.log_dirs = []
-    o.previous_broker_epoch = -1
+    o1.log_dirs = []
+    o1.previous_broker_epoch = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_BrokerRegistrationRequest_2(o: BrokerRegistrationRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.cluster_id
     b2 = v1.encode()
     n3 = len(b2)
@@ -561,7 +556,7 @@ def _e_BrokerRegistrationRequest_2(o: BrokerRegistrationRequest, out: bytearray)
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_u.pack(o.incarnation_id.bytes)
+    out += _SP_u(o.incarnation_id.bytes)
     v4 = o.listeners
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -591,7 +586,7 @@ def _e_BrokerRegistrationRequest_2(o: BrokerRegistrationRequest, out: bytearray)
         else:
             out += write_uvarint(n12 + 1)
         out += b11
-    out += _S_o.pack(o.is_migrating_zk_broker)
+    out += _SP_o(o.is_migrating_zk_broker)
     v13 = o.log_dirs
     n14 = len(v13)
     if n14 + 1 < 128:
@@ -599,7 +594,7 @@ def _e_BrokerRegistrationRequest_2(o: BrokerRegistrationRequest, out: bytearray)
     else:
         out += write_uvarint(n14 + 1)
     for e15 in v13:
-        out += _S_u.pack(e15.bytes)
+        out += _SP_u(e15.bytes)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -608,99 +603,122 @@ def _e_BrokerRegistrationRequest_2(o: BrokerRegistrationRequest, out: bytearray)
 
 
 def _d_BrokerRegistrationRequest_2(buf: bytes, pos: int) -> tuple[BrokerRegistrationRequest, int]:
-    o = new_instance(BrokerRegistrationRequest)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(BrokerRegistrationRequest)
+    o1.broker_id, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ClusterId of BrokerRegistrationRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    u3, = _S_u.unpack_from(buf, pos)
-    o.incarnation_id = UUID(bytes=u3)
+        o1.cluster_id, pos = read_compact_string(buf, pos, 'ClusterId')
+    b4, = _SU_u(buf, pos)
+    o1.incarnation_id = uuid_from_bytes(b4)
     pos += 16
-    n4 = buf[pos]
+    n5 = buf[pos]
     pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
+    if n5 > 127:
+        n5, pos = read_uvarint(buf, pos - 1)
+    n5 -= 1
+    if n5 < 0:
         raise RemoteProtocolError('non-nullable field Listeners of BrokerRegistrationRequest was serialized as null')
     else:
-        if n4 * 7 > len(buf) - pos:
+        if n5 * 7 > len(buf) - pos:
             raise truncated('Listeners')
-        a5: list[Listener] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_Listener_0(buf, pos)
-            ap7(e6)
-        o.listeners = a5
-    n8 = buf[pos]
+        a6: list[Listener] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(Listener)
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                end10 = pos + 1 + n9
+                o8.name = buf[pos + 1:end10].decode()
+                pos = end10
+            else:
+                o8.name, pos = read_compact_string(buf, pos, 'Name')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                o8.host = buf[pos + 1:end12].decode()
+                pos = end12
+            else:
+                o8.host, pos = read_compact_string(buf, pos, 'Host')
+            o8.port, o8.security_protocol = _SU_Hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.listeners = a6
+    n13 = buf[pos]
     pos += 1
-    if n8 > 127:
-        n8, pos = read_uvarint(buf, pos - 1)
-    n8 -= 1
-    if n8 < 0:
+    if n13 > 127:
+        n13, pos = read_uvarint(buf, pos - 1)
+    n13 -= 1
+    if n13 < 0:
         raise RemoteProtocolError('non-nullable field Features of BrokerRegistrationRequest was serialized as null')
     else:
-        if n8 * 6 > len(buf) - pos:
+        if n13 * 6 > len(buf) - pos:
             raise truncated('Features')
-        a9: list[Feature] = []
-        ap11 = a9.append
-        for _ in range(n8):
-            e10, pos = _d_Feature_0(buf, pos)
-            ap11(e10)
-        o.features = a9
-    n12 = buf[pos]
-    pos += 1
-    if n12 > 127:
-        n12, pos = read_uvarint(buf, pos - 1)
-    n12 -= 1
-    if n12 < 0:
-        o.rack = None
-    elif n12 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
+        a14: list[Feature] = []
+        ap15 = a14.append
+        for _ in range(n13):
+            o16 = new_instance(Feature)
+            n17 = buf[pos] - 1
+            if 0 <= n17 < 127:
+                end18 = pos + 1 + n17
+                o16.name = buf[pos + 1:end18].decode()
+                pos = end18
+            else:
+                o16.name, pos = read_compact_string(buf, pos, 'Name')
+            o16.min_supported_version, o16.max_supported_version = _SU_hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o16.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o16.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap15(o16)
+        o1.features = a14
+    n19 = buf[pos] - 1
+    if 0 <= n19 < 127:
+        end20 = pos + 1 + n19
+        o1.rack = buf[pos + 1:end20].decode()
+        pos = end20
     else:
-        end13 = pos + n12
-        o.rack = buf[pos:end13].decode()
-        pos = end13
-    o.is_migrating_zk_broker, = _S_o.unpack_from(buf, pos)
+        o1.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+    o1.is_migrating_zk_broker, = _SU_o(buf, pos)
     pos += 1
-    n14 = buf[pos]
+    n21 = buf[pos]
     pos += 1
-    if n14 > 127:
-        n14, pos = read_uvarint(buf, pos - 1)
-    n14 -= 1
-    if n14 < 0:
+    if n21 > 127:
+        n21, pos = read_uvarint(buf, pos - 1)
+    n21 -= 1
+    if n21 < 0:
         raise RemoteProtocolError('non-nullable field LogDirs of BrokerRegistrationRequest was serialized as null')
     else:
-        if n14 * 16 > len(buf) - pos:
+        if n21 * 16 > len(buf) - pos:
             raise truncated('LogDirs')
-        a15: list[UUID] = []
-        for _ in range(n14):
-            e16 = UUID(bytes=buf[pos:pos + 16])
+        a22: list[UUID] = []
+        for _ in range(n21):
+            e23 = UUID(bytes=buf[pos:pos + 16])
             pos += 16
-            a15.append(e16)
-        o.log_dirs = a15
-    o.previous_broker_epoch = -1
+            a22.append(e23)
+        o1.log_dirs = a22
+    o1.previous_broker_epoch = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_BrokerRegistrationRequest_3(o: BrokerRegistrationRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.cluster_id
     b2 = v1.encode()
     n3 = len(b2)
@@ -711,7 +729,7 @@ def _e_BrokerRegistrationRequest_3(o: BrokerRegistrationRequest, out: bytearray)
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_u.pack(o.incarnation_id.bytes)
+    out += _SP_u(o.incarnation_id.bytes)
     v4 = o.listeners
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -741,7 +759,7 @@ def _e_BrokerRegistrationRequest_3(o: BrokerRegistrationRequest, out: bytearray)
         else:
             out += write_uvarint(n12 + 1)
         out += b11
-    out += _S_o.pack(o.is_migrating_zk_broker)
+    out += _SP_o(o.is_migrating_zk_broker)
     v13 = o.log_dirs
     n14 = len(v13)
     if n14 + 1 < 128:
@@ -749,8 +767,8 @@ def _e_BrokerRegistrationRequest_3(o: BrokerRegistrationRequest, out: bytearray)
     else:
         out += write_uvarint(n14 + 1)
     for e15 in v13:
-        out += _S_u.pack(e15.bytes)
-    out += _S_q.pack(o.previous_broker_epoch)
+        out += _SP_u(e15.bytes)
+    out += _SP_q(o.previous_broker_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -759,100 +777,123 @@ def _e_BrokerRegistrationRequest_3(o: BrokerRegistrationRequest, out: bytearray)
 
 
 def _d_BrokerRegistrationRequest_3(buf: bytes, pos: int) -> tuple[BrokerRegistrationRequest, int]:
-    o = new_instance(BrokerRegistrationRequest)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(BrokerRegistrationRequest)
+    o1.broker_id, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ClusterId of BrokerRegistrationRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    u3, = _S_u.unpack_from(buf, pos)
-    o.incarnation_id = UUID(bytes=u3)
+        o1.cluster_id, pos = read_compact_string(buf, pos, 'ClusterId')
+    b4, = _SU_u(buf, pos)
+    o1.incarnation_id = uuid_from_bytes(b4)
     pos += 16
-    n4 = buf[pos]
+    n5 = buf[pos]
     pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
+    if n5 > 127:
+        n5, pos = read_uvarint(buf, pos - 1)
+    n5 -= 1
+    if n5 < 0:
         raise RemoteProtocolError('non-nullable field Listeners of BrokerRegistrationRequest was serialized as null')
     else:
-        if n4 * 7 > len(buf) - pos:
+        if n5 * 7 > len(buf) - pos:
             raise truncated('Listeners')
-        a5: list[Listener] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_Listener_0(buf, pos)
-            ap7(e6)
-        o.listeners = a5
-    n8 = buf[pos]
+        a6: list[Listener] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(Listener)
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                end10 = pos + 1 + n9
+                o8.name = buf[pos + 1:end10].decode()
+                pos = end10
+            else:
+                o8.name, pos = read_compact_string(buf, pos, 'Name')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                o8.host = buf[pos + 1:end12].decode()
+                pos = end12
+            else:
+                o8.host, pos = read_compact_string(buf, pos, 'Host')
+            o8.port, o8.security_protocol = _SU_Hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.listeners = a6
+    n13 = buf[pos]
     pos += 1
-    if n8 > 127:
-        n8, pos = read_uvarint(buf, pos - 1)
-    n8 -= 1
-    if n8 < 0:
+    if n13 > 127:
+        n13, pos = read_uvarint(buf, pos - 1)
+    n13 -= 1
+    if n13 < 0:
         raise RemoteProtocolError('non-nullable field Features of BrokerRegistrationRequest was serialized as null')
     else:
-        if n8 * 6 > len(buf) - pos:
+        if n13 * 6 > len(buf) - pos:
             raise truncated('Features')
-        a9: list[Feature] = []
-        ap11 = a9.append
-        for _ in range(n8):
-            e10, pos = _d_Feature_0(buf, pos)
-            ap11(e10)
-        o.features = a9
-    n12 = buf[pos]
-    pos += 1
-    if n12 > 127:
-        n12, pos = read_uvarint(buf, pos - 1)
-    n12 -= 1
-    if n12 < 0:
-        o.rack = None
-    elif n12 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
+        a14: list[Feature] = []
+        ap15 = a14.append
+        for _ in range(n13):
+            o16 = new_instance(Feature)
+            n17 = buf[pos] - 1
+            if 0 <= n17 < 127:
+                end18 = pos + 1 + n17
+                o16.name = buf[pos + 1:end18].decode()
+                pos = end18
+            else:
+                o16.name, pos = read_compact_string(buf, pos, 'Name')
+            o16.min_supported_version, o16.max_supported_version = _SU_hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o16.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o16.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap15(o16)
+        o1.features = a14
+    n19 = buf[pos] - 1
+    if 0 <= n19 < 127:
+        end20 = pos + 1 + n19
+        o1.rack = buf[pos + 1:end20].decode()
+        pos = end20
     else:
-        end13 = pos + n12
-        o.rack = buf[pos:end13].decode()
-        pos = end13
-    o.is_migrating_zk_broker, = _S_o.unpack_from(buf, pos)
+        o1.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+    o1.is_migrating_zk_broker, = _SU_o(buf, pos)
     pos += 1
-    n14 = buf[pos]
+    n21 = buf[pos]
     pos += 1
-    if n14 > 127:
-        n14, pos = read_uvarint(buf, pos - 1)
-    n14 -= 1
-    if n14 < 0:
+    if n21 > 127:
+        n21, pos = read_uvarint(buf, pos - 1)
+    n21 -= 1
+    if n21 < 0:
         raise RemoteProtocolError('non-nullable field LogDirs of BrokerRegistrationRequest was serialized as null')
     else:
-        if n14 * 16 > len(buf) - pos:
+        if n21 * 16 > len(buf) - pos:
             raise truncated('LogDirs')
-        a15: list[UUID] = []
-        for _ in range(n14):
-            e16 = UUID(bytes=buf[pos:pos + 16])
+        a22: list[UUID] = []
+        for _ in range(n21):
+            e23 = UUID(bytes=buf[pos:pos + 16])
             pos += 16
-            a15.append(e16)
-        o.log_dirs = a15
-    o.previous_broker_epoch, = _S_q.unpack_from(buf, pos)
+            a22.append(e23)
+        o1.log_dirs = a22
+    o1.previous_broker_epoch, = _SU_q(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_BrokerRegistrationResponse_0(o: BrokerRegistrationResponse, out: bytearray) -> None:
-    out += _S_ihq.pack(o.throttle_time_ms, o.error_code, o.broker_epoch)
+    out += _SP_ihq(o.throttle_time_ms, o.error_code, o.broker_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -861,15 +902,15 @@ def _e_BrokerRegistrationResponse_0(o: BrokerRegistrationResponse, out: bytearra
 
 
 def _d_BrokerRegistrationResponse_0(buf: bytes, pos: int) -> tuple[BrokerRegistrationResponse, int]:
-    o = new_instance(BrokerRegistrationResponse)
-    o.throttle_time_ms, o.error_code, o.broker_epoch = _S_ihq.unpack_from(buf, pos)
+    o1 = new_instance(BrokerRegistrationResponse)
+    o1.throttle_time_ms, o1.error_code, o1.broker_epoch = _SU_ihq(buf, pos)
     pos += 14
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 BrokerRegistrationRequest._ENCODERS = {0: _e_BrokerRegistrationRequest_0, 1: _e_BrokerRegistrationRequest_1, 2: _e_BrokerRegistrationRequest_2, 3: _e_BrokerRegistrationRequest_3, 4: _e_BrokerRegistrationRequest_3}

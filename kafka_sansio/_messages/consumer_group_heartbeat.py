@@ -4,28 +4,40 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_ii = structure('>ii')
-_S_u = structure('>16s')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_i = array_unpacker('i')
 
 
 class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
@@ -38,18 +50,18 @@ class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
     """The topic ID."""
     partitions: list[int]
     """The partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ConsumerGroupHeartbeatRequest(Message):
@@ -85,7 +97,7 @@ class ConsumerGroupHeartbeatRequest(Message):
     """null if not used or if it didn't change since the last heartbeat; the server side assignor to use otherwise."""
     topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] | None
     """null if it didn't change since the last heartbeat; the partitions owned by the member."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -100,7 +112,7 @@ class ConsumerGroupHeartbeatRequest(Message):
         subscribed_topic_regex: str | None = None,
         server_assignor: str | None = None,
         topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.member_id = member_id
@@ -112,7 +124,7 @@ class ConsumerGroupHeartbeatRequest(Message):
         self.subscribed_topic_regex = subscribed_topic_regex
         self.server_assignor = server_assignor
         self.topic_partitions = topic_partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ConsumerGroupHeartbeatResponseTopicPartitions(Struct):
@@ -125,18 +137,18 @@ class ConsumerGroupHeartbeatResponseTopicPartitions(Struct):
     """The topic ID."""
     partitions: list[int]
     """The partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Assignment(Struct):
@@ -147,16 +159,16 @@ class Assignment(Struct):
 
     topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions]
     """The partitions assigned to the member that can be used immediately."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_partitions = [] if topic_partitions is MISSING else topic_partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ConsumerGroupHeartbeatResponse(Message):
@@ -186,7 +198,7 @@ class ConsumerGroupHeartbeatResponse(Message):
     """The heartbeat interval in milliseconds."""
     assignment: Assignment | None
     """null if not provided; the assignment otherwise."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -198,7 +210,7 @@ class ConsumerGroupHeartbeatResponse(Message):
         member_epoch: int = 0,
         heartbeat_interval_ms: int = 0,
         assignment: Assignment | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
@@ -207,11 +219,11 @@ class ConsumerGroupHeartbeatResponse(Message):
         self.member_epoch = member_epoch
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.assignment = assignment
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ConsumerGroupHeartbeatRequestTopicPartitions_0(o: ConsumerGroupHeartbeatRequestTopicPartitions, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -249,7 +261,7 @@ def _e_ConsumerGroupHeartbeatRequest_0(o: ConsumerGroupHeartbeatRequest, out: by
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_i.pack(o.member_epoch)
+    out += _SP_i(o.member_epoch)
     v7 = o.instance_id
     if v7 is None:
         out.append(0)
@@ -276,7 +288,7 @@ def _e_ConsumerGroupHeartbeatRequest_0(o: ConsumerGroupHeartbeatRequest, out: by
         else:
             out += write_uvarint(n12 + 1)
         out += b11
-    out += _S_i.pack(o.rebalance_timeout_ms)
+    out += _SP_i(o.rebalance_timeout_ms)
     v13 = o.subscribed_topic_names
     if v13 is None:
         out.append(0)
@@ -327,152 +339,105 @@ def _e_ConsumerGroupHeartbeatRequest_0(o: ConsumerGroupHeartbeatRequest, out: by
         out.append(0)
 
 
-def _d_ConsumerGroupHeartbeatRequestTopicPartitions_0(buf: bytes, pos: int) -> tuple[ConsumerGroupHeartbeatRequestTopicPartitions, int]:
-    o = new_instance(ConsumerGroupHeartbeatRequestTopicPartitions)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicPartitions was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ConsumerGroupHeartbeatRequest_0(buf: bytes, pos: int) -> tuple[ConsumerGroupHeartbeatRequest, int]:
-    o = new_instance(ConsumerGroupHeartbeatRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of ConsumerGroupHeartbeatRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(ConsumerGroupHeartbeatRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of ConsumerGroupHeartbeatRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.member_epoch, = _S_i.unpack_from(buf, pos)
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    o1.member_epoch, = _SU_i(buf, pos)
     pos += 4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.instance_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field InstanceId had invalid length')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.instance_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.instance_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        o.rack_id = None
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field RackId had invalid length')
+        o1.instance_id, pos = read_nullable_compact_string(buf, pos, 'InstanceId')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.rack_id = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.rack_id = buf[pos:end8].decode()
-        pos = end8
-    o.rebalance_timeout_ms, = _S_i.unpack_from(buf, pos)
+        o1.rack_id, pos = read_nullable_compact_string(buf, pos, 'RackId')
+    o1.rebalance_timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    n9 = buf[pos]
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        o.subscribed_topic_names = None
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
+        o1.subscribed_topic_names = None
     else:
-        if n9 > len(buf) - pos:
+        if n10 > len(buf) - pos:
             raise truncated('SubscribedTopicNames')
-        a10: list[str] = []
-        for _ in range(n9):
-            n12 = buf[pos]
-            pos += 1
-            if n12 > 127:
-                n12, pos = read_uvarint(buf, pos - 1)
-            n12 -= 1
-            if n12 < 0:
-                raise RemoteProtocolError('non-nullable field SubscribedTopicNames of ConsumerGroupHeartbeatRequest was serialized as null')
-            elif n12 > 32767:
-                raise RemoteProtocolError('string field SubscribedTopicNames had invalid length')
+        a11: list[str] = []
+        for _ in range(n10):
+            n13 = buf[pos] - 1
+            if 0 <= n13 < 127:
+                end14 = pos + 1 + n13
+                e12 = buf[pos + 1:end14].decode()
+                pos = end14
             else:
-                end13 = pos + n12
-                e11 = buf[pos:end13].decode()
-                pos = end13
-            a10.append(e11)
-        o.subscribed_topic_names = a10
-    n14 = buf[pos]
-    pos += 1
-    if n14 > 127:
-        n14, pos = read_uvarint(buf, pos - 1)
-    n14 -= 1
-    if n14 < 0:
-        o.server_assignor = None
-    elif n14 > 32767:
-        raise RemoteProtocolError('string field ServerAssignor had invalid length')
+                e12, pos = read_compact_string(buf, pos, 'SubscribedTopicNames')
+            a11.append(e12)
+        o1.subscribed_topic_names = a11
+    n15 = buf[pos] - 1
+    if 0 <= n15 < 127:
+        end16 = pos + 1 + n15
+        o1.server_assignor = buf[pos + 1:end16].decode()
+        pos = end16
     else:
-        end15 = pos + n14
-        o.server_assignor = buf[pos:end15].decode()
-        pos = end15
-    n16 = buf[pos]
+        o1.server_assignor, pos = read_nullable_compact_string(buf, pos, 'ServerAssignor')
+    n17 = buf[pos]
     pos += 1
-    if n16 > 127:
-        n16, pos = read_uvarint(buf, pos - 1)
-    n16 -= 1
-    if n16 < 0:
-        o.topic_partitions = None
+    if n17 > 127:
+        n17, pos = read_uvarint(buf, pos - 1)
+    n17 -= 1
+    if n17 < 0:
+        o1.topic_partitions = None
     else:
-        if n16 * 18 > len(buf) - pos:
+        if n17 * 18 > len(buf) - pos:
             raise truncated('TopicPartitions')
-        a17: list[ConsumerGroupHeartbeatRequestTopicPartitions] = []
-        ap19 = a17.append
-        for _ in range(n16):
-            e18, pos = _d_ConsumerGroupHeartbeatRequestTopicPartitions_0(buf, pos)
-            ap19(e18)
-        o.topic_partitions = a17
-    o.subscribed_topic_regex = None
+        a18: list[ConsumerGroupHeartbeatRequestTopicPartitions] = []
+        ap19 = a18.append
+        for _ in range(n17):
+            o20 = new_instance(ConsumerGroupHeartbeatRequestTopicPartitions)
+            b21, = _SU_u(buf, pos)
+            o20.topic_id = uuid_from_bytes(b21)
+            pos += 16
+            n22 = buf[pos] - 1
+            if 0 <= n22 < 127:
+                o20.partitions = list(_AU_i[n22](buf, pos + 1))
+                pos += 1 + 4 * n22
+            else:
+                o20.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o20.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o20.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap19(o20)
+        o1.topic_partitions = a18
+    o1.subscribed_topic_regex = None
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ConsumerGroupHeartbeatRequest_1(o: ConsumerGroupHeartbeatRequest, out: bytearray) -> None:
@@ -496,7 +461,7 @@ def _e_ConsumerGroupHeartbeatRequest_1(o: ConsumerGroupHeartbeatRequest, out: by
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_i.pack(o.member_epoch)
+    out += _SP_i(o.member_epoch)
     v7 = o.instance_id
     if v7 is None:
         out.append(0)
@@ -523,7 +488,7 @@ def _e_ConsumerGroupHeartbeatRequest_1(o: ConsumerGroupHeartbeatRequest, out: by
         else:
             out += write_uvarint(n12 + 1)
         out += b11
-    out += _S_i.pack(o.rebalance_timeout_ms)
+    out += _SP_i(o.rebalance_timeout_ms)
     v13 = o.subscribed_topic_names
     if v13 is None:
         out.append(0)
@@ -588,142 +553,114 @@ def _e_ConsumerGroupHeartbeatRequest_1(o: ConsumerGroupHeartbeatRequest, out: by
 
 
 def _d_ConsumerGroupHeartbeatRequest_1(buf: bytes, pos: int) -> tuple[ConsumerGroupHeartbeatRequest, int]:
-    o = new_instance(ConsumerGroupHeartbeatRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of ConsumerGroupHeartbeatRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(ConsumerGroupHeartbeatRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of ConsumerGroupHeartbeatRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.member_epoch, = _S_i.unpack_from(buf, pos)
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    o1.member_epoch, = _SU_i(buf, pos)
     pos += 4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.instance_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field InstanceId had invalid length')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.instance_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.instance_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        o.rack_id = None
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field RackId had invalid length')
+        o1.instance_id, pos = read_nullable_compact_string(buf, pos, 'InstanceId')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.rack_id = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.rack_id = buf[pos:end8].decode()
-        pos = end8
-    o.rebalance_timeout_ms, = _S_i.unpack_from(buf, pos)
+        o1.rack_id, pos = read_nullable_compact_string(buf, pos, 'RackId')
+    o1.rebalance_timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    n9 = buf[pos]
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        o.subscribed_topic_names = None
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
+        o1.subscribed_topic_names = None
     else:
-        if n9 > len(buf) - pos:
+        if n10 > len(buf) - pos:
             raise truncated('SubscribedTopicNames')
-        a10: list[str] = []
-        for _ in range(n9):
-            n12 = buf[pos]
-            pos += 1
-            if n12 > 127:
-                n12, pos = read_uvarint(buf, pos - 1)
-            n12 -= 1
-            if n12 < 0:
-                raise RemoteProtocolError('non-nullable field SubscribedTopicNames of ConsumerGroupHeartbeatRequest was serialized as null')
-            elif n12 > 32767:
-                raise RemoteProtocolError('string field SubscribedTopicNames had invalid length')
+        a11: list[str] = []
+        for _ in range(n10):
+            n13 = buf[pos] - 1
+            if 0 <= n13 < 127:
+                end14 = pos + 1 + n13
+                e12 = buf[pos + 1:end14].decode()
+                pos = end14
             else:
-                end13 = pos + n12
-                e11 = buf[pos:end13].decode()
-                pos = end13
-            a10.append(e11)
-        o.subscribed_topic_names = a10
-    n14 = buf[pos]
-    pos += 1
-    if n14 > 127:
-        n14, pos = read_uvarint(buf, pos - 1)
-    n14 -= 1
-    if n14 < 0:
-        o.subscribed_topic_regex = None
-    elif n14 > 32767:
-        raise RemoteProtocolError('string field SubscribedTopicRegex had invalid length')
+                e12, pos = read_compact_string(buf, pos, 'SubscribedTopicNames')
+            a11.append(e12)
+        o1.subscribed_topic_names = a11
+    n15 = buf[pos] - 1
+    if 0 <= n15 < 127:
+        end16 = pos + 1 + n15
+        o1.subscribed_topic_regex = buf[pos + 1:end16].decode()
+        pos = end16
     else:
-        end15 = pos + n14
-        o.subscribed_topic_regex = buf[pos:end15].decode()
-        pos = end15
-    n16 = buf[pos]
-    pos += 1
-    if n16 > 127:
-        n16, pos = read_uvarint(buf, pos - 1)
-    n16 -= 1
-    if n16 < 0:
-        o.server_assignor = None
-    elif n16 > 32767:
-        raise RemoteProtocolError('string field ServerAssignor had invalid length')
+        o1.subscribed_topic_regex, pos = read_nullable_compact_string(buf, pos, 'SubscribedTopicRegex')
+    n17 = buf[pos] - 1
+    if 0 <= n17 < 127:
+        end18 = pos + 1 + n17
+        o1.server_assignor = buf[pos + 1:end18].decode()
+        pos = end18
     else:
-        end17 = pos + n16
-        o.server_assignor = buf[pos:end17].decode()
-        pos = end17
-    n18 = buf[pos]
+        o1.server_assignor, pos = read_nullable_compact_string(buf, pos, 'ServerAssignor')
+    n19 = buf[pos]
     pos += 1
-    if n18 > 127:
-        n18, pos = read_uvarint(buf, pos - 1)
-    n18 -= 1
-    if n18 < 0:
-        o.topic_partitions = None
+    if n19 > 127:
+        n19, pos = read_uvarint(buf, pos - 1)
+    n19 -= 1
+    if n19 < 0:
+        o1.topic_partitions = None
     else:
-        if n18 * 18 > len(buf) - pos:
+        if n19 * 18 > len(buf) - pos:
             raise truncated('TopicPartitions')
-        a19: list[ConsumerGroupHeartbeatRequestTopicPartitions] = []
-        ap21 = a19.append
-        for _ in range(n18):
-            e20, pos = _d_ConsumerGroupHeartbeatRequestTopicPartitions_0(buf, pos)
-            ap21(e20)
-        o.topic_partitions = a19
+        a20: list[ConsumerGroupHeartbeatRequestTopicPartitions] = []
+        ap21 = a20.append
+        for _ in range(n19):
+            o22 = new_instance(ConsumerGroupHeartbeatRequestTopicPartitions)
+            b23, = _SU_u(buf, pos)
+            o22.topic_id = uuid_from_bytes(b23)
+            pos += 16
+            n24 = buf[pos] - 1
+            if 0 <= n24 < 127:
+                o22.partitions = list(_AU_i[n24](buf, pos + 1))
+                pos += 1 + 4 * n24
+            else:
+                o22.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o22.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o22.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap21(o22)
+        o1.topic_partitions = a20
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ConsumerGroupHeartbeatResponseTopicPartitions_0(o: ConsumerGroupHeartbeatResponseTopicPartitions, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -755,7 +692,7 @@ def _e_Assignment_0(o: Assignment, out: bytearray) -> None:
 
 
 def _e_ConsumerGroupHeartbeatResponse_0(o: ConsumerGroupHeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -782,7 +719,7 @@ def _e_ConsumerGroupHeartbeatResponse_0(o: ConsumerGroupHeartbeatResponse, out: 
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_ii.pack(o.member_epoch, o.heartbeat_interval_ms)
+    out += _SP_ii(o.member_epoch, o.heartbeat_interval_ms)
     v7 = o.assignment
     if v7 is None:
         out.append(255)
@@ -796,100 +733,77 @@ def _e_ConsumerGroupHeartbeatResponse_0(o: ConsumerGroupHeartbeatResponse, out: 
         out.append(0)
 
 
-def _d_ConsumerGroupHeartbeatResponseTopicPartitions_0(buf: bytes, pos: int) -> tuple[ConsumerGroupHeartbeatResponseTopicPartitions, int]:
-    o = new_instance(ConsumerGroupHeartbeatResponseTopicPartitions)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
+def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
+    o1 = new_instance(Assignment)
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicPartitions was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
-    o = new_instance(Assignment)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field TopicPartitions of Assignment was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('TopicPartitions')
-        a2: list[ConsumerGroupHeartbeatResponseTopicPartitions] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ConsumerGroupHeartbeatResponseTopicPartitions_0(buf, pos)
-            ap4(e3)
-        o.topic_partitions = a2
+        a3: list[ConsumerGroupHeartbeatResponseTopicPartitions] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ConsumerGroupHeartbeatResponseTopicPartitions)
+            b6, = _SU_u(buf, pos)
+            o5.topic_id = uuid_from_bytes(b6)
+            pos += 16
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                o5.partitions = list(_AU_i[n7](buf, pos + 1))
+                pos += 1 + 4 * n7
+            else:
+                o5.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topic_partitions = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ConsumerGroupHeartbeatResponse_0(buf: bytes, pos: int) -> tuple[ConsumerGroupHeartbeatResponse, int]:
-    o = new_instance(ConsumerGroupHeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ConsumerGroupHeartbeatResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.member_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.member_epoch, o.heartbeat_interval_ms = _S_ii.unpack_from(buf, pos)
+        o1.member_id, pos = read_nullable_compact_string(buf, pos, 'MemberId')
+    o1.member_epoch, o1.heartbeat_interval_ms = _SU_ii(buf, pos)
     pos += 8
     if buf[pos] >= 128:
-        o.assignment = None
+        o1.assignment = None
         pos += 1
     else:
-        o.assignment, pos = _d_Assignment_0(buf, pos + 1)
+        o1.assignment, pos = _d_Assignment_0(buf, pos + 1)
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ConsumerGroupHeartbeatRequest._ENCODERS = {0: _e_ConsumerGroupHeartbeatRequest_0, 1: _e_ConsumerGroupHeartbeatRequest_1}

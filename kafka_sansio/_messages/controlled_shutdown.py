@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,9 +22,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_iq = structure('>iq')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
 
 
 class ControlledShutdownRequest(Message):
@@ -40,18 +47,18 @@ class ControlledShutdownRequest(Message):
     """The id of the broker for which controlled shutdown has been requested."""
     broker_epoch: int
     """The broker epoch."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         broker_id: int = 0,
         broker_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class RemainingPartition(Struct):
@@ -64,18 +71,18 @@ class RemainingPartition(Struct):
     """The name of the topic."""
     partition_index: int
     """The index of the partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partition_index: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_index = partition_index
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ControlledShutdownResponse(Message):
@@ -95,57 +102,57 @@ class ControlledShutdownResponse(Message):
     """The top-level error code."""
     remaining_partitions: list[RemainingPartition]
     """The partitions that the broker still leads."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         error_code: int = 0,
         remaining_partitions: list[RemainingPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.remaining_partitions = [] if remaining_partitions is MISSING else remaining_partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ControlledShutdownRequest_0(o: ControlledShutdownRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ControlledShutdownRequest version 0 cannot carry tagged fields')
 
 
 def _d_ControlledShutdownRequest_0(buf: bytes, pos: int) -> tuple[ControlledShutdownRequest, int]:
-    o = new_instance(ControlledShutdownRequest)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ControlledShutdownRequest)
+    o1.broker_id, = _SU_i(buf, pos)
     pos += 4
-    o.broker_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.broker_epoch = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ControlledShutdownRequest_1(o: ControlledShutdownRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ControlledShutdownRequest version 1 cannot carry tagged fields')
 
 
 def _e_ControlledShutdownRequest_2(o: ControlledShutdownRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ControlledShutdownRequest version 2 cannot carry tagged fields')
 
 
 def _d_ControlledShutdownRequest_2(buf: bytes, pos: int) -> tuple[ControlledShutdownRequest, int]:
-    o = new_instance(ControlledShutdownRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
+    o1 = new_instance(ControlledShutdownRequest)
+    o1.broker_id, o1.broker_epoch = _SU_iq(buf, pos)
     pos += 12
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ControlledShutdownRequest_3(o: ControlledShutdownRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
+    out += _SP_iq(o.broker_id, o.broker_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -154,15 +161,15 @@ def _e_ControlledShutdownRequest_3(o: ControlledShutdownRequest, out: bytearray)
 
 
 def _d_ControlledShutdownRequest_3(buf: bytes, pos: int) -> tuple[ControlledShutdownRequest, int]:
-    o = new_instance(ControlledShutdownRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
+    o1 = new_instance(ControlledShutdownRequest)
+    o1.broker_id, o1.broker_epoch = _SU_iq(buf, pos)
     pos += 12
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_RemainingPartition_0(o: RemainingPartition, out: bytearray) -> None:
@@ -171,59 +178,54 @@ def _e_RemainingPartition_0(o: RemainingPartition, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('RemainingPartition version 0 cannot carry tagged fields')
 
 
 def _e_ControlledShutdownResponse_0(o: ControlledShutdownResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.remaining_partitions
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_RemainingPartition_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ControlledShutdownResponse version 0 cannot carry tagged fields')
 
 
-def _d_RemainingPartition_0(buf: bytes, pos: int) -> tuple[RemainingPartition, int]:
-    o = new_instance(RemainingPartition)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of RemainingPartition was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ControlledShutdownResponse_0(buf: bytes, pos: int) -> tuple[ControlledShutdownResponse, int]:
-    o = new_instance(ControlledShutdownResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ControlledShutdownResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field RemainingPartitions of ControlledShutdownResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('RemainingPartitions')
-        a2: list[RemainingPartition] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_RemainingPartition_0(buf, pos)
-            ap4(e3)
-        o.remaining_partitions = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[RemainingPartition] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(RemainingPartition)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of RemainingPartition was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.remaining_partitions = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_RemainingPartition_1(o: RemainingPartition, out: bytearray) -> None:
@@ -232,18 +234,18 @@ def _e_RemainingPartition_1(o: RemainingPartition, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('RemainingPartition version 1 cannot carry tagged fields')
 
 
 def _e_ControlledShutdownResponse_1(o: ControlledShutdownResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.remaining_partitions
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_RemainingPartition_1(e3, out)
     if o.unknown_tagged_fields:
@@ -256,18 +258,18 @@ def _e_RemainingPartition_2(o: RemainingPartition, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('RemainingPartition version 2 cannot carry tagged fields')
 
 
 def _e_ControlledShutdownResponse_2(o: ControlledShutdownResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.remaining_partitions
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_RemainingPartition_2(e3, out)
     if o.unknown_tagged_fields:
@@ -285,7 +287,7 @@ def _e_RemainingPartition_3(o: RemainingPartition, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -294,7 +296,7 @@ def _e_RemainingPartition_3(o: RemainingPartition, out: bytearray) -> None:
 
 
 def _e_ControlledShutdownResponse_3(o: ControlledShutdownResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.remaining_partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -310,57 +312,46 @@ def _e_ControlledShutdownResponse_3(o: ControlledShutdownResponse, out: bytearra
         out.append(0)
 
 
-def _d_RemainingPartition_3(buf: bytes, pos: int) -> tuple[RemainingPartition, int]:
-    o = new_instance(RemainingPartition)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of RemainingPartition was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ControlledShutdownResponse_3(buf: bytes, pos: int) -> tuple[ControlledShutdownResponse, int]:
-    o = new_instance(ControlledShutdownResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ControlledShutdownResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field RemainingPartitions of ControlledShutdownResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('RemainingPartitions')
-        a2: list[RemainingPartition] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_RemainingPartition_3(buf, pos)
-            ap4(e3)
-        o.remaining_partitions = a2
+        a3: list[RemainingPartition] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(RemainingPartition)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.topic_name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+            o5.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.remaining_partitions = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ControlledShutdownRequest._ENCODERS = {0: _e_ControlledShutdownRequest_0, 1: _e_ControlledShutdownRequest_1, 2: _e_ControlledShutdownRequest_2, 3: _e_ControlledShutdownRequest_3}

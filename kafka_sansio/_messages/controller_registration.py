@@ -4,27 +4,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_Hh = structure('>Hh')
-_S_hh = structure('>hh')
-_S_ih = structure('>ih')
-_S_iuo = structure('>i16s?')
+_SU_Hh = structure('>Hh').unpack_from
+_SP_Hh = structure('>Hh').pack
+_SU_hh = structure('>hh').unpack_from
+_SP_hh = structure('>hh').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iuo = structure('>i16s?').unpack_from
+_SP_iuo = structure('>i16s?').pack
 
 
 class Listener(Struct):
@@ -41,7 +50,7 @@ class Listener(Struct):
     """The port."""
     security_protocol: int
     """The security protocol."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -50,13 +59,13 @@ class Listener(Struct):
         host: str = '',
         port: int = 0,
         security_protocol: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.security_protocol = security_protocol
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Feature(Struct):
@@ -71,7 +80,7 @@ class Feature(Struct):
     """The minimum supported feature level."""
     max_supported_version: int
     """The maximum supported feature level."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -79,12 +88,12 @@ class Feature(Struct):
         name: str = '',
         min_supported_version: int = 0,
         max_supported_version: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.min_supported_version = min_supported_version
         self.max_supported_version = max_supported_version
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ControllerRegistrationRequest(Message):
@@ -110,7 +119,7 @@ class ControllerRegistrationRequest(Message):
     """The listeners of this controller"""
     features: list[Feature]
     """The features on this controller"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -120,14 +129,14 @@ class ControllerRegistrationRequest(Message):
         zk_migration_ready: bool = False,
         listeners: list[Listener] = MISSING,
         features: list[Feature] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.controller_id = controller_id
         self.incarnation_id = incarnation_id
         self.zk_migration_ready = zk_migration_ready
         self.listeners = [] if listeners is MISSING else listeners
         self.features = [] if features is MISSING else features
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ControllerRegistrationResponse(Message):
@@ -149,7 +158,7 @@ class ControllerRegistrationResponse(Message):
     """The response error code."""
     error_message: str | None
     """The response error message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -157,12 +166,12 @@ class ControllerRegistrationResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_Listener_0(o: Listener, out: bytearray) -> None:
@@ -186,7 +195,7 @@ def _e_Listener_0(o: Listener, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_Hh.pack(o.port, o.security_protocol)
+    out += _SP_Hh(o.port, o.security_protocol)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -205,7 +214,7 @@ def _e_Feature_0(o: Feature, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_hh.pack(o.min_supported_version, o.max_supported_version)
+    out += _SP_hh(o.min_supported_version, o.max_supported_version)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -214,7 +223,7 @@ def _e_Feature_0(o: Feature, out: bytearray) -> None:
 
 
 def _e_ControllerRegistrationRequest_0(o: ControllerRegistrationRequest, out: bytearray) -> None:
-    out += _S_iuo.pack(o.controller_id, o.incarnation_id.bytes, o.zk_migration_ready)
+    out += _SP_iuo(o.controller_id, o.incarnation_id.bytes, o.zk_migration_ready)
     v1 = o.listeners
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -238,116 +247,88 @@ def _e_ControllerRegistrationRequest_0(o: ControllerRegistrationRequest, out: by
         out.append(0)
 
 
-def _d_Listener_0(buf: bytes, pos: int) -> tuple[Listener, int]:
-    o = new_instance(Listener)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of Listener was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
+def _d_ControllerRegistrationRequest_0(buf: bytes, pos: int) -> tuple[ControllerRegistrationRequest, int]:
+    o1 = new_instance(ControllerRegistrationRequest)
+    o1.controller_id, b2, o1.zk_migration_ready = _SU_iuo(buf, pos)
+    o1.incarnation_id = uuid_from_bytes(b2)
+    pos += 21
     n3 = buf[pos]
     pos += 1
     if n3 > 127:
         n3, pos = read_uvarint(buf, pos - 1)
     n3 -= 1
     if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of Listener was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, o.security_protocol = _S_Hh.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_Feature_0(buf: bytes, pos: int) -> tuple[Feature, int]:
-    o = new_instance(Feature)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of Feature was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.min_supported_version, o.max_supported_version = _S_hh.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_ControllerRegistrationRequest_0(buf: bytes, pos: int) -> tuple[ControllerRegistrationRequest, int]:
-    o = new_instance(ControllerRegistrationRequest)
-    o.controller_id, u1, o.zk_migration_ready = _S_iuo.unpack_from(buf, pos)
-    o.incarnation_id = UUID(bytes=u1)
-    pos += 21
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Listeners of ControllerRegistrationRequest was serialized as null')
     else:
-        if n2 * 7 > len(buf) - pos:
+        if n3 * 7 > len(buf) - pos:
             raise truncated('Listeners')
-        a3: list[Listener] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_Listener_0(buf, pos)
-            ap5(e4)
-        o.listeners = a3
-    n6 = buf[pos]
+        a4: list[Listener] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(Listener)
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                end8 = pos + 1 + n7
+                o6.name = buf[pos + 1:end8].decode()
+                pos = end8
+            else:
+                o6.name, pos = read_compact_string(buf, pos, 'Name')
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                end10 = pos + 1 + n9
+                o6.host = buf[pos + 1:end10].decode()
+                pos = end10
+            else:
+                o6.host, pos = read_compact_string(buf, pos, 'Host')
+            o6.port, o6.security_protocol = _SU_Hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.listeners = a4
+    n11 = buf[pos]
     pos += 1
-    if n6 > 127:
-        n6, pos = read_uvarint(buf, pos - 1)
-    n6 -= 1
-    if n6 < 0:
+    if n11 > 127:
+        n11, pos = read_uvarint(buf, pos - 1)
+    n11 -= 1
+    if n11 < 0:
         raise RemoteProtocolError('non-nullable field Features of ControllerRegistrationRequest was serialized as null')
     else:
-        if n6 * 6 > len(buf) - pos:
+        if n11 * 6 > len(buf) - pos:
             raise truncated('Features')
-        a7: list[Feature] = []
-        ap9 = a7.append
-        for _ in range(n6):
-            e8, pos = _d_Feature_0(buf, pos)
-            ap9(e8)
-        o.features = a7
+        a12: list[Feature] = []
+        ap13 = a12.append
+        for _ in range(n11):
+            o14 = new_instance(Feature)
+            n15 = buf[pos] - 1
+            if 0 <= n15 < 127:
+                end16 = pos + 1 + n15
+                o14.name = buf[pos + 1:end16].decode()
+                pos = end16
+            else:
+                o14.name, pos = read_compact_string(buf, pos, 'Name')
+            o14.min_supported_version, o14.max_supported_version = _SU_hh(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o14.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o14.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap13(o14)
+        o1.features = a12
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ControllerRegistrationResponse_0(o: ControllerRegistrationResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -369,28 +350,22 @@ def _e_ControllerRegistrationResponse_0(o: ControllerRegistrationResponse, out: 
 
 
 def _d_ControllerRegistrationResponse_0(buf: bytes, pos: int) -> tuple[ControllerRegistrationResponse, int]:
-    o = new_instance(ControllerRegistrationResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ControllerRegistrationResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ControllerRegistrationRequest._ENCODERS = {0: _e_ControllerRegistrationRequest_0}

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,10 +23,14 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_bb = structure('>bb')
-_S_h = structure('>h')
-_S_i = structure('>i')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_bb = structure('>bb').unpack_from
+_SP_bb = structure('>bb').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
 
 
 class AclCreation(Struct):
@@ -44,7 +53,7 @@ class AclCreation(Struct):
     """The operation type for the ACL (read, write, etc.)."""
     permission_type: int
     """The permission type for the ACL (allow, deny, etc.)."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -56,7 +65,7 @@ class AclCreation(Struct):
         host: str = '',
         operation: int = 0,
         permission_type: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.resource_type = resource_type
         self.resource_name = resource_name
@@ -65,7 +74,7 @@ class AclCreation(Struct):
         self.host = host
         self.operation = operation
         self.permission_type = permission_type
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreateAclsRequest(Message):
@@ -83,16 +92,16 @@ class CreateAclsRequest(Message):
 
     creations: list[AclCreation]
     """The ACLs that we want to create."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         creations: list[AclCreation] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.creations = [] if creations is MISSING else creations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AclCreationResult(Struct):
@@ -105,18 +114,18 @@ class AclCreationResult(Struct):
     """The result error, or zero if there was no error."""
     error_message: str | None
     """The result message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreateAclsResponse(Message):
@@ -136,46 +145,46 @@ class CreateAclsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     results: list[AclCreationResult]
     """The results for each ACL creation."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         results: list[AclCreationResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AclCreation_0(o: AclCreation, out: bytearray) -> None:
     if o.resource_pattern_type != 3:
         raise LocalProtocolError('attempted to write a non-default ResourcePatternType at version 0 of AclCreation')
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Principal longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.host
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AclCreation version 0 cannot carry tagged fields')
 
@@ -183,92 +192,87 @@ def _e_AclCreation_0(o: AclCreation, out: bytearray) -> None:
 def _e_CreateAclsRequest_0(o: CreateAclsRequest, out: bytearray) -> None:
     v1 = o.creations
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AclCreation_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateAclsRequest version 0 cannot carry tagged fields')
 
 
-def _d_AclCreation_0(buf: bytes, pos: int) -> tuple[AclCreation, int]:
-    o = new_instance(AclCreation)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of AclCreation was serialized as null')
-    else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Principal of AclCreation was serialized as null')
-    else:
-        end4 = pos + n3
-        o.principal = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Host of AclCreation was serialized as null')
-    else:
-        end6 = pos + n5
-        o.host = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.resource_pattern_type = 3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreateAclsRequest_0(buf: bytes, pos: int) -> tuple[CreateAclsRequest, int]:
-    o = new_instance(CreateAclsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateAclsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Creations of CreateAclsRequest was serialized as null')
     else:
-        if n1 * 9 > len(buf) - pos:
+        if n2 * 9 > len(buf) - pos:
             raise truncated('Creations')
-        a2: list[AclCreation] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AclCreation_0(buf, pos)
-            ap4(e3)
-        o.creations = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[AclCreation] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AclCreation)
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field ResourceName of AclCreation was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.resource_name = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Principal of AclCreation was serialized as null')
+            else:
+                end9 = pos + n8
+                o5.principal = buf[pos:end9].decode()
+                pos = end9
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Host of AclCreation was serialized as null')
+            else:
+                end11 = pos + n10
+                o5.host = buf[pos:end11].decode()
+                pos = end11
+            o5.operation, o5.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            o5.resource_pattern_type = 3
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.creations = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AclCreation_1(o: AclCreation, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_b.pack(o.resource_pattern_type)
+    out += _SP_b(o.resource_pattern_type)
     v4 = o.principal
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Principal longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.host
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AclCreation version 1 cannot carry tagged fields')
 
@@ -276,70 +280,65 @@ def _e_AclCreation_1(o: AclCreation, out: bytearray) -> None:
 def _e_CreateAclsRequest_1(o: CreateAclsRequest, out: bytearray) -> None:
     v1 = o.creations
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AclCreation_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateAclsRequest version 1 cannot carry tagged fields')
 
 
-def _d_AclCreation_1(buf: bytes, pos: int) -> tuple[AclCreation, int]:
-    o = new_instance(AclCreation)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of AclCreation was serialized as null')
-    else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    o.resource_pattern_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Principal of AclCreation was serialized as null')
-    else:
-        end4 = pos + n3
-        o.principal = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Host of AclCreation was serialized as null')
-    else:
-        end6 = pos + n5
-        o.host = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreateAclsRequest_1(buf: bytes, pos: int) -> tuple[CreateAclsRequest, int]:
-    o = new_instance(CreateAclsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateAclsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Creations of CreateAclsRequest was serialized as null')
     else:
-        if n1 * 10 > len(buf) - pos:
+        if n2 * 10 > len(buf) - pos:
             raise truncated('Creations')
-        a2: list[AclCreation] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AclCreation_1(buf, pos)
-            ap4(e3)
-        o.creations = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[AclCreation] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AclCreation)
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field ResourceName of AclCreation was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.resource_name = buf[pos:end7].decode()
+                pos = end7
+            o5.resource_pattern_type, = _SU_b(buf, pos)
+            pos += 1
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Principal of AclCreation was serialized as null')
+            else:
+                end9 = pos + n8
+                o5.principal = buf[pos:end9].decode()
+                pos = end9
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Host of AclCreation was serialized as null')
+            else:
+                end11 = pos + n10
+                o5.host = buf[pos:end11].decode()
+                pos = end11
+            o5.operation, o5.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.creations = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AclCreation_2(o: AclCreation, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
@@ -350,7 +349,7 @@ def _e_AclCreation_2(o: AclCreation, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_b.pack(o.resource_pattern_type)
+    out += _SP_b(o.resource_pattern_type)
     v4 = o.principal
     b5 = v4.encode()
     n6 = len(b5)
@@ -371,7 +370,7 @@ def _e_AclCreation_2(o: AclCreation, out: bytearray) -> None:
     else:
         out += write_uvarint(n9 + 1)
     out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -395,89 +394,66 @@ def _e_CreateAclsRequest_2(o: CreateAclsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_AclCreation_2(buf: bytes, pos: int) -> tuple[AclCreation, int]:
-    o = new_instance(AclCreation)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of AclCreation was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ResourceName had invalid length')
-    else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    o.resource_pattern_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Principal of AclCreation was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Principal had invalid length')
-    else:
-        end4 = pos + n3
-        o.principal = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Host of AclCreation was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end6 = pos + n5
-        o.host = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_CreateAclsRequest_2(buf: bytes, pos: int) -> tuple[CreateAclsRequest, int]:
-    o = new_instance(CreateAclsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(CreateAclsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Creations of CreateAclsRequest was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('Creations')
-        a2: list[AclCreation] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AclCreation_2(buf, pos)
-            ap4(e3)
-        o.creations = a2
+        a3: list[AclCreation] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AclCreation)
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.resource_name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.resource_name, pos = read_compact_string(buf, pos, 'ResourceName')
+            o5.resource_pattern_type, = _SU_b(buf, pos)
+            pos += 1
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.principal = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.principal, pos = read_compact_string(buf, pos, 'Principal')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o5.host = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o5.host, pos = read_compact_string(buf, pos, 'Host')
+            o5.operation, o5.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.creations = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AclCreationResult_0(o: AclCreationResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -486,62 +462,57 @@ def _e_AclCreationResult_0(o: AclCreationResult, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AclCreationResult version 0 cannot carry tagged fields')
 
 
 def _e_CreateAclsResponse_0(o: CreateAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AclCreationResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateAclsResponse version 0 cannot carry tagged fields')
 
 
-def _d_AclCreationResult_0(buf: bytes, pos: int) -> tuple[AclCreationResult, int]:
-    o = new_instance(AclCreationResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.error_message = None
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreateAclsResponse_0(buf: bytes, pos: int) -> tuple[CreateAclsResponse, int]:
-    o = new_instance(CreateAclsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateAclsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of CreateAclsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[AclCreationResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AclCreationResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[AclCreationResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AclCreationResult)
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                o5.error_message = None
+            else:
+                end7 = pos + n6
+                o5.error_message = buf[pos:end7].decode()
+                pos = end7
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AclCreationResult_1(o: AclCreationResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -550,17 +521,17 @@ def _e_AclCreationResult_1(o: AclCreationResult, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AclCreationResult version 1 cannot carry tagged fields')
 
 
 def _e_CreateAclsResponse_1(o: CreateAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AclCreationResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -568,7 +539,7 @@ def _e_CreateAclsResponse_1(o: CreateAclsResponse, out: bytearray) -> None:
 
 
 def _e_AclCreationResult_2(o: AclCreationResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -590,7 +561,7 @@ def _e_AclCreationResult_2(o: AclCreationResult, out: bytearray) -> None:
 
 
 def _e_CreateAclsResponse_2(o: CreateAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -606,57 +577,46 @@ def _e_CreateAclsResponse_2(o: CreateAclsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_AclCreationResult_2(buf: bytes, pos: int) -> tuple[AclCreationResult, int]:
-    o = new_instance(AclCreationResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_CreateAclsResponse_2(buf: bytes, pos: int) -> tuple[CreateAclsResponse, int]:
-    o = new_instance(CreateAclsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateAclsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of CreateAclsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[AclCreationResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AclCreationResult_2(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[AclCreationResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AclCreationResult)
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.error_message = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 CreateAclsRequest._ENCODERS = {0: _e_CreateAclsRequest_0, 1: _e_CreateAclsRequest_1, 2: _e_CreateAclsRequest_2, 3: _e_CreateAclsRequest_2}

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,10 +23,14 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_q = structure('>q')
-_S_qqq = structure('>qqq')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
+_SU_qqq = structure('>qqq').unpack_from
+_SP_qqq = structure('>qqq').pack
 
 
 class CreatableRenewers(Struct):
@@ -34,18 +43,18 @@ class CreatableRenewers(Struct):
     """The type of the Kafka principal."""
     principal_name: str
     """The name of the Kafka principal."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         principal_type: str = '',
         principal_name: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.principal_type = principal_type
         self.principal_name = principal_name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreateDelegationTokenRequest(Message):
@@ -69,7 +78,7 @@ class CreateDelegationTokenRequest(Message):
     """A list of those who are allowed to renew this token before it expires."""
     max_lifetime_ms: int
     """The maximum lifetime of the token in milliseconds, or -1 to use the server side default."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -78,13 +87,13 @@ class CreateDelegationTokenRequest(Message):
         owner_principal_name: str | None = '',
         renewers: list[CreatableRenewers] = MISSING,
         max_lifetime_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.owner_principal_type = owner_principal_type
         self.owner_principal_name = owner_principal_name
         self.renewers = [] if renewers is MISSING else renewers
         self.max_lifetime_ms = max_lifetime_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreateDelegationTokenResponse(Message):
@@ -122,7 +131,7 @@ class CreateDelegationTokenResponse(Message):
     """HMAC of the delegation token."""
     throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -138,7 +147,7 @@ class CreateDelegationTokenResponse(Message):
         token_id: str = '',
         hmac: bytes = b"",
         throttle_time_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.principal_type = principal_type
@@ -151,7 +160,7 @@ class CreateDelegationTokenResponse(Message):
         self.token_id = token_id
         self.hmac = hmac
         self.throttle_time_ms = throttle_time_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_CreatableRenewers_0(o: CreatableRenewers, out: bytearray) -> None:
@@ -160,14 +169,14 @@ def _e_CreatableRenewers_0(o: CreatableRenewers, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableRenewers version 0 cannot carry tagged fields')
@@ -180,57 +189,52 @@ def _e_CreateDelegationTokenRequest_0(o: CreateDelegationTokenRequest, out: byte
         raise LocalProtocolError('attempted to write a non-default OwnerPrincipalName at version 0 of CreateDelegationTokenRequest')
     v1 = o.renewers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableRenewers_0(e3, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    out += _SP_q(o.max_lifetime_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateDelegationTokenRequest version 0 cannot carry tagged fields')
 
 
-def _d_CreatableRenewers_0(buf: bytes, pos: int) -> tuple[CreatableRenewers, int]:
-    o = new_instance(CreatableRenewers)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of CreatableRenewers was serialized as null')
-    else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of CreatableRenewers was serialized as null')
-    else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreateDelegationTokenRequest_0(buf: bytes, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
-    o = new_instance(CreateDelegationTokenRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateDelegationTokenRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Renewers of CreateDelegationTokenRequest was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Renewers')
-        a2: list[CreatableRenewers] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableRenewers_0(buf, pos)
-            ap4(e3)
-        o.renewers = a2
-    o.max_lifetime_ms, = _S_q.unpack_from(buf, pos)
+        a3: list[CreatableRenewers] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(CreatableRenewers)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field PrincipalType of CreatableRenewers was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.principal_type = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field PrincipalName of CreatableRenewers was serialized as null')
+            else:
+                end9 = pos + n8
+                o5.principal_name = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.renewers = a3
+    o1.max_lifetime_ms, = _SU_q(buf, pos)
     pos += 8
-    o.owner_principal_type = ''
-    o.owner_principal_name = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.owner_principal_type = ''
+    o1.owner_principal_name = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreatableRenewers_1(o: CreatableRenewers, out: bytearray) -> None:
@@ -239,14 +243,14 @@ def _e_CreatableRenewers_1(o: CreatableRenewers, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableRenewers version 1 cannot carry tagged fields')
@@ -259,10 +263,10 @@ def _e_CreateDelegationTokenRequest_1(o: CreateDelegationTokenRequest, out: byte
         raise LocalProtocolError('attempted to write a non-default OwnerPrincipalName at version 1 of CreateDelegationTokenRequest')
     v1 = o.renewers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableRenewers_1(e3, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    out += _SP_q(o.max_lifetime_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateDelegationTokenRequest version 1 cannot carry tagged fields')
 
@@ -308,7 +312,7 @@ def _e_CreateDelegationTokenRequest_2(o: CreateDelegationTokenRequest, out: byte
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_CreatableRenewers_2(e3, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    out += _SP_q(o.max_lifetime_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -316,70 +320,53 @@ def _e_CreateDelegationTokenRequest_2(o: CreateDelegationTokenRequest, out: byte
         out.append(0)
 
 
-def _d_CreatableRenewers_2(buf: bytes, pos: int) -> tuple[CreatableRenewers, int]:
-    o = new_instance(CreatableRenewers)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of CreatableRenewers was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field PrincipalType had invalid length')
-    else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of CreatableRenewers was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalName had invalid length')
-    else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_CreateDelegationTokenRequest_2(buf: bytes, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
-    o = new_instance(CreateDelegationTokenRequest)
-    n1 = buf[pos]
+    o1 = new_instance(CreateDelegationTokenRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Renewers of CreateDelegationTokenRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Renewers')
-        a2: list[CreatableRenewers] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableRenewers_2(buf, pos)
-            ap4(e3)
-        o.renewers = a2
-    o.max_lifetime_ms, = _S_q.unpack_from(buf, pos)
+        a3: list[CreatableRenewers] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(CreatableRenewers)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.principal_type = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.principal_name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.renewers = a3
+    o1.max_lifetime_ms, = _SU_q(buf, pos)
     pos += 8
-    o.owner_principal_type = ''
-    o.owner_principal_name = ''
+    o1.owner_principal_type = ''
+    o1.owner_principal_name = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_CreateDelegationTokenRequest_3(o: CreateDelegationTokenRequest, out: bytearray) -> None:
@@ -417,7 +404,7 @@ def _e_CreateDelegationTokenRequest_3(o: CreateDelegationTokenRequest, out: byte
         out += write_uvarint(n8 + 1)
     for e9 in v7:
         _e_CreatableRenewers_2(e9, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    out += _SP_q(o.max_lifetime_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -426,57 +413,64 @@ def _e_CreateDelegationTokenRequest_3(o: CreateDelegationTokenRequest, out: byte
 
 
 def _d_CreateDelegationTokenRequest_3(buf: bytes, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
-    o = new_instance(CreateDelegationTokenRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.owner_principal_type = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field OwnerPrincipalType had invalid length')
+    o1 = new_instance(CreateDelegationTokenRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.owner_principal_type = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.owner_principal_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.owner_principal_name = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field OwnerPrincipalName had invalid length')
+        o1.owner_principal_type, pos = read_nullable_compact_string(buf, pos, 'OwnerPrincipalType')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.owner_principal_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.owner_principal_name = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
+        o1.owner_principal_name, pos = read_nullable_compact_string(buf, pos, 'OwnerPrincipalName')
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Renewers of CreateDelegationTokenRequest was serialized as null')
     else:
-        if n5 * 3 > len(buf) - pos:
+        if n6 * 3 > len(buf) - pos:
             raise truncated('Renewers')
-        a6: list[CreatableRenewers] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_CreatableRenewers_2(buf, pos)
-            ap8(e7)
-        o.renewers = a6
-    o.max_lifetime_ms, = _S_q.unpack_from(buf, pos)
+        a7: list[CreatableRenewers] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(CreatableRenewers)
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.principal_type = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o9.principal_name = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o9.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.renewers = a7
+    o1.max_lifetime_ms, = _SU_q(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_CreateDelegationTokenResponse_0(o: CreateDelegationTokenResponse, out: bytearray) -> None:
@@ -484,84 +478,84 @@ def _e_CreateDelegationTokenResponse_0(o: CreateDelegationTokenResponse, out: by
         raise LocalProtocolError('attempted to write a non-default TokenRequesterPrincipalType at version 0 of CreateDelegationTokenResponse')
     if o.token_requester_principal_name != '':
         raise LocalProtocolError('attempted to write a non-default TokenRequesterPrincipalName at version 0 of CreateDelegationTokenResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.principal_type
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _SP_qqq(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     v7 = o.token_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('TokenId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.hmac
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     out += v10
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateDelegationTokenResponse version 0 cannot carry tagged fields')
 
 
 def _d_CreateDelegationTokenResponse_0(buf: bytes, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
-    o = new_instance(CreateDelegationTokenResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(CreateDelegationTokenResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field PrincipalType of CreateDelegationTokenResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.principal_type = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PrincipalName of CreateDelegationTokenResponse was serialized as null')
     else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.principal_name = buf[pos:end5].decode()
+        pos = end5
+    o1.issue_timestamp_ms, o1.expiry_timestamp_ms, o1.max_timestamp_ms = _SU_qqq(buf, pos)
     pos += 24
-    (n5,) = _S_h.unpack_from(buf, pos)
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field TokenId of CreateDelegationTokenResponse was serialized as null')
     else:
-        end6 = pos + n5
-        o.token_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.token_id = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Hmac of CreateDelegationTokenResponse was serialized as null')
     else:
-        end8 = pos + n7
-        if end8 > len(buf):
+        end9 = pos + n8
+        if end9 > len(buf):
             raise truncated('Hmac')
-        o.hmac = buf[pos:end8]
-        pos = end8
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        o1.hmac = buf[pos:end9]
+        pos = end9
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.token_requester_principal_type = ''
-    o.token_requester_principal_name = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.token_requester_principal_type = ''
+    o1.token_requester_principal_name = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreateDelegationTokenResponse_1(o: CreateDelegationTokenResponse, out: bytearray) -> None:
@@ -569,34 +563,34 @@ def _e_CreateDelegationTokenResponse_1(o: CreateDelegationTokenResponse, out: by
         raise LocalProtocolError('attempted to write a non-default TokenRequesterPrincipalType at version 1 of CreateDelegationTokenResponse')
     if o.token_requester_principal_name != '':
         raise LocalProtocolError('attempted to write a non-default TokenRequesterPrincipalName at version 1 of CreateDelegationTokenResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.principal_type
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _SP_qqq(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     v7 = o.token_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('TokenId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.hmac
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     out += v10
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateDelegationTokenResponse version 1 cannot carry tagged fields')
 
@@ -606,7 +600,7 @@ def _e_CreateDelegationTokenResponse_2(o: CreateDelegationTokenResponse, out: by
         raise LocalProtocolError('attempted to write a non-default TokenRequesterPrincipalType at version 2 of CreateDelegationTokenResponse')
     if o.token_requester_principal_name != '':
         raise LocalProtocolError('attempted to write a non-default TokenRequesterPrincipalName at version 2 of CreateDelegationTokenResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.principal_type
     b2 = v1.encode()
     n3 = len(b2)
@@ -627,7 +621,7 @@ def _e_CreateDelegationTokenResponse_2(o: CreateDelegationTokenResponse, out: by
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _SP_qqq(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     v7 = o.token_id
     b8 = v7.encode()
     n9 = len(b8)
@@ -645,7 +639,7 @@ def _e_CreateDelegationTokenResponse_2(o: CreateDelegationTokenResponse, out: by
     else:
         out += write_uvarint(n11 + 1)
     out += v10
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -654,77 +648,59 @@ def _e_CreateDelegationTokenResponse_2(o: CreateDelegationTokenResponse, out: by
 
 
 def _d_CreateDelegationTokenResponse_2(buf: bytes, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
-    o = new_instance(CreateDelegationTokenResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(CreateDelegationTokenResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of CreateDelegationTokenResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field PrincipalType had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.principal_type = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of CreateDelegationTokenResponse was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalName had invalid length')
+        o1.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.principal_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+        o1.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+    o1.issue_timestamp_ms, o1.expiry_timestamp_ms, o1.max_timestamp_ms = _SU_qqq(buf, pos)
     pos += 24
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field TokenId of CreateDelegationTokenResponse was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field TokenId had invalid length')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.token_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.token_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
+        o1.token_id, pos = read_compact_string(buf, pos, 'TokenId')
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Hmac of CreateDelegationTokenResponse was serialized as null')
     else:
-        end8 = pos + n7
-        if end8 > len(buf):
+        end9 = pos + n8
+        if end9 > len(buf):
             raise truncated('Hmac')
-        o.hmac = buf[pos:end8]
-        pos = end8
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        o1.hmac = buf[pos:end9]
+        pos = end9
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.token_requester_principal_type = ''
-    o.token_requester_principal_name = ''
+    o1.token_requester_principal_type = ''
+    o1.token_requester_principal_name = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_CreateDelegationTokenResponse_3(o: CreateDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.principal_type
     b2 = v1.encode()
     n3 = len(b2)
@@ -765,7 +741,7 @@ def _e_CreateDelegationTokenResponse_3(o: CreateDelegationTokenResponse, out: by
     else:
         out += write_uvarint(n12 + 1)
     out += b11
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _SP_qqq(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     v13 = o.token_id
     b14 = v13.encode()
     n15 = len(b14)
@@ -783,7 +759,7 @@ def _e_CreateDelegationTokenResponse_3(o: CreateDelegationTokenResponse, out: by
     else:
         out += write_uvarint(n17 + 1)
     out += v16
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -792,97 +768,67 @@ def _e_CreateDelegationTokenResponse_3(o: CreateDelegationTokenResponse, out: by
 
 
 def _d_CreateDelegationTokenResponse_3(buf: bytes, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
-    o = new_instance(CreateDelegationTokenResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(CreateDelegationTokenResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of CreateDelegationTokenResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field PrincipalType had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.principal_type = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of CreateDelegationTokenResponse was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalName had invalid length')
+        o1.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.principal_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field TokenRequesterPrincipalType of CreateDelegationTokenResponse was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field TokenRequesterPrincipalType had invalid length')
+        o1.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.token_requester_principal_type = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.token_requester_principal_type = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field TokenRequesterPrincipalName of CreateDelegationTokenResponse was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field TokenRequesterPrincipalName had invalid length')
+        o1.token_requester_principal_type, pos = read_compact_string(buf, pos, 'TokenRequesterPrincipalType')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.token_requester_principal_name = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.token_requester_principal_name = buf[pos:end8].decode()
-        pos = end8
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+        o1.token_requester_principal_name, pos = read_compact_string(buf, pos, 'TokenRequesterPrincipalName')
+    o1.issue_timestamp_ms, o1.expiry_timestamp_ms, o1.max_timestamp_ms = _SU_qqq(buf, pos)
     pos += 24
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field TokenId of CreateDelegationTokenResponse was serialized as null')
-    elif n9 > 32767:
-        raise RemoteProtocolError('string field TokenId had invalid length')
+    n10 = buf[pos] - 1
+    if 0 <= n10 < 127:
+        end11 = pos + 1 + n10
+        o1.token_id = buf[pos + 1:end11].decode()
+        pos = end11
     else:
-        end10 = pos + n9
-        o.token_id = buf[pos:end10].decode()
-        pos = end10
-    n11 = buf[pos]
+        o1.token_id, pos = read_compact_string(buf, pos, 'TokenId')
+    n12 = buf[pos]
     pos += 1
-    if n11 > 127:
-        n11, pos = read_uvarint(buf, pos - 1)
-    n11 -= 1
-    if n11 < 0:
+    if n12 > 127:
+        n12, pos = read_uvarint(buf, pos - 1)
+    n12 -= 1
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Hmac of CreateDelegationTokenResponse was serialized as null')
     else:
-        end12 = pos + n11
-        if end12 > len(buf):
+        end13 = pos + n12
+        if end13 > len(buf):
             raise truncated('Hmac')
-        o.hmac = buf[pos:end12]
-        pos = end12
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        o1.hmac = buf[pos:end13]
+        pos = end13
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 CreateDelegationTokenRequest._ENCODERS = {0: _e_CreateDelegationTokenRequest_0, 1: _e_CreateDelegationTokenRequest_1, 2: _e_CreateDelegationTokenRequest_2, 3: _e_CreateDelegationTokenRequest_3}

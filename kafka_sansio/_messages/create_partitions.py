@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,9 +26,13 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_io = structure('>i?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_io = structure('>i?').unpack_from
+_SP_io = structure('>i?').pack
+_AU_i = array_unpacker('i')
 
 
 class CreatePartitionsAssignment(Struct):
@@ -33,16 +43,16 @@ class CreatePartitionsAssignment(Struct):
 
     broker_ids: list[int]
     """The assigned broker IDs."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         broker_ids: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_ids = [] if broker_ids is MISSING else broker_ids
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreatePartitionsTopic(Struct):
@@ -57,7 +67,7 @@ class CreatePartitionsTopic(Struct):
     """The new partition count."""
     assignments: list[CreatePartitionsAssignment] | None
     """The new partition assignments."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -65,12 +75,12 @@ class CreatePartitionsTopic(Struct):
         name: str = '',
         count: int = 0,
         assignments: list[CreatePartitionsAssignment] | None = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.count = count
         self.assignments = [] if assignments is MISSING else assignments
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreatePartitionsRequest(Message):
@@ -92,7 +102,7 @@ class CreatePartitionsRequest(Message):
     """The time in ms to wait for the partitions to be created."""
     validate_only: bool
     """If true, then validate the request, but don't actually increase the number of partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -100,12 +110,12 @@ class CreatePartitionsRequest(Message):
         topics: list[CreatePartitionsTopic] = MISSING,
         timeout_ms: int = 0,
         validate_only: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
         self.timeout_ms = timeout_ms
         self.validate_only = validate_only
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreatePartitionsTopicResult(Struct):
@@ -120,7 +130,7 @@ class CreatePartitionsTopicResult(Struct):
     """The result error, or zero if there was no error."""
     error_message: str | None
     """The result message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -128,12 +138,12 @@ class CreatePartitionsTopicResult(Struct):
         name: str = '',
         error_code: int = 0,
         error_message: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreatePartitionsResponse(Message):
@@ -153,24 +163,24 @@ class CreatePartitionsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     results: list[CreatePartitionsTopicResult]
     """The partition creation results for each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         results: list[CreatePartitionsTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_CreatePartitionsAssignment_0(o: CreatePartitionsAssignment, out: bytearray) -> None:
     v1 = o.broker_ids
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatePartitionsAssignment version 0 cannot carry tagged fields')
@@ -182,15 +192,15 @@ def _e_CreatePartitionsTopic_0(o: CreatePartitionsTopic, out: bytearray) -> None
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.count)
+    out += _SP_i(o.count)
     v4 = o.assignments
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_CreatePartitionsAssignment_0(e6, out)
     if o.unknown_tagged_fields:
@@ -200,83 +210,70 @@ def _e_CreatePartitionsTopic_0(o: CreatePartitionsTopic, out: bytearray) -> None
 def _e_CreatePartitionsRequest_0(o: CreatePartitionsRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatePartitionsTopic_0(e3, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+    out += _SP_io(o.timeout_ms, o.validate_only)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatePartitionsRequest version 0 cannot carry tagged fields')
 
 
-def _d_CreatePartitionsAssignment_0(buf: bytes, pos: int) -> tuple[CreatePartitionsAssignment, int]:
-    o = new_instance(CreatePartitionsAssignment)
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field BrokerIds of CreatePartitionsAssignment was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('BrokerIds')
-        o.broker_ids = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreatePartitionsTopic_0(buf: bytes, pos: int) -> tuple[CreatePartitionsTopic, int]:
-    o = new_instance(CreatePartitionsTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(CreatePartitionsTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of CreatePartitionsTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.count, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    o1.count, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
-        o.assignments = None
+    if n4 < 0:
+        o1.assignments = None
     else:
-        if n3 * 4 > len(buf) - pos:
+        if n4 * 4 > len(buf) - pos:
             raise truncated('Assignments')
-        a4: list[CreatePartitionsAssignment] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_CreatePartitionsAssignment_0(buf, pos)
-            ap6(e5)
-        o.assignments = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[CreatePartitionsAssignment] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(CreatePartitionsAssignment)
+            o7.broker_ids, pos = read_array(buf, pos, 'i', False, 'BrokerIds')
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.assignments = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_CreatePartitionsRequest_0(buf: bytes, pos: int) -> tuple[CreatePartitionsRequest, int]:
-    o = new_instance(CreatePartitionsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreatePartitionsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreatePartitionsRequest was serialized as null')
     else:
-        if n1 * 10 > len(buf) - pos:
+        if n2 * 10 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatePartitionsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatePartitionsTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+        a3: list[CreatePartitionsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_CreatePartitionsTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms, o1.validate_only = _SU_io(buf, pos)
     pos += 5
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreatePartitionsAssignment_1(o: CreatePartitionsAssignment, out: bytearray) -> None:
     v1 = o.broker_ids
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatePartitionsAssignment version 1 cannot carry tagged fields')
@@ -288,15 +285,15 @@ def _e_CreatePartitionsTopic_1(o: CreatePartitionsTopic, out: bytearray) -> None
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.count)
+    out += _SP_i(o.count)
     v4 = o.assignments
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_CreatePartitionsAssignment_1(e6, out)
     if o.unknown_tagged_fields:
@@ -306,10 +303,10 @@ def _e_CreatePartitionsTopic_1(o: CreatePartitionsTopic, out: bytearray) -> None
 def _e_CreatePartitionsRequest_1(o: CreatePartitionsRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatePartitionsTopic_1(e3, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+    out += _SP_io(o.timeout_ms, o.validate_only)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatePartitionsRequest version 1 cannot carry tagged fields')
 
@@ -340,7 +337,7 @@ def _e_CreatePartitionsTopic_2(o: CreatePartitionsTopic, out: bytearray) -> None
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.count)
+    out += _SP_i(o.count)
     v4 = o.assignments
     if v4 is None:
         out.append(0)
@@ -368,7 +365,7 @@ def _e_CreatePartitionsRequest_2(o: CreatePartitionsRequest, out: bytearray) -> 
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_CreatePartitionsTopic_2(e3, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+    out += _SP_io(o.timeout_ms, o.validate_only)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -376,95 +373,78 @@ def _e_CreatePartitionsRequest_2(o: CreatePartitionsRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _d_CreatePartitionsAssignment_2(buf: bytes, pos: int) -> tuple[CreatePartitionsAssignment, int]:
-    o = new_instance(CreatePartitionsAssignment)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field BrokerIds of CreatePartitionsAssignment was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('BrokerIds')
-        o.broker_ids = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_CreatePartitionsTopic_2(buf: bytes, pos: int) -> tuple[CreatePartitionsTopic, int]:
-    o = new_instance(CreatePartitionsTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatePartitionsTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(CreatePartitionsTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.count, = _S_i.unpack_from(buf, pos)
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    o1.count, = _SU_i(buf, pos)
     pos += 4
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.assignments = None
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        o1.assignments = None
     else:
-        if n3 * 2 > len(buf) - pos:
+        if n4 * 2 > len(buf) - pos:
             raise truncated('Assignments')
-        a4: list[CreatePartitionsAssignment] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_CreatePartitionsAssignment_2(buf, pos)
-            ap6(e5)
-        o.assignments = a4
+        a5: list[CreatePartitionsAssignment] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(CreatePartitionsAssignment)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.broker_ids = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.broker_ids, pos = read_array(buf, pos, 'i', True, 'BrokerIds')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.assignments = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_CreatePartitionsRequest_2(buf: bytes, pos: int) -> tuple[CreatePartitionsRequest, int]:
-    o = new_instance(CreatePartitionsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(CreatePartitionsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreatePartitionsRequest was serialized as null')
     else:
-        if n1 * 7 > len(buf) - pos:
+        if n2 * 7 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatePartitionsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatePartitionsTopic_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+        a3: list[CreatePartitionsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_CreatePartitionsTopic_2(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms, o1.validate_only = _SU_io(buf, pos)
     pos += 5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_CreatePartitionsTopicResult_0(o: CreatePartitionsTopicResult, out: bytearray) -> None:
@@ -473,9 +453,9 @@ def _e_CreatePartitionsTopicResult_0(o: CreatePartitionsTopicResult, out: bytear
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out += b"\xff\xff"
@@ -484,66 +464,61 @@ def _e_CreatePartitionsTopicResult_0(o: CreatePartitionsTopicResult, out: bytear
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatePartitionsTopicResult version 0 cannot carry tagged fields')
 
 
 def _e_CreatePartitionsResponse_0(o: CreatePartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatePartitionsTopicResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatePartitionsResponse version 0 cannot carry tagged fields')
 
 
-def _d_CreatePartitionsTopicResult_0(buf: bytes, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
-    o = new_instance(CreatePartitionsTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatePartitionsTopicResult was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.error_message = None
-    else:
-        end4 = pos + n3
-        o.error_message = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreatePartitionsResponse_0(buf: bytes, pos: int) -> tuple[CreatePartitionsResponse, int]:
-    o = new_instance(CreatePartitionsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreatePartitionsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of CreatePartitionsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[CreatePartitionsTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatePartitionsTopicResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[CreatePartitionsTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(CreatePartitionsTopicResult)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of CreatePartitionsTopicResult was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.error_message = None
+            else:
+                end9 = pos + n8
+                o5.error_message = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreatePartitionsTopicResult_1(o: CreatePartitionsTopicResult, out: bytearray) -> None:
@@ -552,9 +527,9 @@ def _e_CreatePartitionsTopicResult_1(o: CreatePartitionsTopicResult, out: bytear
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out += b"\xff\xff"
@@ -563,17 +538,17 @@ def _e_CreatePartitionsTopicResult_1(o: CreatePartitionsTopicResult, out: bytear
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatePartitionsTopicResult version 1 cannot carry tagged fields')
 
 
 def _e_CreatePartitionsResponse_1(o: CreatePartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatePartitionsTopicResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -591,7 +566,7 @@ def _e_CreatePartitionsTopicResult_2(o: CreatePartitionsTopicResult, out: bytear
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out.append(0)
@@ -613,7 +588,7 @@ def _e_CreatePartitionsTopicResult_2(o: CreatePartitionsTopicResult, out: bytear
 
 
 def _e_CreatePartitionsResponse_2(o: CreatePartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -629,70 +604,53 @@ def _e_CreatePartitionsResponse_2(o: CreatePartitionsResponse, out: bytearray) -
         out.append(0)
 
 
-def _d_CreatePartitionsTopicResult_2(buf: bytes, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
-    o = new_instance(CreatePartitionsTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatePartitionsTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.error_message = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end4 = pos + n3
-        o.error_message = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_CreatePartitionsResponse_2(buf: bytes, pos: int) -> tuple[CreatePartitionsResponse, int]:
-    o = new_instance(CreatePartitionsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreatePartitionsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of CreatePartitionsResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[CreatePartitionsTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatePartitionsTopicResult_2(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[CreatePartitionsTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(CreatePartitionsTopicResult)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.error_message = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 CreatePartitionsRequest._ENCODERS = {0: _e_CreatePartitionsRequest_0, 1: _e_CreatePartitionsRequest_1, 2: _e_CreatePartitionsRequest_2, 3: _e_CreatePartitionsRequest_2}

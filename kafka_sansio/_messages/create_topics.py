@@ -4,30 +4,44 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_io = structure('>i?')
-_S_obo = structure('>?b?')
-_S_uh = structure('>16sh')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_io = structure('>i?').unpack_from
+_SP_io = structure('>i?').pack
+_SU_obo = structure('>?b?').unpack_from
+_SP_obo = structure('>?b?').pack
+_SU_uh = structure('>16sh').unpack_from
+_SP_uh = structure('>16sh').pack
+_AU_i = array_unpacker('i')
 
 
 class CreatableReplicaAssignment(Struct):
@@ -40,18 +54,18 @@ class CreatableReplicaAssignment(Struct):
     """The partition index."""
     broker_ids: list[int]
     """The brokers to place the partition on."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         broker_ids: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.broker_ids = [] if broker_ids is MISSING else broker_ids
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreatableTopicConfig(Struct):
@@ -64,18 +78,18 @@ class CreatableTopicConfig(Struct):
     """The configuration name."""
     value: str | None
     """The configuration value."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         value: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.value = value
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreatableTopic(Struct):
@@ -94,7 +108,7 @@ class CreatableTopic(Struct):
     """The manual partition assignment, or the empty array if we are using automatic assignment."""
     configs: list[CreatableTopicConfig]
     """The custom topic configurations to set."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -104,14 +118,14 @@ class CreatableTopic(Struct):
         replication_factor: int = 0,
         assignments: list[CreatableReplicaAssignment] = MISSING,
         configs: list[CreatableTopicConfig] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.num_partitions = num_partitions
         self.replication_factor = replication_factor
         self.assignments = [] if assignments is MISSING else assignments
         self.configs = [] if configs is MISSING else configs
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreateTopicsRequest(Message):
@@ -133,7 +147,7 @@ class CreateTopicsRequest(Message):
     """How long to wait in milliseconds before timing out the request."""
     validate_only: bool
     """If true, check that the topics can be created as specified, but don't create anything."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -141,12 +155,12 @@ class CreateTopicsRequest(Message):
         topics: list[CreatableTopic] = MISSING,
         timeout_ms: int = 60000,
         validate_only: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
         self.timeout_ms = timeout_ms
         self.validate_only = validate_only
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreatableTopicConfigs(Struct):
@@ -165,7 +179,7 @@ class CreatableTopicConfigs(Struct):
     """The configuration source."""
     is_sensitive: bool
     """True if this configuration is sensitive."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -175,14 +189,14 @@ class CreatableTopicConfigs(Struct):
         read_only: bool = False,
         config_source: int = -1,
         is_sensitive: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.value = value
         self.read_only = read_only
         self.config_source = config_source
         self.is_sensitive = is_sensitive
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreatableTopicResult(Struct):
@@ -207,7 +221,7 @@ class CreatableTopicResult(Struct):
     """Replication factor of the topic."""
     configs: list[CreatableTopicConfigs] | None
     """Configuration of the topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -220,7 +234,7 @@ class CreatableTopicResult(Struct):
         num_partitions: int = -1,
         replication_factor: int = -1,
         configs: list[CreatableTopicConfigs] | None = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.topic_id = topic_id
@@ -230,7 +244,7 @@ class CreatableTopicResult(Struct):
         self.num_partitions = num_partitions
         self.replication_factor = replication_factor
         self.configs = [] if configs is MISSING else configs
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CreateTopicsResponse(Message):
@@ -250,25 +264,25 @@ class CreateTopicsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     topics: list[CreatableTopicResult]
     """Results for each topic we tried to create."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         topics: list[CreatableTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_CreatableReplicaAssignment_0(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.broker_ids
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableReplicaAssignment version 0 cannot carry tagged fields')
@@ -280,7 +294,7 @@ def _e_CreatableTopicConfig_0(o: CreatableTopicConfig, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -290,7 +304,7 @@ def _e_CreatableTopicConfig_0(o: CreatableTopicConfig, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicConfig version 0 cannot carry tagged fields')
@@ -302,17 +316,17 @@ def _e_CreatableTopic_0(o: CreatableTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
+    out += _SP_ih(o.num_partitions, o.replication_factor)
     v4 = o.assignments
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_CreatableReplicaAssignment_0(e6, out)
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_CreatableTopicConfig_0(e9, out)
     if o.unknown_tagged_fields:
@@ -324,122 +338,104 @@ def _e_CreateTopicsRequest_0(o: CreateTopicsRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default validateOnly at version 0 of CreateTopicsRequest')
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopic_0(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateTopicsRequest version 0 cannot carry tagged fields')
 
 
-def _d_CreatableReplicaAssignment_0(buf: bytes, pos: int) -> tuple[CreatableReplicaAssignment, int]:
-    o = new_instance(CreatableReplicaAssignment)
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field BrokerIds of CreatableReplicaAssignment was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('BrokerIds')
-        o.broker_ids = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
-def _d_CreatableTopicConfig_0(buf: bytes, pos: int) -> tuple[CreatableTopicConfig, int]:
-    o = new_instance(CreatableTopicConfig)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatableTopicConfig was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.value = None
-    else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreatableTopic_0(buf: bytes, pos: int) -> tuple[CreatableTopic, int]:
-    o = new_instance(CreatableTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(CreatableTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of CreatableTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    o1.num_partitions, o1.replication_factor = _SU_ih(buf, pos)
     pos += 6
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Assignments of CreatableTopic was serialized as null')
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('Assignments')
-        a4: list[CreatableReplicaAssignment] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_CreatableReplicaAssignment_0(buf, pos)
-            ap6(e5)
-        o.assignments = a4
-    (n7,) = _S_i.unpack_from(buf, pos)
+        a5: list[CreatableReplicaAssignment] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(CreatableReplicaAssignment)
+            o7.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            o7.broker_ids, pos = read_array(buf, pos, 'i', False, 'BrokerIds')
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.assignments = a5
+    (n9,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n9 < 0:
         raise RemoteProtocolError('non-nullable field Configs of CreatableTopic was serialized as null')
     else:
-        if n7 * 4 > len(buf) - pos:
+        if n9 * 4 > len(buf) - pos:
             raise truncated('Configs')
-        a8: list[CreatableTopicConfig] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_CreatableTopicConfig_0(buf, pos)
-            ap10(e9)
-        o.configs = a8
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a10: list[CreatableTopicConfig] = []
+        ap11 = a10.append
+        for _ in range(n9):
+            o12 = new_instance(CreatableTopicConfig)
+            (n13,) = _SU_h(buf, pos)
+            pos += 2
+            if n13 < 0:
+                raise RemoteProtocolError('non-nullable field Name of CreatableTopicConfig was serialized as null')
+            else:
+                end14 = pos + n13
+                o12.name = buf[pos:end14].decode()
+                pos = end14
+            (n15,) = _SU_h(buf, pos)
+            pos += 2
+            if n15 < 0:
+                o12.value = None
+            else:
+                end16 = pos + n15
+                o12.value = buf[pos:end16].decode()
+                pos = end16
+            o12.unknown_tagged_fields = NO_TAGS
+            ap11(o12)
+        o1.configs = a10
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_CreateTopicsRequest_0(buf: bytes, pos: int) -> tuple[CreateTopicsRequest, int]:
-    o = new_instance(CreateTopicsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateTopicsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreateTopicsRequest was serialized as null')
     else:
-        if n1 * 16 > len(buf) - pos:
+        if n2 * 16 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatableTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[CreatableTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_CreatableTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.validate_only = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.validate_only = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreatableReplicaAssignment_1(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.broker_ids
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableReplicaAssignment version 1 cannot carry tagged fields')
@@ -451,7 +447,7 @@ def _e_CreatableTopicConfig_1(o: CreatableTopicConfig, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -461,7 +457,7 @@ def _e_CreatableTopicConfig_1(o: CreatableTopicConfig, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicConfig version 1 cannot carry tagged fields')
@@ -473,17 +469,17 @@ def _e_CreatableTopic_1(o: CreatableTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
+    out += _SP_ih(o.num_partitions, o.replication_factor)
     v4 = o.assignments
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_CreatableReplicaAssignment_1(e6, out)
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_CreatableTopicConfig_1(e9, out)
     if o.unknown_tagged_fields:
@@ -493,40 +489,40 @@ def _e_CreatableTopic_1(o: CreatableTopic, out: bytearray) -> None:
 def _e_CreateTopicsRequest_1(o: CreateTopicsRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopic_1(e3, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+    out += _SP_io(o.timeout_ms, o.validate_only)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateTopicsRequest version 1 cannot carry tagged fields')
 
 
 def _d_CreateTopicsRequest_1(buf: bytes, pos: int) -> tuple[CreateTopicsRequest, int]:
-    o = new_instance(CreateTopicsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateTopicsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreateTopicsRequest was serialized as null')
     else:
-        if n1 * 16 > len(buf) - pos:
+        if n2 * 16 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatableTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+        a3: list[CreatableTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_CreatableTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms, o1.validate_only = _SU_io(buf, pos)
     pos += 5
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreatableReplicaAssignment_2(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.broker_ids
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableReplicaAssignment version 2 cannot carry tagged fields')
@@ -538,7 +534,7 @@ def _e_CreatableTopicConfig_2(o: CreatableTopicConfig, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -548,7 +544,7 @@ def _e_CreatableTopicConfig_2(o: CreatableTopicConfig, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicConfig version 2 cannot carry tagged fields')
@@ -560,17 +556,17 @@ def _e_CreatableTopic_2(o: CreatableTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
+    out += _SP_ih(o.num_partitions, o.replication_factor)
     v4 = o.assignments
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_CreatableReplicaAssignment_2(e6, out)
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_CreatableTopicConfig_2(e9, out)
     if o.unknown_tagged_fields:
@@ -580,19 +576,19 @@ def _e_CreatableTopic_2(o: CreatableTopic, out: bytearray) -> None:
 def _e_CreateTopicsRequest_2(o: CreateTopicsRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopic_2(e3, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+    out += _SP_io(o.timeout_ms, o.validate_only)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateTopicsRequest version 2 cannot carry tagged fields')
 
 
 def _e_CreatableReplicaAssignment_3(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.broker_ids
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableReplicaAssignment version 3 cannot carry tagged fields')
@@ -604,7 +600,7 @@ def _e_CreatableTopicConfig_3(o: CreatableTopicConfig, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -614,7 +610,7 @@ def _e_CreatableTopicConfig_3(o: CreatableTopicConfig, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicConfig version 3 cannot carry tagged fields')
@@ -626,17 +622,17 @@ def _e_CreatableTopic_3(o: CreatableTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
+    out += _SP_ih(o.num_partitions, o.replication_factor)
     v4 = o.assignments
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_CreatableReplicaAssignment_3(e6, out)
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_CreatableTopicConfig_3(e9, out)
     if o.unknown_tagged_fields:
@@ -646,19 +642,19 @@ def _e_CreatableTopic_3(o: CreatableTopic, out: bytearray) -> None:
 def _e_CreateTopicsRequest_3(o: CreateTopicsRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopic_3(e3, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+    out += _SP_io(o.timeout_ms, o.validate_only)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateTopicsRequest version 3 cannot carry tagged fields')
 
 
 def _e_CreatableReplicaAssignment_4(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.broker_ids
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableReplicaAssignment version 4 cannot carry tagged fields')
@@ -670,7 +666,7 @@ def _e_CreatableTopicConfig_4(o: CreatableTopicConfig, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -680,7 +676,7 @@ def _e_CreatableTopicConfig_4(o: CreatableTopicConfig, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicConfig version 4 cannot carry tagged fields')
@@ -692,17 +688,17 @@ def _e_CreatableTopic_4(o: CreatableTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
+    out += _SP_ih(o.num_partitions, o.replication_factor)
     v4 = o.assignments
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_CreatableReplicaAssignment_4(e6, out)
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_CreatableTopicConfig_4(e9, out)
     if o.unknown_tagged_fields:
@@ -712,16 +708,16 @@ def _e_CreatableTopic_4(o: CreatableTopic, out: bytearray) -> None:
 def _e_CreateTopicsRequest_4(o: CreateTopicsRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopic_4(e3, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+    out += _SP_io(o.timeout_ms, o.validate_only)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateTopicsRequest version 4 cannot carry tagged fields')
 
 
 def _e_CreatableReplicaAssignment_5(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.broker_ids
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -778,7 +774,7 @@ def _e_CreatableTopic_5(o: CreatableTopic, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
+    out += _SP_ih(o.num_partitions, o.replication_factor)
     v4 = o.assignments
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -811,7 +807,7 @@ def _e_CreateTopicsRequest_5(o: CreateTopicsRequest, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_CreatableTopic_5(e3, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+    out += _SP_io(o.timeout_ms, o.validate_only)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -819,149 +815,115 @@ def _e_CreateTopicsRequest_5(o: CreateTopicsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_CreatableReplicaAssignment_5(buf: bytes, pos: int) -> tuple[CreatableReplicaAssignment, int]:
-    o = new_instance(CreatableReplicaAssignment)
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field BrokerIds of CreatableReplicaAssignment was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('BrokerIds')
-        o.broker_ids = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_CreatableTopicConfig_5(buf: bytes, pos: int) -> tuple[CreatableTopicConfig, int]:
-    o = new_instance(CreatableTopicConfig)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatableTopicConfig was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.value = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Value had invalid length')
-    else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_CreatableTopic_5(buf: bytes, pos: int) -> tuple[CreatableTopic, int]:
-    o = new_instance(CreatableTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatableTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(CreatableTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    o1.num_partitions, o1.replication_factor = _SU_ih(buf, pos)
     pos += 6
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Assignments of CreatableTopic was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Assignments')
-        a4: list[CreatableReplicaAssignment] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_CreatableReplicaAssignment_5(buf, pos)
-            ap6(e5)
-        o.assignments = a4
-    n7 = buf[pos]
+        a5: list[CreatableReplicaAssignment] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(CreatableReplicaAssignment)
+            o7.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.broker_ids = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.broker_ids, pos = read_array(buf, pos, 'i', True, 'BrokerIds')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.assignments = a5
+    n9 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n9 > 127:
+        n9, pos = read_uvarint(buf, pos - 1)
+    n9 -= 1
+    if n9 < 0:
         raise RemoteProtocolError('non-nullable field Configs of CreatableTopic was serialized as null')
     else:
-        if n7 * 3 > len(buf) - pos:
+        if n9 * 3 > len(buf) - pos:
             raise truncated('Configs')
-        a8: list[CreatableTopicConfig] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_CreatableTopicConfig_5(buf, pos)
-            ap10(e9)
-        o.configs = a8
+        a10: list[CreatableTopicConfig] = []
+        ap11 = a10.append
+        for _ in range(n9):
+            o12 = new_instance(CreatableTopicConfig)
+            n13 = buf[pos] - 1
+            if 0 <= n13 < 127:
+                end14 = pos + 1 + n13
+                o12.name = buf[pos + 1:end14].decode()
+                pos = end14
+            else:
+                o12.name, pos = read_compact_string(buf, pos, 'Name')
+            n15 = buf[pos] - 1
+            if 0 <= n15 < 127:
+                end16 = pos + 1 + n15
+                o12.value = buf[pos + 1:end16].decode()
+                pos = end16
+            else:
+                o12.value, pos = read_nullable_compact_string(buf, pos, 'Value')
+            if buf[pos] == 0:
+                o12.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o12.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap11(o12)
+        o1.configs = a10
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_CreateTopicsRequest_5(buf: bytes, pos: int) -> tuple[CreateTopicsRequest, int]:
-    o = new_instance(CreateTopicsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(CreateTopicsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreateTopicsRequest was serialized as null')
     else:
-        if n1 * 10 > len(buf) - pos:
+        if n2 * 10 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatableTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableTopic_5(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+        a3: list[CreatableTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_CreatableTopic_5(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms, o1.validate_only = _SU_io(buf, pos)
     pos += 5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_CreatableTopicResult_0(o: CreatableTopicResult, out: bytearray) -> None:
@@ -970,9 +932,9 @@ def _e_CreatableTopicResult_0(o: CreatableTopicResult, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicResult version 0 cannot carry tagged fields')
 
@@ -980,53 +942,48 @@ def _e_CreatableTopicResult_0(o: CreatableTopicResult, out: bytearray) -> None:
 def _e_CreateTopicsResponse_0(o: CreateTopicsResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopicResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateTopicsResponse version 0 cannot carry tagged fields')
 
 
-def _d_CreatableTopicResult_0(buf: bytes, pos: int) -> tuple[CreatableTopicResult, int]:
-    o = new_instance(CreatableTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatableTopicResult was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.topic_id = _ZERO_UUID
-    o.error_message = ''
-    o.topic_config_error_code = 0
-    o.num_partitions = -1
-    o.replication_factor = -1
-    o.configs = []
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreateTopicsResponse_0(buf: bytes, pos: int) -> tuple[CreateTopicsResponse, int]:
-    o = new_instance(CreateTopicsResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateTopicsResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreateTopicsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableTopicResult_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[CreatableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(CreatableTopicResult)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of CreatableTopicResult was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            o5.topic_id = _ZERO_UUID
+            o5.error_message = ''
+            o5.topic_config_error_code = 0
+            o5.num_partitions = -1
+            o5.replication_factor = -1
+            o5.configs = []
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreatableTopicResult_1(o: CreatableTopicResult, out: bytearray) -> None:
@@ -1035,9 +992,9 @@ def _e_CreatableTopicResult_1(o: CreatableTopicResult, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out += b"\xff\xff"
@@ -1046,7 +1003,7 @@ def _e_CreatableTopicResult_1(o: CreatableTopicResult, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicResult version 1 cannot carry tagged fields')
@@ -1055,60 +1012,55 @@ def _e_CreatableTopicResult_1(o: CreatableTopicResult, out: bytearray) -> None:
 def _e_CreateTopicsResponse_1(o: CreateTopicsResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopicResult_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreateTopicsResponse version 1 cannot carry tagged fields')
 
 
-def _d_CreatableTopicResult_1(buf: bytes, pos: int) -> tuple[CreatableTopicResult, int]:
-    o = new_instance(CreatableTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatableTopicResult was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.error_message = None
-    else:
-        end4 = pos + n3
-        o.error_message = buf[pos:end4].decode()
-        pos = end4
-    o.topic_id = _ZERO_UUID
-    o.topic_config_error_code = 0
-    o.num_partitions = -1
-    o.replication_factor = -1
-    o.configs = []
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_CreateTopicsResponse_1(buf: bytes, pos: int) -> tuple[CreateTopicsResponse, int]:
-    o = new_instance(CreateTopicsResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateTopicsResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreateTopicsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableTopicResult_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[CreatableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(CreatableTopicResult)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of CreatableTopicResult was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.error_message = None
+            else:
+                end9 = pos + n8
+                o5.error_message = buf[pos:end9].decode()
+                pos = end9
+            o5.topic_id = _ZERO_UUID
+            o5.topic_config_error_code = 0
+            o5.num_partitions = -1
+            o5.replication_factor = -1
+            o5.configs = []
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreatableTopicResult_2(o: CreatableTopicResult, out: bytearray) -> None:
@@ -1117,9 +1069,9 @@ def _e_CreatableTopicResult_2(o: CreatableTopicResult, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out += b"\xff\xff"
@@ -1128,17 +1080,17 @@ def _e_CreatableTopicResult_2(o: CreatableTopicResult, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicResult version 2 cannot carry tagged fields')
 
 
 def _e_CreateTopicsResponse_2(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopicResult_2(e3, out)
     if o.unknown_tagged_fields:
@@ -1146,24 +1098,48 @@ def _e_CreateTopicsResponse_2(o: CreateTopicsResponse, out: bytearray) -> None:
 
 
 def _d_CreateTopicsResponse_2(buf: bytes, pos: int) -> tuple[CreateTopicsResponse, int]:
-    o = new_instance(CreateTopicsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateTopicsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreateTopicsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableTopicResult_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[CreatableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(CreatableTopicResult)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of CreatableTopicResult was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.error_message = None
+            else:
+                end9 = pos + n8
+                o5.error_message = buf[pos:end9].decode()
+                pos = end9
+            o5.topic_id = _ZERO_UUID
+            o5.topic_config_error_code = 0
+            o5.num_partitions = -1
+            o5.replication_factor = -1
+            o5.configs = []
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_CreatableTopicResult_3(o: CreatableTopicResult, out: bytearray) -> None:
@@ -1172,9 +1148,9 @@ def _e_CreatableTopicResult_3(o: CreatableTopicResult, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out += b"\xff\xff"
@@ -1183,17 +1159,17 @@ def _e_CreatableTopicResult_3(o: CreatableTopicResult, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicResult version 3 cannot carry tagged fields')
 
 
 def _e_CreateTopicsResponse_3(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopicResult_3(e3, out)
     if o.unknown_tagged_fields:
@@ -1206,9 +1182,9 @@ def _e_CreatableTopicResult_4(o: CreatableTopicResult, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out += b"\xff\xff"
@@ -1217,17 +1193,17 @@ def _e_CreatableTopicResult_4(o: CreatableTopicResult, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('CreatableTopicResult version 4 cannot carry tagged fields')
 
 
 def _e_CreateTopicsResponse_4(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_CreatableTopicResult_4(e3, out)
     if o.unknown_tagged_fields:
@@ -1258,7 +1234,7 @@ def _e_CreatableTopicConfigs_5(o: CreatableTopicConfigs, out: bytearray) -> None
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
+    out += _SP_obo(o.read_only, o.config_source, o.is_sensitive)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1277,7 +1253,7 @@ def _e_CreatableTopicResult_5(o: CreatableTopicResult, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out.append(0)
@@ -1291,7 +1267,7 @@ def _e_CreatableTopicResult_5(o: CreatableTopicResult, out: bytearray) -> None:
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
+    out += _SP_ih(o.num_partitions, o.replication_factor)
     v7 = o.configs
     if v7 is None:
         out.append(0)
@@ -1307,13 +1283,13 @@ def _e_CreatableTopicResult_5(o: CreatableTopicResult, out: bytearray) -> None:
     if o.topic_config_error_code != 0:
         tb10 = bytearray()
         v11 = o.topic_config_error_code
-        tb10 += _S_h.pack(v11)
+        tb10 += _SP_h(v11)
         tags.append((0, tb10))
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
 def _e_CreateTopicsResponse_5(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1329,94 +1305,65 @@ def _e_CreateTopicsResponse_5(o: CreateTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_CreatableTopicConfigs_5(buf: bytes, pos: int) -> tuple[CreatableTopicConfigs, int]:
-    o = new_instance(CreatableTopicConfigs)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatableTopicConfigs was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.value = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Value had invalid length')
-    else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
-    pos += 3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_CreatableTopicResult_5(buf: bytes, pos: int) -> tuple[CreatableTopicResult, int]:
-    o = new_instance(CreatableTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatableTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(CreatableTopicResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.error_message = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.error_message = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.error_message = buf[pos:end4].decode()
-        pos = end4
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.num_partitions, o1.replication_factor = _SU_ih(buf, pos)
     pos += 6
-    n5 = buf[pos]
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.configs = None
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
+        o1.configs = None
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('Configs')
-        a6: list[CreatableTopicConfigs] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_CreatableTopicConfigs_5(buf, pos)
-            ap8(e7)
-        o.configs = a6
-    o.topic_id = _ZERO_UUID
-    o.topic_config_error_code = 0
+        a7: list[CreatableTopicConfigs] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(CreatableTopicConfigs)
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.name, pos = read_compact_string(buf, pos, 'Name')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o9.value = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o9.value, pos = read_nullable_compact_string(buf, pos, 'Value')
+            o9.read_only, o9.config_source, o9.is_sensitive = _SU_obo(buf, pos)
+            pos += 3
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.configs = a7
+    o1.topic_id = _ZERO_UUID
+    o1.topic_config_error_code = 0
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -1435,43 +1382,43 @@ def _d_CreatableTopicResult_5(buf: bytes, pos: int) -> tuple[CreatableTopicResul
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            (o.topic_config_error_code,) = _S_h.unpack_from(tbuf, tpos)
+            (o1.topic_config_error_code,) = _SU_h(tbuf, tpos)
             tpos += 2
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field TopicConfigErrorCode has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _d_CreateTopicsResponse_5(buf: bytes, pos: int) -> tuple[CreateTopicsResponse, int]:
-    o = new_instance(CreateTopicsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateTopicsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreateTopicsResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableTopicResult_5(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[CreatableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_CreatableTopicResult_5(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_CreatableTopicResult_7(o: CreatableTopicResult, out: bytearray) -> None:
@@ -1485,7 +1432,7 @@ def _e_CreatableTopicResult_7(o: CreatableTopicResult, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_uh.pack(o.topic_id.bytes, o.error_code)
+    out += _SP_uh(o.topic_id.bytes, o.error_code)
     v4 = o.error_message
     if v4 is None:
         out.append(0)
@@ -1499,7 +1446,7 @@ def _e_CreatableTopicResult_7(o: CreatableTopicResult, out: bytearray) -> None:
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
+    out += _SP_ih(o.num_partitions, o.replication_factor)
     v7 = o.configs
     if v7 is None:
         out.append(0)
@@ -1515,13 +1462,13 @@ def _e_CreatableTopicResult_7(o: CreatableTopicResult, out: bytearray) -> None:
     if o.topic_config_error_code != 0:
         tb10 = bytearray()
         v11 = o.topic_config_error_code
-        tb10 += _S_h.pack(v11)
+        tb10 += _SP_h(v11)
         tags.append((0, tb10))
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
 def _e_CreateTopicsResponse_7(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1538,55 +1485,64 @@ def _e_CreateTopicsResponse_7(o: CreateTopicsResponse, out: bytearray) -> None:
 
 
 def _d_CreatableTopicResult_7(buf: bytes, pos: int) -> tuple[CreatableTopicResult, int]:
-    o = new_instance(CreatableTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of CreatableTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(CreatableTopicResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    u3, o.error_code = _S_uh.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    b4, o1.error_code = _SU_uh(buf, pos)
+    o1.topic_id = uuid_from_bytes(b4)
     pos += 18
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        o.error_message = None
-    elif n4 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n5 = buf[pos] - 1
+    if 0 <= n5 < 127:
+        end6 = pos + 1 + n5
+        o1.error_message = buf[pos + 1:end6].decode()
+        pos = end6
     else:
-        end5 = pos + n4
-        o.error_message = buf[pos:end5].decode()
-        pos = end5
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.num_partitions, o1.replication_factor = _SU_ih(buf, pos)
     pos += 6
-    n6 = buf[pos]
+    n7 = buf[pos]
     pos += 1
-    if n6 > 127:
-        n6, pos = read_uvarint(buf, pos - 1)
-    n6 -= 1
-    if n6 < 0:
-        o.configs = None
+    if n7 > 127:
+        n7, pos = read_uvarint(buf, pos - 1)
+    n7 -= 1
+    if n7 < 0:
+        o1.configs = None
     else:
-        if n6 * 6 > len(buf) - pos:
+        if n7 * 6 > len(buf) - pos:
             raise truncated('Configs')
-        a7: list[CreatableTopicConfigs] = []
-        ap9 = a7.append
-        for _ in range(n6):
-            e8, pos = _d_CreatableTopicConfigs_5(buf, pos)
-            ap9(e8)
-        o.configs = a7
-    o.topic_config_error_code = 0
+        a8: list[CreatableTopicConfigs] = []
+        ap9 = a8.append
+        for _ in range(n7):
+            o10 = new_instance(CreatableTopicConfigs)
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                o10.name = buf[pos + 1:end12].decode()
+                pos = end12
+            else:
+                o10.name, pos = read_compact_string(buf, pos, 'Name')
+            n13 = buf[pos] - 1
+            if 0 <= n13 < 127:
+                end14 = pos + 1 + n13
+                o10.value = buf[pos + 1:end14].decode()
+                pos = end14
+            else:
+                o10.value, pos = read_nullable_compact_string(buf, pos, 'Value')
+            o10.read_only, o10.config_source, o10.is_sensitive = _SU_obo(buf, pos)
+            pos += 3
+            if buf[pos] == 0:
+                o10.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o10.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap9(o10)
+        o1.configs = a8
+    o1.topic_config_error_code = 0
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -1605,43 +1561,43 @@ def _d_CreatableTopicResult_7(buf: bytes, pos: int) -> tuple[CreatableTopicResul
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            (o.topic_config_error_code,) = _S_h.unpack_from(tbuf, tpos)
+            (o1.topic_config_error_code,) = _SU_h(tbuf, tpos)
             tpos += 2
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field TopicConfigErrorCode has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _d_CreateTopicsResponse_7(buf: bytes, pos: int) -> tuple[CreateTopicsResponse, int]:
-    o = new_instance(CreateTopicsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(CreateTopicsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of CreateTopicsResponse was serialized as null')
     else:
-        if n1 * 28 > len(buf) - pos:
+        if n2 * 28 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[CreatableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_CreatableTopicResult_7(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[CreatableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_CreatableTopicResult_7(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 CreateTopicsRequest._ENCODERS = {0: _e_CreateTopicsRequest_0, 1: _e_CreateTopicsRequest_1, 2: _e_CreateTopicsRequest_2, 3: _e_CreateTopicsRequest_3, 4: _e_CreateTopicsRequest_4, 5: _e_CreateTopicsRequest_5, 6: _e_CreateTopicsRequest_5, 7: _e_CreateTopicsRequest_5}

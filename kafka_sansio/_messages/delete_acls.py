@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,10 +23,14 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_bb = structure('>bb')
-_S_h = structure('>h')
-_S_i = structure('>i')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_bb = structure('>bb').unpack_from
+_SP_bb = structure('>bb').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
 
 
 class DeleteAclsFilter(Struct):
@@ -44,7 +53,7 @@ class DeleteAclsFilter(Struct):
     """The ACL operation."""
     permission_type: int
     """The permission type."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -56,7 +65,7 @@ class DeleteAclsFilter(Struct):
         host_filter: str | None = '',
         operation: int = 0,
         permission_type: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.resource_type_filter = resource_type_filter
         self.resource_name_filter = resource_name_filter
@@ -65,7 +74,7 @@ class DeleteAclsFilter(Struct):
         self.host_filter = host_filter
         self.operation = operation
         self.permission_type = permission_type
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteAclsRequest(Message):
@@ -83,16 +92,16 @@ class DeleteAclsRequest(Message):
 
     filters: list[DeleteAclsFilter]
     """The filters to use when deleting ACLs."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         filters: list[DeleteAclsFilter] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.filters = [] if filters is MISSING else filters
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteAclsMatchingAcl(Struct):
@@ -119,7 +128,7 @@ class DeleteAclsMatchingAcl(Struct):
     """The ACL operation."""
     permission_type: int
     """The ACL permission type."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -133,7 +142,7 @@ class DeleteAclsMatchingAcl(Struct):
         host: str = '',
         operation: int = 0,
         permission_type: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
@@ -144,7 +153,7 @@ class DeleteAclsMatchingAcl(Struct):
         self.host = host
         self.operation = operation
         self.permission_type = permission_type
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteAclsFilterResult(Struct):
@@ -159,7 +168,7 @@ class DeleteAclsFilterResult(Struct):
     """The error message, or null if the filter succeeded."""
     matching_acls: list[DeleteAclsMatchingAcl]
     """The ACLs which matched this filter."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -167,12 +176,12 @@ class DeleteAclsFilterResult(Struct):
         error_code: int = 0,
         error_message: str | None = '',
         matching_acls: list[DeleteAclsMatchingAcl] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
         self.matching_acls = [] if matching_acls is MISSING else matching_acls
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteAclsResponse(Message):
@@ -192,24 +201,24 @@ class DeleteAclsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     filter_results: list[DeleteAclsFilterResult]
     """The results for each filter."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         filter_results: list[DeleteAclsFilterResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.filter_results = [] if filter_results is MISSING else filter_results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DeleteAclsFilter_0(o: DeleteAclsFilter, out: bytearray) -> None:
     if o.pattern_type_filter != 3:
         raise LocalProtocolError('attempted to write a non-default PatternTypeFilter at version 0 of DeleteAclsFilter')
-    out += _S_b.pack(o.resource_type_filter)
+    out += _SP_b(o.resource_type_filter)
     v1 = o.resource_name_filter
     if v1 is None:
         out += b"\xff\xff"
@@ -218,7 +227,7 @@ def _e_DeleteAclsFilter_0(o: DeleteAclsFilter, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ResourceNameFilter longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.principal_filter
     if v4 is None:
@@ -228,7 +237,7 @@ def _e_DeleteAclsFilter_0(o: DeleteAclsFilter, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('PrincipalFilter longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     v7 = o.host_filter
     if v7 is None:
@@ -238,9 +247,9 @@ def _e_DeleteAclsFilter_0(o: DeleteAclsFilter, out: bytearray) -> None:
         n9 = len(b8)
         if n9 > 32767:
             raise LocalProtocolError('HostFilter longer than 32767 bytes')
-        out += _S_h.pack(n9)
+        out += _SP_h(n9)
         out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteAclsFilter version 0 cannot carry tagged fields')
 
@@ -248,69 +257,64 @@ def _e_DeleteAclsFilter_0(o: DeleteAclsFilter, out: bytearray) -> None:
 def _e_DeleteAclsRequest_0(o: DeleteAclsRequest, out: bytearray) -> None:
     v1 = o.filters
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeleteAclsFilter_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteAclsRequest version 0 cannot carry tagged fields')
 
 
-def _d_DeleteAclsFilter_0(buf: bytes, pos: int) -> tuple[DeleteAclsFilter, int]:
-    o = new_instance(DeleteAclsFilter)
-    o.resource_type_filter, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.resource_name_filter = None
-    else:
-        end2 = pos + n1
-        o.resource_name_filter = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.principal_filter = None
-    else:
-        end4 = pos + n3
-        o.principal_filter = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n5 < 0:
-        o.host_filter = None
-    else:
-        end6 = pos + n5
-        o.host_filter = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.pattern_type_filter = 3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DeleteAclsRequest_0(buf: bytes, pos: int) -> tuple[DeleteAclsRequest, int]:
-    o = new_instance(DeleteAclsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteAclsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Filters of DeleteAclsRequest was serialized as null')
     else:
-        if n1 * 9 > len(buf) - pos:
+        if n2 * 9 > len(buf) - pos:
             raise truncated('Filters')
-        a2: list[DeleteAclsFilter] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteAclsFilter_0(buf, pos)
-            ap4(e3)
-        o.filters = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DeleteAclsFilter] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeleteAclsFilter)
+            o5.resource_type_filter, = _SU_b(buf, pos)
+            pos += 1
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                o5.resource_name_filter = None
+            else:
+                end7 = pos + n6
+                o5.resource_name_filter = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.principal_filter = None
+            else:
+                end9 = pos + n8
+                o5.principal_filter = buf[pos:end9].decode()
+                pos = end9
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                o5.host_filter = None
+            else:
+                end11 = pos + n10
+                o5.host_filter = buf[pos:end11].decode()
+                pos = end11
+            o5.operation, o5.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            o5.pattern_type_filter = 3
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.filters = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeleteAclsFilter_1(o: DeleteAclsFilter, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+    out += _SP_b(o.resource_type_filter)
     v1 = o.resource_name_filter
     if v1 is None:
         out += b"\xff\xff"
@@ -319,9 +323,9 @@ def _e_DeleteAclsFilter_1(o: DeleteAclsFilter, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ResourceNameFilter longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _SP_b(o.pattern_type_filter)
     v4 = o.principal_filter
     if v4 is None:
         out += b"\xff\xff"
@@ -330,7 +334,7 @@ def _e_DeleteAclsFilter_1(o: DeleteAclsFilter, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('PrincipalFilter longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     v7 = o.host_filter
     if v7 is None:
@@ -340,9 +344,9 @@ def _e_DeleteAclsFilter_1(o: DeleteAclsFilter, out: bytearray) -> None:
         n9 = len(b8)
         if n9 > 32767:
             raise LocalProtocolError('HostFilter longer than 32767 bytes')
-        out += _S_h.pack(n9)
+        out += _SP_h(n9)
         out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteAclsFilter version 1 cannot carry tagged fields')
 
@@ -350,70 +354,65 @@ def _e_DeleteAclsFilter_1(o: DeleteAclsFilter, out: bytearray) -> None:
 def _e_DeleteAclsRequest_1(o: DeleteAclsRequest, out: bytearray) -> None:
     v1 = o.filters
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeleteAclsFilter_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteAclsRequest version 1 cannot carry tagged fields')
 
 
-def _d_DeleteAclsFilter_1(buf: bytes, pos: int) -> tuple[DeleteAclsFilter, int]:
-    o = new_instance(DeleteAclsFilter)
-    o.resource_type_filter, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.resource_name_filter = None
-    else:
-        end2 = pos + n1
-        o.resource_name_filter = buf[pos:end2].decode()
-        pos = end2
-    o.pattern_type_filter, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.principal_filter = None
-    else:
-        end4 = pos + n3
-        o.principal_filter = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n5 < 0:
-        o.host_filter = None
-    else:
-        end6 = pos + n5
-        o.host_filter = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DeleteAclsRequest_1(buf: bytes, pos: int) -> tuple[DeleteAclsRequest, int]:
-    o = new_instance(DeleteAclsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteAclsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Filters of DeleteAclsRequest was serialized as null')
     else:
-        if n1 * 10 > len(buf) - pos:
+        if n2 * 10 > len(buf) - pos:
             raise truncated('Filters')
-        a2: list[DeleteAclsFilter] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteAclsFilter_1(buf, pos)
-            ap4(e3)
-        o.filters = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DeleteAclsFilter] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeleteAclsFilter)
+            o5.resource_type_filter, = _SU_b(buf, pos)
+            pos += 1
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                o5.resource_name_filter = None
+            else:
+                end7 = pos + n6
+                o5.resource_name_filter = buf[pos:end7].decode()
+                pos = end7
+            o5.pattern_type_filter, = _SU_b(buf, pos)
+            pos += 1
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.principal_filter = None
+            else:
+                end9 = pos + n8
+                o5.principal_filter = buf[pos:end9].decode()
+                pos = end9
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                o5.host_filter = None
+            else:
+                end11 = pos + n10
+                o5.host_filter = buf[pos:end11].decode()
+                pos = end11
+            o5.operation, o5.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.filters = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeleteAclsFilter_2(o: DeleteAclsFilter, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+    out += _SP_b(o.resource_type_filter)
     v1 = o.resource_name_filter
     if v1 is None:
         out.append(0)
@@ -427,7 +426,7 @@ def _e_DeleteAclsFilter_2(o: DeleteAclsFilter, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _SP_b(o.pattern_type_filter)
     v4 = o.principal_filter
     if v4 is None:
         out.append(0)
@@ -454,7 +453,7 @@ def _e_DeleteAclsFilter_2(o: DeleteAclsFilter, out: bytearray) -> None:
         else:
             out += write_uvarint(n9 + 1)
         out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -478,91 +477,68 @@ def _e_DeleteAclsRequest_2(o: DeleteAclsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_DeleteAclsFilter_2(buf: bytes, pos: int) -> tuple[DeleteAclsFilter, int]:
-    o = new_instance(DeleteAclsFilter)
-    o.resource_type_filter, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.resource_name_filter = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ResourceNameFilter had invalid length')
-    else:
-        end2 = pos + n1
-        o.resource_name_filter = buf[pos:end2].decode()
-        pos = end2
-    o.pattern_type_filter, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.principal_filter = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalFilter had invalid length')
-    else:
-        end4 = pos + n3
-        o.principal_filter = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.host_filter = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field HostFilter had invalid length')
-    else:
-        end6 = pos + n5
-        o.host_filter = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteAclsRequest_2(buf: bytes, pos: int) -> tuple[DeleteAclsRequest, int]:
-    o = new_instance(DeleteAclsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DeleteAclsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Filters of DeleteAclsRequest was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('Filters')
-        a2: list[DeleteAclsFilter] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteAclsFilter_2(buf, pos)
-            ap4(e3)
-        o.filters = a2
+        a3: list[DeleteAclsFilter] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeleteAclsFilter)
+            o5.resource_type_filter, = _SU_b(buf, pos)
+            pos += 1
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.resource_name_filter = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.resource_name_filter, pos = read_nullable_compact_string(buf, pos, 'ResourceNameFilter')
+            o5.pattern_type_filter, = _SU_b(buf, pos)
+            pos += 1
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.principal_filter = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.principal_filter, pos = read_nullable_compact_string(buf, pos, 'PrincipalFilter')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o5.host_filter = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o5.host_filter, pos = read_nullable_compact_string(buf, pos, 'HostFilter')
+            o5.operation, o5.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.filters = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DeleteAclsMatchingAcl_0(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
     if o.pattern_type != 3:
         raise LocalProtocolError('attempted to write a non-default PatternType at version 0 of DeleteAclsMatchingAcl')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -571,37 +547,37 @@ def _e_DeleteAclsMatchingAcl_0(o: DeleteAclsMatchingAcl, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.principal
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('Principal longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.host
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteAclsMatchingAcl version 0 cannot carry tagged fields')
 
 
 def _e_DeleteAclsFilterResult_0(o: DeleteAclsFilterResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -610,11 +586,11 @@ def _e_DeleteAclsFilterResult_0(o: DeleteAclsFilterResult, out: bytearray) -> No
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.matching_acls
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DeleteAclsMatchingAcl_0(e6, out)
     if o.unknown_tagged_fields:
@@ -622,113 +598,108 @@ def _e_DeleteAclsFilterResult_0(o: DeleteAclsFilterResult, out: bytearray) -> No
 
 
 def _e_DeleteAclsResponse_0(o: DeleteAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.filter_results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeleteAclsFilterResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteAclsResponse version 0 cannot carry tagged fields')
 
 
-def _d_DeleteAclsMatchingAcl_0(buf: bytes, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    o = new_instance(DeleteAclsMatchingAcl)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.error_message = None
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of DeleteAclsMatchingAcl was serialized as null')
-    else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Principal of DeleteAclsMatchingAcl was serialized as null')
-    else:
-        end6 = pos + n5
-        o.principal = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field Host of DeleteAclsMatchingAcl was serialized as null')
-    else:
-        end8 = pos + n7
-        o.host = buf[pos:end8].decode()
-        pos = end8
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.pattern_type = 3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DeleteAclsFilterResult_0(buf: bytes, pos: int) -> tuple[DeleteAclsFilterResult, int]:
-    o = new_instance(DeleteAclsFilterResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DeleteAclsFilterResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MatchingAcls of DeleteAclsFilterResult was serialized as null')
     else:
-        if n3 * 13 > len(buf) - pos:
+        if n4 * 13 > len(buf) - pos:
             raise truncated('MatchingAcls')
-        a4: list[DeleteAclsMatchingAcl] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DeleteAclsMatchingAcl_0(buf, pos)
-            ap6(e5)
-        o.matching_acls = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[DeleteAclsMatchingAcl] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DeleteAclsMatchingAcl)
+            o7.error_code, = _SU_h(buf, pos)
+            pos += 2
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.error_message = None
+            else:
+                end9 = pos + n8
+                o7.error_message = buf[pos:end9].decode()
+                pos = end9
+            o7.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field ResourceName of DeleteAclsMatchingAcl was serialized as null')
+            else:
+                end11 = pos + n10
+                o7.resource_name = buf[pos:end11].decode()
+                pos = end11
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field Principal of DeleteAclsMatchingAcl was serialized as null')
+            else:
+                end13 = pos + n12
+                o7.principal = buf[pos:end13].decode()
+                pos = end13
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Host of DeleteAclsMatchingAcl was serialized as null')
+            else:
+                end15 = pos + n14
+                o7.host = buf[pos:end15].decode()
+                pos = end15
+            o7.operation, o7.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            o7.pattern_type = 3
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.matching_acls = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DeleteAclsResponse_0(buf: bytes, pos: int) -> tuple[DeleteAclsResponse, int]:
-    o = new_instance(DeleteAclsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteAclsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field FilterResults of DeleteAclsResponse was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('FilterResults')
-        a2: list[DeleteAclsFilterResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteAclsFilterResult_0(buf, pos)
-            ap4(e3)
-        o.filter_results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DeleteAclsFilterResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DeleteAclsFilterResult_0(buf, pos)
+            ap4(e5)
+        o1.filter_results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeleteAclsMatchingAcl_1(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -737,38 +708,38 @@ def _e_DeleteAclsMatchingAcl_1(o: DeleteAclsMatchingAcl, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_b.pack(o.pattern_type)
+    out += _SP_b(o.pattern_type)
     v7 = o.principal
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('Principal longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.host
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteAclsMatchingAcl version 1 cannot carry tagged fields')
 
 
 def _e_DeleteAclsFilterResult_1(o: DeleteAclsFilterResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -777,11 +748,11 @@ def _e_DeleteAclsFilterResult_1(o: DeleteAclsFilterResult, out: bytearray) -> No
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.matching_acls
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DeleteAclsMatchingAcl_1(e6, out)
     if o.unknown_tagged_fields:
@@ -789,114 +760,109 @@ def _e_DeleteAclsFilterResult_1(o: DeleteAclsFilterResult, out: bytearray) -> No
 
 
 def _e_DeleteAclsResponse_1(o: DeleteAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.filter_results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeleteAclsFilterResult_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteAclsResponse version 1 cannot carry tagged fields')
 
 
-def _d_DeleteAclsMatchingAcl_1(buf: bytes, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    o = new_instance(DeleteAclsMatchingAcl)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.error_message = None
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of DeleteAclsMatchingAcl was serialized as null')
-    else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    o.pattern_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n5,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Principal of DeleteAclsMatchingAcl was serialized as null')
-    else:
-        end6 = pos + n5
-        o.principal = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field Host of DeleteAclsMatchingAcl was serialized as null')
-    else:
-        end8 = pos + n7
-        o.host = buf[pos:end8].decode()
-        pos = end8
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DeleteAclsFilterResult_1(buf: bytes, pos: int) -> tuple[DeleteAclsFilterResult, int]:
-    o = new_instance(DeleteAclsFilterResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DeleteAclsFilterResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MatchingAcls of DeleteAclsFilterResult was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('MatchingAcls')
-        a4: list[DeleteAclsMatchingAcl] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DeleteAclsMatchingAcl_1(buf, pos)
-            ap6(e5)
-        o.matching_acls = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[DeleteAclsMatchingAcl] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DeleteAclsMatchingAcl)
+            o7.error_code, = _SU_h(buf, pos)
+            pos += 2
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.error_message = None
+            else:
+                end9 = pos + n8
+                o7.error_message = buf[pos:end9].decode()
+                pos = end9
+            o7.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field ResourceName of DeleteAclsMatchingAcl was serialized as null')
+            else:
+                end11 = pos + n10
+                o7.resource_name = buf[pos:end11].decode()
+                pos = end11
+            o7.pattern_type, = _SU_b(buf, pos)
+            pos += 1
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field Principal of DeleteAclsMatchingAcl was serialized as null')
+            else:
+                end13 = pos + n12
+                o7.principal = buf[pos:end13].decode()
+                pos = end13
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Host of DeleteAclsMatchingAcl was serialized as null')
+            else:
+                end15 = pos + n14
+                o7.host = buf[pos:end15].decode()
+                pos = end15
+            o7.operation, o7.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.matching_acls = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DeleteAclsResponse_1(buf: bytes, pos: int) -> tuple[DeleteAclsResponse, int]:
-    o = new_instance(DeleteAclsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteAclsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field FilterResults of DeleteAclsResponse was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('FilterResults')
-        a2: list[DeleteAclsFilterResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteAclsFilterResult_1(buf, pos)
-            ap4(e3)
-        o.filter_results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DeleteAclsFilterResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DeleteAclsFilterResult_1(buf, pos)
+            ap4(e5)
+        o1.filter_results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -910,7 +876,7 @@ def _e_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
@@ -921,7 +887,7 @@ def _e_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_b.pack(o.pattern_type)
+    out += _SP_b(o.pattern_type)
     v7 = o.principal
     b8 = v7.encode()
     n9 = len(b8)
@@ -942,7 +908,7 @@ def _e_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None
     else:
         out += write_uvarint(n12 + 1)
     out += b11
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -951,7 +917,7 @@ def _e_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None
 
 
 def _e_DeleteAclsFilterResult_2(o: DeleteAclsFilterResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -981,7 +947,7 @@ def _e_DeleteAclsFilterResult_2(o: DeleteAclsFilterResult, out: bytearray) -> No
 
 
 def _e_DeleteAclsResponse_2(o: DeleteAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.filter_results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -997,143 +963,108 @@ def _e_DeleteAclsResponse_2(o: DeleteAclsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_DeleteAclsMatchingAcl_2(buf: bytes, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    o = new_instance(DeleteAclsMatchingAcl)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of DeleteAclsMatchingAcl was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ResourceName had invalid length')
-    else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    o.pattern_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Principal of DeleteAclsMatchingAcl was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field Principal had invalid length')
-    else:
-        end6 = pos + n5
-        o.principal = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field Host of DeleteAclsMatchingAcl was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end8 = pos + n7
-        o.host = buf[pos:end8].decode()
-        pos = end8
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteAclsFilterResult_2(buf: bytes, pos: int) -> tuple[DeleteAclsFilterResult, int]:
-    o = new_instance(DeleteAclsFilterResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DeleteAclsFilterResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MatchingAcls of DeleteAclsFilterResult was serialized as null')
     else:
-        if n3 * 11 > len(buf) - pos:
+        if n4 * 11 > len(buf) - pos:
             raise truncated('MatchingAcls')
-        a4: list[DeleteAclsMatchingAcl] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DeleteAclsMatchingAcl_2(buf, pos)
-            ap6(e5)
-        o.matching_acls = a4
+        a5: list[DeleteAclsMatchingAcl] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DeleteAclsMatchingAcl)
+            o7.error_code, = _SU_h(buf, pos)
+            pos += 2
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.error_message = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            o7.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o7.resource_name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o7.resource_name, pos = read_compact_string(buf, pos, 'ResourceName')
+            o7.pattern_type, = _SU_b(buf, pos)
+            pos += 1
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o7.principal = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o7.principal, pos = read_compact_string(buf, pos, 'Principal')
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o7.host = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o7.host, pos = read_compact_string(buf, pos, 'Host')
+            o7.operation, o7.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.matching_acls = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DeleteAclsResponse_2(buf: bytes, pos: int) -> tuple[DeleteAclsResponse, int]:
-    o = new_instance(DeleteAclsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteAclsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field FilterResults of DeleteAclsResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('FilterResults')
-        a2: list[DeleteAclsFilterResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteAclsFilterResult_2(buf, pos)
-            ap4(e3)
-        o.filter_results = a2
+        a3: list[DeleteAclsFilterResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DeleteAclsFilterResult_2(buf, pos)
+            ap4(e5)
+        o1.filter_results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DeleteAclsRequest._ENCODERS = {0: _e_DeleteAclsRequest_0, 1: _e_DeleteAclsRequest_1, 2: _e_DeleteAclsRequest_2, 3: _e_DeleteAclsRequest_2}

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,8 +22,10 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
 
 
 class DeleteGroupsRequest(Message):
@@ -37,16 +43,16 @@ class DeleteGroupsRequest(Message):
 
     groups_names: list[str]
     """The group names to delete."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         groups_names: list[str] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.groups_names = [] if groups_names is MISSING else groups_names
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeletableGroupResult(Struct):
@@ -59,18 +65,18 @@ class DeletableGroupResult(Struct):
     """The group id"""
     error_code: int
     """The deletion error, or 0 if the deletion succeeded."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         group_id: str = '',
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteGroupsResponse(Message):
@@ -90,70 +96,70 @@ class DeleteGroupsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     results: list[DeletableGroupResult]
     """The deletion results"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         results: list[DeletableGroupResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DeleteGroupsRequest_0(o: DeleteGroupsRequest, out: bytearray) -> None:
     v1 = o.groups_names
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('GroupsNames longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteGroupsRequest version 0 cannot carry tagged fields')
 
 
 def _d_DeleteGroupsRequest_0(buf: bytes, pos: int) -> tuple[DeleteGroupsRequest, int]:
-    o = new_instance(DeleteGroupsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteGroupsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupsNames of DeleteGroupsRequest was serialized as null')
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('GroupsNames')
-        a2: list[str] = []
-        for _ in range(n1):
-            (n4,) = _S_h.unpack_from(buf, pos)
+        a3: list[str] = []
+        for _ in range(n2):
+            (n5,) = _SU_h(buf, pos)
             pos += 2
-            if n4 < 0:
+            if n5 < 0:
                 raise RemoteProtocolError('non-nullable field GroupsNames of DeleteGroupsRequest was serialized as null')
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.groups_names = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+                end6 = pos + n5
+                e4 = buf[pos:end6].decode()
+                pos = end6
+            a3.append(e4)
+        o1.groups_names = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeleteGroupsRequest_1(o: DeleteGroupsRequest, out: bytearray) -> None:
     v1 = o.groups_names
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('GroupsNames longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteGroupsRequest version 1 cannot carry tagged fields')
@@ -184,40 +190,34 @@ def _e_DeleteGroupsRequest_2(o: DeleteGroupsRequest, out: bytearray) -> None:
 
 
 def _d_DeleteGroupsRequest_2(buf: bytes, pos: int) -> tuple[DeleteGroupsRequest, int]:
-    o = new_instance(DeleteGroupsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DeleteGroupsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupsNames of DeleteGroupsRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('GroupsNames')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field GroupsNames of DeleteGroupsRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field GroupsNames had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.groups_names = a2
+                e4, pos = read_compact_string(buf, pos, 'GroupsNames')
+            a3.append(e4)
+        o1.groups_names = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DeletableGroupResult_0(o: DeletableGroupResult, out: bytearray) -> None:
@@ -226,59 +226,54 @@ def _e_DeletableGroupResult_0(o: DeletableGroupResult, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeletableGroupResult version 0 cannot carry tagged fields')
 
 
 def _e_DeleteGroupsResponse_0(o: DeleteGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeletableGroupResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteGroupsResponse version 0 cannot carry tagged fields')
 
 
-def _d_DeletableGroupResult_0(buf: bytes, pos: int) -> tuple[DeletableGroupResult, int]:
-    o = new_instance(DeletableGroupResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of DeletableGroupResult was serialized as null')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DeleteGroupsResponse_0(buf: bytes, pos: int) -> tuple[DeleteGroupsResponse, int]:
-    o = new_instance(DeleteGroupsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteGroupsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DeleteGroupsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DeletableGroupResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeletableGroupResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DeletableGroupResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeletableGroupResult)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field GroupId of DeletableGroupResult was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.group_id = buf[pos:end7].decode()
+                pos = end7
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeletableGroupResult_1(o: DeletableGroupResult, out: bytearray) -> None:
@@ -287,18 +282,18 @@ def _e_DeletableGroupResult_1(o: DeletableGroupResult, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeletableGroupResult version 1 cannot carry tagged fields')
 
 
 def _e_DeleteGroupsResponse_1(o: DeleteGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeletableGroupResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -316,7 +311,7 @@ def _e_DeletableGroupResult_2(o: DeletableGroupResult, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -325,7 +320,7 @@ def _e_DeletableGroupResult_2(o: DeletableGroupResult, out: bytearray) -> None:
 
 
 def _e_DeleteGroupsResponse_2(o: DeleteGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -341,57 +336,46 @@ def _e_DeleteGroupsResponse_2(o: DeleteGroupsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_DeletableGroupResult_2(buf: bytes, pos: int) -> tuple[DeletableGroupResult, int]:
-    o = new_instance(DeletableGroupResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of DeletableGroupResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteGroupsResponse_2(buf: bytes, pos: int) -> tuple[DeleteGroupsResponse, int]:
-    o = new_instance(DeleteGroupsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteGroupsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DeleteGroupsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DeletableGroupResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeletableGroupResult_2(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[DeletableGroupResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeletableGroupResult)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.group_id = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DeleteGroupsRequest._ENCODERS = {0: _e_DeleteGroupsRequest_0, 1: _e_DeleteGroupsRequest_1, 2: _e_DeleteGroupsRequest_2}

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,10 +22,14 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_iq = structure('>iq')
-_S_iqh = structure('>iqh')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_iqh = structure('>iqh').unpack_from
+_SP_iqh = structure('>iqh').pack
 
 
 class DeleteRecordsPartition(Struct):
@@ -34,18 +42,18 @@ class DeleteRecordsPartition(Struct):
     """The partition index."""
     offset: int
     """The deletion offset."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         offset: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.offset = offset
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteRecordsTopic(Struct):
@@ -58,18 +66,18 @@ class DeleteRecordsTopic(Struct):
     """The topic name."""
     partitions: list[DeleteRecordsPartition]
     """Each partition that we want to delete records from."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[DeleteRecordsPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteRecordsRequest(Message):
@@ -89,18 +97,18 @@ class DeleteRecordsRequest(Message):
     """Each topic that we want to delete records from."""
     timeout_ms: int
     """How long to wait for the deletion to complete, in milliseconds."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topics: list[DeleteRecordsTopic] = MISSING,
         timeout_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
         self.timeout_ms = timeout_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteRecordsPartitionResult(Struct):
@@ -115,7 +123,7 @@ class DeleteRecordsPartitionResult(Struct):
     """The partition low water mark."""
     error_code: int
     """The deletion error code, or 0 if the deletion succeeded."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -123,12 +131,12 @@ class DeleteRecordsPartitionResult(Struct):
         partition_index: int = 0,
         low_watermark: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.low_watermark = low_watermark
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteRecordsTopicResult(Struct):
@@ -141,18 +149,18 @@ class DeleteRecordsTopicResult(Struct):
     """The topic name."""
     partitions: list[DeleteRecordsPartitionResult]
     """Each partition that we wanted to delete records from."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[DeleteRecordsPartitionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteRecordsResponse(Message):
@@ -172,22 +180,22 @@ class DeleteRecordsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     topics: list[DeleteRecordsTopicResult]
     """Each topic that we wanted to delete records from."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         topics: list[DeleteRecordsTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DeleteRecordsPartition_0(o: DeleteRecordsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.offset)
+    out += _SP_iq(o.partition_index, o.offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteRecordsPartition version 0 cannot carry tagged fields')
 
@@ -198,11 +206,11 @@ def _e_DeleteRecordsTopic_0(o: DeleteRecordsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DeleteRecordsPartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -212,72 +220,67 @@ def _e_DeleteRecordsTopic_0(o: DeleteRecordsTopic, out: bytearray) -> None:
 def _e_DeleteRecordsRequest_0(o: DeleteRecordsRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeleteRecordsTopic_0(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteRecordsRequest version 0 cannot carry tagged fields')
 
 
-def _d_DeleteRecordsPartition_0(buf: bytes, pos: int) -> tuple[DeleteRecordsPartition, int]:
-    o = new_instance(DeleteRecordsPartition)
-    o.partition_index, o.offset = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DeleteRecordsTopic_0(buf: bytes, pos: int) -> tuple[DeleteRecordsTopic, int]:
-    o = new_instance(DeleteRecordsTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DeleteRecordsTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of DeleteRecordsTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of DeleteRecordsTopic was serialized as null')
     else:
-        if n3 * 12 > len(buf) - pos:
+        if n4 * 12 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DeleteRecordsPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DeleteRecordsPartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[DeleteRecordsPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DeleteRecordsPartition)
+            o7.partition_index, o7.offset = _SU_iq(buf, pos)
+            pos += 12
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DeleteRecordsRequest_0(buf: bytes, pos: int) -> tuple[DeleteRecordsRequest, int]:
-    o = new_instance(DeleteRecordsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteRecordsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DeleteRecordsRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DeleteRecordsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteRecordsTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[DeleteRecordsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DeleteRecordsTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeleteRecordsPartition_1(o: DeleteRecordsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.offset)
+    out += _SP_iq(o.partition_index, o.offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteRecordsPartition version 1 cannot carry tagged fields')
 
@@ -288,11 +291,11 @@ def _e_DeleteRecordsTopic_1(o: DeleteRecordsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DeleteRecordsPartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -302,16 +305,16 @@ def _e_DeleteRecordsTopic_1(o: DeleteRecordsTopic, out: bytearray) -> None:
 def _e_DeleteRecordsRequest_1(o: DeleteRecordsRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeleteRecordsTopic_1(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteRecordsRequest version 1 cannot carry tagged fields')
 
 
 def _e_DeleteRecordsPartition_2(o: DeleteRecordsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.offset)
+    out += _SP_iq(o.partition_index, o.offset)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -354,7 +357,7 @@ def _e_DeleteRecordsRequest_2(o: DeleteRecordsRequest, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_DeleteRecordsTopic_2(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -362,87 +365,76 @@ def _e_DeleteRecordsRequest_2(o: DeleteRecordsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_DeleteRecordsPartition_2(buf: bytes, pos: int) -> tuple[DeleteRecordsPartition, int]:
-    o = new_instance(DeleteRecordsPartition)
-    o.partition_index, o.offset = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteRecordsTopic_2(buf: bytes, pos: int) -> tuple[DeleteRecordsTopic, int]:
-    o = new_instance(DeleteRecordsTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DeleteRecordsTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(DeleteRecordsTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of DeleteRecordsTopic was serialized as null')
     else:
-        if n3 * 13 > len(buf) - pos:
+        if n4 * 13 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DeleteRecordsPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DeleteRecordsPartition_2(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[DeleteRecordsPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DeleteRecordsPartition)
+            o7.partition_index, o7.offset = _SU_iq(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DeleteRecordsRequest_2(buf: bytes, pos: int) -> tuple[DeleteRecordsRequest, int]:
-    o = new_instance(DeleteRecordsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DeleteRecordsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DeleteRecordsRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DeleteRecordsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteRecordsTopic_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[DeleteRecordsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DeleteRecordsTopic_2(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DeleteRecordsPartitionResult_0(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
-    out += _S_iqh.pack(o.partition_index, o.low_watermark, o.error_code)
+    out += _SP_iqh(o.partition_index, o.low_watermark, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteRecordsPartitionResult version 0 cannot carry tagged fields')
 
@@ -453,11 +445,11 @@ def _e_DeleteRecordsTopicResult_0(o: DeleteRecordsTopicResult, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DeleteRecordsPartitionResult_0(e6, out)
     if o.unknown_tagged_fields:
@@ -465,74 +457,69 @@ def _e_DeleteRecordsTopicResult_0(o: DeleteRecordsTopicResult, out: bytearray) -
 
 
 def _e_DeleteRecordsResponse_0(o: DeleteRecordsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeleteRecordsTopicResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteRecordsResponse version 0 cannot carry tagged fields')
 
 
-def _d_DeleteRecordsPartitionResult_0(buf: bytes, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
-    o = new_instance(DeleteRecordsPartitionResult)
-    o.partition_index, o.low_watermark, o.error_code = _S_iqh.unpack_from(buf, pos)
-    pos += 14
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DeleteRecordsTopicResult_0(buf: bytes, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
-    o = new_instance(DeleteRecordsTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DeleteRecordsTopicResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of DeleteRecordsTopicResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of DeleteRecordsTopicResult was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DeleteRecordsPartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DeleteRecordsPartitionResult_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[DeleteRecordsPartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DeleteRecordsPartitionResult)
+            o7.partition_index, o7.low_watermark, o7.error_code = _SU_iqh(buf, pos)
+            pos += 14
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DeleteRecordsResponse_0(buf: bytes, pos: int) -> tuple[DeleteRecordsResponse, int]:
-    o = new_instance(DeleteRecordsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteRecordsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DeleteRecordsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DeleteRecordsTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteRecordsTopicResult_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DeleteRecordsTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DeleteRecordsTopicResult_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeleteRecordsPartitionResult_1(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
-    out += _S_iqh.pack(o.partition_index, o.low_watermark, o.error_code)
+    out += _SP_iqh(o.partition_index, o.low_watermark, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteRecordsPartitionResult version 1 cannot carry tagged fields')
 
@@ -543,11 +530,11 @@ def _e_DeleteRecordsTopicResult_1(o: DeleteRecordsTopicResult, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DeleteRecordsPartitionResult_1(e6, out)
     if o.unknown_tagged_fields:
@@ -555,10 +542,10 @@ def _e_DeleteRecordsTopicResult_1(o: DeleteRecordsTopicResult, out: bytearray) -
 
 
 def _e_DeleteRecordsResponse_1(o: DeleteRecordsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeleteRecordsTopicResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -566,7 +553,7 @@ def _e_DeleteRecordsResponse_1(o: DeleteRecordsResponse, out: bytearray) -> None
 
 
 def _e_DeleteRecordsPartitionResult_2(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
-    out += _S_iqh.pack(o.partition_index, o.low_watermark, o.error_code)
+    out += _SP_iqh(o.partition_index, o.low_watermark, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -601,7 +588,7 @@ def _e_DeleteRecordsTopicResult_2(o: DeleteRecordsTopicResult, out: bytearray) -
 
 
 def _e_DeleteRecordsResponse_2(o: DeleteRecordsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -617,83 +604,72 @@ def _e_DeleteRecordsResponse_2(o: DeleteRecordsResponse, out: bytearray) -> None
         out.append(0)
 
 
-def _d_DeleteRecordsPartitionResult_2(buf: bytes, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
-    o = new_instance(DeleteRecordsPartitionResult)
-    o.partition_index, o.low_watermark, o.error_code = _S_iqh.unpack_from(buf, pos)
-    pos += 14
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteRecordsTopicResult_2(buf: bytes, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
-    o = new_instance(DeleteRecordsTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DeleteRecordsTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(DeleteRecordsTopicResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of DeleteRecordsTopicResult was serialized as null')
     else:
-        if n3 * 15 > len(buf) - pos:
+        if n4 * 15 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DeleteRecordsPartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DeleteRecordsPartitionResult_2(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[DeleteRecordsPartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DeleteRecordsPartitionResult)
+            o7.partition_index, o7.low_watermark, o7.error_code = _SU_iqh(buf, pos)
+            pos += 14
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DeleteRecordsResponse_2(buf: bytes, pos: int) -> tuple[DeleteRecordsResponse, int]:
-    o = new_instance(DeleteRecordsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteRecordsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DeleteRecordsResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DeleteRecordsTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteRecordsTopicResult_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[DeleteRecordsTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DeleteRecordsTopicResult_2(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DeleteRecordsRequest._ENCODERS = {0: _e_DeleteRecordsRequest_0, 1: _e_DeleteRecordsRequest_1, 2: _e_DeleteRecordsRequest_2}

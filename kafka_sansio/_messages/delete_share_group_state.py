@@ -4,26 +4,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_u = structure('>16s')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
 
 
 class PartitionData(Struct):
@@ -34,16 +42,16 @@ class PartitionData(Struct):
 
     partition: int
     """The partition index."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteStateData(Struct):
@@ -56,18 +64,18 @@ class DeleteStateData(Struct):
     """The topic identifier."""
     partitions: list[PartitionData]
     """The data for the partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[PartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteShareGroupStateRequest(Message):
@@ -87,18 +95,18 @@ class DeleteShareGroupStateRequest(Message):
     """The group identifier."""
     topics: list[DeleteStateData]
     """The data for the topics."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         group_id: str = '',
         topics: list[DeleteStateData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionResult(Struct):
@@ -113,7 +121,7 @@ class PartitionResult(Struct):
     """The error code, or 0 if there was no error."""
     error_message: str | None
     """The error message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -121,12 +129,12 @@ class PartitionResult(Struct):
         partition: int = 0,
         error_code: int = 0,
         error_message: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteStateResult(Struct):
@@ -139,18 +147,18 @@ class DeleteStateResult(Struct):
     """The topic identifier"""
     partitions: list[PartitionResult]
     """The results for the partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[PartitionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteShareGroupStateResponse(Message):
@@ -168,20 +176,20 @@ class DeleteShareGroupStateResponse(Message):
 
     results: list[DeleteStateResult]
     """The delete results"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         results: list[DeleteStateResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
-    out += _S_i.pack(o.partition)
+    out += _SP_i(o.partition)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -190,7 +198,7 @@ def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
 
 
 def _e_DeleteStateData_0(o: DeleteStateData, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -232,88 +240,77 @@ def _e_DeleteShareGroupStateRequest_0(o: DeleteShareGroupStateRequest, out: byte
         out.append(0)
 
 
-def _d_PartitionData_0(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteStateData_0(buf: bytes, pos: int) -> tuple[DeleteStateData, int]:
-    o = new_instance(DeleteStateData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(DeleteStateData)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of DeleteStateData was serialized as null')
-    else:
-        if n2 * 5 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[PartitionData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_PartitionData_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_DeleteShareGroupStateRequest_0(buf: bytes, pos: int) -> tuple[DeleteShareGroupStateRequest, int]:
-    o = new_instance(DeleteShareGroupStateRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of DeleteShareGroupStateRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
     n3 = buf[pos]
     pos += 1
     if n3 > 127:
         n3, pos = read_uvarint(buf, pos - 1)
     n3 -= 1
     if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Topics of DeleteShareGroupStateRequest was serialized as null')
+        raise RemoteProtocolError('non-nullable field Partitions of DeleteStateData was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
-            raise truncated('Topics')
-        a4: list[DeleteStateData] = []
-        ap6 = a4.append
+        if n3 * 5 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[PartitionData] = []
+        ap5 = a4.append
         for _ in range(n3):
-            e5, pos = _d_DeleteStateData_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
+            o6 = new_instance(PartitionData)
+            o6.partition, = _SU_i(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_DeleteShareGroupStateRequest_0(buf: bytes, pos: int) -> tuple[DeleteShareGroupStateRequest, int]:
+    o1 = new_instance(DeleteShareGroupStateRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
+    else:
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
+    pos += 1
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        raise RemoteProtocolError('non-nullable field Topics of DeleteShareGroupStateRequest was serialized as null')
+    else:
+        if n4 * 18 > len(buf) - pos:
+            raise truncated('Topics')
+        a5: list[DeleteStateData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DeleteStateData_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition, o.error_code)
+    out += _SP_ih(o.partition, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -335,7 +332,7 @@ def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
 
 
 def _e_DeleteStateResult_0(o: DeleteStateResult, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -367,84 +364,73 @@ def _e_DeleteShareGroupStateResponse_0(o: DeleteShareGroupStateResponse, out: by
         out.append(0)
 
 
-def _d_PartitionResult_0(buf: bytes, pos: int) -> tuple[PartitionResult, int]:
-    o = new_instance(PartitionResult)
-    o.partition, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1 = buf[pos]
+def _d_DeleteStateResult_0(buf: bytes, pos: int) -> tuple[DeleteStateResult, int]:
+    o1 = new_instance(DeleteStateResult)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
+    pos += 16
+    n3 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Partitions of DeleteStateResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
+        if n3 * 8 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[PartitionResult] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(PartitionResult)
+            o6.partition, o6.error_code = _SU_ih(buf, pos)
+            pos += 6
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                end8 = pos + 1 + n7
+                o6.error_message = buf[pos + 1:end8].decode()
+                pos = end8
+            else:
+                o6.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
-def _d_DeleteStateResult_0(buf: bytes, pos: int) -> tuple[DeleteStateResult, int]:
-    o = new_instance(DeleteStateResult)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
+def _d_DeleteShareGroupStateResponse_0(buf: bytes, pos: int) -> tuple[DeleteShareGroupStateResponse, int]:
+    o1 = new_instance(DeleteShareGroupStateResponse)
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of DeleteStateResult was serialized as null')
-    else:
-        if n2 * 8 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[PartitionResult] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_PartitionResult_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_DeleteShareGroupStateResponse_0(buf: bytes, pos: int) -> tuple[DeleteShareGroupStateResponse, int]:
-    o = new_instance(DeleteShareGroupStateResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Results of DeleteShareGroupStateResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DeleteStateResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteStateResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[DeleteStateResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DeleteStateResult_0(buf, pos)
+            ap4(e5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DeleteShareGroupStateRequest._ENCODERS = {0: _e_DeleteShareGroupStateRequest_0}

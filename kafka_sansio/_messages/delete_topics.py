@@ -4,27 +4,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_u = structure('>16s')
-_S_uh = structure('>16sh')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_SU_uh = structure('>16sh').unpack_from
+_SP_uh = structure('>16sh').pack
 
 
 class DeleteTopicState(Struct):
@@ -37,18 +46,18 @@ class DeleteTopicState(Struct):
     """The topic name"""
     topic_id: UUID
     """The unique topic ID"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str | None = None,
         topic_id: UUID = _ZERO_UUID,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.topic_id = topic_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteTopicsRequest(Message):
@@ -70,7 +79,7 @@ class DeleteTopicsRequest(Message):
     """The names of the topics to delete"""
     timeout_ms: int
     """The length of time in milliseconds to wait for the deletions to complete."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -78,12 +87,12 @@ class DeleteTopicsRequest(Message):
         topics: list[DeleteTopicState] = MISSING,
         topic_names: list[str] = MISSING,
         timeout_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
         self.topic_names = [] if topic_names is MISSING else topic_names
         self.timeout_ms = timeout_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeletableTopicResult(Struct):
@@ -100,7 +109,7 @@ class DeletableTopicResult(Struct):
     """The deletion error, or 0 if the deletion succeeded."""
     error_message: str | None
     """The error message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -109,13 +118,13 @@ class DeletableTopicResult(Struct):
         topic_id: UUID = _ZERO_UUID,
         error_code: int = 0,
         error_message: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.topic_id = topic_id
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DeleteTopicsResponse(Message):
@@ -135,18 +144,18 @@ class DeleteTopicsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     responses: list[DeletableTopicResult]
     """The results for each topic we tried to delete."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         responses: list[DeletableTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.responses = [] if responses is MISSING else responses
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DeleteTopicsRequest_0(o: DeleteTopicsRequest, out: bytearray) -> None:
@@ -154,45 +163,45 @@ def _e_DeleteTopicsRequest_0(o: DeleteTopicsRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Topics at version 0 of DeleteTopicsRequest')
     v1 = o.topic_names
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('TopicNames longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteTopicsRequest version 0 cannot carry tagged fields')
 
 
 def _d_DeleteTopicsRequest_0(buf: bytes, pos: int) -> tuple[DeleteTopicsRequest, int]:
-    o = new_instance(DeleteTopicsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteTopicsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicNames of DeleteTopicsRequest was serialized as null')
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('TopicNames')
-        a2: list[str] = []
-        for _ in range(n1):
-            (n4,) = _S_h.unpack_from(buf, pos)
+        a3: list[str] = []
+        for _ in range(n2):
+            (n5,) = _SU_h(buf, pos)
             pos += 2
-            if n4 < 0:
+            if n5 < 0:
                 raise RemoteProtocolError('non-nullable field TopicNames of DeleteTopicsRequest was serialized as null')
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.topic_names = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+                end6 = pos + n5
+                e4 = buf[pos:end6].decode()
+                pos = end6
+            a3.append(e4)
+        o1.topic_names = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.topics = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.topics = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeleteTopicsRequest_1(o: DeleteTopicsRequest, out: bytearray) -> None:
@@ -200,15 +209,15 @@ def _e_DeleteTopicsRequest_1(o: DeleteTopicsRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Topics at version 1 of DeleteTopicsRequest')
     v1 = o.topic_names
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('TopicNames longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteTopicsRequest version 1 cannot carry tagged fields')
 
@@ -218,15 +227,15 @@ def _e_DeleteTopicsRequest_2(o: DeleteTopicsRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Topics at version 2 of DeleteTopicsRequest')
     v1 = o.topic_names
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('TopicNames longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteTopicsRequest version 2 cannot carry tagged fields')
 
@@ -236,15 +245,15 @@ def _e_DeleteTopicsRequest_3(o: DeleteTopicsRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Topics at version 3 of DeleteTopicsRequest')
     v1 = o.topic_names
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('TopicNames longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteTopicsRequest version 3 cannot carry tagged fields')
 
@@ -268,7 +277,7 @@ def _e_DeleteTopicsRequest_4(o: DeleteTopicsRequest, out: bytearray) -> None:
         else:
             out += write_uvarint(n5 + 1)
         out += b4
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -277,43 +286,37 @@ def _e_DeleteTopicsRequest_4(o: DeleteTopicsRequest, out: bytearray) -> None:
 
 
 def _d_DeleteTopicsRequest_4(buf: bytes, pos: int) -> tuple[DeleteTopicsRequest, int]:
-    o = new_instance(DeleteTopicsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DeleteTopicsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicNames of DeleteTopicsRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('TopicNames')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field TopicNames of DeleteTopicsRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field TopicNames had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.topic_names = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+                e4, pos = read_compact_string(buf, pos, 'TopicNames')
+            a3.append(e4)
+        o1.topic_names = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.topics = []
+    o1.topics = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DeleteTopicsRequest_5(o: DeleteTopicsRequest, out: bytearray) -> None:
@@ -335,7 +338,7 @@ def _e_DeleteTopicsRequest_5(o: DeleteTopicsRequest, out: bytearray) -> None:
         else:
             out += write_uvarint(n5 + 1)
         out += b4
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -357,7 +360,7 @@ def _e_DeleteTopicState_6(o: DeleteTopicState, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -374,7 +377,7 @@ def _e_DeleteTopicsRequest_6(o: DeleteTopicsRequest, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_DeleteTopicState_6(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -382,59 +385,48 @@ def _e_DeleteTopicsRequest_6(o: DeleteTopicsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_DeleteTopicState_6(buf: bytes, pos: int) -> tuple[DeleteTopicState, int]:
-    o = new_instance(DeleteTopicState)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.name = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    u3, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
-    pos += 16
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteTopicsRequest_6(buf: bytes, pos: int) -> tuple[DeleteTopicsRequest, int]:
-    o = new_instance(DeleteTopicsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DeleteTopicsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DeleteTopicsRequest was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DeleteTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeleteTopicState_6(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[DeleteTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeleteTopicState)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_nullable_compact_string(buf, pos, 'Name')
+            b8, = _SU_u(buf, pos)
+            o5.topic_id = uuid_from_bytes(b8)
+            pos += 16
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.topic_names = []
+    o1.topic_names = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DeletableTopicResult_0(o: DeletableTopicResult, out: bytearray) -> None:
@@ -446,9 +438,9 @@ def _e_DeletableTopicResult_0(o: DeletableTopicResult, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeletableTopicResult version 0 cannot carry tagged fields')
 
@@ -456,49 +448,44 @@ def _e_DeletableTopicResult_0(o: DeletableTopicResult, out: bytearray) -> None:
 def _e_DeleteTopicsResponse_0(o: DeleteTopicsResponse, out: bytearray) -> None:
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeletableTopicResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeleteTopicsResponse version 0 cannot carry tagged fields')
 
 
-def _d_DeletableTopicResult_0(buf: bytes, pos: int) -> tuple[DeletableTopicResult, int]:
-    o = new_instance(DeletableTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DeletableTopicResult was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.topic_id = _ZERO_UUID
-    o.error_message = None
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DeleteTopicsResponse_0(buf: bytes, pos: int) -> tuple[DeleteTopicsResponse, int]:
-    o = new_instance(DeleteTopicsResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteTopicsResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of DeleteTopicsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[DeletableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeletableTopicResult_0(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DeletableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeletableTopicResult)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of DeletableTopicResult was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            o5.topic_id = _ZERO_UUID
+            o5.error_message = None
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.responses = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeletableTopicResult_1(o: DeletableTopicResult, out: bytearray) -> None:
@@ -510,18 +497,18 @@ def _e_DeletableTopicResult_1(o: DeletableTopicResult, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeletableTopicResult version 1 cannot carry tagged fields')
 
 
 def _e_DeleteTopicsResponse_1(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeletableTopicResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -529,24 +516,37 @@ def _e_DeleteTopicsResponse_1(o: DeleteTopicsResponse, out: bytearray) -> None:
 
 
 def _d_DeleteTopicsResponse_1(buf: bytes, pos: int) -> tuple[DeleteTopicsResponse, int]:
-    o = new_instance(DeleteTopicsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteTopicsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of DeleteTopicsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[DeletableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeletableTopicResult_0(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DeletableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeletableTopicResult)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of DeletableTopicResult was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            o5.topic_id = _ZERO_UUID
+            o5.error_message = None
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.responses = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DeletableTopicResult_2(o: DeletableTopicResult, out: bytearray) -> None:
@@ -558,18 +558,18 @@ def _e_DeletableTopicResult_2(o: DeletableTopicResult, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeletableTopicResult version 2 cannot carry tagged fields')
 
 
 def _e_DeleteTopicsResponse_2(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeletableTopicResult_2(e3, out)
     if o.unknown_tagged_fields:
@@ -585,18 +585,18 @@ def _e_DeletableTopicResult_3(o: DeletableTopicResult, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DeletableTopicResult version 3 cannot carry tagged fields')
 
 
 def _e_DeleteTopicsResponse_3(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DeletableTopicResult_3(e3, out)
     if o.unknown_tagged_fields:
@@ -617,7 +617,7 @@ def _e_DeletableTopicResult_4(o: DeletableTopicResult, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -626,7 +626,7 @@ def _e_DeletableTopicResult_4(o: DeletableTopicResult, out: bytearray) -> None:
 
 
 def _e_DeleteTopicsResponse_4(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -642,59 +642,48 @@ def _e_DeleteTopicsResponse_4(o: DeleteTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_DeletableTopicResult_4(buf: bytes, pos: int) -> tuple[DeletableTopicResult, int]:
-    o = new_instance(DeletableTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DeletableTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.topic_id = _ZERO_UUID
-    o.error_message = None
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteTopicsResponse_4(buf: bytes, pos: int) -> tuple[DeleteTopicsResponse, int]:
-    o = new_instance(DeleteTopicsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteTopicsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of DeleteTopicsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[DeletableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeletableTopicResult_4(buf, pos)
-            ap4(e3)
-        o.responses = a2
+        a3: list[DeletableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeletableTopicResult)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            o5.topic_id = _ZERO_UUID
+            o5.error_message = None
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.responses = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DeletableTopicResult_5(o: DeletableTopicResult, out: bytearray) -> None:
@@ -711,7 +700,7 @@ def _e_DeletableTopicResult_5(o: DeletableTopicResult, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out.append(0)
@@ -733,7 +722,7 @@ def _e_DeletableTopicResult_5(o: DeletableTopicResult, out: bytearray) -> None:
 
 
 def _e_DeleteTopicsResponse_5(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -749,71 +738,54 @@ def _e_DeleteTopicsResponse_5(o: DeleteTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_DeletableTopicResult_5(buf: bytes, pos: int) -> tuple[DeletableTopicResult, int]:
-    o = new_instance(DeletableTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DeletableTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.error_message = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end4 = pos + n3
-        o.error_message = buf[pos:end4].decode()
-        pos = end4
-    o.topic_id = _ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteTopicsResponse_5(buf: bytes, pos: int) -> tuple[DeleteTopicsResponse, int]:
-    o = new_instance(DeleteTopicsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteTopicsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of DeleteTopicsResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[DeletableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeletableTopicResult_5(buf, pos)
-            ap4(e3)
-        o.responses = a2
+        a3: list[DeletableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeletableTopicResult)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.error_message = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            o5.topic_id = _ZERO_UUID
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.responses = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DeletableTopicResult_6(o: DeletableTopicResult, out: bytearray) -> None:
@@ -830,7 +802,7 @@ def _e_DeletableTopicResult_6(o: DeletableTopicResult, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_uh.pack(o.topic_id.bytes, o.error_code)
+    out += _SP_uh(o.topic_id.bytes, o.error_code)
     v4 = o.error_message
     if v4 is None:
         out.append(0)
@@ -852,7 +824,7 @@ def _e_DeletableTopicResult_6(o: DeletableTopicResult, out: bytearray) -> None:
 
 
 def _e_DeleteTopicsResponse_6(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -868,71 +840,54 @@ def _e_DeleteTopicsResponse_6(o: DeleteTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_DeletableTopicResult_6(buf: bytes, pos: int) -> tuple[DeletableTopicResult, int]:
-    o = new_instance(DeletableTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.name = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    u3, o.error_code = _S_uh.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
-    pos += 18
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        o.error_message = None
-    elif n4 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end5 = pos + n4
-        o.error_message = buf[pos:end5].decode()
-        pos = end5
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DeleteTopicsResponse_6(buf: bytes, pos: int) -> tuple[DeleteTopicsResponse, int]:
-    o = new_instance(DeleteTopicsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DeleteTopicsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of DeleteTopicsResponse was serialized as null')
     else:
-        if n1 * 21 > len(buf) - pos:
+        if n2 * 21 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[DeletableTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DeletableTopicResult_6(buf, pos)
-            ap4(e3)
-        o.responses = a2
+        a3: list[DeletableTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DeletableTopicResult)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_nullable_compact_string(buf, pos, 'Name')
+            b8, o5.error_code = _SU_uh(buf, pos)
+            o5.topic_id = uuid_from_bytes(b8)
+            pos += 18
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                end10 = pos + 1 + n9
+                o5.error_message = buf[pos + 1:end10].decode()
+                pos = end10
+            else:
+                o5.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.responses = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DeleteTopicsRequest._ENCODERS = {0: _e_DeleteTopicsRequest_0, 1: _e_DeleteTopicsRequest_1, 2: _e_DeleteTopicsRequest_2, 3: _e_DeleteTopicsRequest_3, 4: _e_DeleteTopicsRequest_4, 5: _e_DeleteTopicsRequest_5, 6: _e_DeleteTopicsRequest_6}

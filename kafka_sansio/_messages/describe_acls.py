@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,11 +23,16 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_bb = structure('>bb')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_bb = structure('>bb').unpack_from
+_SP_bb = structure('>bb').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class DescribeAclsRequest(Message):
@@ -52,7 +62,7 @@ class DescribeAclsRequest(Message):
     """The operation to match."""
     permission_type: int
     """The permission type to match."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -64,7 +74,7 @@ class DescribeAclsRequest(Message):
         host_filter: str | None = '',
         operation: int = 0,
         permission_type: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.resource_type_filter = resource_type_filter
         self.resource_name_filter = resource_name_filter
@@ -73,7 +83,7 @@ class DescribeAclsRequest(Message):
         self.host_filter = host_filter
         self.operation = operation
         self.permission_type = permission_type
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AclDescription(Struct):
@@ -90,7 +100,7 @@ class AclDescription(Struct):
     """The ACL operation."""
     permission_type: int
     """The ACL permission type."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -99,13 +109,13 @@ class AclDescription(Struct):
         host: str = '',
         operation: int = 0,
         permission_type: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.principal = principal
         self.host = host
         self.operation = operation
         self.permission_type = permission_type
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeAclsResource(Struct):
@@ -122,7 +132,7 @@ class DescribeAclsResource(Struct):
     """The resource pattern type."""
     acls: list[AclDescription]
     """The ACLs."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -131,13 +141,13 @@ class DescribeAclsResource(Struct):
         resource_name: str = '',
         pattern_type: int = 3,
         acls: list[AclDescription] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.resource_type = resource_type
         self.resource_name = resource_name
         self.pattern_type = pattern_type
         self.acls = [] if acls is MISSING else acls
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeAclsResponse(Message):
@@ -161,7 +171,7 @@ class DescribeAclsResponse(Message):
     """The error message, or null if there was no error."""
     resources: list[DescribeAclsResource]
     """Each Resource that is referenced in an ACL."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -170,19 +180,19 @@ class DescribeAclsResponse(Message):
         error_code: int = 0,
         error_message: str | None = '',
         resources: list[DescribeAclsResource] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
         self.resources = [] if resources is MISSING else resources
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DescribeAclsRequest_0(o: DescribeAclsRequest, out: bytearray) -> None:
     if o.pattern_type_filter != 3:
         raise LocalProtocolError('attempted to write a non-default PatternTypeFilter at version 0 of DescribeAclsRequest')
-    out += _S_b.pack(o.resource_type_filter)
+    out += _SP_b(o.resource_type_filter)
     v1 = o.resource_name_filter
     if v1 is None:
         out += b"\xff\xff"
@@ -191,7 +201,7 @@ def _e_DescribeAclsRequest_0(o: DescribeAclsRequest, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ResourceNameFilter longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.principal_filter
     if v4 is None:
@@ -201,7 +211,7 @@ def _e_DescribeAclsRequest_0(o: DescribeAclsRequest, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('PrincipalFilter longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     v7 = o.host_filter
     if v7 is None:
@@ -211,50 +221,50 @@ def _e_DescribeAclsRequest_0(o: DescribeAclsRequest, out: bytearray) -> None:
         n9 = len(b8)
         if n9 > 32767:
             raise LocalProtocolError('HostFilter longer than 32767 bytes')
-        out += _S_h.pack(n9)
+        out += _SP_h(n9)
         out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeAclsRequest version 0 cannot carry tagged fields')
 
 
 def _d_DescribeAclsRequest_0(buf: bytes, pos: int) -> tuple[DescribeAclsRequest, int]:
-    o = new_instance(DescribeAclsRequest)
-    o.resource_type_filter, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsRequest)
+    o1.resource_type_filter, = _SU_b(buf, pos)
     pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.resource_name_filter = None
+    if n2 < 0:
+        o1.resource_name_filter = None
     else:
-        end2 = pos + n1
-        o.resource_name_filter = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.resource_name_filter = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
-        o.principal_filter = None
+    if n4 < 0:
+        o1.principal_filter = None
     else:
-        end4 = pos + n3
-        o.principal_filter = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.principal_filter = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.host_filter = None
+    if n6 < 0:
+        o1.host_filter = None
     else:
-        end6 = pos + n5
-        o.host_filter = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.host_filter = buf[pos:end7].decode()
+        pos = end7
+    o1.operation, o1.permission_type = _SU_bb(buf, pos)
     pos += 2
-    o.pattern_type_filter = 3
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.pattern_type_filter = 3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeAclsRequest_1(o: DescribeAclsRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+    out += _SP_b(o.resource_type_filter)
     v1 = o.resource_name_filter
     if v1 is None:
         out += b"\xff\xff"
@@ -263,9 +273,9 @@ def _e_DescribeAclsRequest_1(o: DescribeAclsRequest, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ResourceNameFilter longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _SP_b(o.pattern_type_filter)
     v4 = o.principal_filter
     if v4 is None:
         out += b"\xff\xff"
@@ -274,7 +284,7 @@ def _e_DescribeAclsRequest_1(o: DescribeAclsRequest, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('PrincipalFilter longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     v7 = o.host_filter
     if v7 is None:
@@ -284,51 +294,51 @@ def _e_DescribeAclsRequest_1(o: DescribeAclsRequest, out: bytearray) -> None:
         n9 = len(b8)
         if n9 > 32767:
             raise LocalProtocolError('HostFilter longer than 32767 bytes')
-        out += _S_h.pack(n9)
+        out += _SP_h(n9)
         out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeAclsRequest version 1 cannot carry tagged fields')
 
 
 def _d_DescribeAclsRequest_1(buf: bytes, pos: int) -> tuple[DescribeAclsRequest, int]:
-    o = new_instance(DescribeAclsRequest)
-    o.resource_type_filter, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsRequest)
+    o1.resource_type_filter, = _SU_b(buf, pos)
     pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.resource_name_filter = None
+    if n2 < 0:
+        o1.resource_name_filter = None
     else:
-        end2 = pos + n1
-        o.resource_name_filter = buf[pos:end2].decode()
-        pos = end2
-    o.pattern_type_filter, = _S_b.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.resource_name_filter = buf[pos:end3].decode()
+        pos = end3
+    o1.pattern_type_filter, = _SU_b(buf, pos)
     pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
-        o.principal_filter = None
+    if n4 < 0:
+        o1.principal_filter = None
     else:
-        end4 = pos + n3
-        o.principal_filter = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.principal_filter = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.host_filter = None
+    if n6 < 0:
+        o1.host_filter = None
     else:
-        end6 = pos + n5
-        o.host_filter = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.host_filter = buf[pos:end7].decode()
+        pos = end7
+    o1.operation, o1.permission_type = _SU_bb(buf, pos)
     pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeAclsRequest_2(o: DescribeAclsRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+    out += _SP_b(o.resource_type_filter)
     v1 = o.resource_name_filter
     if v1 is None:
         out.append(0)
@@ -342,7 +352,7 @@ def _e_DescribeAclsRequest_2(o: DescribeAclsRequest, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _SP_b(o.pattern_type_filter)
     v4 = o.principal_filter
     if v4 is None:
         out.append(0)
@@ -369,7 +379,7 @@ def _e_DescribeAclsRequest_2(o: DescribeAclsRequest, out: bytearray) -> None:
         else:
             out += write_uvarint(n9 + 1)
         out += b8
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -378,58 +388,40 @@ def _e_DescribeAclsRequest_2(o: DescribeAclsRequest, out: bytearray) -> None:
 
 
 def _d_DescribeAclsRequest_2(buf: bytes, pos: int) -> tuple[DescribeAclsRequest, int]:
-    o = new_instance(DescribeAclsRequest)
-    o.resource_type_filter, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsRequest)
+    o1.resource_type_filter, = _SU_b(buf, pos)
     pos += 1
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.resource_name_filter = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ResourceNameFilter had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.resource_name_filter = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.resource_name_filter = buf[pos:end2].decode()
-        pos = end2
-    o.pattern_type_filter, = _S_b.unpack_from(buf, pos)
+        o1.resource_name_filter, pos = read_nullable_compact_string(buf, pos, 'ResourceNameFilter')
+    o1.pattern_type_filter, = _SU_b(buf, pos)
     pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.principal_filter = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalFilter had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.principal_filter = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.principal_filter = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.host_filter = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field HostFilter had invalid length')
+        o1.principal_filter, pos = read_nullable_compact_string(buf, pos, 'PrincipalFilter')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.host_filter = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.host_filter = buf[pos:end6].decode()
-        pos = end6
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+        o1.host_filter, pos = read_nullable_compact_string(buf, pos, 'HostFilter')
+    o1.operation, o1.permission_type = _SU_bb(buf, pos)
     pos += 2
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AclDescription_0(o: AclDescription, out: bytearray) -> None:
@@ -438,16 +430,16 @@ def _e_AclDescription_0(o: AclDescription, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Principal longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.host
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AclDescription version 0 cannot carry tagged fields')
 
@@ -455,17 +447,17 @@ def _e_AclDescription_0(o: AclDescription, out: bytearray) -> None:
 def _e_DescribeAclsResource_0(o: DescribeAclsResource, out: bytearray) -> None:
     if o.pattern_type != 3:
         raise LocalProtocolError('attempted to write a non-default PatternType at version 0 of DescribeAclsResource')
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.acls
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AclDescription_0(e6, out)
     if o.unknown_tagged_fields:
@@ -473,7 +465,7 @@ def _e_DescribeAclsResource_0(o: DescribeAclsResource, out: bytearray) -> None:
 
 
 def _e_DescribeAclsResponse_0(o: DescribeAclsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -482,98 +474,93 @@ def _e_DescribeAclsResponse_0(o: DescribeAclsResponse, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.resources
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DescribeAclsResource_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeAclsResponse version 0 cannot carry tagged fields')
 
 
-def _d_AclDescription_0(buf: bytes, pos: int) -> tuple[AclDescription, int]:
-    o = new_instance(AclDescription)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Principal of AclDescription was serialized as null')
-    else:
-        end2 = pos + n1
-        o.principal = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of AclDescription was serialized as null')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribeAclsResource_0(buf: bytes, pos: int) -> tuple[DescribeAclsResource, int]:
-    o = new_instance(DescribeAclsResource)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsResource)
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ResourceName of DescribeAclsResource was serialized as null')
     else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.resource_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Acls of DescribeAclsResource was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Acls')
-        a4: list[AclDescription] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AclDescription_0(buf, pos)
-            ap6(e5)
-        o.acls = a4
-    o.pattern_type = 3
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[AclDescription] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AclDescription)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Principal of AclDescription was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.principal = buf[pos:end9].decode()
+                pos = end9
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Host of AclDescription was serialized as null')
+            else:
+                end11 = pos + n10
+                o7.host = buf[pos:end11].decode()
+                pos = end11
+            o7.operation, o7.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.acls = a5
+    o1.pattern_type = 3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeAclsResponse_0(buf: bytes, pos: int) -> tuple[DescribeAclsResponse, int]:
-    o = new_instance(DescribeAclsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Resources of DescribeAclsResponse was serialized as null')
     else:
-        if n3 * 7 > len(buf) - pos:
+        if n4 * 7 > len(buf) - pos:
             raise truncated('Resources')
-        a4: list[DescribeAclsResource] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeAclsResource_0(buf, pos)
-            ap6(e5)
-        o.resources = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[DescribeAclsResource] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeAclsResource_0(buf, pos)
+            ap6(e7)
+        o1.resources = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AclDescription_1(o: AclDescription, out: bytearray) -> None:
@@ -582,33 +569,33 @@ def _e_AclDescription_1(o: AclDescription, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Principal longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.host
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AclDescription version 1 cannot carry tagged fields')
 
 
 def _e_DescribeAclsResource_1(o: DescribeAclsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_b.pack(o.pattern_type)
+    out += _SP_b(o.pattern_type)
     v4 = o.acls
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AclDescription_1(e6, out)
     if o.unknown_tagged_fields:
@@ -616,7 +603,7 @@ def _e_DescribeAclsResource_1(o: DescribeAclsResource, out: bytearray) -> None:
 
 
 def _e_DescribeAclsResponse_1(o: DescribeAclsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -625,11 +612,11 @@ def _e_DescribeAclsResponse_1(o: DescribeAclsResponse, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.resources
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DescribeAclsResource_1(e6, out)
     if o.unknown_tagged_fields:
@@ -637,63 +624,82 @@ def _e_DescribeAclsResponse_1(o: DescribeAclsResponse, out: bytearray) -> None:
 
 
 def _d_DescribeAclsResource_1(buf: bytes, pos: int) -> tuple[DescribeAclsResource, int]:
-    o = new_instance(DescribeAclsResource)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsResource)
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ResourceName of DescribeAclsResource was serialized as null')
     else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    o.pattern_type, = _S_b.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.resource_name = buf[pos:end3].decode()
+        pos = end3
+    o1.pattern_type, = _SU_b(buf, pos)
     pos += 1
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Acls of DescribeAclsResource was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Acls')
-        a4: list[AclDescription] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AclDescription_0(buf, pos)
-            ap6(e5)
-        o.acls = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[AclDescription] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AclDescription)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Principal of AclDescription was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.principal = buf[pos:end9].decode()
+                pos = end9
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Host of AclDescription was serialized as null')
+            else:
+                end11 = pos + n10
+                o7.host = buf[pos:end11].decode()
+                pos = end11
+            o7.operation, o7.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.acls = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeAclsResponse_1(buf: bytes, pos: int) -> tuple[DescribeAclsResponse, int]:
-    o = new_instance(DescribeAclsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Resources of DescribeAclsResponse was serialized as null')
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('Resources')
-        a4: list[DescribeAclsResource] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeAclsResource_1(buf, pos)
-            ap6(e5)
-        o.resources = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[DescribeAclsResource] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeAclsResource_1(buf, pos)
+            ap6(e7)
+        o1.resources = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AclDescription_2(o: AclDescription, out: bytearray) -> None:
@@ -717,7 +723,7 @@ def _e_AclDescription_2(o: AclDescription, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _SP_bb(o.operation, o.permission_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -726,7 +732,7 @@ def _e_AclDescription_2(o: AclDescription, out: bytearray) -> None:
 
 
 def _e_DescribeAclsResource_2(o: DescribeAclsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
@@ -737,7 +743,7 @@ def _e_DescribeAclsResource_2(o: DescribeAclsResource, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_b.pack(o.pattern_type)
+    out += _SP_b(o.pattern_type)
     v4 = o.acls
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -754,7 +760,7 @@ def _e_DescribeAclsResource_2(o: DescribeAclsResource, out: bytearray) -> None:
 
 
 def _e_DescribeAclsResponse_2(o: DescribeAclsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -783,126 +789,97 @@ def _e_DescribeAclsResponse_2(o: DescribeAclsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_AclDescription_2(buf: bytes, pos: int) -> tuple[AclDescription, int]:
-    o = new_instance(AclDescription)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Principal of AclDescription was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Principal had invalid length')
-    else:
-        end2 = pos + n1
-        o.principal = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of AclDescription was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeAclsResource_2(buf: bytes, pos: int) -> tuple[DescribeAclsResource, int]:
-    o = new_instance(DescribeAclsResource)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsResource)
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of DescribeAclsResource was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ResourceName had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.resource_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    o.pattern_type, = _S_b.unpack_from(buf, pos)
+        o1.resource_name, pos = read_compact_string(buf, pos, 'ResourceName')
+    o1.pattern_type, = _SU_b(buf, pos)
     pos += 1
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Acls of DescribeAclsResource was serialized as null')
     else:
-        if n3 * 5 > len(buf) - pos:
+        if n4 * 5 > len(buf) - pos:
             raise truncated('Acls')
-        a4: list[AclDescription] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AclDescription_2(buf, pos)
-            ap6(e5)
-        o.acls = a4
+        a5: list[AclDescription] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AclDescription)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.principal = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.principal, pos = read_compact_string(buf, pos, 'Principal')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o7.host = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o7.host, pos = read_compact_string(buf, pos, 'Host')
+            o7.operation, o7.permission_type = _SU_bb(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.acls = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeAclsResponse_2(buf: bytes, pos: int) -> tuple[DescribeAclsResponse, int]:
-    o = new_instance(DescribeAclsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeAclsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Resources of DescribeAclsResponse was serialized as null')
     else:
-        if n3 * 5 > len(buf) - pos:
+        if n4 * 5 > len(buf) - pos:
             raise truncated('Resources')
-        a4: list[DescribeAclsResource] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeAclsResource_2(buf, pos)
-            ap6(e5)
-        o.resources = a4
+        a5: list[DescribeAclsResource] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeAclsResource_2(buf, pos)
+            ap6(e7)
+        o1.resources = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeAclsRequest._ENCODERS = {0: _e_DescribeAclsRequest_0, 1: _e_DescribeAclsRequest_1, 2: _e_DescribeAclsRequest_2, 3: _e_DescribeAclsRequest_2}

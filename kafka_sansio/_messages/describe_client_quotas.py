@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,12 +23,18 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_d = structure('>d')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_o = structure('>?')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_d = structure('>d').unpack_from
+_SP_d = structure('>d').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
 
 
 class ComponentData(Struct):
@@ -38,7 +49,7 @@ class ComponentData(Struct):
     """How to match the entity {0 = exact name, 1 = default name, 2 = any specified name}."""
     match: str | None
     """The string to match against, or null if unused for the match type."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -46,12 +57,12 @@ class ComponentData(Struct):
         entity_type: str = '',
         match_type: int = 0,
         match: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.entity_type = entity_type
         self.match_type = match_type
         self.match = match
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeClientQuotasRequest(Message):
@@ -71,18 +82,18 @@ class DescribeClientQuotasRequest(Message):
     """Filter components to apply to quota entities."""
     strict: bool
     """Whether the match is strict, i.e. should exclude entities with unspecified entity types."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         components: list[ComponentData] = MISSING,
         strict: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.components = [] if components is MISSING else components
         self.strict = strict
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EntityData(Struct):
@@ -95,18 +106,18 @@ class EntityData(Struct):
     """The entity type."""
     entity_name: str | None
     """The entity name, or null if the default."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         entity_type: str = '',
         entity_name: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.entity_type = entity_type
         self.entity_name = entity_name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ValueData(Struct):
@@ -119,18 +130,18 @@ class ValueData(Struct):
     """The quota configuration key."""
     value: float
     """The quota configuration value."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         key: str = '',
         value: float = 0.0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.key = key
         self.value = value
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EntryData(Struct):
@@ -143,18 +154,18 @@ class EntryData(Struct):
     """The quota entity description."""
     values: list[ValueData]
     """The quota values for the entity."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         entity: list[EntityData] = MISSING,
         values: list[ValueData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.entity = [] if entity is MISSING else entity
         self.values = [] if values is MISSING else values
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeClientQuotasResponse(Message):
@@ -178,7 +189,7 @@ class DescribeClientQuotasResponse(Message):
     """The error message, or `null` if the quota description succeeded."""
     entries: list[EntryData] | None
     """A result entry."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -187,13 +198,13 @@ class DescribeClientQuotasResponse(Message):
         error_code: int = 0,
         error_message: str | None = '',
         entries: list[EntryData] | None = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
         self.entries = [] if entries is MISSING else entries
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ComponentData_0(o: ComponentData, out: bytearray) -> None:
@@ -202,9 +213,9 @@ def _e_ComponentData_0(o: ComponentData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('EntityType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_b.pack(o.match_type)
+    out += _SP_b(o.match_type)
     v4 = o.match
     if v4 is None:
         out += b"\xff\xff"
@@ -213,7 +224,7 @@ def _e_ComponentData_0(o: ComponentData, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Match longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ComponentData version 0 cannot carry tagged fields')
@@ -222,57 +233,52 @@ def _e_ComponentData_0(o: ComponentData, out: bytearray) -> None:
 def _e_DescribeClientQuotasRequest_0(o: DescribeClientQuotasRequest, out: bytearray) -> None:
     v1 = o.components
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ComponentData_0(e3, out)
-    out += _S_o.pack(o.strict)
+    out += _SP_o(o.strict)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeClientQuotasRequest version 0 cannot carry tagged fields')
 
 
-def _d_ComponentData_0(buf: bytes, pos: int) -> tuple[ComponentData, int]:
-    o = new_instance(ComponentData)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field EntityType of ComponentData was serialized as null')
-    else:
-        end2 = pos + n1
-        o.entity_type = buf[pos:end2].decode()
-        pos = end2
-    o.match_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.match = None
-    else:
-        end4 = pos + n3
-        o.match = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribeClientQuotasRequest_0(buf: bytes, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
-    o = new_instance(DescribeClientQuotasRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeClientQuotasRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Components of DescribeClientQuotasRequest was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Components')
-        a2: list[ComponentData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ComponentData_0(buf, pos)
-            ap4(e3)
-        o.components = a2
-    o.strict, = _S_o.unpack_from(buf, pos)
+        a3: list[ComponentData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ComponentData)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field EntityType of ComponentData was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.entity_type = buf[pos:end7].decode()
+                pos = end7
+            o5.match_type, = _SU_b(buf, pos)
+            pos += 1
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.match = None
+            else:
+                end9 = pos + n8
+                o5.match = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.components = a3
+    o1.strict, = _SU_o(buf, pos)
     pos += 1
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ComponentData_1(o: ComponentData, out: bytearray) -> None:
@@ -286,7 +292,7 @@ def _e_ComponentData_1(o: ComponentData, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_b.pack(o.match_type)
+    out += _SP_b(o.match_type)
     v4 = o.match
     if v4 is None:
         out.append(0)
@@ -316,7 +322,7 @@ def _e_DescribeClientQuotasRequest_1(o: DescribeClientQuotasRequest, out: bytear
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_ComponentData_1(e3, out)
-    out += _S_o.pack(o.strict)
+    out += _SP_o(o.strict)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -324,70 +330,53 @@ def _e_DescribeClientQuotasRequest_1(o: DescribeClientQuotasRequest, out: bytear
         out.append(0)
 
 
-def _d_ComponentData_1(buf: bytes, pos: int) -> tuple[ComponentData, int]:
-    o = new_instance(ComponentData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field EntityType of ComponentData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field EntityType had invalid length')
-    else:
-        end2 = pos + n1
-        o.entity_type = buf[pos:end2].decode()
-        pos = end2
-    o.match_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.match = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Match had invalid length')
-    else:
-        end4 = pos + n3
-        o.match = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeClientQuotasRequest_1(buf: bytes, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
-    o = new_instance(DescribeClientQuotasRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeClientQuotasRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Components of DescribeClientQuotasRequest was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Components')
-        a2: list[ComponentData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ComponentData_1(buf, pos)
-            ap4(e3)
-        o.components = a2
-    o.strict, = _S_o.unpack_from(buf, pos)
+        a3: list[ComponentData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ComponentData)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.entity_type = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.entity_type, pos = read_compact_string(buf, pos, 'EntityType')
+            o5.match_type, = _SU_b(buf, pos)
+            pos += 1
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.match = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.match, pos = read_nullable_compact_string(buf, pos, 'Match')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.components = a3
+    o1.strict, = _SU_o(buf, pos)
     pos += 1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_EntityData_0(o: EntityData, out: bytearray) -> None:
@@ -396,7 +385,7 @@ def _e_EntityData_0(o: EntityData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('EntityType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.entity_name
     if v4 is None:
@@ -406,7 +395,7 @@ def _e_EntityData_0(o: EntityData, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('EntityName longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EntityData version 0 cannot carry tagged fields')
@@ -418,9 +407,9 @@ def _e_ValueData_0(o: ValueData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Key longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_d.pack(o.value)
+    out += _SP_d(o.value)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ValueData version 0 cannot carry tagged fields')
 
@@ -428,12 +417,12 @@ def _e_ValueData_0(o: ValueData, out: bytearray) -> None:
 def _e_EntryData_0(o: EntryData, out: bytearray) -> None:
     v1 = o.entity
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_EntityData_0(e3, out)
     v4 = o.values
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ValueData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -441,7 +430,7 @@ def _e_EntryData_0(o: EntryData, out: bytearray) -> None:
 
 
 def _e_DescribeClientQuotasResponse_0(o: DescribeClientQuotasResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -450,117 +439,107 @@ def _e_DescribeClientQuotasResponse_0(o: DescribeClientQuotasResponse, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.entries
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_EntryData_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeClientQuotasResponse version 0 cannot carry tagged fields')
 
 
-def _d_EntityData_0(buf: bytes, pos: int) -> tuple[EntityData, int]:
-    o = new_instance(EntityData)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
-    else:
-        end2 = pos + n1
-        o.entity_type = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.entity_name = None
-    else:
-        end4 = pos + n3
-        o.entity_name = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
-def _d_ValueData_0(buf: bytes, pos: int) -> tuple[ValueData, int]:
-    o = new_instance(ValueData)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Key of ValueData was serialized as null')
-    else:
-        end2 = pos + n1
-        o.key = buf[pos:end2].decode()
-        pos = end2
-    o.value, = _S_d.unpack_from(buf, pos)
-    pos += 8
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_EntryData_0(buf: bytes, pos: int) -> tuple[EntryData, int]:
-    o = new_instance(EntryData)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(EntryData)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Entity of EntryData was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Entity')
-        a2: list[EntityData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_EntityData_0(buf, pos)
-            ap4(e3)
-        o.entity = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[EntityData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(EntityData)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.entity_type = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.entity_name = None
+            else:
+                end9 = pos + n8
+                o5.entity_name = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.entity = a3
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Values of EntryData was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n10 * 10 > len(buf) - pos:
             raise truncated('Values')
-        a6: list[ValueData] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ValueData_0(buf, pos)
-            ap8(e7)
-        o.values = a6
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[ValueData] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(ValueData)
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Key of ValueData was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.key = buf[pos:end15].decode()
+                pos = end15
+            o13.value, = _SU_d(buf, pos)
+            pos += 8
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.values = a11
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeClientQuotasResponse_0(buf: bytes, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
-    o = new_instance(DescribeClientQuotasResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeClientQuotasResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
-        o.entries = None
+    if n4 < 0:
+        o1.entries = None
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('Entries')
-        a4: list[EntryData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EntryData_0(buf, pos)
-            ap6(e5)
-        o.entries = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[EntryData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_EntryData_0(buf, pos)
+            ap6(e7)
+        o1.entries = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_EntityData_1(o: EntityData, out: bytearray) -> None:
@@ -605,7 +584,7 @@ def _e_ValueData_1(o: ValueData, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_d.pack(o.value)
+    out += _SP_d(o.value)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -638,7 +617,7 @@ def _e_EntryData_1(o: EntryData, out: bytearray) -> None:
 
 
 def _e_DescribeClientQuotasResponse_1(o: DescribeClientQuotasResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -670,148 +649,114 @@ def _e_DescribeClientQuotasResponse_1(o: DescribeClientQuotasResponse, out: byte
         out.append(0)
 
 
-def _d_EntityData_1(buf: bytes, pos: int) -> tuple[EntityData, int]:
-    o = new_instance(EntityData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field EntityType of EntityData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field EntityType had invalid length')
-    else:
-        end2 = pos + n1
-        o.entity_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.entity_name = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field EntityName had invalid length')
-    else:
-        end4 = pos + n3
-        o.entity_name = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_ValueData_1(buf: bytes, pos: int) -> tuple[ValueData, int]:
-    o = new_instance(ValueData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Key of ValueData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Key had invalid length')
-    else:
-        end2 = pos + n1
-        o.key = buf[pos:end2].decode()
-        pos = end2
-    o.value, = _S_d.unpack_from(buf, pos)
-    pos += 8
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_EntryData_1(buf: bytes, pos: int) -> tuple[EntryData, int]:
-    o = new_instance(EntryData)
-    n1 = buf[pos]
+    o1 = new_instance(EntryData)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Entity of EntryData was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Entity')
-        a2: list[EntityData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_EntityData_1(buf, pos)
-            ap4(e3)
-        o.entity = a2
-    n5 = buf[pos]
+        a3: list[EntityData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(EntityData)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.entity_type = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.entity_type, pos = read_compact_string(buf, pos, 'EntityType')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.entity_name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.entity_name, pos = read_nullable_compact_string(buf, pos, 'EntityName')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.entity = a3
+    n10 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Values of EntryData was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n10 * 10 > len(buf) - pos:
             raise truncated('Values')
-        a6: list[ValueData] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ValueData_1(buf, pos)
-            ap8(e7)
-        o.values = a6
+        a11: list[ValueData] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(ValueData)
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o13.key = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o13.key, pos = read_compact_string(buf, pos, 'Key')
+            o13.value, = _SU_d(buf, pos)
+            pos += 8
+            if buf[pos] == 0:
+                o13.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap12(o13)
+        o1.values = a11
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeClientQuotasResponse_1(buf: bytes, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
-    o = new_instance(DescribeClientQuotasResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeClientQuotasResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.entries = None
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        o1.entries = None
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Entries')
-        a4: list[EntryData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EntryData_1(buf, pos)
-            ap6(e5)
-        o.entries = a4
+        a5: list[EntryData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_EntryData_1(buf, pos)
+            ap6(e7)
+        o1.entries = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeClientQuotasRequest._ENCODERS = {0: _e_DescribeClientQuotasRequest_0, 1: _e_DescribeClientQuotasRequest_1}

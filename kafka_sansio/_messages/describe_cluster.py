@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,11 +23,16 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_o = structure('>?')
-_S_ob = structure('>?b')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
+_SU_ob = structure('>?b').unpack_from
+_SP_ob = structure('>?b').pack
 
 
 class DescribeClusterRequest(Message):
@@ -42,18 +52,18 @@ class DescribeClusterRequest(Message):
     """Whether to include cluster authorized operations."""
     endpoint_type: int
     """The endpoint type to describe. 1=brokers, 2=controllers."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         include_cluster_authorized_operations: bool = False,
         endpoint_type: int = 1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.include_cluster_authorized_operations = include_cluster_authorized_operations
         self.endpoint_type = endpoint_type
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeClusterBroker(Struct):
@@ -70,7 +80,7 @@ class DescribeClusterBroker(Struct):
     """The broker port."""
     rack: str | None
     """The rack of the broker, or null if it has not been assigned to a rack."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -79,13 +89,13 @@ class DescribeClusterBroker(Struct):
         host: str = '',
         port: int = 0,
         rack: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.host = host
         self.port = port
         self.rack = rack
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeClusterResponse(Message):
@@ -117,7 +127,7 @@ class DescribeClusterResponse(Message):
     """Each broker in the response."""
     cluster_authorized_operations: int
     """32-bit bitfield to represent authorized operations for this cluster."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -130,7 +140,7 @@ class DescribeClusterResponse(Message):
         controller_id: int = -1,
         brokers: list[DescribeClusterBroker] = MISSING,
         cluster_authorized_operations: int = -2147483648,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
@@ -140,13 +150,13 @@ class DescribeClusterResponse(Message):
         self.controller_id = controller_id
         self.brokers = [] if brokers is MISSING else brokers
         self.cluster_authorized_operations = cluster_authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DescribeClusterRequest_0(o: DescribeClusterRequest, out: bytearray) -> None:
     if o.endpoint_type != 1:
         raise LocalProtocolError('attempted to write a non-default EndpointType at version 0 of DescribeClusterRequest')
-    out += _S_o.pack(o.include_cluster_authorized_operations)
+    out += _SP_o(o.include_cluster_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -155,20 +165,20 @@ def _e_DescribeClusterRequest_0(o: DescribeClusterRequest, out: bytearray) -> No
 
 
 def _d_DescribeClusterRequest_0(buf: bytes, pos: int) -> tuple[DescribeClusterRequest, int]:
-    o = new_instance(DescribeClusterRequest)
-    o.include_cluster_authorized_operations, = _S_o.unpack_from(buf, pos)
+    o1 = new_instance(DescribeClusterRequest)
+    o1.include_cluster_authorized_operations, = _SU_o(buf, pos)
     pos += 1
-    o.endpoint_type = 1
+    o1.endpoint_type = 1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribeClusterRequest_1(o: DescribeClusterRequest, out: bytearray) -> None:
-    out += _S_ob.pack(o.include_cluster_authorized_operations, o.endpoint_type)
+    out += _SP_ob(o.include_cluster_authorized_operations, o.endpoint_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -177,19 +187,19 @@ def _e_DescribeClusterRequest_1(o: DescribeClusterRequest, out: bytearray) -> No
 
 
 def _d_DescribeClusterRequest_1(buf: bytes, pos: int) -> tuple[DescribeClusterRequest, int]:
-    o = new_instance(DescribeClusterRequest)
-    o.include_cluster_authorized_operations, o.endpoint_type = _S_ob.unpack_from(buf, pos)
+    o1 = new_instance(DescribeClusterRequest)
+    o1.include_cluster_authorized_operations, o1.endpoint_type = _SU_ob(buf, pos)
     pos += 2
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribeClusterBroker_0(o: DescribeClusterBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -200,7 +210,7 @@ def _e_DescribeClusterBroker_0(o: DescribeClusterBroker, out: bytearray) -> None
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out.append(0)
@@ -224,7 +234,7 @@ def _e_DescribeClusterBroker_0(o: DescribeClusterBroker, out: bytearray) -> None
 def _e_DescribeClusterResponse_0(o: DescribeClusterResponse, out: bytearray) -> None:
     if o.endpoint_type != 1:
         raise LocalProtocolError('attempted to write a non-default EndpointType at version 0 of DescribeClusterResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -248,7 +258,7 @@ def _e_DescribeClusterResponse_0(o: DescribeClusterResponse, out: bytearray) -> 
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.brokers
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -257,7 +267,7 @@ def _e_DescribeClusterResponse_0(o: DescribeClusterResponse, out: bytearray) -> 
         out += write_uvarint(n8 + 1)
     for e9 in v7:
         _e_DescribeClusterBroker_0(e9, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _SP_i(o.cluster_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -265,107 +275,78 @@ def _e_DescribeClusterResponse_0(o: DescribeClusterResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _d_DescribeClusterBroker_0(buf: bytes, pos: int) -> tuple[DescribeClusterBroker, int]:
-    o = new_instance(DescribeClusterBroker)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of DescribeClusterBroker was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.rack = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
-    else:
-        end4 = pos + n3
-        o.rack = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeClusterResponse_0(buf: bytes, pos: int) -> tuple[DescribeClusterResponse, int]:
-    o = new_instance(DescribeClusterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeClusterResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ClusterId of DescribeClusterResponse was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.cluster_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.cluster_id = buf[pos:end4].decode()
-        pos = end4
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        o1.cluster_id, pos = read_compact_string(buf, pos, 'ClusterId')
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    n5 = buf[pos]
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of DescribeClusterResponse was serialized as null')
     else:
-        if n5 * 11 > len(buf) - pos:
+        if n6 * 11 > len(buf) - pos:
             raise truncated('Brokers')
-        a6: list[DescribeClusterBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeClusterBroker_0(buf, pos)
-            ap8(e7)
-        o.brokers = a6
-    o.cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
+        a7: list[DescribeClusterBroker] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(DescribeClusterBroker)
+            o9.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.host = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.host, pos = read_compact_string(buf, pos, 'Host')
+            o9.port, = _SU_i(buf, pos)
+            pos += 4
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o9.rack = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o9.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.brokers = a7
+    o1.cluster_authorized_operations, = _SU_i(buf, pos)
     pos += 4
-    o.endpoint_type = 1
+    o1.endpoint_type = 1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribeClusterResponse_1(o: DescribeClusterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -379,7 +360,7 @@ def _e_DescribeClusterResponse_1(o: DescribeClusterResponse, out: bytearray) -> 
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_b.pack(o.endpoint_type)
+    out += _SP_b(o.endpoint_type)
     v4 = o.cluster_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -390,7 +371,7 @@ def _e_DescribeClusterResponse_1(o: DescribeClusterResponse, out: bytearray) -> 
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.brokers
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -399,7 +380,7 @@ def _e_DescribeClusterResponse_1(o: DescribeClusterResponse, out: bytearray) -> 
         out += write_uvarint(n8 + 1)
     for e9 in v7:
         _e_DescribeClusterBroker_0(e9, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _SP_i(o.cluster_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -408,63 +389,74 @@ def _e_DescribeClusterResponse_1(o: DescribeClusterResponse, out: bytearray) -> 
 
 
 def _d_DescribeClusterResponse_1(buf: bytes, pos: int) -> tuple[DescribeClusterResponse, int]:
-    o = new_instance(DescribeClusterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeClusterResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.endpoint_type, = _S_b.unpack_from(buf, pos)
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.endpoint_type, = _SU_b(buf, pos)
     pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ClusterId of DescribeClusterResponse was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.cluster_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.cluster_id = buf[pos:end4].decode()
-        pos = end4
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        o1.cluster_id, pos = read_compact_string(buf, pos, 'ClusterId')
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    n5 = buf[pos]
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of DescribeClusterResponse was serialized as null')
     else:
-        if n5 * 11 > len(buf) - pos:
+        if n6 * 11 > len(buf) - pos:
             raise truncated('Brokers')
-        a6: list[DescribeClusterBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeClusterBroker_0(buf, pos)
-            ap8(e7)
-        o.brokers = a6
-    o.cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
+        a7: list[DescribeClusterBroker] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(DescribeClusterBroker)
+            o9.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.host = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.host, pos = read_compact_string(buf, pos, 'Host')
+            o9.port, = _SU_i(buf, pos)
+            pos += 4
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o9.rack = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o9.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.brokers = a7
+    o1.cluster_authorized_operations, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeClusterRequest._ENCODERS = {0: _e_DescribeClusterRequest_0, 1: _e_DescribeClusterRequest_1}

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,13 +23,20 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_o = structure('>?')
-_S_obo = structure('>?b?')
-_S_oo = structure('>??')
-_S_ooo = structure('>???')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
+_SU_obo = structure('>?b?').unpack_from
+_SP_obo = structure('>?b?').pack
+_SU_oo = structure('>??').unpack_from
+_SP_oo = structure('>??').pack
+_SU_ooo = structure('>???').unpack_from
+_SP_ooo = structure('>???').pack
 
 
 class DescribeConfigsResource(Struct):
@@ -39,7 +51,7 @@ class DescribeConfigsResource(Struct):
     """The resource name."""
     configuration_keys: list[str] | None
     """The configuration keys to list, or null to list all configuration keys."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -47,12 +59,12 @@ class DescribeConfigsResource(Struct):
         resource_type: int = 0,
         resource_name: str = '',
         configuration_keys: list[str] | None = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.resource_type = resource_type
         self.resource_name = resource_name
         self.configuration_keys = [] if configuration_keys is MISSING else configuration_keys
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeConfigsRequest(Message):
@@ -74,7 +86,7 @@ class DescribeConfigsRequest(Message):
     """True if we should include all synonyms."""
     include_documentation: bool
     """True if we should include configuration documentation."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -82,12 +94,12 @@ class DescribeConfigsRequest(Message):
         resources: list[DescribeConfigsResource] = MISSING,
         include_synonyms: bool = False,
         include_documentation: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.resources = [] if resources is MISSING else resources
         self.include_synonyms = include_synonyms
         self.include_documentation = include_documentation
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeConfigsSynonym(Struct):
@@ -102,7 +114,7 @@ class DescribeConfigsSynonym(Struct):
     """The synonym value."""
     source: int
     """The synonym source."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -110,12 +122,12 @@ class DescribeConfigsSynonym(Struct):
         name: str = '',
         value: str | None = '',
         source: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.value = value
         self.source = source
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeConfigsResourceResult(Struct):
@@ -142,7 +154,7 @@ class DescribeConfigsResourceResult(Struct):
     """The configuration data type. Type can be one of the following values - BOOLEAN, STRING, INT, SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD"""
     documentation: str | None
     """The configuration documentation."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -156,7 +168,7 @@ class DescribeConfigsResourceResult(Struct):
         synonyms: list[DescribeConfigsSynonym] = MISSING,
         config_type: int = 0,
         documentation: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.value = value
@@ -167,7 +179,7 @@ class DescribeConfigsResourceResult(Struct):
         self.synonyms = [] if synonyms is MISSING else synonyms
         self.config_type = config_type
         self.documentation = documentation
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeConfigsResult(Struct):
@@ -186,7 +198,7 @@ class DescribeConfigsResult(Struct):
     """The resource name."""
     configs: list[DescribeConfigsResourceResult]
     """Each listed configuration."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -196,14 +208,14 @@ class DescribeConfigsResult(Struct):
         resource_type: int = 0,
         resource_name: str = '',
         configs: list[DescribeConfigsResourceResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
         self.resource_type = resource_type
         self.resource_name = resource_name
         self.configs = [] if configs is MISSING else configs
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeConfigsResponse(Message):
@@ -223,41 +235,41 @@ class DescribeConfigsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     results: list[DescribeConfigsResult]
     """The results for each resource."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         results: list[DescribeConfigsResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DescribeConfigsResource_0(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.configuration_keys
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             b7 = e6.encode()
             n8 = len(b7)
             if n8 > 32767:
                 raise LocalProtocolError('ConfigurationKeys longer than 32767 bytes')
-            out += _S_h.pack(n8)
+            out += _SP_h(n8)
             out += b7
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsResource version 0 cannot carry tagged fields')
@@ -270,90 +282,85 @@ def _e_DescribeConfigsRequest_0(o: DescribeConfigsRequest, out: bytearray) -> No
         raise LocalProtocolError('attempted to write a non-default IncludeDocumentation at version 0 of DescribeConfigsRequest')
     v1 = o.resources
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeConfigsResource_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsRequest version 0 cannot carry tagged fields')
 
 
-def _d_DescribeConfigsResource_0(buf: bytes, pos: int) -> tuple[DescribeConfigsResource, int]:
-    o = new_instance(DescribeConfigsResource)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResource was serialized as null')
-    else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        o.configuration_keys = None
-    else:
-        if n3 * 2 > len(buf) - pos:
-            raise truncated('ConfigurationKeys')
-        a4: list[str] = []
-        for _ in range(n3):
-            (n6,) = _S_h.unpack_from(buf, pos)
-            pos += 2
-            if n6 < 0:
-                raise RemoteProtocolError('non-nullable field ConfigurationKeys of DescribeConfigsResource was serialized as null')
-            else:
-                end7 = pos + n6
-                e5 = buf[pos:end7].decode()
-                pos = end7
-            a4.append(e5)
-        o.configuration_keys = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribeConfigsRequest_0(buf: bytes, pos: int) -> tuple[DescribeConfigsRequest, int]:
-    o = new_instance(DescribeConfigsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Resources of DescribeConfigsRequest was serialized as null')
     else:
-        if n1 * 7 > len(buf) - pos:
+        if n2 * 7 > len(buf) - pos:
             raise truncated('Resources')
-        a2: list[DescribeConfigsResource] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeConfigsResource_0(buf, pos)
-            ap4(e3)
-        o.resources = a2
-    o.include_synonyms = False
-    o.include_documentation = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribeConfigsResource] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DescribeConfigsResource)
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResource was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.resource_name = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_i(buf, pos)
+            pos += 4
+            if n8 < 0:
+                o5.configuration_keys = None
+            else:
+                if n8 * 2 > len(buf) - pos:
+                    raise truncated('ConfigurationKeys')
+                a9: list[str] = []
+                for _ in range(n8):
+                    (n11,) = _SU_h(buf, pos)
+                    pos += 2
+                    if n11 < 0:
+                        raise RemoteProtocolError('non-nullable field ConfigurationKeys of DescribeConfigsResource was serialized as null')
+                    else:
+                        end12 = pos + n11
+                        e10 = buf[pos:end12].decode()
+                        pos = end12
+                    a9.append(e10)
+                o5.configuration_keys = a9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.resources = a3
+    o1.include_synonyms = False
+    o1.include_documentation = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeConfigsResource_1(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.configuration_keys
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             b7 = e6.encode()
             n8 = len(b7)
             if n8 > 32767:
                 raise LocalProtocolError('ConfigurationKeys longer than 32767 bytes')
-            out += _S_h.pack(n8)
+            out += _SP_h(n8)
             out += b7
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsResource version 1 cannot carry tagged fields')
@@ -364,57 +371,87 @@ def _e_DescribeConfigsRequest_1(o: DescribeConfigsRequest, out: bytearray) -> No
         raise LocalProtocolError('attempted to write a non-default IncludeDocumentation at version 1 of DescribeConfigsRequest')
     v1 = o.resources
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeConfigsResource_1(e3, out)
-    out += _S_o.pack(o.include_synonyms)
+    out += _SP_o(o.include_synonyms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsRequest version 1 cannot carry tagged fields')
 
 
 def _d_DescribeConfigsRequest_1(buf: bytes, pos: int) -> tuple[DescribeConfigsRequest, int]:
-    o = new_instance(DescribeConfigsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Resources of DescribeConfigsRequest was serialized as null')
     else:
-        if n1 * 7 > len(buf) - pos:
+        if n2 * 7 > len(buf) - pos:
             raise truncated('Resources')
-        a2: list[DescribeConfigsResource] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeConfigsResource_0(buf, pos)
-            ap4(e3)
-        o.resources = a2
-    o.include_synonyms, = _S_o.unpack_from(buf, pos)
+        a3: list[DescribeConfigsResource] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DescribeConfigsResource)
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResource was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.resource_name = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_i(buf, pos)
+            pos += 4
+            if n8 < 0:
+                o5.configuration_keys = None
+            else:
+                if n8 * 2 > len(buf) - pos:
+                    raise truncated('ConfigurationKeys')
+                a9: list[str] = []
+                for _ in range(n8):
+                    (n11,) = _SU_h(buf, pos)
+                    pos += 2
+                    if n11 < 0:
+                        raise RemoteProtocolError('non-nullable field ConfigurationKeys of DescribeConfigsResource was serialized as null')
+                    else:
+                        end12 = pos + n11
+                        e10 = buf[pos:end12].decode()
+                        pos = end12
+                    a9.append(e10)
+                o5.configuration_keys = a9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.resources = a3
+    o1.include_synonyms, = _SU_o(buf, pos)
     pos += 1
-    o.include_documentation = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.include_documentation = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeConfigsResource_2(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.configuration_keys
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             b7 = e6.encode()
             n8 = len(b7)
             if n8 > 32767:
                 raise LocalProtocolError('ConfigurationKeys longer than 32767 bytes')
-            out += _S_h.pack(n8)
+            out += _SP_h(n8)
             out += b7
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsResource version 2 cannot carry tagged fields')
@@ -425,35 +462,35 @@ def _e_DescribeConfigsRequest_2(o: DescribeConfigsRequest, out: bytearray) -> No
         raise LocalProtocolError('attempted to write a non-default IncludeDocumentation at version 2 of DescribeConfigsRequest')
     v1 = o.resources
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeConfigsResource_2(e3, out)
-    out += _S_o.pack(o.include_synonyms)
+    out += _SP_o(o.include_synonyms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsRequest version 2 cannot carry tagged fields')
 
 
 def _e_DescribeConfigsResource_3(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.configuration_keys
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             b7 = e6.encode()
             n8 = len(b7)
             if n8 > 32767:
                 raise LocalProtocolError('ConfigurationKeys longer than 32767 bytes')
-            out += _S_h.pack(n8)
+            out += _SP_h(n8)
             out += b7
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsResource version 3 cannot carry tagged fields')
@@ -462,37 +499,67 @@ def _e_DescribeConfigsResource_3(o: DescribeConfigsResource, out: bytearray) -> 
 def _e_DescribeConfigsRequest_3(o: DescribeConfigsRequest, out: bytearray) -> None:
     v1 = o.resources
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeConfigsResource_3(e3, out)
-    out += _S_oo.pack(o.include_synonyms, o.include_documentation)
+    out += _SP_oo(o.include_synonyms, o.include_documentation)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsRequest version 3 cannot carry tagged fields')
 
 
 def _d_DescribeConfigsRequest_3(buf: bytes, pos: int) -> tuple[DescribeConfigsRequest, int]:
-    o = new_instance(DescribeConfigsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Resources of DescribeConfigsRequest was serialized as null')
     else:
-        if n1 * 7 > len(buf) - pos:
+        if n2 * 7 > len(buf) - pos:
             raise truncated('Resources')
-        a2: list[DescribeConfigsResource] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeConfigsResource_0(buf, pos)
-            ap4(e3)
-        o.resources = a2
-    o.include_synonyms, o.include_documentation = _S_oo.unpack_from(buf, pos)
+        a3: list[DescribeConfigsResource] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DescribeConfigsResource)
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResource was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.resource_name = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_i(buf, pos)
+            pos += 4
+            if n8 < 0:
+                o5.configuration_keys = None
+            else:
+                if n8 * 2 > len(buf) - pos:
+                    raise truncated('ConfigurationKeys')
+                a9: list[str] = []
+                for _ in range(n8):
+                    (n11,) = _SU_h(buf, pos)
+                    pos += 2
+                    if n11 < 0:
+                        raise RemoteProtocolError('non-nullable field ConfigurationKeys of DescribeConfigsResource was serialized as null')
+                    else:
+                        end12 = pos + n11
+                        e10 = buf[pos:end12].decode()
+                        pos = end12
+                    a9.append(e10)
+                o5.configuration_keys = a9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.resources = a3
+    o1.include_synonyms, o1.include_documentation = _SU_oo(buf, pos)
     pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeConfigsResource_4(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
@@ -538,7 +605,7 @@ def _e_DescribeConfigsRequest_4(o: DescribeConfigsRequest, out: bytearray) -> No
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_DescribeConfigsResource_4(e3, out)
-    out += _S_oo.pack(o.include_synonyms, o.include_documentation)
+    out += _SP_oo(o.include_synonyms, o.include_documentation)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -546,84 +613,67 @@ def _e_DescribeConfigsRequest_4(o: DescribeConfigsRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _d_DescribeConfigsResource_4(buf: bytes, pos: int) -> tuple[DescribeConfigsResource, int]:
-    o = new_instance(DescribeConfigsResource)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResource was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ResourceName had invalid length')
-    else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.configuration_keys = None
-    else:
-        if n3 > len(buf) - pos:
-            raise truncated('ConfigurationKeys')
-        a4: list[str] = []
-        for _ in range(n3):
-            n6 = buf[pos]
-            pos += 1
-            if n6 > 127:
-                n6, pos = read_uvarint(buf, pos - 1)
-            n6 -= 1
-            if n6 < 0:
-                raise RemoteProtocolError('non-nullable field ConfigurationKeys of DescribeConfigsResource was serialized as null')
-            elif n6 > 32767:
-                raise RemoteProtocolError('string field ConfigurationKeys had invalid length')
-            else:
-                end7 = pos + n6
-                e5 = buf[pos:end7].decode()
-                pos = end7
-            a4.append(e5)
-        o.configuration_keys = a4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeConfigsRequest_4(buf: bytes, pos: int) -> tuple[DescribeConfigsRequest, int]:
-    o = new_instance(DescribeConfigsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeConfigsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Resources of DescribeConfigsRequest was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Resources')
-        a2: list[DescribeConfigsResource] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeConfigsResource_4(buf, pos)
-            ap4(e3)
-        o.resources = a2
-    o.include_synonyms, o.include_documentation = _S_oo.unpack_from(buf, pos)
+        a3: list[DescribeConfigsResource] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DescribeConfigsResource)
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.resource_name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.resource_name, pos = read_compact_string(buf, pos, 'ResourceName')
+            n8 = buf[pos]
+            pos += 1
+            if n8 > 127:
+                n8, pos = read_uvarint(buf, pos - 1)
+            n8 -= 1
+            if n8 < 0:
+                o5.configuration_keys = None
+            else:
+                if n8 > len(buf) - pos:
+                    raise truncated('ConfigurationKeys')
+                a9: list[str] = []
+                for _ in range(n8):
+                    n11 = buf[pos] - 1
+                    if 0 <= n11 < 127:
+                        end12 = pos + 1 + n11
+                        e10 = buf[pos + 1:end12].decode()
+                        pos = end12
+                    else:
+                        e10, pos = read_compact_string(buf, pos, 'ConfigurationKeys')
+                    a9.append(e10)
+                o5.configuration_keys = a9
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.resources = a3
+    o1.include_synonyms, o1.include_documentation = _SU_oo(buf, pos)
     pos += 2
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribeConfigsResourceResult_0(o: DescribeConfigsResourceResult, out: bytearray) -> None:
@@ -632,7 +682,7 @@ def _e_DescribeConfigsResourceResult_0(o: DescribeConfigsResourceResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -642,15 +692,15 @@ def _e_DescribeConfigsResourceResult_0(o: DescribeConfigsResourceResult, out: by
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_ooo.pack(o.read_only, o.is_default, o.is_sensitive)
+    out += _SP_ooo(o.read_only, o.is_default, o.is_sensitive)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsResourceResult version 0 cannot carry tagged fields')
 
 
 def _e_DescribeConfigsResult_0(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -659,19 +709,19 @@ def _e_DescribeConfigsResult_0(o: DescribeConfigsResult, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_DescribeConfigsResourceResult_0(e9, out)
     if o.unknown_tagged_fields:
@@ -679,102 +729,97 @@ def _e_DescribeConfigsResult_0(o: DescribeConfigsResult, out: bytearray) -> None
 
 
 def _e_DescribeConfigsResponse_0(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeConfigsResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsResponse version 0 cannot carry tagged fields')
 
 
-def _d_DescribeConfigsResourceResult_0(buf: bytes, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
-    o = new_instance(DescribeConfigsResourceResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DescribeConfigsResourceResult was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.value = None
-    else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.read_only, o.is_default, o.is_sensitive = _S_ooo.unpack_from(buf, pos)
-    pos += 3
-    o.config_source = -1
-    o.synonyms = []
-    o.config_type = 0
-    o.documentation = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribeConfigsResult_0(buf: bytes, pos: int) -> tuple[DescribeConfigsResult, int]:
-    o = new_instance(DescribeConfigsResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResult was serialized as null')
     else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_i.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.resource_name = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Configs of DescribeConfigsResult was serialized as null')
     else:
-        if n5 * 7 > len(buf) - pos:
+        if n6 * 7 > len(buf) - pos:
             raise truncated('Configs')
-        a6: list[DescribeConfigsResourceResult] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeConfigsResourceResult_0(buf, pos)
-            ap8(e7)
-        o.configs = a6
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[DescribeConfigsResourceResult] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(DescribeConfigsResourceResult)
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Name of DescribeConfigsResourceResult was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.name = buf[pos:end11].decode()
+                pos = end11
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                o9.value = None
+            else:
+                end13 = pos + n12
+                o9.value = buf[pos:end13].decode()
+                pos = end13
+            o9.read_only, o9.is_default, o9.is_sensitive = _SU_ooo(buf, pos)
+            pos += 3
+            o9.config_source = -1
+            o9.synonyms = []
+            o9.config_type = 0
+            o9.documentation = ''
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.configs = a7
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeConfigsResponse_0(buf: bytes, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    o = new_instance(DescribeConfigsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeConfigsResponse was serialized as null')
     else:
-        if n1 * 11 > len(buf) - pos:
+        if n2 * 11 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DescribeConfigsResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeConfigsResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribeConfigsResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeConfigsResult_0(buf, pos)
+            ap4(e5)
+        o1.results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeConfigsSynonym_1(o: DescribeConfigsSynonym, out: bytearray) -> None:
@@ -783,7 +828,7 @@ def _e_DescribeConfigsSynonym_1(o: DescribeConfigsSynonym, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -793,9 +838,9 @@ def _e_DescribeConfigsSynonym_1(o: DescribeConfigsSynonym, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_b.pack(o.source)
+    out += _SP_b(o.source)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsSynonym version 1 cannot carry tagged fields')
 
@@ -808,7 +853,7 @@ def _e_DescribeConfigsResourceResult_1(o: DescribeConfigsResourceResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -818,12 +863,12 @@ def _e_DescribeConfigsResourceResult_1(o: DescribeConfigsResourceResult, out: by
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
+    out += _SP_obo(o.read_only, o.config_source, o.is_sensitive)
     v7 = o.synonyms
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_DescribeConfigsSynonym_1(e9, out)
     if o.unknown_tagged_fields:
@@ -831,7 +876,7 @@ def _e_DescribeConfigsResourceResult_1(o: DescribeConfigsResourceResult, out: by
 
 
 def _e_DescribeConfigsResult_1(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -840,19 +885,19 @@ def _e_DescribeConfigsResult_1(o: DescribeConfigsResult, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_DescribeConfigsResourceResult_1(e9, out)
     if o.unknown_tagged_fields:
@@ -860,138 +905,133 @@ def _e_DescribeConfigsResult_1(o: DescribeConfigsResult, out: bytearray) -> None
 
 
 def _e_DescribeConfigsResponse_1(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeConfigsResult_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsResponse version 1 cannot carry tagged fields')
 
 
-def _d_DescribeConfigsSynonym_1(buf: bytes, pos: int) -> tuple[DescribeConfigsSynonym, int]:
-    o = new_instance(DescribeConfigsSynonym)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DescribeConfigsSynonym was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.value = None
-    else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.source, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribeConfigsResourceResult_1(buf: bytes, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
-    o = new_instance(DescribeConfigsResourceResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResourceResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of DescribeConfigsResourceResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
-        o.value = None
+    if n4 < 0:
+        o1.value = None
     else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.value = buf[pos:end5].decode()
+        pos = end5
+    o1.read_only, o1.config_source, o1.is_sensitive = _SU_obo(buf, pos)
     pos += 3
-    (n5,) = _S_i.unpack_from(buf, pos)
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Synonyms of DescribeConfigsResourceResult was serialized as null')
     else:
-        if n5 * 5 > len(buf) - pos:
+        if n6 * 5 > len(buf) - pos:
             raise truncated('Synonyms')
-        a6: list[DescribeConfigsSynonym] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeConfigsSynonym_1(buf, pos)
-            ap8(e7)
-        o.synonyms = a6
-    o.is_default = False
-    o.config_type = 0
-    o.documentation = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[DescribeConfigsSynonym] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(DescribeConfigsSynonym)
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Name of DescribeConfigsSynonym was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.name = buf[pos:end11].decode()
+                pos = end11
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                o9.value = None
+            else:
+                end13 = pos + n12
+                o9.value = buf[pos:end13].decode()
+                pos = end13
+            o9.source, = _SU_b(buf, pos)
+            pos += 1
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.synonyms = a7
+    o1.is_default = False
+    o1.config_type = 0
+    o1.documentation = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeConfigsResult_1(buf: bytes, pos: int) -> tuple[DescribeConfigsResult, int]:
-    o = new_instance(DescribeConfigsResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResult was serialized as null')
     else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_i.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.resource_name = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Configs of DescribeConfigsResult was serialized as null')
     else:
-        if n5 * 11 > len(buf) - pos:
+        if n6 * 11 > len(buf) - pos:
             raise truncated('Configs')
-        a6: list[DescribeConfigsResourceResult] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeConfigsResourceResult_1(buf, pos)
-            ap8(e7)
-        o.configs = a6
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[DescribeConfigsResourceResult] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_DescribeConfigsResourceResult_1(buf, pos)
+            ap8(e9)
+        o1.configs = a7
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeConfigsResponse_1(buf: bytes, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    o = new_instance(DescribeConfigsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeConfigsResponse was serialized as null')
     else:
-        if n1 * 11 > len(buf) - pos:
+        if n2 * 11 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DescribeConfigsResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeConfigsResult_1(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribeConfigsResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeConfigsResult_1(buf, pos)
+            ap4(e5)
+        o1.results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeConfigsSynonym_2(o: DescribeConfigsSynonym, out: bytearray) -> None:
@@ -1000,7 +1040,7 @@ def _e_DescribeConfigsSynonym_2(o: DescribeConfigsSynonym, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -1010,9 +1050,9 @@ def _e_DescribeConfigsSynonym_2(o: DescribeConfigsSynonym, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_b.pack(o.source)
+    out += _SP_b(o.source)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsSynonym version 2 cannot carry tagged fields')
 
@@ -1025,7 +1065,7 @@ def _e_DescribeConfigsResourceResult_2(o: DescribeConfigsResourceResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -1035,12 +1075,12 @@ def _e_DescribeConfigsResourceResult_2(o: DescribeConfigsResourceResult, out: by
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
+    out += _SP_obo(o.read_only, o.config_source, o.is_sensitive)
     v7 = o.synonyms
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_DescribeConfigsSynonym_2(e9, out)
     if o.unknown_tagged_fields:
@@ -1048,7 +1088,7 @@ def _e_DescribeConfigsResourceResult_2(o: DescribeConfigsResourceResult, out: by
 
 
 def _e_DescribeConfigsResult_2(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -1057,19 +1097,19 @@ def _e_DescribeConfigsResult_2(o: DescribeConfigsResult, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_DescribeConfigsResourceResult_2(e9, out)
     if o.unknown_tagged_fields:
@@ -1077,10 +1117,10 @@ def _e_DescribeConfigsResult_2(o: DescribeConfigsResult, out: bytearray) -> None
 
 
 def _e_DescribeConfigsResponse_2(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeConfigsResult_2(e3, out)
     if o.unknown_tagged_fields:
@@ -1093,7 +1133,7 @@ def _e_DescribeConfigsSynonym_3(o: DescribeConfigsSynonym, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -1103,9 +1143,9 @@ def _e_DescribeConfigsSynonym_3(o: DescribeConfigsSynonym, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_b.pack(o.source)
+    out += _SP_b(o.source)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsSynonym version 3 cannot carry tagged fields')
 
@@ -1118,7 +1158,7 @@ def _e_DescribeConfigsResourceResult_3(o: DescribeConfigsResourceResult, out: by
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.value
     if v4 is None:
@@ -1128,15 +1168,15 @@ def _e_DescribeConfigsResourceResult_3(o: DescribeConfigsResourceResult, out: by
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
+    out += _SP_obo(o.read_only, o.config_source, o.is_sensitive)
     v7 = o.synonyms
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_DescribeConfigsSynonym_3(e9, out)
-    out += _S_b.pack(o.config_type)
+    out += _SP_b(o.config_type)
     v10 = o.documentation
     if v10 is None:
         out += b"\xff\xff"
@@ -1145,14 +1185,14 @@ def _e_DescribeConfigsResourceResult_3(o: DescribeConfigsResourceResult, out: by
         n12 = len(b11)
         if n12 > 32767:
             raise LocalProtocolError('Documentation longer than 32767 bytes')
-        out += _S_h.pack(n12)
+        out += _SP_h(n12)
         out += b11
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeConfigsResourceResult version 3 cannot carry tagged fields')
 
 
 def _e_DescribeConfigsResult_3(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -1161,19 +1201,19 @@ def _e_DescribeConfigsResult_3(o: DescribeConfigsResult, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.configs
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_DescribeConfigsResourceResult_3(e9, out)
     if o.unknown_tagged_fields:
@@ -1181,10 +1221,10 @@ def _e_DescribeConfigsResult_3(o: DescribeConfigsResult, out: bytearray) -> None
 
 
 def _e_DescribeConfigsResponse_3(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeConfigsResult_3(e3, out)
     if o.unknown_tagged_fields:
@@ -1192,111 +1232,130 @@ def _e_DescribeConfigsResponse_3(o: DescribeConfigsResponse, out: bytearray) -> 
 
 
 def _d_DescribeConfigsResourceResult_3(buf: bytes, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
-    o = new_instance(DescribeConfigsResourceResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResourceResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of DescribeConfigsResourceResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
-        o.value = None
+    if n4 < 0:
+        o1.value = None
     else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.value = buf[pos:end5].decode()
+        pos = end5
+    o1.read_only, o1.config_source, o1.is_sensitive = _SU_obo(buf, pos)
     pos += 3
-    (n5,) = _S_i.unpack_from(buf, pos)
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Synonyms of DescribeConfigsResourceResult was serialized as null')
     else:
-        if n5 * 5 > len(buf) - pos:
+        if n6 * 5 > len(buf) - pos:
             raise truncated('Synonyms')
-        a6: list[DescribeConfigsSynonym] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeConfigsSynonym_1(buf, pos)
-            ap8(e7)
-        o.synonyms = a6
-    o.config_type, = _S_b.unpack_from(buf, pos)
+        a7: list[DescribeConfigsSynonym] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(DescribeConfigsSynonym)
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Name of DescribeConfigsSynonym was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.name = buf[pos:end11].decode()
+                pos = end11
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                o9.value = None
+            else:
+                end13 = pos + n12
+                o9.value = buf[pos:end13].decode()
+                pos = end13
+            o9.source, = _SU_b(buf, pos)
+            pos += 1
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.synonyms = a7
+    o1.config_type, = _SU_b(buf, pos)
     pos += 1
-    (n9,) = _S_h.unpack_from(buf, pos)
+    (n14,) = _SU_h(buf, pos)
     pos += 2
-    if n9 < 0:
-        o.documentation = None
+    if n14 < 0:
+        o1.documentation = None
     else:
-        end10 = pos + n9
-        o.documentation = buf[pos:end10].decode()
-        pos = end10
-    o.is_default = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end15 = pos + n14
+        o1.documentation = buf[pos:end15].decode()
+        pos = end15
+    o1.is_default = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeConfigsResult_3(buf: bytes, pos: int) -> tuple[DescribeConfigsResult, int]:
-    o = new_instance(DescribeConfigsResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResult was serialized as null')
     else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_i.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.resource_name = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Configs of DescribeConfigsResult was serialized as null')
     else:
-        if n5 * 14 > len(buf) - pos:
+        if n6 * 14 > len(buf) - pos:
             raise truncated('Configs')
-        a6: list[DescribeConfigsResourceResult] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeConfigsResourceResult_3(buf, pos)
-            ap8(e7)
-        o.configs = a6
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[DescribeConfigsResourceResult] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_DescribeConfigsResourceResult_3(buf, pos)
+            ap8(e9)
+        o1.configs = a7
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeConfigsResponse_3(buf: bytes, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    o = new_instance(DescribeConfigsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeConfigsResponse was serialized as null')
     else:
-        if n1 * 11 > len(buf) - pos:
+        if n2 * 11 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DescribeConfigsResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeConfigsResult_3(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribeConfigsResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeConfigsResult_3(buf, pos)
+            ap4(e5)
+        o1.results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeConfigsSynonym_4(o: DescribeConfigsSynonym, out: bytearray) -> None:
@@ -1323,7 +1382,7 @@ def _e_DescribeConfigsSynonym_4(o: DescribeConfigsSynonym, out: bytearray) -> No
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_b.pack(o.source)
+    out += _SP_b(o.source)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1357,7 +1416,7 @@ def _e_DescribeConfigsResourceResult_4(o: DescribeConfigsResourceResult, out: by
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
+    out += _SP_obo(o.read_only, o.config_source, o.is_sensitive)
     v7 = o.synonyms
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -1366,7 +1425,7 @@ def _e_DescribeConfigsResourceResult_4(o: DescribeConfigsResourceResult, out: by
         out += write_uvarint(n8 + 1)
     for e9 in v7:
         _e_DescribeConfigsSynonym_4(e9, out)
-    out += _S_b.pack(o.config_type)
+    out += _SP_b(o.config_type)
     v10 = o.documentation
     if v10 is None:
         out.append(0)
@@ -1388,7 +1447,7 @@ def _e_DescribeConfigsResourceResult_4(o: DescribeConfigsResourceResult, out: by
 
 
 def _e_DescribeConfigsResult_4(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -1402,7 +1461,7 @@ def _e_DescribeConfigsResult_4(o: DescribeConfigsResult, out: bytearray) -> None
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
@@ -1429,7 +1488,7 @@ def _e_DescribeConfigsResult_4(o: DescribeConfigsResult, out: bytearray) -> None
 
 
 def _e_DescribeConfigsResponse_4(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1445,196 +1504,149 @@ def _e_DescribeConfigsResponse_4(o: DescribeConfigsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _d_DescribeConfigsSynonym_4(buf: bytes, pos: int) -> tuple[DescribeConfigsSynonym, int]:
-    o = new_instance(DescribeConfigsSynonym)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DescribeConfigsSynonym was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.value = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Value had invalid length')
-    else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.source, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeConfigsResourceResult_4(buf: bytes, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
-    o = new_instance(DescribeConfigsResourceResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DescribeConfigsResourceResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(DescribeConfigsResourceResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.value = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Value had invalid length')
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.value = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+        o1.value, pos = read_nullable_compact_string(buf, pos, 'Value')
+    o1.read_only, o1.config_source, o1.is_sensitive = _SU_obo(buf, pos)
     pos += 3
-    n5 = buf[pos]
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Synonyms of DescribeConfigsResourceResult was serialized as null')
     else:
-        if n5 * 4 > len(buf) - pos:
+        if n6 * 4 > len(buf) - pos:
             raise truncated('Synonyms')
-        a6: list[DescribeConfigsSynonym] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeConfigsSynonym_4(buf, pos)
-            ap8(e7)
-        o.synonyms = a6
-    o.config_type, = _S_b.unpack_from(buf, pos)
+        a7: list[DescribeConfigsSynonym] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(DescribeConfigsSynonym)
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.name, pos = read_compact_string(buf, pos, 'Name')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o9.value = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o9.value, pos = read_nullable_compact_string(buf, pos, 'Value')
+            o9.source, = _SU_b(buf, pos)
+            pos += 1
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.synonyms = a7
+    o1.config_type, = _SU_b(buf, pos)
     pos += 1
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        o.documentation = None
-    elif n9 > 32767:
-        raise RemoteProtocolError('string field Documentation had invalid length')
+    n14 = buf[pos] - 1
+    if 0 <= n14 < 127:
+        end15 = pos + 1 + n14
+        o1.documentation = buf[pos + 1:end15].decode()
+        pos = end15
     else:
-        end10 = pos + n9
-        o.documentation = buf[pos:end10].decode()
-        pos = end10
-    o.is_default = False
+        o1.documentation, pos = read_nullable_compact_string(buf, pos, 'Documentation')
+    o1.is_default = False
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeConfigsResult_4(buf: bytes, pos: int) -> tuple[DescribeConfigsResult, int]:
-    o = new_instance(DescribeConfigsResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of DescribeConfigsResult was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ResourceName had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.resource_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
+        o1.resource_name, pos = read_compact_string(buf, pos, 'ResourceName')
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Configs of DescribeConfigsResult was serialized as null')
     else:
-        if n5 * 9 > len(buf) - pos:
+        if n6 * 9 > len(buf) - pos:
             raise truncated('Configs')
-        a6: list[DescribeConfigsResourceResult] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_DescribeConfigsResourceResult_4(buf, pos)
-            ap8(e7)
-        o.configs = a6
+        a7: list[DescribeConfigsResourceResult] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_DescribeConfigsResourceResult_4(buf, pos)
+            ap8(e9)
+        o1.configs = a7
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeConfigsResponse_4(buf: bytes, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    o = new_instance(DescribeConfigsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeConfigsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeConfigsResponse was serialized as null')
     else:
-        if n1 * 7 > len(buf) - pos:
+        if n2 * 7 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DescribeConfigsResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeConfigsResult_4(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[DescribeConfigsResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeConfigsResult_4(buf, pos)
+            ap4(e5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeConfigsRequest._ENCODERS = {0: _e_DescribeConfigsRequest_0, 1: _e_DescribeConfigsRequest_1, 2: _e_DescribeConfigsRequest_2, 3: _e_DescribeConfigsRequest_3, 4: _e_DescribeConfigsRequest_4}

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,9 +22,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_qqq = structure('>qqq')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_qqq = structure('>qqq').unpack_from
+_SP_qqq = structure('>qqq').pack
 
 
 class DescribeDelegationTokenOwner(Struct):
@@ -33,18 +40,18 @@ class DescribeDelegationTokenOwner(Struct):
     """The owner principal type."""
     principal_name: str
     """The owner principal name."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         principal_type: str = '',
         principal_name: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.principal_type = principal_type
         self.principal_name = principal_name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeDelegationTokenRequest(Message):
@@ -62,16 +69,16 @@ class DescribeDelegationTokenRequest(Message):
 
     owners: list[DescribeDelegationTokenOwner] | None
     """Each owner that we want to describe delegation tokens for, or null to describe all tokens."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         owners: list[DescribeDelegationTokenOwner] | None = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.owners = [] if owners is MISSING else owners
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribedDelegationTokenRenewer(Struct):
@@ -84,18 +91,18 @@ class DescribedDelegationTokenRenewer(Struct):
     """The renewer principal type"""
     principal_name: str
     """The renewer principal name"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         principal_type: str = '',
         principal_name: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.principal_type = principal_type
         self.principal_name = principal_name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribedDelegationToken(Struct):
@@ -124,7 +131,7 @@ class DescribedDelegationToken(Struct):
     """The token HMAC."""
     renewers: list[DescribedDelegationTokenRenewer]
     """Those who are able to renew this token before it expires."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -139,7 +146,7 @@ class DescribedDelegationToken(Struct):
         token_id: str = '',
         hmac: bytes = b"",
         renewers: list[DescribedDelegationTokenRenewer] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.principal_type = principal_type
         self.principal_name = principal_name
@@ -151,7 +158,7 @@ class DescribedDelegationToken(Struct):
         self.token_id = token_id
         self.hmac = hmac
         self.renewers = [] if renewers is MISSING else renewers
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeDelegationTokenResponse(Message):
@@ -173,7 +180,7 @@ class DescribeDelegationTokenResponse(Message):
     """The tokens."""
     throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -181,12 +188,12 @@ class DescribeDelegationTokenResponse(Message):
         error_code: int = 0,
         tokens: list[DescribedDelegationToken] = MISSING,
         throttle_time_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.tokens = [] if tokens is MISSING else tokens
         self.throttle_time_ms = throttle_time_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DescribeDelegationTokenOwner_0(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
@@ -195,14 +202,14 @@ def _e_DescribeDelegationTokenOwner_0(o: DescribeDelegationTokenOwner, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeDelegationTokenOwner version 0 cannot carry tagged fields')
@@ -214,52 +221,47 @@ def _e_DescribeDelegationTokenRequest_0(o: DescribeDelegationTokenRequest, out: 
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_DescribeDelegationTokenOwner_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeDelegationTokenRequest version 0 cannot carry tagged fields')
 
 
-def _d_DescribeDelegationTokenOwner_0(buf: bytes, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
-    o = new_instance(DescribeDelegationTokenOwner)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of DescribeDelegationTokenOwner was serialized as null')
-    else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of DescribeDelegationTokenOwner was serialized as null')
-    else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribeDelegationTokenRequest_0(buf: bytes, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
-    o = new_instance(DescribeDelegationTokenRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeDelegationTokenRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.owners = None
+    if n2 < 0:
+        o1.owners = None
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Owners')
-        a2: list[DescribeDelegationTokenOwner] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeDelegationTokenOwner_0(buf, pos)
-            ap4(e3)
-        o.owners = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribeDelegationTokenOwner] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DescribeDelegationTokenOwner)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field PrincipalType of DescribeDelegationTokenOwner was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.principal_type = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field PrincipalName of DescribeDelegationTokenOwner was serialized as null')
+            else:
+                end9 = pos + n8
+                o5.principal_name = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.owners = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeDelegationTokenOwner_1(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
@@ -268,14 +270,14 @@ def _e_DescribeDelegationTokenOwner_1(o: DescribeDelegationTokenOwner, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeDelegationTokenOwner version 1 cannot carry tagged fields')
@@ -287,7 +289,7 @@ def _e_DescribeDelegationTokenRequest_1(o: DescribeDelegationTokenRequest, out: 
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_DescribeDelegationTokenOwner_1(e3, out)
     if o.unknown_tagged_fields:
@@ -341,66 +343,49 @@ def _e_DescribeDelegationTokenRequest_2(o: DescribeDelegationTokenRequest, out: 
         out.append(0)
 
 
-def _d_DescribeDelegationTokenOwner_2(buf: bytes, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
-    o = new_instance(DescribeDelegationTokenOwner)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of DescribeDelegationTokenOwner was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field PrincipalType had invalid length')
-    else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of DescribeDelegationTokenOwner was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalName had invalid length')
-    else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeDelegationTokenRequest_2(buf: bytes, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
-    o = new_instance(DescribeDelegationTokenRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeDelegationTokenRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.owners = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.owners = None
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Owners')
-        a2: list[DescribeDelegationTokenOwner] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeDelegationTokenOwner_2(buf, pos)
-            ap4(e3)
-        o.owners = a2
+        a3: list[DescribeDelegationTokenOwner] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DescribeDelegationTokenOwner)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.principal_type = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.principal_name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.owners = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribedDelegationTokenRenewer_0(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
@@ -409,14 +394,14 @@ def _e_DescribedDelegationTokenRenewer_0(o: DescribedDelegationTokenRenewer, out
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedDelegationTokenRenewer version 0 cannot carry tagged fields')
@@ -432,30 +417,30 @@ def _e_DescribedDelegationToken_0(o: DescribedDelegationToken, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _SP_qqq(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     v7 = o.token_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('TokenId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.hmac
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     out += v10
     v12 = o.renewers
     n13 = len(v12)
-    out += _S_i.pack(n13)
+    out += _SP_i(n13)
     for e14 in v12:
         _e_DescribedDelegationTokenRenewer_0(e14, out)
     if o.unknown_tagged_fields:
@@ -463,117 +448,112 @@ def _e_DescribedDelegationToken_0(o: DescribedDelegationToken, out: bytearray) -
 
 
 def _e_DescribeDelegationTokenResponse_0(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.tokens
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribedDelegationToken_0(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeDelegationTokenResponse version 0 cannot carry tagged fields')
 
 
-def _d_DescribedDelegationTokenRenewer_0(buf: bytes, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
-    o = new_instance(DescribedDelegationTokenRenewer)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of DescribedDelegationTokenRenewer was serialized as null')
-    else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of DescribedDelegationTokenRenewer was serialized as null')
-    else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribedDelegationToken_0(buf: bytes, pos: int) -> tuple[DescribedDelegationToken, int]:
-    o = new_instance(DescribedDelegationToken)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribedDelegationToken)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field PrincipalType of DescribedDelegationToken was serialized as null')
     else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.principal_type = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PrincipalName of DescribedDelegationToken was serialized as null')
     else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.principal_name = buf[pos:end5].decode()
+        pos = end5
+    o1.issue_timestamp, o1.expiry_timestamp, o1.max_timestamp = _SU_qqq(buf, pos)
     pos += 24
-    (n5,) = _S_h.unpack_from(buf, pos)
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field TokenId of DescribedDelegationToken was serialized as null')
     else:
-        end6 = pos + n5
-        o.token_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.token_id = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Hmac of DescribedDelegationToken was serialized as null')
     else:
-        end8 = pos + n7
-        if end8 > len(buf):
+        end9 = pos + n8
+        if end9 > len(buf):
             raise truncated('Hmac')
-        o.hmac = buf[pos:end8]
-        pos = end8
-    (n9,) = _S_i.unpack_from(buf, pos)
+        o1.hmac = buf[pos:end9]
+        pos = end9
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n9 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Renewers of DescribedDelegationToken was serialized as null')
     else:
-        if n9 * 4 > len(buf) - pos:
+        if n10 * 4 > len(buf) - pos:
             raise truncated('Renewers')
-        a10: list[DescribedDelegationTokenRenewer] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_DescribedDelegationTokenRenewer_0(buf, pos)
-            ap12(e11)
-        o.renewers = a10
-    o.token_requester_principal_type = ''
-    o.token_requester_principal_name = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[DescribedDelegationTokenRenewer] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(DescribedDelegationTokenRenewer)
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field PrincipalType of DescribedDelegationTokenRenewer was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.principal_type = buf[pos:end15].decode()
+                pos = end15
+            (n16,) = _SU_h(buf, pos)
+            pos += 2
+            if n16 < 0:
+                raise RemoteProtocolError('non-nullable field PrincipalName of DescribedDelegationTokenRenewer was serialized as null')
+            else:
+                end17 = pos + n16
+                o13.principal_name = buf[pos:end17].decode()
+                pos = end17
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.renewers = a11
+    o1.token_requester_principal_type = ''
+    o1.token_requester_principal_name = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeDelegationTokenResponse_0(buf: bytes, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
-    o = new_instance(DescribeDelegationTokenResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeDelegationTokenResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Tokens of DescribeDelegationTokenResponse was serialized as null')
     else:
-        if n1 * 38 > len(buf) - pos:
+        if n2 * 38 > len(buf) - pos:
             raise truncated('Tokens')
-        a2: list[DescribedDelegationToken] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedDelegationToken_0(buf, pos)
-            ap4(e3)
-        o.tokens = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[DescribedDelegationToken] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedDelegationToken_0(buf, pos)
+            ap4(e5)
+        o1.tokens = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribedDelegationTokenRenewer_1(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
@@ -582,14 +562,14 @@ def _e_DescribedDelegationTokenRenewer_1(o: DescribedDelegationTokenRenewer, out
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedDelegationTokenRenewer version 1 cannot carry tagged fields')
@@ -605,30 +585,30 @@ def _e_DescribedDelegationToken_1(o: DescribedDelegationToken, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('PrincipalType longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.principal_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('PrincipalName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _SP_qqq(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     v7 = o.token_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('TokenId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.hmac
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     out += v10
     v12 = o.renewers
     n13 = len(v12)
-    out += _S_i.pack(n13)
+    out += _SP_i(n13)
     for e14 in v12:
         _e_DescribedDelegationTokenRenewer_1(e14, out)
     if o.unknown_tagged_fields:
@@ -636,13 +616,13 @@ def _e_DescribedDelegationToken_1(o: DescribedDelegationToken, out: bytearray) -
 
 
 def _e_DescribeDelegationTokenResponse_1(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.tokens
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribedDelegationToken_1(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeDelegationTokenResponse version 1 cannot carry tagged fields')
 
@@ -700,7 +680,7 @@ def _e_DescribedDelegationToken_2(o: DescribedDelegationToken, out: bytearray) -
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _SP_qqq(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     v7 = o.token_id
     b8 = v7.encode()
     n9 = len(b8)
@@ -734,7 +714,7 @@ def _e_DescribedDelegationToken_2(o: DescribedDelegationToken, out: bytearray) -
 
 
 def _e_DescribeDelegationTokenResponse_2(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.tokens
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -743,7 +723,7 @@ def _e_DescribeDelegationTokenResponse_2(o: DescribeDelegationTokenResponse, out
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_DescribedDelegationToken_2(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -751,152 +731,117 @@ def _e_DescribeDelegationTokenResponse_2(o: DescribeDelegationTokenResponse, out
         out.append(0)
 
 
-def _d_DescribedDelegationTokenRenewer_2(buf: bytes, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
-    o = new_instance(DescribedDelegationTokenRenewer)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of DescribedDelegationTokenRenewer was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field PrincipalType had invalid length')
-    else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of DescribedDelegationTokenRenewer was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalName had invalid length')
-    else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribedDelegationToken_2(buf: bytes, pos: int) -> tuple[DescribedDelegationToken, int]:
-    o = new_instance(DescribedDelegationToken)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of DescribedDelegationToken was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field PrincipalType had invalid length')
+    o1 = new_instance(DescribedDelegationToken)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.principal_type = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of DescribedDelegationToken was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalName had invalid length')
+        o1.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.principal_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+        o1.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+    o1.issue_timestamp, o1.expiry_timestamp, o1.max_timestamp = _SU_qqq(buf, pos)
     pos += 24
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field TokenId of DescribedDelegationToken was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field TokenId had invalid length')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.token_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.token_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
+        o1.token_id, pos = read_compact_string(buf, pos, 'TokenId')
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Hmac of DescribedDelegationToken was serialized as null')
     else:
-        end8 = pos + n7
-        if end8 > len(buf):
+        end9 = pos + n8
+        if end9 > len(buf):
             raise truncated('Hmac')
-        o.hmac = buf[pos:end8]
-        pos = end8
-    n9 = buf[pos]
+        o1.hmac = buf[pos:end9]
+        pos = end9
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Renewers of DescribedDelegationToken was serialized as null')
     else:
-        if n9 * 3 > len(buf) - pos:
+        if n10 * 3 > len(buf) - pos:
             raise truncated('Renewers')
-        a10: list[DescribedDelegationTokenRenewer] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_DescribedDelegationTokenRenewer_2(buf, pos)
-            ap12(e11)
-        o.renewers = a10
-    o.token_requester_principal_type = ''
-    o.token_requester_principal_name = ''
+        a11: list[DescribedDelegationTokenRenewer] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(DescribedDelegationTokenRenewer)
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o13.principal_type = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o13.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+            n16 = buf[pos] - 1
+            if 0 <= n16 < 127:
+                end17 = pos + 1 + n16
+                o13.principal_name = buf[pos + 1:end17].decode()
+                pos = end17
+            else:
+                o13.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+            if buf[pos] == 0:
+                o13.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap12(o13)
+        o1.renewers = a11
+    o1.token_requester_principal_type = ''
+    o1.token_requester_principal_name = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeDelegationTokenResponse_2(buf: bytes, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
-    o = new_instance(DescribeDelegationTokenResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeDelegationTokenResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Tokens of DescribeDelegationTokenResponse was serialized as null')
     else:
-        if n1 * 30 > len(buf) - pos:
+        if n2 * 30 > len(buf) - pos:
             raise truncated('Tokens')
-        a2: list[DescribedDelegationToken] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedDelegationToken_2(buf, pos)
-            ap4(e3)
-        o.tokens = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[DescribedDelegationToken] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedDelegationToken_2(buf, pos)
+            ap4(e5)
+        o1.tokens = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribedDelegationToken_3(o: DescribedDelegationToken, out: bytearray) -> None:
@@ -940,7 +885,7 @@ def _e_DescribedDelegationToken_3(o: DescribedDelegationToken, out: bytearray) -
     else:
         out += write_uvarint(n12 + 1)
     out += b11
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _SP_qqq(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     v13 = o.token_id
     b14 = v13.encode()
     n15 = len(b14)
@@ -974,7 +919,7 @@ def _e_DescribedDelegationToken_3(o: DescribedDelegationToken, out: bytearray) -
 
 
 def _e_DescribeDelegationTokenResponse_3(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.tokens
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -983,7 +928,7 @@ def _e_DescribeDelegationTokenResponse_3(o: DescribeDelegationTokenResponse, out
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_DescribedDelegationToken_3(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -992,139 +937,128 @@ def _e_DescribeDelegationTokenResponse_3(o: DescribeDelegationTokenResponse, out
 
 
 def _d_DescribedDelegationToken_3(buf: bytes, pos: int) -> tuple[DescribedDelegationToken, int]:
-    o = new_instance(DescribedDelegationToken)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalType of DescribedDelegationToken was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field PrincipalType had invalid length')
+    o1 = new_instance(DescribedDelegationToken)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.principal_type = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.principal_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PrincipalName of DescribedDelegationToken was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field PrincipalName had invalid length')
+        o1.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.principal_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.principal_name = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field TokenRequesterPrincipalType of DescribedDelegationToken was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field TokenRequesterPrincipalType had invalid length')
+        o1.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.token_requester_principal_type = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.token_requester_principal_type = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field TokenRequesterPrincipalName of DescribedDelegationToken was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field TokenRequesterPrincipalName had invalid length')
+        o1.token_requester_principal_type, pos = read_compact_string(buf, pos, 'TokenRequesterPrincipalType')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.token_requester_principal_name = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.token_requester_principal_name = buf[pos:end8].decode()
-        pos = end8
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+        o1.token_requester_principal_name, pos = read_compact_string(buf, pos, 'TokenRequesterPrincipalName')
+    o1.issue_timestamp, o1.expiry_timestamp, o1.max_timestamp = _SU_qqq(buf, pos)
     pos += 24
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field TokenId of DescribedDelegationToken was serialized as null')
-    elif n9 > 32767:
-        raise RemoteProtocolError('string field TokenId had invalid length')
+    n10 = buf[pos] - 1
+    if 0 <= n10 < 127:
+        end11 = pos + 1 + n10
+        o1.token_id = buf[pos + 1:end11].decode()
+        pos = end11
     else:
-        end10 = pos + n9
-        o.token_id = buf[pos:end10].decode()
-        pos = end10
-    n11 = buf[pos]
+        o1.token_id, pos = read_compact_string(buf, pos, 'TokenId')
+    n12 = buf[pos]
     pos += 1
-    if n11 > 127:
-        n11, pos = read_uvarint(buf, pos - 1)
-    n11 -= 1
-    if n11 < 0:
+    if n12 > 127:
+        n12, pos = read_uvarint(buf, pos - 1)
+    n12 -= 1
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Hmac of DescribedDelegationToken was serialized as null')
     else:
-        end12 = pos + n11
-        if end12 > len(buf):
+        end13 = pos + n12
+        if end13 > len(buf):
             raise truncated('Hmac')
-        o.hmac = buf[pos:end12]
-        pos = end12
-    n13 = buf[pos]
+        o1.hmac = buf[pos:end13]
+        pos = end13
+    n14 = buf[pos]
     pos += 1
-    if n13 > 127:
-        n13, pos = read_uvarint(buf, pos - 1)
-    n13 -= 1
-    if n13 < 0:
+    if n14 > 127:
+        n14, pos = read_uvarint(buf, pos - 1)
+    n14 -= 1
+    if n14 < 0:
         raise RemoteProtocolError('non-nullable field Renewers of DescribedDelegationToken was serialized as null')
     else:
-        if n13 * 3 > len(buf) - pos:
+        if n14 * 3 > len(buf) - pos:
             raise truncated('Renewers')
-        a14: list[DescribedDelegationTokenRenewer] = []
-        ap16 = a14.append
-        for _ in range(n13):
-            e15, pos = _d_DescribedDelegationTokenRenewer_2(buf, pos)
-            ap16(e15)
-        o.renewers = a14
+        a15: list[DescribedDelegationTokenRenewer] = []
+        ap16 = a15.append
+        for _ in range(n14):
+            o17 = new_instance(DescribedDelegationTokenRenewer)
+            n18 = buf[pos] - 1
+            if 0 <= n18 < 127:
+                end19 = pos + 1 + n18
+                o17.principal_type = buf[pos + 1:end19].decode()
+                pos = end19
+            else:
+                o17.principal_type, pos = read_compact_string(buf, pos, 'PrincipalType')
+            n20 = buf[pos] - 1
+            if 0 <= n20 < 127:
+                end21 = pos + 1 + n20
+                o17.principal_name = buf[pos + 1:end21].decode()
+                pos = end21
+            else:
+                o17.principal_name, pos = read_compact_string(buf, pos, 'PrincipalName')
+            if buf[pos] == 0:
+                o17.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o17.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap16(o17)
+        o1.renewers = a15
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeDelegationTokenResponse_3(buf: bytes, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
-    o = new_instance(DescribeDelegationTokenResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeDelegationTokenResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Tokens of DescribeDelegationTokenResponse was serialized as null')
     else:
-        if n1 * 32 > len(buf) - pos:
+        if n2 * 32 > len(buf) - pos:
             raise truncated('Tokens')
-        a2: list[DescribedDelegationToken] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedDelegationToken_3(buf, pos)
-            ap4(e3)
-        o.tokens = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[DescribedDelegationToken] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedDelegationToken_3(buf, pos)
+            ap4(e5)
+        o1.tokens = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeDelegationTokenRequest._ENCODERS = {0: _e_DescribeDelegationTokenRequest_0, 1: _e_DescribeDelegationTokenRequest_1, 2: _e_DescribeDelegationTokenRequest_2, 3: _e_DescribeDelegationTokenRequest_2}

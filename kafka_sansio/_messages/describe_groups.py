@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,9 +23,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_o = structure('>?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
 
 
 class DescribeGroupsRequest(Message):
@@ -40,18 +48,18 @@ class DescribeGroupsRequest(Message):
     """The names of the groups to describe"""
     include_authorized_operations: bool
     """Whether to include authorized operations."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         groups: list[str] = MISSING,
         include_authorized_operations: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.groups = [] if groups is MISSING else groups
         self.include_authorized_operations = include_authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribedGroupMember(Struct):
@@ -72,7 +80,7 @@ class DescribedGroupMember(Struct):
     """The metadata corresponding to the current group protocol in use."""
     member_assignment: bytes
     """The current assignment provided by the group leader."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -83,7 +91,7 @@ class DescribedGroupMember(Struct):
         client_host: str = '',
         member_metadata: bytes = b"",
         member_assignment: bytes = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.member_id = member_id
         self.group_instance_id = group_instance_id
@@ -91,7 +99,7 @@ class DescribedGroupMember(Struct):
         self.client_host = client_host
         self.member_metadata = member_metadata
         self.member_assignment = member_assignment
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribedGroup(Struct):
@@ -114,7 +122,7 @@ class DescribedGroup(Struct):
     """The group members."""
     authorized_operations: int
     """32-bit bitfield to represent authorized operations for this group."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -126,7 +134,7 @@ class DescribedGroup(Struct):
         protocol_data: str = '',
         members: list[DescribedGroupMember] = MISSING,
         authorized_operations: int = -2147483648,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.group_id = group_id
@@ -135,7 +143,7 @@ class DescribedGroup(Struct):
         self.protocol_data = protocol_data
         self.members = [] if members is MISSING else members
         self.authorized_operations = authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeGroupsResponse(Message):
@@ -155,18 +163,18 @@ class DescribeGroupsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     groups: list[DescribedGroup]
     """Each described group."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         groups: list[DescribedGroup] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.groups = [] if groups is MISSING else groups
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DescribeGroupsRequest_0(o: DescribeGroupsRequest, out: bytearray) -> None:
@@ -174,42 +182,42 @@ def _e_DescribeGroupsRequest_0(o: DescribeGroupsRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default IncludeAuthorizedOperations at version 0 of DescribeGroupsRequest')
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('Groups longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeGroupsRequest version 0 cannot carry tagged fields')
 
 
 def _d_DescribeGroupsRequest_0(buf: bytes, pos: int) -> tuple[DescribeGroupsRequest, int]:
-    o = new_instance(DescribeGroupsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeGroupsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsRequest was serialized as null')
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[str] = []
-        for _ in range(n1):
-            (n4,) = _S_h.unpack_from(buf, pos)
+        a3: list[str] = []
+        for _ in range(n2):
+            (n5,) = _SU_h(buf, pos)
             pos += 2
-            if n4 < 0:
+            if n5 < 0:
                 raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsRequest was serialized as null')
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.groups = a2
-    o.include_authorized_operations = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+                end6 = pos + n5
+                e4 = buf[pos:end6].decode()
+                pos = end6
+            a3.append(e4)
+        o1.groups = a3
+    o1.include_authorized_operations = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeGroupsRequest_1(o: DescribeGroupsRequest, out: bytearray) -> None:
@@ -217,13 +225,13 @@ def _e_DescribeGroupsRequest_1(o: DescribeGroupsRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default IncludeAuthorizedOperations at version 1 of DescribeGroupsRequest')
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('Groups longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeGroupsRequest version 1 cannot carry tagged fields')
@@ -234,13 +242,13 @@ def _e_DescribeGroupsRequest_2(o: DescribeGroupsRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default IncludeAuthorizedOperations at version 2 of DescribeGroupsRequest')
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('Groups longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeGroupsRequest version 2 cannot carry tagged fields')
@@ -249,58 +257,58 @@ def _e_DescribeGroupsRequest_2(o: DescribeGroupsRequest, out: bytearray) -> None
 def _e_DescribeGroupsRequest_3(o: DescribeGroupsRequest, out: bytearray) -> None:
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('Groups longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
-    out += _S_o.pack(o.include_authorized_operations)
+    out += _SP_o(o.include_authorized_operations)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeGroupsRequest version 3 cannot carry tagged fields')
 
 
 def _d_DescribeGroupsRequest_3(buf: bytes, pos: int) -> tuple[DescribeGroupsRequest, int]:
-    o = new_instance(DescribeGroupsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeGroupsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsRequest was serialized as null')
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[str] = []
-        for _ in range(n1):
-            (n4,) = _S_h.unpack_from(buf, pos)
+        a3: list[str] = []
+        for _ in range(n2):
+            (n5,) = _SU_h(buf, pos)
             pos += 2
-            if n4 < 0:
+            if n5 < 0:
                 raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsRequest was serialized as null')
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.groups = a2
-    o.include_authorized_operations, = _S_o.unpack_from(buf, pos)
+                end6 = pos + n5
+                e4 = buf[pos:end6].decode()
+                pos = end6
+            a3.append(e4)
+        o1.groups = a3
+    o1.include_authorized_operations, = _SU_o(buf, pos)
     pos += 1
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeGroupsRequest_4(o: DescribeGroupsRequest, out: bytearray) -> None:
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('Groups longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
-    out += _S_o.pack(o.include_authorized_operations)
+    out += _SP_o(o.include_authorized_operations)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeGroupsRequest version 4 cannot carry tagged fields')
 
@@ -322,7 +330,7 @@ def _e_DescribeGroupsRequest_5(o: DescribeGroupsRequest, out: bytearray) -> None
         else:
             out += write_uvarint(n5 + 1)
         out += b4
-    out += _S_o.pack(o.include_authorized_operations)
+    out += _SP_o(o.include_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -331,42 +339,36 @@ def _e_DescribeGroupsRequest_5(o: DescribeGroupsRequest, out: bytearray) -> None
 
 
 def _d_DescribeGroupsRequest_5(buf: bytes, pos: int) -> tuple[DescribeGroupsRequest, int]:
-    o = new_instance(DescribeGroupsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeGroupsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field Groups had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.groups = a2
-    o.include_authorized_operations, = _S_o.unpack_from(buf, pos)
+                e4, pos = read_compact_string(buf, pos, 'Groups')
+            a3.append(e4)
+        o1.groups = a3
+    o1.include_authorized_operations, = _SU_o(buf, pos)
     pos += 1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribedGroupMember_0(o: DescribedGroupMember, out: bytearray) -> None:
@@ -375,29 +377,29 @@ def _e_DescribedGroupMember_0(o: DescribedGroupMember, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.client_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ClientId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.client_host
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ClientHost longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.member_metadata
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     out += v10
     v12 = o.member_assignment
     n13 = len(v12)
-    out += _S_i.pack(n13)
+    out += _SP_i(n13)
     out += v12
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedGroupMember version 0 cannot carry tagged fields')
@@ -406,38 +408,38 @@ def _e_DescribedGroupMember_0(o: DescribedGroupMember, out: bytearray) -> None:
 def _e_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
     if o.authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default AuthorizedOperations at version 0 of DescribedGroup')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.group_id
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_state
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupState longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocol_data
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('ProtocolData longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
     v13 = o.members
     n14 = len(v13)
-    out += _S_i.pack(n14)
+    out += _SP_i(n14)
     for e15 in v13:
         _e_DescribedGroupMember_0(e15, out)
     if o.unknown_tagged_fields:
@@ -447,136 +449,131 @@ def _e_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
 def _e_DescribeGroupsResponse_0(o: DescribeGroupsResponse, out: bytearray) -> None:
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribedGroup_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeGroupsResponse version 0 cannot carry tagged fields')
 
 
-def _d_DescribedGroupMember_0(buf: bytes, pos: int) -> tuple[DescribedGroupMember, int]:
-    o = new_instance(DescribedGroupMember)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of DescribedGroupMember was serialized as null')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ClientId of DescribedGroupMember was serialized as null')
-    else:
-        end4 = pos + n3
-        o.client_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field ClientHost of DescribedGroupMember was serialized as null')
-    else:
-        end6 = pos + n5
-        o.client_host = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field MemberMetadata of DescribedGroupMember was serialized as null')
-    else:
-        end8 = pos + n7
-        if end8 > len(buf):
-            raise truncated('MemberMetadata')
-        o.member_metadata = buf[pos:end8]
-        pos = end8
-    (n9,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field MemberAssignment of DescribedGroupMember was serialized as null')
-    else:
-        end10 = pos + n9
-        if end10 > len(buf):
-            raise truncated('MemberAssignment')
-        o.member_assignment = buf[pos:end10]
-        pos = end10
-    o.group_instance_id = None
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribedGroup_0(buf: bytes, pos: int) -> tuple[DescribedGroup, int]:
-    o = new_instance(DescribedGroup)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribedGroup)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of DescribedGroup was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field GroupState of DescribedGroup was serialized as null')
     else:
-        end4 = pos + n3
-        o.group_state = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.group_state = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolType of DescribedGroup was serialized as null')
     else:
-        end6 = pos + n5
-        o.protocol_type = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_h.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.protocol_type = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_h(buf, pos)
     pos += 2
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolData of DescribedGroup was serialized as null')
     else:
-        end8 = pos + n7
-        o.protocol_data = buf[pos:end8].decode()
-        pos = end8
-    (n9,) = _S_i.unpack_from(buf, pos)
+        end9 = pos + n8
+        o1.protocol_data = buf[pos:end9].decode()
+        pos = end9
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n9 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Members of DescribedGroup was serialized as null')
     else:
-        if n9 * 14 > len(buf) - pos:
+        if n10 * 14 > len(buf) - pos:
             raise truncated('Members')
-        a10: list[DescribedGroupMember] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_DescribedGroupMember_0(buf, pos)
-            ap12(e11)
-        o.members = a10
-    o.authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[DescribedGroupMember] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(DescribedGroupMember)
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of DescribedGroupMember was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.member_id = buf[pos:end15].decode()
+                pos = end15
+            (n16,) = _SU_h(buf, pos)
+            pos += 2
+            if n16 < 0:
+                raise RemoteProtocolError('non-nullable field ClientId of DescribedGroupMember was serialized as null')
+            else:
+                end17 = pos + n16
+                o13.client_id = buf[pos:end17].decode()
+                pos = end17
+            (n18,) = _SU_h(buf, pos)
+            pos += 2
+            if n18 < 0:
+                raise RemoteProtocolError('non-nullable field ClientHost of DescribedGroupMember was serialized as null')
+            else:
+                end19 = pos + n18
+                o13.client_host = buf[pos:end19].decode()
+                pos = end19
+            (n20,) = _SU_i(buf, pos)
+            pos += 4
+            if n20 < 0:
+                raise RemoteProtocolError('non-nullable field MemberMetadata of DescribedGroupMember was serialized as null')
+            else:
+                end21 = pos + n20
+                if end21 > len(buf):
+                    raise truncated('MemberMetadata')
+                o13.member_metadata = buf[pos:end21]
+                pos = end21
+            (n22,) = _SU_i(buf, pos)
+            pos += 4
+            if n22 < 0:
+                raise RemoteProtocolError('non-nullable field MemberAssignment of DescribedGroupMember was serialized as null')
+            else:
+                end23 = pos + n22
+                if end23 > len(buf):
+                    raise truncated('MemberAssignment')
+                o13.member_assignment = buf[pos:end23]
+                pos = end23
+            o13.group_instance_id = None
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.members = a11
+    o1.authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeGroupsResponse_0(buf: bytes, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    o = new_instance(DescribeGroupsResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeGroupsResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsResponse was serialized as null')
     else:
-        if n1 * 14 > len(buf) - pos:
+        if n2 * 14 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[DescribedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedGroup_0(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedGroup_0(buf, pos)
+            ap4(e5)
+        o1.groups = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribedGroupMember_1(o: DescribedGroupMember, out: bytearray) -> None:
@@ -585,29 +582,29 @@ def _e_DescribedGroupMember_1(o: DescribedGroupMember, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.client_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ClientId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.client_host
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ClientHost longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.member_metadata
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     out += v10
     v12 = o.member_assignment
     n13 = len(v12)
-    out += _S_i.pack(n13)
+    out += _SP_i(n13)
     out += v12
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedGroupMember version 1 cannot carry tagged fields')
@@ -616,38 +613,38 @@ def _e_DescribedGroupMember_1(o: DescribedGroupMember, out: bytearray) -> None:
 def _e_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
     if o.authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default AuthorizedOperations at version 1 of DescribedGroup')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.group_id
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_state
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupState longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocol_data
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('ProtocolData longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
     v13 = o.members
     n14 = len(v13)
-    out += _S_i.pack(n14)
+    out += _SP_i(n14)
     for e15 in v13:
         _e_DescribedGroupMember_1(e15, out)
     if o.unknown_tagged_fields:
@@ -655,10 +652,10 @@ def _e_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
 
 
 def _e_DescribeGroupsResponse_1(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribedGroup_1(e3, out)
     if o.unknown_tagged_fields:
@@ -666,24 +663,24 @@ def _e_DescribeGroupsResponse_1(o: DescribeGroupsResponse, out: bytearray) -> No
 
 
 def _d_DescribeGroupsResponse_1(buf: bytes, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    o = new_instance(DescribeGroupsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeGroupsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsResponse was serialized as null')
     else:
-        if n1 * 14 > len(buf) - pos:
+        if n2 * 14 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[DescribedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedGroup_0(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedGroup_0(buf, pos)
+            ap4(e5)
+        o1.groups = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribedGroupMember_2(o: DescribedGroupMember, out: bytearray) -> None:
@@ -692,29 +689,29 @@ def _e_DescribedGroupMember_2(o: DescribedGroupMember, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.client_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ClientId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.client_host
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ClientHost longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.member_metadata
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     out += v10
     v12 = o.member_assignment
     n13 = len(v12)
-    out += _S_i.pack(n13)
+    out += _SP_i(n13)
     out += v12
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedGroupMember version 2 cannot carry tagged fields')
@@ -723,38 +720,38 @@ def _e_DescribedGroupMember_2(o: DescribedGroupMember, out: bytearray) -> None:
 def _e_DescribedGroup_2(o: DescribedGroup, out: bytearray) -> None:
     if o.authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default AuthorizedOperations at version 2 of DescribedGroup')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.group_id
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_state
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupState longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocol_data
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('ProtocolData longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
     v13 = o.members
     n14 = len(v13)
-    out += _S_i.pack(n14)
+    out += _SP_i(n14)
     for e15 in v13:
         _e_DescribedGroupMember_2(e15, out)
     if o.unknown_tagged_fields:
@@ -762,10 +759,10 @@ def _e_DescribedGroup_2(o: DescribedGroup, out: bytearray) -> None:
 
 
 def _e_DescribeGroupsResponse_2(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribedGroup_2(e3, out)
     if o.unknown_tagged_fields:
@@ -778,79 +775,79 @@ def _e_DescribedGroupMember_3(o: DescribedGroupMember, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.client_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ClientId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.client_host
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ClientHost longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.member_metadata
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     out += v10
     v12 = o.member_assignment
     n13 = len(v12)
-    out += _S_i.pack(n13)
+    out += _SP_i(n13)
     out += v12
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedGroupMember version 3 cannot carry tagged fields')
 
 
 def _e_DescribedGroup_3(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.group_id
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_state
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupState longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocol_data
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('ProtocolData longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
     v13 = o.members
     n14 = len(v13)
-    out += _S_i.pack(n14)
+    out += _SP_i(n14)
     for e15 in v13:
         _e_DescribedGroupMember_3(e15, out)
-    out += _S_i.pack(o.authorized_operations)
+    out += _SP_i(o.authorized_operations)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedGroup version 3 cannot carry tagged fields')
 
 
 def _e_DescribeGroupsResponse_3(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribedGroup_3(e3, out)
     if o.unknown_tagged_fields:
@@ -858,79 +855,125 @@ def _e_DescribeGroupsResponse_3(o: DescribeGroupsResponse, out: bytearray) -> No
 
 
 def _d_DescribedGroup_3(buf: bytes, pos: int) -> tuple[DescribedGroup, int]:
-    o = new_instance(DescribedGroup)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribedGroup)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of DescribedGroup was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field GroupState of DescribedGroup was serialized as null')
     else:
-        end4 = pos + n3
-        o.group_state = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.group_state = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolType of DescribedGroup was serialized as null')
     else:
-        end6 = pos + n5
-        o.protocol_type = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_h.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.protocol_type = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_h(buf, pos)
     pos += 2
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolData of DescribedGroup was serialized as null')
     else:
-        end8 = pos + n7
-        o.protocol_data = buf[pos:end8].decode()
-        pos = end8
-    (n9,) = _S_i.unpack_from(buf, pos)
+        end9 = pos + n8
+        o1.protocol_data = buf[pos:end9].decode()
+        pos = end9
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n9 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Members of DescribedGroup was serialized as null')
     else:
-        if n9 * 14 > len(buf) - pos:
+        if n10 * 14 > len(buf) - pos:
             raise truncated('Members')
-        a10: list[DescribedGroupMember] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_DescribedGroupMember_0(buf, pos)
-            ap12(e11)
-        o.members = a10
-    o.authorized_operations, = _S_i.unpack_from(buf, pos)
+        a11: list[DescribedGroupMember] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(DescribedGroupMember)
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of DescribedGroupMember was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.member_id = buf[pos:end15].decode()
+                pos = end15
+            (n16,) = _SU_h(buf, pos)
+            pos += 2
+            if n16 < 0:
+                raise RemoteProtocolError('non-nullable field ClientId of DescribedGroupMember was serialized as null')
+            else:
+                end17 = pos + n16
+                o13.client_id = buf[pos:end17].decode()
+                pos = end17
+            (n18,) = _SU_h(buf, pos)
+            pos += 2
+            if n18 < 0:
+                raise RemoteProtocolError('non-nullable field ClientHost of DescribedGroupMember was serialized as null')
+            else:
+                end19 = pos + n18
+                o13.client_host = buf[pos:end19].decode()
+                pos = end19
+            (n20,) = _SU_i(buf, pos)
+            pos += 4
+            if n20 < 0:
+                raise RemoteProtocolError('non-nullable field MemberMetadata of DescribedGroupMember was serialized as null')
+            else:
+                end21 = pos + n20
+                if end21 > len(buf):
+                    raise truncated('MemberMetadata')
+                o13.member_metadata = buf[pos:end21]
+                pos = end21
+            (n22,) = _SU_i(buf, pos)
+            pos += 4
+            if n22 < 0:
+                raise RemoteProtocolError('non-nullable field MemberAssignment of DescribedGroupMember was serialized as null')
+            else:
+                end23 = pos + n22
+                if end23 > len(buf):
+                    raise truncated('MemberAssignment')
+                o13.member_assignment = buf[pos:end23]
+                pos = end23
+            o13.group_instance_id = None
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.members = a11
+    o1.authorized_operations, = _SU_i(buf, pos)
     pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeGroupsResponse_3(buf: bytes, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    o = new_instance(DescribeGroupsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeGroupsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[DescribedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedGroup_3(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedGroup_3(buf, pos)
+            ap4(e5)
+        o1.groups = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribedGroupMember_4(o: DescribedGroupMember, out: bytearray) -> None:
@@ -939,7 +982,7 @@ def _e_DescribedGroupMember_4(o: DescribedGroupMember, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_instance_id
     if v4 is None:
@@ -949,217 +992,212 @@ def _e_DescribedGroupMember_4(o: DescribedGroupMember, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('GroupInstanceId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     v7 = o.client_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ClientId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.client_host
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('ClientHost longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
     v13 = o.member_metadata
     n14 = len(v13)
-    out += _S_i.pack(n14)
+    out += _SP_i(n14)
     out += v13
     v15 = o.member_assignment
     n16 = len(v15)
-    out += _S_i.pack(n16)
+    out += _SP_i(n16)
     out += v15
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedGroupMember version 4 cannot carry tagged fields')
 
 
 def _e_DescribedGroup_4(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.group_id
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_state
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupState longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocol_data
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('ProtocolData longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
     v13 = o.members
     n14 = len(v13)
-    out += _S_i.pack(n14)
+    out += _SP_i(n14)
     for e15 in v13:
         _e_DescribedGroupMember_4(e15, out)
-    out += _S_i.pack(o.authorized_operations)
+    out += _SP_i(o.authorized_operations)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribedGroup version 4 cannot carry tagged fields')
 
 
 def _e_DescribeGroupsResponse_4(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribedGroup_4(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeGroupsResponse version 4 cannot carry tagged fields')
 
 
-def _d_DescribedGroupMember_4(buf: bytes, pos: int) -> tuple[DescribedGroupMember, int]:
-    o = new_instance(DescribedGroupMember)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of DescribedGroupMember was serialized as null')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.group_instance_id = None
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field ClientId of DescribedGroupMember was serialized as null')
-    else:
-        end6 = pos + n5
-        o.client_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field ClientHost of DescribedGroupMember was serialized as null')
-    else:
-        end8 = pos + n7
-        o.client_host = buf[pos:end8].decode()
-        pos = end8
-    (n9,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field MemberMetadata of DescribedGroupMember was serialized as null')
-    else:
-        end10 = pos + n9
-        if end10 > len(buf):
-            raise truncated('MemberMetadata')
-        o.member_metadata = buf[pos:end10]
-        pos = end10
-    (n11,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n11 < 0:
-        raise RemoteProtocolError('non-nullable field MemberAssignment of DescribedGroupMember was serialized as null')
-    else:
-        end12 = pos + n11
-        if end12 > len(buf):
-            raise truncated('MemberAssignment')
-        o.member_assignment = buf[pos:end12]
-        pos = end12
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribedGroup_4(buf: bytes, pos: int) -> tuple[DescribedGroup, int]:
-    o = new_instance(DescribedGroup)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribedGroup)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of DescribedGroup was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field GroupState of DescribedGroup was serialized as null')
     else:
-        end4 = pos + n3
-        o.group_state = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.group_state = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolType of DescribedGroup was serialized as null')
     else:
-        end6 = pos + n5
-        o.protocol_type = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_h.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.protocol_type = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_h(buf, pos)
     pos += 2
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolData of DescribedGroup was serialized as null')
     else:
-        end8 = pos + n7
-        o.protocol_data = buf[pos:end8].decode()
-        pos = end8
-    (n9,) = _S_i.unpack_from(buf, pos)
+        end9 = pos + n8
+        o1.protocol_data = buf[pos:end9].decode()
+        pos = end9
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n9 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Members of DescribedGroup was serialized as null')
     else:
-        if n9 * 16 > len(buf) - pos:
+        if n10 * 16 > len(buf) - pos:
             raise truncated('Members')
-        a10: list[DescribedGroupMember] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_DescribedGroupMember_4(buf, pos)
-            ap12(e11)
-        o.members = a10
-    o.authorized_operations, = _S_i.unpack_from(buf, pos)
+        a11: list[DescribedGroupMember] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(DescribedGroupMember)
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of DescribedGroupMember was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.member_id = buf[pos:end15].decode()
+                pos = end15
+            (n16,) = _SU_h(buf, pos)
+            pos += 2
+            if n16 < 0:
+                o13.group_instance_id = None
+            else:
+                end17 = pos + n16
+                o13.group_instance_id = buf[pos:end17].decode()
+                pos = end17
+            (n18,) = _SU_h(buf, pos)
+            pos += 2
+            if n18 < 0:
+                raise RemoteProtocolError('non-nullable field ClientId of DescribedGroupMember was serialized as null')
+            else:
+                end19 = pos + n18
+                o13.client_id = buf[pos:end19].decode()
+                pos = end19
+            (n20,) = _SU_h(buf, pos)
+            pos += 2
+            if n20 < 0:
+                raise RemoteProtocolError('non-nullable field ClientHost of DescribedGroupMember was serialized as null')
+            else:
+                end21 = pos + n20
+                o13.client_host = buf[pos:end21].decode()
+                pos = end21
+            (n22,) = _SU_i(buf, pos)
+            pos += 4
+            if n22 < 0:
+                raise RemoteProtocolError('non-nullable field MemberMetadata of DescribedGroupMember was serialized as null')
+            else:
+                end23 = pos + n22
+                if end23 > len(buf):
+                    raise truncated('MemberMetadata')
+                o13.member_metadata = buf[pos:end23]
+                pos = end23
+            (n24,) = _SU_i(buf, pos)
+            pos += 4
+            if n24 < 0:
+                raise RemoteProtocolError('non-nullable field MemberAssignment of DescribedGroupMember was serialized as null')
+            else:
+                end25 = pos + n24
+                if end25 > len(buf):
+                    raise truncated('MemberAssignment')
+                o13.member_assignment = buf[pos:end25]
+                pos = end25
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.members = a11
+    o1.authorized_operations, = _SU_i(buf, pos)
     pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeGroupsResponse_4(buf: bytes, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    o = new_instance(DescribeGroupsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeGroupsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[DescribedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedGroup_4(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedGroup_4(buf, pos)
+            ap4(e5)
+        o1.groups = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribedGroupMember_5(o: DescribedGroupMember, out: bytearray) -> None:
@@ -1228,7 +1266,7 @@ def _e_DescribedGroupMember_5(o: DescribedGroupMember, out: bytearray) -> None:
 
 
 def _e_DescribedGroup_5(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.group_id
     b2 = v1.encode()
     n3 = len(b2)
@@ -1277,7 +1315,7 @@ def _e_DescribedGroup_5(o: DescribedGroup, out: bytearray) -> None:
         out += write_uvarint(n14 + 1)
     for e15 in v13:
         _e_DescribedGroupMember_5(e15, out)
-    out += _S_i.pack(o.authorized_operations)
+    out += _SP_i(o.authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1286,7 +1324,7 @@ def _e_DescribedGroup_5(o: DescribedGroup, out: bytearray) -> None:
 
 
 def _e_DescribeGroupsResponse_5(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.groups
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1302,202 +1340,149 @@ def _e_DescribeGroupsResponse_5(o: DescribeGroupsResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _d_DescribedGroupMember_5(buf: bytes, pos: int) -> tuple[DescribedGroupMember, int]:
-    o = new_instance(DescribedGroupMember)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of DescribedGroupMember was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.group_instance_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field ClientId of DescribedGroupMember was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ClientId had invalid length')
-    else:
-        end6 = pos + n5
-        o.client_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field ClientHost of DescribedGroupMember was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field ClientHost had invalid length')
-    else:
-        end8 = pos + n7
-        o.client_host = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field MemberMetadata of DescribedGroupMember was serialized as null')
-    else:
-        end10 = pos + n9
-        if end10 > len(buf):
-            raise truncated('MemberMetadata')
-        o.member_metadata = buf[pos:end10]
-        pos = end10
-    n11 = buf[pos]
-    pos += 1
-    if n11 > 127:
-        n11, pos = read_uvarint(buf, pos - 1)
-    n11 -= 1
-    if n11 < 0:
-        raise RemoteProtocolError('non-nullable field MemberAssignment of DescribedGroupMember was serialized as null')
-    else:
-        end12 = pos + n11
-        if end12 > len(buf):
-            raise truncated('MemberAssignment')
-        o.member_assignment = buf[pos:end12]
-        pos = end12
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribedGroup_5(buf: bytes, pos: int) -> tuple[DescribedGroup, int]:
-    o = new_instance(DescribedGroup)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribedGroup)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of DescribedGroup was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field GroupState of DescribedGroup was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupState had invalid length')
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.group_state = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.group_state = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolType of DescribedGroup was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
+        o1.group_state, pos = read_compact_string(buf, pos, 'GroupState')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.protocol_type = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.protocol_type = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolData of DescribedGroup was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field ProtocolData had invalid length')
+        o1.protocol_type, pos = read_compact_string(buf, pos, 'ProtocolType')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.protocol_data = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.protocol_data = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
+        o1.protocol_data, pos = read_compact_string(buf, pos, 'ProtocolData')
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Members of DescribedGroup was serialized as null')
     else:
-        if n9 * 7 > len(buf) - pos:
+        if n10 * 7 > len(buf) - pos:
             raise truncated('Members')
-        a10: list[DescribedGroupMember] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_DescribedGroupMember_5(buf, pos)
-            ap12(e11)
-        o.members = a10
-    o.authorized_operations, = _S_i.unpack_from(buf, pos)
+        a11: list[DescribedGroupMember] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(DescribedGroupMember)
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o13.member_id = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o13.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n16 = buf[pos] - 1
+            if 0 <= n16 < 127:
+                end17 = pos + 1 + n16
+                o13.group_instance_id = buf[pos + 1:end17].decode()
+                pos = end17
+            else:
+                o13.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+            n18 = buf[pos] - 1
+            if 0 <= n18 < 127:
+                end19 = pos + 1 + n18
+                o13.client_id = buf[pos + 1:end19].decode()
+                pos = end19
+            else:
+                o13.client_id, pos = read_compact_string(buf, pos, 'ClientId')
+            n20 = buf[pos] - 1
+            if 0 <= n20 < 127:
+                end21 = pos + 1 + n20
+                o13.client_host = buf[pos + 1:end21].decode()
+                pos = end21
+            else:
+                o13.client_host, pos = read_compact_string(buf, pos, 'ClientHost')
+            n22 = buf[pos]
+            pos += 1
+            if n22 > 127:
+                n22, pos = read_uvarint(buf, pos - 1)
+            n22 -= 1
+            if n22 < 0:
+                raise RemoteProtocolError('non-nullable field MemberMetadata of DescribedGroupMember was serialized as null')
+            else:
+                end23 = pos + n22
+                if end23 > len(buf):
+                    raise truncated('MemberMetadata')
+                o13.member_metadata = buf[pos:end23]
+                pos = end23
+            n24 = buf[pos]
+            pos += 1
+            if n24 > 127:
+                n24, pos = read_uvarint(buf, pos - 1)
+            n24 -= 1
+            if n24 < 0:
+                raise RemoteProtocolError('non-nullable field MemberAssignment of DescribedGroupMember was serialized as null')
+            else:
+                end25 = pos + n24
+                if end25 > len(buf):
+                    raise truncated('MemberAssignment')
+                o13.member_assignment = buf[pos:end25]
+                pos = end25
+            if buf[pos] == 0:
+                o13.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap12(o13)
+        o1.members = a11
+    o1.authorized_operations, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeGroupsResponse_5(buf: bytes, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    o = new_instance(DescribeGroupsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeGroupsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of DescribeGroupsResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[DescribedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedGroup_5(buf, pos)
-            ap4(e3)
-        o.groups = a2
+        a3: list[DescribedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedGroup_5(buf, pos)
+            ap4(e5)
+        o1.groups = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeGroupsRequest._ENCODERS = {0: _e_DescribeGroupsRequest_0, 1: _e_DescribeGroupsRequest_1, 2: _e_DescribeGroupsRequest_2, 3: _e_DescribeGroupsRequest_3, 4: _e_DescribeGroupsRequest_4, 5: _e_DescribeGroupsRequest_5}

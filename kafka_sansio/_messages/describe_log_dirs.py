@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,11 +25,17 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_iqqo = structure('>iqq?')
-_S_qq = structure('>qq')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iqqo = structure('>iqq?').unpack_from
+_SP_iqqo = structure('>iqq?').pack
+_SU_qq = structure('>qq').unpack_from
+_SP_qq = structure('>qq').pack
+_AU_i = array_unpacker('i')
 
 
 class DescribableLogDirTopic(Struct):
@@ -37,18 +48,18 @@ class DescribableLogDirTopic(Struct):
     """The topic name"""
     partitions: list[int]
     """The partition indexes."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic: str = '',
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeLogDirsRequest(Message):
@@ -66,16 +77,16 @@ class DescribeLogDirsRequest(Message):
 
     topics: list[DescribableLogDirTopic] | None
     """Each topic that we want to describe log directories for, or null for all topics."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topics: list[DescribableLogDirTopic] | None = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeLogDirsPartition(Struct):
@@ -92,7 +103,7 @@ class DescribeLogDirsPartition(Struct):
     """The lag of the log's LEO w.r.t. partition's HW (if it is the current log for the partition) or current replica's LEO (if it is the future log for the partition)"""
     is_future_key: bool
     """True if this log is created by AlterReplicaLogDirsRequest and will replace the current log of the replica in the future."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -101,13 +112,13 @@ class DescribeLogDirsPartition(Struct):
         partition_size: int = 0,
         offset_lag: int = 0,
         is_future_key: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.partition_size = partition_size
         self.offset_lag = offset_lag
         self.is_future_key = is_future_key
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeLogDirsTopic(Struct):
@@ -119,18 +130,18 @@ class DescribeLogDirsTopic(Struct):
     name: str
     """The topic name."""
     partitions: list[DescribeLogDirsPartition]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[DescribeLogDirsPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeLogDirsResult(Struct):
@@ -149,7 +160,7 @@ class DescribeLogDirsResult(Struct):
     """The total size in bytes of the volume the log directory is in."""
     usable_bytes: int
     """The usable size in bytes of the volume the log directory is in."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -159,14 +170,14 @@ class DescribeLogDirsResult(Struct):
         topics: list[DescribeLogDirsTopic] = MISSING,
         total_bytes: int = -1,
         usable_bytes: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.log_dir = log_dir
         self.topics = [] if topics is MISSING else topics
         self.total_bytes = total_bytes
         self.usable_bytes = usable_bytes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeLogDirsResponse(Message):
@@ -188,7 +199,7 @@ class DescribeLogDirsResponse(Message):
     """The error code, or 0 if there was no error."""
     results: list[DescribeLogDirsResult]
     """The log directories."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -196,12 +207,12 @@ class DescribeLogDirsResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         results: list[DescribeLogDirsResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DescribableLogDirTopic_0(o: DescribableLogDirTopic, out: bytearray) -> None:
@@ -210,11 +221,11 @@ def _e_DescribableLogDirTopic_0(o: DescribableLogDirTopic, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribableLogDirTopic version 0 cannot carry tagged fields')
@@ -226,53 +237,40 @@ def _e_DescribeLogDirsRequest_0(o: DescribeLogDirsRequest, out: bytearray) -> No
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_DescribableLogDirTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeLogDirsRequest version 0 cannot carry tagged fields')
 
 
-def _d_DescribableLogDirTopic_0(buf: bytes, pos: int) -> tuple[DescribableLogDirTopic, int]:
-    o = new_instance(DescribableLogDirTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of DescribableLogDirTopic was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of DescribableLogDirTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribeLogDirsRequest_0(buf: bytes, pos: int) -> tuple[DescribeLogDirsRequest, int]:
-    o = new_instance(DescribeLogDirsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.topics = None
+    if n2 < 0:
+        o1.topics = None
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DescribableLogDirTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribableLogDirTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribableLogDirTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DescribableLogDirTopic)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Topic of DescribableLogDirTopic was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic = buf[pos:end7].decode()
+                pos = end7
+            o5.partitions, pos = read_array(buf, pos, 'i', False, 'Partitions')
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribableLogDirTopic_1(o: DescribableLogDirTopic, out: bytearray) -> None:
@@ -281,11 +279,11 @@ def _e_DescribableLogDirTopic_1(o: DescribableLogDirTopic, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribableLogDirTopic version 1 cannot carry tagged fields')
@@ -297,7 +295,7 @@ def _e_DescribeLogDirsRequest_1(o: DescribeLogDirsRequest, out: bytearray) -> No
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_DescribableLogDirTopic_1(e3, out)
     if o.unknown_tagged_fields:
@@ -348,69 +346,52 @@ def _e_DescribeLogDirsRequest_2(o: DescribeLogDirsRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _d_DescribableLogDirTopic_2(buf: bytes, pos: int) -> tuple[DescribableLogDirTopic, int]:
-    o = new_instance(DescribableLogDirTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of DescribableLogDirTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of DescribableLogDirTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeLogDirsRequest_2(buf: bytes, pos: int) -> tuple[DescribeLogDirsRequest, int]:
-    o = new_instance(DescribeLogDirsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeLogDirsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.topics = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.topics = None
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DescribableLogDirTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribableLogDirTopic_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[DescribableLogDirTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(DescribableLogDirTopic)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.topic = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.topic, pos = read_compact_string(buf, pos, 'Topic')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o5.partitions = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o5.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribeLogDirsPartition_0(o: DescribeLogDirsPartition, out: bytearray) -> None:
-    out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
+    out += _SP_iqqo(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeLogDirsPartition version 0 cannot carry tagged fields')
 
@@ -421,11 +402,11 @@ def _e_DescribeLogDirsTopic_0(o: DescribeLogDirsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DescribeLogDirsPartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -433,17 +414,17 @@ def _e_DescribeLogDirsTopic_0(o: DescribeLogDirsTopic, out: bytearray) -> None:
 
 
 def _e_DescribeLogDirsResult_0(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.log_dir
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('LogDir longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DescribeLogDirsTopic_0(e6, out)
     if o.unknown_tagged_fields:
@@ -451,106 +432,101 @@ def _e_DescribeLogDirsResult_0(o: DescribeLogDirsResult, out: bytearray) -> None
 
 
 def _e_DescribeLogDirsResponse_0(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeLogDirsResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeLogDirsResponse version 0 cannot carry tagged fields')
 
 
-def _d_DescribeLogDirsPartition_0(buf: bytes, pos: int) -> tuple[DescribeLogDirsPartition, int]:
-    o = new_instance(DescribeLogDirsPartition)
-    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _S_iqqo.unpack_from(buf, pos)
-    pos += 21
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_DescribeLogDirsTopic_0(buf: bytes, pos: int) -> tuple[DescribeLogDirsTopic, int]:
-    o = new_instance(DescribeLogDirsTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of DescribeLogDirsTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of DescribeLogDirsTopic was serialized as null')
     else:
-        if n3 * 21 > len(buf) - pos:
+        if n4 * 21 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DescribeLogDirsPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeLogDirsPartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[DescribeLogDirsPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DescribeLogDirsPartition)
+            o7.partition_index, o7.partition_size, o7.offset_lag, o7.is_future_key = _SU_iqqo(buf, pos)
+            pos += 21
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeLogDirsResult_0(buf: bytes, pos: int) -> tuple[DescribeLogDirsResult, int]:
-    o = new_instance(DescribeLogDirsResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field LogDir of DescribeLogDirsResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.log_dir = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.log_dir = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeLogDirsResult was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[DescribeLogDirsTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeLogDirsTopic_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.total_bytes = -1
-    o.usable_bytes = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[DescribeLogDirsTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeLogDirsTopic_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.total_bytes = -1
+    o1.usable_bytes = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_DescribeLogDirsResponse_0(buf: bytes, pos: int) -> tuple[DescribeLogDirsResponse, int]:
-    o = new_instance(DescribeLogDirsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeLogDirsResponse was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DescribeLogDirsResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeLogDirsResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.error_code = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[DescribeLogDirsResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeLogDirsResult_0(buf, pos)
+            ap4(e5)
+        o1.results = a3
+    o1.error_code = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_DescribeLogDirsPartition_1(o: DescribeLogDirsPartition, out: bytearray) -> None:
-    out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
+    out += _SP_iqqo(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('DescribeLogDirsPartition version 1 cannot carry tagged fields')
 
@@ -561,11 +537,11 @@ def _e_DescribeLogDirsTopic_1(o: DescribeLogDirsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DescribeLogDirsPartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -573,17 +549,17 @@ def _e_DescribeLogDirsTopic_1(o: DescribeLogDirsTopic, out: bytearray) -> None:
 
 
 def _e_DescribeLogDirsResult_1(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.log_dir
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('LogDir longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_DescribeLogDirsTopic_1(e6, out)
     if o.unknown_tagged_fields:
@@ -591,10 +567,10 @@ def _e_DescribeLogDirsResult_1(o: DescribeLogDirsResult, out: bytearray) -> None
 
 
 def _e_DescribeLogDirsResponse_1(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_DescribeLogDirsResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -602,7 +578,7 @@ def _e_DescribeLogDirsResponse_1(o: DescribeLogDirsResponse, out: bytearray) -> 
 
 
 def _e_DescribeLogDirsPartition_2(o: DescribeLogDirsPartition, out: bytearray) -> None:
-    out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
+    out += _SP_iqqo(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -637,7 +613,7 @@ def _e_DescribeLogDirsTopic_2(o: DescribeLogDirsTopic, out: bytearray) -> None:
 
 
 def _e_DescribeLogDirsResult_2(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.log_dir
     b2 = v1.encode()
     n3 = len(b2)
@@ -664,7 +640,7 @@ def _e_DescribeLogDirsResult_2(o: DescribeLogDirsResult, out: bytearray) -> None
 
 
 def _e_DescribeLogDirsResponse_2(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -680,131 +656,114 @@ def _e_DescribeLogDirsResponse_2(o: DescribeLogDirsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _d_DescribeLogDirsPartition_2(buf: bytes, pos: int) -> tuple[DescribeLogDirsPartition, int]:
-    o = new_instance(DescribeLogDirsPartition)
-    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _S_iqqo.unpack_from(buf, pos)
-    pos += 21
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeLogDirsTopic_2(buf: bytes, pos: int) -> tuple[DescribeLogDirsTopic, int]:
-    o = new_instance(DescribeLogDirsTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of DescribeLogDirsTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(DescribeLogDirsTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of DescribeLogDirsTopic was serialized as null')
     else:
-        if n3 * 22 > len(buf) - pos:
+        if n4 * 22 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DescribeLogDirsPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeLogDirsPartition_2(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[DescribeLogDirsPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DescribeLogDirsPartition)
+            o7.partition_index, o7.partition_size, o7.offset_lag, o7.is_future_key = _SU_iqqo(buf, pos)
+            pos += 21
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeLogDirsResult_2(buf: bytes, pos: int) -> tuple[DescribeLogDirsResult, int]:
-    o = new_instance(DescribeLogDirsResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field LogDir of DescribeLogDirsResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field LogDir had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.log_dir = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.log_dir = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.log_dir, pos = read_compact_string(buf, pos, 'LogDir')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeLogDirsResult was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[DescribeLogDirsTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeLogDirsTopic_2(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.total_bytes = -1
-    o.usable_bytes = -1
+        a5: list[DescribeLogDirsTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeLogDirsTopic_2(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.total_bytes = -1
+    o1.usable_bytes = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeLogDirsResponse_2(buf: bytes, pos: int) -> tuple[DescribeLogDirsResponse, int]:
-    o = new_instance(DescribeLogDirsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeLogDirsResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DescribeLogDirsResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeLogDirsResult_2(buf, pos)
-            ap4(e3)
-        o.results = a2
-    o.error_code = 0
+        a3: list[DescribeLogDirsResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeLogDirsResult_2(buf, pos)
+            ap4(e5)
+        o1.results = a3
+    o1.error_code = 0
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribeLogDirsResponse_3(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -821,35 +780,35 @@ def _e_DescribeLogDirsResponse_3(o: DescribeLogDirsResponse, out: bytearray) -> 
 
 
 def _d_DescribeLogDirsResponse_3(buf: bytes, pos: int) -> tuple[DescribeLogDirsResponse, int]:
-    o = new_instance(DescribeLogDirsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeLogDirsResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DescribeLogDirsResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeLogDirsResult_2(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[DescribeLogDirsResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeLogDirsResult_2(buf, pos)
+            ap4(e5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribeLogDirsResult_4(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.log_dir
     b2 = v1.encode()
     n3 = len(b2)
@@ -868,7 +827,7 @@ def _e_DescribeLogDirsResult_4(o: DescribeLogDirsResult, out: bytearray) -> None
         out += write_uvarint(n5 + 1)
     for e6 in v4:
         _e_DescribeLogDirsTopic_2(e6, out)
-    out += _S_qq.pack(o.total_bytes, o.usable_bytes)
+    out += _SP_qq(o.total_bytes, o.usable_bytes)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -877,7 +836,7 @@ def _e_DescribeLogDirsResult_4(o: DescribeLogDirsResult, out: bytearray) -> None
 
 
 def _e_DescribeLogDirsResponse_4(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -894,74 +853,68 @@ def _e_DescribeLogDirsResponse_4(o: DescribeLogDirsResponse, out: bytearray) -> 
 
 
 def _d_DescribeLogDirsResult_4(buf: bytes, pos: int) -> tuple[DescribeLogDirsResult, int]:
-    o = new_instance(DescribeLogDirsResult)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsResult)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field LogDir of DescribeLogDirsResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field LogDir had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.log_dir = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.log_dir = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.log_dir, pos = read_compact_string(buf, pos, 'LogDir')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeLogDirsResult was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[DescribeLogDirsTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeLogDirsTopic_2(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.total_bytes, o.usable_bytes = _S_qq.unpack_from(buf, pos)
+        a5: list[DescribeLogDirsTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeLogDirsTopic_2(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.total_bytes, o1.usable_bytes = _SU_qq(buf, pos)
     pos += 16
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeLogDirsResponse_4(buf: bytes, pos: int) -> tuple[DescribeLogDirsResponse, int]:
-    o = new_instance(DescribeLogDirsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeLogDirsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeLogDirsResponse was serialized as null')
     else:
-        if n1 * 21 > len(buf) - pos:
+        if n2 * 21 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[DescribeLogDirsResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeLogDirsResult_4(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[DescribeLogDirsResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeLogDirsResult_4(buf, pos)
+            ap4(e5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeLogDirsRequest._ENCODERS = {0: _e_DescribeLogDirsRequest_0, 1: _e_DescribeLogDirsRequest_1, 2: _e_DescribeLogDirsRequest_2, 3: _e_DescribeLogDirsRequest_2, 4: _e_DescribeLogDirsRequest_2}

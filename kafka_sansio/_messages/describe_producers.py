@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,9 +26,13 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_qiiqiq = structure('>qiiqiq')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_qiiqiq = structure('>qiiqiq').unpack_from
+_SP_qiiqiq = structure('>qiiqiq').pack
+_AU_i = array_unpacker('i')
 
 
 class TopicRequest(Struct):
@@ -35,18 +45,18 @@ class TopicRequest(Struct):
     """The topic name."""
     partition_indexes: list[int]
     """The indexes of the partitions to list producers for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partition_indexes: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partition_indexes = [] if partition_indexes is MISSING else partition_indexes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeProducersRequest(Message):
@@ -63,16 +73,16 @@ class DescribeProducersRequest(Message):
     FIRST_FLEXIBLE_VERSION = 0
 
     topics: list[TopicRequest]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topics: list[TopicRequest] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ProducerState(Struct):
@@ -87,7 +97,7 @@ class ProducerState(Struct):
     last_timestamp: int
     coordinator_epoch: int
     current_txn_start_offset: int
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -98,7 +108,7 @@ class ProducerState(Struct):
         last_timestamp: int = -1,
         coordinator_epoch: int = 0,
         current_txn_start_offset: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
@@ -106,7 +116,7 @@ class ProducerState(Struct):
         self.last_timestamp = last_timestamp
         self.coordinator_epoch = coordinator_epoch
         self.current_txn_start_offset = current_txn_start_offset
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionResponse(Struct):
@@ -122,7 +132,7 @@ class PartitionResponse(Struct):
     error_message: str | None
     """The partition error message, which may be null if no additional details are available"""
     active_producers: list[ProducerState]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -131,13 +141,13 @@ class PartitionResponse(Struct):
         error_code: int = 0,
         error_message: str | None = None,
         active_producers: list[ProducerState] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
         self.error_message = error_message
         self.active_producers = [] if active_producers is MISSING else active_producers
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TopicResponse(Struct):
@@ -150,18 +160,18 @@ class TopicResponse(Struct):
     """The topic name"""
     partitions: list[PartitionResponse]
     """Each partition in the response."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[PartitionResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeProducersResponse(Message):
@@ -181,18 +191,18 @@ class DescribeProducersResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     topics: list[TopicResponse]
     """Each topic in the response."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         topics: list[TopicResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
@@ -236,69 +246,52 @@ def _e_DescribeProducersRequest_0(o: DescribeProducersRequest, out: bytearray) -
         out.append(0)
 
 
-def _d_TopicRequest_0(buf: bytes, pos: int) -> tuple[TopicRequest, int]:
-    o = new_instance(TopicRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of TopicRequest was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeProducersRequest_0(buf: bytes, pos: int) -> tuple[DescribeProducersRequest, int]:
-    o = new_instance(DescribeProducersRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeProducersRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeProducersRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[TopicRequest] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicRequest_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[TopicRequest] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(TopicRequest)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o5.partition_indexes = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o5.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ProducerState_0(o: ProducerState, out: bytearray) -> None:
-    out += _S_qiiqiq.pack(o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset)
+    out += _SP_qiiqiq(o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -307,7 +300,7 @@ def _e_ProducerState_0(o: ProducerState, out: bytearray) -> None:
 
 
 def _e_PartitionResponse_0(o: PartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -363,7 +356,7 @@ def _e_TopicResponse_0(o: TopicResponse, out: bytearray) -> None:
 
 
 def _e_DescribeProducersResponse_0(o: DescribeProducersResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -379,124 +372,107 @@ def _e_DescribeProducersResponse_0(o: DescribeProducersResponse, out: bytearray)
         out.append(0)
 
 
-def _d_ProducerState_0(buf: bytes, pos: int) -> tuple[ProducerState, int]:
-    o = new_instance(ProducerState)
-    o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset = _S_qiiqiq.unpack_from(buf, pos)
-    pos += 36
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_PartitionResponse_0(buf: bytes, pos: int) -> tuple[PartitionResponse, int]:
-    o = new_instance(PartitionResponse)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(PartitionResponse)
+    o1.partition_index, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field ActiveProducers of PartitionResponse was serialized as null')
     else:
-        if n3 * 37 > len(buf) - pos:
+        if n4 * 37 > len(buf) - pos:
             raise truncated('ActiveProducers')
-        a4: list[ProducerState] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ProducerState_0(buf, pos)
-            ap6(e5)
-        o.active_producers = a4
+        a5: list[ProducerState] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ProducerState)
+            o7.producer_id, o7.producer_epoch, o7.last_sequence, o7.last_timestamp, o7.coordinator_epoch, o7.current_txn_start_offset = _SU_qiiqiq(buf, pos)
+            pos += 36
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.active_producers = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_TopicResponse_0(buf: bytes, pos: int) -> tuple[TopicResponse, int]:
-    o = new_instance(TopicResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(TopicResponse)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicResponse was serialized as null')
     else:
-        if n3 * 9 > len(buf) - pos:
+        if n4 * 9 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionResponse_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[PartitionResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_PartitionResponse_0(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeProducersResponse_0(buf: bytes, pos: int) -> tuple[DescribeProducersResponse, int]:
-    o = new_instance(DescribeProducersResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeProducersResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeProducersResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[TopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicResponse_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[TopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicResponse_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeProducersRequest._ENCODERS = {0: _e_DescribeProducersRequest_0}

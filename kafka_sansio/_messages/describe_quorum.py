@@ -4,32 +4,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_H = structure('>H')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_ihiiq = structure('>ihiiq')
-_S_iiq = structure('>iiq')
-_S_iq = structure('>iq')
-_S_iqqq = structure('>iqqq')
-_S_iuqqq = structure('>i16sqqq')
+_SU_H = structure('>H').unpack_from
+_SP_H = structure('>H').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ihiiq = structure('>ihiiq').unpack_from
+_SP_ihiiq = structure('>ihiiq').pack
+_SU_iiq = structure('>iiq').unpack_from
+_SP_iiq = structure('>iiq').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_iqqq = structure('>iqqq').unpack_from
+_SP_iqqq = structure('>iqqq').pack
+_SU_iuqqq = structure('>i16sqqq').unpack_from
+_SP_iuqqq = structure('>i16sqqq').pack
 
 
 class DescribeQuorumRequestPartitionData(Struct):
@@ -40,16 +54,16 @@ class DescribeQuorumRequestPartitionData(Struct):
 
     partition_index: int
     """The partition index."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeQuorumRequestTopicData(Struct):
@@ -61,18 +75,18 @@ class DescribeQuorumRequestTopicData(Struct):
     topic_name: str
     """The topic name."""
     partitions: list[DescribeQuorumRequestPartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[DescribeQuorumRequestPartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeQuorumRequest(Message):
@@ -89,16 +103,16 @@ class DescribeQuorumRequest(Message):
     FIRST_FLEXIBLE_VERSION = 0
 
     topics: list[DescribeQuorumRequestTopicData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topics: list[DescribeQuorumRequestTopicData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReplicaState(Struct):
@@ -115,7 +129,7 @@ class ReplicaState(Struct):
     """The last known leader wall clock time time when a follower fetched from the leader. This is reported as -1 both for the current leader or if it is unknown for a voter"""
     last_caught_up_timestamp: int
     """The leader wall clock append time of the offset for which the follower made the most recent fetch request. This is reported as the current time for the leader and -1 if unknown for a voter"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -125,14 +139,14 @@ class ReplicaState(Struct):
         log_end_offset: int = 0,
         last_fetch_timestamp: int = -1,
         last_caught_up_timestamp: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.replica_id = replica_id
         self.replica_directory_id = replica_directory_id
         self.log_end_offset = log_end_offset
         self.last_fetch_timestamp = last_fetch_timestamp
         self.last_caught_up_timestamp = last_caught_up_timestamp
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeQuorumResponsePartitionData(Struct):
@@ -153,7 +167,7 @@ class DescribeQuorumResponsePartitionData(Struct):
     high_watermark: int
     current_voters: list[ReplicaState]
     observers: list[ReplicaState]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -166,7 +180,7 @@ class DescribeQuorumResponsePartitionData(Struct):
         high_watermark: int = 0,
         current_voters: list[ReplicaState] = MISSING,
         observers: list[ReplicaState] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
@@ -176,7 +190,7 @@ class DescribeQuorumResponsePartitionData(Struct):
         self.high_watermark = high_watermark
         self.current_voters = [] if current_voters is MISSING else current_voters
         self.observers = [] if observers is MISSING else observers
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeQuorumResponseTopicData(Struct):
@@ -188,18 +202,18 @@ class DescribeQuorumResponseTopicData(Struct):
     topic_name: str
     """The topic name."""
     partitions: list[DescribeQuorumResponsePartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[DescribeQuorumResponsePartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Listener(Struct):
@@ -214,7 +228,7 @@ class Listener(Struct):
     """The hostname"""
     port: int
     """The port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -222,12 +236,12 @@ class Listener(Struct):
         name: str = '',
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Node(Struct):
@@ -240,18 +254,18 @@ class Node(Struct):
     """The ID of the associated node"""
     listeners: list[Listener]
     """The listeners of this controller"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         node_id: int = 0,
         listeners: list[Listener] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.listeners = [] if listeners is MISSING else listeners
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeQuorumResponse(Message):
@@ -273,7 +287,7 @@ class DescribeQuorumResponse(Message):
     """The error message, or null if there was no error."""
     topics: list[DescribeQuorumResponseTopicData]
     nodes: list[Node]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -282,17 +296,17 @@ class DescribeQuorumResponse(Message):
         error_message: str | None = '',
         topics: list[DescribeQuorumResponseTopicData] = MISSING,
         nodes: list[Node] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
         self.topics = [] if topics is MISSING else topics
         self.nodes = [] if nodes is MISSING else nodes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DescribeQuorumRequestPartitionData_0(o: DescribeQuorumRequestPartitionData, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -342,87 +356,76 @@ def _e_DescribeQuorumRequest_0(o: DescribeQuorumRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _d_DescribeQuorumRequestPartitionData_0(buf: bytes, pos: int) -> tuple[DescribeQuorumRequestPartitionData, int]:
-    o = new_instance(DescribeQuorumRequestPartitionData)
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeQuorumRequestTopicData_0(buf: bytes, pos: int) -> tuple[DescribeQuorumRequestTopicData, int]:
-    o = new_instance(DescribeQuorumRequestTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(DescribeQuorumRequestTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 5 > len(buf) - pos:
+        if n4 * 5 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DescribeQuorumRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeQuorumRequestPartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[DescribeQuorumRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(DescribeQuorumRequestPartitionData)
+            o7.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeQuorumRequest_0(buf: bytes, pos: int) -> tuple[DescribeQuorumRequest, int]:
-    o = new_instance(DescribeQuorumRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeQuorumRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeQuorumRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DescribeQuorumRequestTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeQuorumRequestTopicData_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[DescribeQuorumRequestTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeQuorumRequestTopicData_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ReplicaState_0(o: ReplicaState, out: bytearray) -> None:
     if o.replica_directory_id != _ZERO_UUID:
         raise LocalProtocolError('attempted to write a non-default ReplicaDirectoryId at version 0 of ReplicaState')
-    out += _S_iq.pack(o.replica_id, o.log_end_offset)
+    out += _SP_iq(o.replica_id, o.log_end_offset)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -431,7 +434,7 @@ def _e_ReplicaState_0(o: ReplicaState, out: bytearray) -> None:
 
 
 def _e_DescribeQuorumResponsePartitionData_0(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihiiq.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark)
+    out += _SP_ihiiq(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark)
     v1 = o.current_voters
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -484,7 +487,7 @@ def _e_DescribeQuorumResponseTopicData_0(o: DescribeQuorumResponseTopicData, out
 def _e_DescribeQuorumResponse_0(o: DescribeQuorumResponse, out: bytearray) -> None:
     if o.nodes:
         raise LocalProtocolError('attempted to write a non-default Nodes at version 0 of DescribeQuorumResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -500,139 +503,138 @@ def _e_DescribeQuorumResponse_0(o: DescribeQuorumResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _d_ReplicaState_0(buf: bytes, pos: int) -> tuple[ReplicaState, int]:
-    o = new_instance(ReplicaState)
-    o.replica_id, o.log_end_offset = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    o.replica_directory_id = _ZERO_UUID
-    o.last_fetch_timestamp = -1
-    o.last_caught_up_timestamp = -1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeQuorumResponsePartitionData_0(buf: bytes, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
-    o = new_instance(DescribeQuorumResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _S_ihiiq.unpack_from(buf, pos)
+    o1 = new_instance(DescribeQuorumResponsePartitionData)
+    o1.partition_index, o1.error_code, o1.leader_id, o1.leader_epoch, o1.high_watermark = _SU_ihiiq(buf, pos)
     pos += 22
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field CurrentVoters of PartitionData was serialized as null')
     else:
-        if n1 * 13 > len(buf) - pos:
+        if n2 * 13 > len(buf) - pos:
             raise truncated('CurrentVoters')
-        a2: list[ReplicaState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ReplicaState_0(buf, pos)
-            ap4(e3)
-        o.current_voters = a2
-    n5 = buf[pos]
+        a3: list[ReplicaState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ReplicaState)
+            o5.replica_id, o5.log_end_offset = _SU_iq(buf, pos)
+            pos += 12
+            o5.replica_directory_id = _ZERO_UUID
+            o5.last_fetch_timestamp = -1
+            o5.last_caught_up_timestamp = -1
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.current_voters = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Observers of PartitionData was serialized as null')
     else:
-        if n5 * 13 > len(buf) - pos:
+        if n6 * 13 > len(buf) - pos:
             raise truncated('Observers')
-        a6: list[ReplicaState] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ReplicaState_0(buf, pos)
-            ap8(e7)
-        o.observers = a6
-    o.error_message = ''
+        a7: list[ReplicaState] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ReplicaState)
+            o9.replica_id, o9.log_end_offset = _SU_iq(buf, pos)
+            pos += 12
+            o9.replica_directory_id = _ZERO_UUID
+            o9.last_fetch_timestamp = -1
+            o9.last_caught_up_timestamp = -1
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.observers = a7
+    o1.error_message = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeQuorumResponseTopicData_0(buf: bytes, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
-    o = new_instance(DescribeQuorumResponseTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(DescribeQuorumResponseTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 25 > len(buf) - pos:
+        if n4 * 25 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DescribeQuorumResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeQuorumResponsePartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[DescribeQuorumResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeQuorumResponsePartitionData_0(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeQuorumResponse_0(buf: bytes, pos: int) -> tuple[DescribeQuorumResponse, int]:
-    o = new_instance(DescribeQuorumResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeQuorumResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeQuorumResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DescribeQuorumResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeQuorumResponseTopicData_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.error_message = ''
-    o.nodes = []
+        a3: list[DescribeQuorumResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeQuorumResponseTopicData_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.error_message = ''
+    o1.nodes = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ReplicaState_1(o: ReplicaState, out: bytearray) -> None:
     if o.replica_directory_id != _ZERO_UUID:
         raise LocalProtocolError('attempted to write a non-default ReplicaDirectoryId at version 1 of ReplicaState')
-    out += _S_iqqq.pack(o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
+    out += _SP_iqqq(o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -641,7 +643,7 @@ def _e_ReplicaState_1(o: ReplicaState, out: bytearray) -> None:
 
 
 def _e_DescribeQuorumResponsePartitionData_1(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihiiq.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark)
+    out += _SP_ihiiq(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark)
     v1 = o.current_voters
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -694,7 +696,7 @@ def _e_DescribeQuorumResponseTopicData_1(o: DescribeQuorumResponseTopicData, out
 def _e_DescribeQuorumResponse_1(o: DescribeQuorumResponse, out: bytearray) -> None:
     if o.nodes:
         raise LocalProtocolError('attempted to write a non-default Nodes at version 1 of DescribeQuorumResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -710,135 +712,132 @@ def _e_DescribeQuorumResponse_1(o: DescribeQuorumResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _d_ReplicaState_1(buf: bytes, pos: int) -> tuple[ReplicaState, int]:
-    o = new_instance(ReplicaState)
-    o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp = _S_iqqq.unpack_from(buf, pos)
-    pos += 28
-    o.replica_directory_id = _ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeQuorumResponsePartitionData_1(buf: bytes, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
-    o = new_instance(DescribeQuorumResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _S_ihiiq.unpack_from(buf, pos)
+    o1 = new_instance(DescribeQuorumResponsePartitionData)
+    o1.partition_index, o1.error_code, o1.leader_id, o1.leader_epoch, o1.high_watermark = _SU_ihiiq(buf, pos)
     pos += 22
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field CurrentVoters of PartitionData was serialized as null')
     else:
-        if n1 * 29 > len(buf) - pos:
+        if n2 * 29 > len(buf) - pos:
             raise truncated('CurrentVoters')
-        a2: list[ReplicaState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ReplicaState_1(buf, pos)
-            ap4(e3)
-        o.current_voters = a2
-    n5 = buf[pos]
+        a3: list[ReplicaState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ReplicaState)
+            o5.replica_id, o5.log_end_offset, o5.last_fetch_timestamp, o5.last_caught_up_timestamp = _SU_iqqq(buf, pos)
+            pos += 28
+            o5.replica_directory_id = _ZERO_UUID
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.current_voters = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Observers of PartitionData was serialized as null')
     else:
-        if n5 * 29 > len(buf) - pos:
+        if n6 * 29 > len(buf) - pos:
             raise truncated('Observers')
-        a6: list[ReplicaState] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ReplicaState_1(buf, pos)
-            ap8(e7)
-        o.observers = a6
-    o.error_message = ''
+        a7: list[ReplicaState] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ReplicaState)
+            o9.replica_id, o9.log_end_offset, o9.last_fetch_timestamp, o9.last_caught_up_timestamp = _SU_iqqq(buf, pos)
+            pos += 28
+            o9.replica_directory_id = _ZERO_UUID
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.observers = a7
+    o1.error_message = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeQuorumResponseTopicData_1(buf: bytes, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
-    o = new_instance(DescribeQuorumResponseTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(DescribeQuorumResponseTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 25 > len(buf) - pos:
+        if n4 * 25 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DescribeQuorumResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeQuorumResponsePartitionData_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[DescribeQuorumResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeQuorumResponsePartitionData_1(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeQuorumResponse_1(buf: bytes, pos: int) -> tuple[DescribeQuorumResponse, int]:
-    o = new_instance(DescribeQuorumResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeQuorumResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeQuorumResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DescribeQuorumResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeQuorumResponseTopicData_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.error_message = ''
-    o.nodes = []
+        a3: list[DescribeQuorumResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeQuorumResponseTopicData_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.error_message = ''
+    o1.nodes = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ReplicaState_2(o: ReplicaState, out: bytearray) -> None:
-    out += _S_iuqqq.pack(o.replica_id, o.replica_directory_id.bytes, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
+    out += _SP_iuqqq(o.replica_id, o.replica_directory_id.bytes, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -847,7 +846,7 @@ def _e_ReplicaState_2(o: ReplicaState, out: bytearray) -> None:
 
 
 def _e_DescribeQuorumResponsePartitionData_2(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -861,7 +860,7 @@ def _e_DescribeQuorumResponsePartitionData_2(o: DescribeQuorumResponsePartitionD
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_iiq.pack(o.leader_id, o.leader_epoch, o.high_watermark)
+    out += _SP_iiq(o.leader_id, o.leader_epoch, o.high_watermark)
     v4 = o.current_voters
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -932,7 +931,7 @@ def _e_Listener_2(o: Listener, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -941,7 +940,7 @@ def _e_Listener_2(o: Listener, out: bytearray) -> None:
 
 
 def _e_Node_2(o: Node, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.listeners
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -958,7 +957,7 @@ def _e_Node_2(o: Node, out: bytearray) -> None:
 
 
 def _e_DescribeQuorumResponse_2(o: DescribeQuorumResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -995,238 +994,206 @@ def _e_DescribeQuorumResponse_2(o: DescribeQuorumResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _d_ReplicaState_2(buf: bytes, pos: int) -> tuple[ReplicaState, int]:
-    o = new_instance(ReplicaState)
-    o.replica_id, u1, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp = _S_iuqqq.unpack_from(buf, pos)
-    o.replica_directory_id = UUID(bytes=u1)
-    pos += 44
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeQuorumResponsePartitionData_2(buf: bytes, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
-    o = new_instance(DescribeQuorumResponsePartitionData)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeQuorumResponsePartitionData)
+    o1.partition_index, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.leader_id, o.leader_epoch, o.high_watermark = _S_iiq.unpack_from(buf, pos)
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.leader_id, o1.leader_epoch, o1.high_watermark = _SU_iiq(buf, pos)
     pos += 16
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field CurrentVoters of PartitionData was serialized as null')
     else:
-        if n3 * 45 > len(buf) - pos:
+        if n4 * 45 > len(buf) - pos:
             raise truncated('CurrentVoters')
-        a4: list[ReplicaState] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ReplicaState_2(buf, pos)
-            ap6(e5)
-        o.current_voters = a4
-    n7 = buf[pos]
+        a5: list[ReplicaState] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ReplicaState)
+            o7.replica_id, b8, o7.log_end_offset, o7.last_fetch_timestamp, o7.last_caught_up_timestamp = _SU_iuqqq(buf, pos)
+            o7.replica_directory_id = uuid_from_bytes(b8)
+            pos += 44
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.current_voters = a5
+    n9 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n9 > 127:
+        n9, pos = read_uvarint(buf, pos - 1)
+    n9 -= 1
+    if n9 < 0:
         raise RemoteProtocolError('non-nullable field Observers of PartitionData was serialized as null')
     else:
-        if n7 * 45 > len(buf) - pos:
+        if n9 * 45 > len(buf) - pos:
             raise truncated('Observers')
-        a8: list[ReplicaState] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_ReplicaState_2(buf, pos)
-            ap10(e9)
-        o.observers = a8
+        a10: list[ReplicaState] = []
+        ap11 = a10.append
+        for _ in range(n9):
+            o12 = new_instance(ReplicaState)
+            o12.replica_id, b13, o12.log_end_offset, o12.last_fetch_timestamp, o12.last_caught_up_timestamp = _SU_iuqqq(buf, pos)
+            o12.replica_directory_id = uuid_from_bytes(b13)
+            pos += 44
+            if buf[pos] == 0:
+                o12.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o12.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap11(o12)
+        o1.observers = a10
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeQuorumResponseTopicData_2(buf: bytes, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
-    o = new_instance(DescribeQuorumResponseTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(DescribeQuorumResponseTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 26 > len(buf) - pos:
+        if n4 * 26 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[DescribeQuorumResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeQuorumResponsePartitionData_2(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[DescribeQuorumResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeQuorumResponsePartitionData_2(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_Listener_2(buf: bytes, pos: int) -> tuple[Listener, int]:
-    o = new_instance(Listener)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of Listener was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of Listener was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_Node_2(buf: bytes, pos: int) -> tuple[Node, int]:
-    o = new_instance(Node)
-    o.node_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(Node)
+    o1.node_id, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Listeners of Node was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Listeners')
-        a2: list[Listener] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_Listener_2(buf, pos)
-            ap4(e3)
-        o.listeners = a2
+        a3: list[Listener] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(Listener)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.host = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.host, pos = read_compact_string(buf, pos, 'Host')
+            o5.port, = _SU_H(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.listeners = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeQuorumResponse_2(buf: bytes, pos: int) -> tuple[DescribeQuorumResponse, int]:
-    o = new_instance(DescribeQuorumResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribeQuorumResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeQuorumResponse was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[DescribeQuorumResponseTopicData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeQuorumResponseTopicData_2(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    n7 = buf[pos]
+        a5: list[DescribeQuorumResponseTopicData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeQuorumResponseTopicData_2(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Nodes of DescribeQuorumResponse was serialized as null')
     else:
-        if n7 * 6 > len(buf) - pos:
+        if n8 * 6 > len(buf) - pos:
             raise truncated('Nodes')
-        a8: list[Node] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_Node_2(buf, pos)
-            ap10(e9)
-        o.nodes = a8
+        a9: list[Node] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            e11, pos = _d_Node_2(buf, pos)
+            ap10(e11)
+        o1.nodes = a9
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeQuorumRequest._ENCODERS = {0: _e_DescribeQuorumRequest_0, 1: _e_DescribeQuorumRequest_0, 2: _e_DescribeQuorumRequest_0}

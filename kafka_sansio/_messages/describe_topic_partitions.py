@@ -4,28 +4,41 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_array,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_h = structure('>h')
-_S_hiii = structure('>hiii')
-_S_i = structure('>i')
-_S_uo = structure('>16s?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hiii = structure('>hiii').unpack_from
+_SP_hiii = structure('>hiii').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_uo = structure('>16s?').unpack_from
+_SP_uo = structure('>16s?').pack
+_AU_i = array_unpacker('i')
 
 
 class TopicRequest(Struct):
@@ -36,16 +49,16 @@ class TopicRequest(Struct):
 
     name: str
     """The topic name"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeTopicPartitionsRequestCursor(Struct):
@@ -58,18 +71,18 @@ class DescribeTopicPartitionsRequestCursor(Struct):
     """The name for the first topic to process"""
     partition_index: int
     """The partition index to start with"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partition_index: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_index = partition_index
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeTopicPartitionsRequest(Message):
@@ -91,7 +104,7 @@ class DescribeTopicPartitionsRequest(Message):
     """The maximum number of partitions included in the response."""
     cursor: DescribeTopicPartitionsRequestCursor | None
     """The first topic and partition index to fetch details for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -99,12 +112,12 @@ class DescribeTopicPartitionsRequest(Message):
         topics: list[TopicRequest] = MISSING,
         response_partition_limit: int = 2000,
         cursor: DescribeTopicPartitionsRequestCursor | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
         self.response_partition_limit = response_partition_limit
         self.cursor = cursor
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeTopicPartitionsResponsePartition(Struct):
@@ -131,7 +144,7 @@ class DescribeTopicPartitionsResponsePartition(Struct):
     """The last known ELR."""
     offline_replicas: list[int]
     """The set of offline replicas of this partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -145,7 +158,7 @@ class DescribeTopicPartitionsResponsePartition(Struct):
         eligible_leader_replicas: list[int] | None = None,
         last_known_elr: list[int] | None = None,
         offline_replicas: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.partition_index = partition_index
@@ -156,7 +169,7 @@ class DescribeTopicPartitionsResponsePartition(Struct):
         self.eligible_leader_replicas = eligible_leader_replicas
         self.last_known_elr = last_known_elr
         self.offline_replicas = [] if offline_replicas is MISSING else offline_replicas
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeTopicPartitionsResponseTopic(Struct):
@@ -177,7 +190,7 @@ class DescribeTopicPartitionsResponseTopic(Struct):
     """Each partition in the topic."""
     topic_authorized_operations: int
     """32-bit bitfield to represent authorized operations for this topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -188,7 +201,7 @@ class DescribeTopicPartitionsResponseTopic(Struct):
         is_internal: bool = False,
         partitions: list[DescribeTopicPartitionsResponsePartition] = MISSING,
         topic_authorized_operations: int = -2147483648,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.name = name
@@ -196,7 +209,7 @@ class DescribeTopicPartitionsResponseTopic(Struct):
         self.is_internal = is_internal
         self.partitions = [] if partitions is MISSING else partitions
         self.topic_authorized_operations = topic_authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeTopicPartitionsResponseCursor(Struct):
@@ -209,18 +222,18 @@ class DescribeTopicPartitionsResponseCursor(Struct):
     """The name for the first topic to process"""
     partition_index: int
     """The partition index to start with"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partition_index: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_index = partition_index
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeTopicPartitionsResponse(Message):
@@ -242,7 +255,7 @@ class DescribeTopicPartitionsResponse(Message):
     """Each topic in the response."""
     next_cursor: DescribeTopicPartitionsResponseCursor | None
     """The next topic and partition index to fetch details for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -250,12 +263,12 @@ class DescribeTopicPartitionsResponse(Message):
         throttle_time_ms: int = 0,
         topics: list[DescribeTopicPartitionsResponseTopic] = MISSING,
         next_cursor: DescribeTopicPartitionsResponseCursor | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
         self.next_cursor = next_cursor
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
@@ -287,7 +300,7 @@ def _e_DescribeTopicPartitionsRequestCursor_0(o: DescribeTopicPartitionsRequestC
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -304,7 +317,7 @@ def _e_DescribeTopicPartitionsRequest_0(o: DescribeTopicPartitionsRequest, out: 
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_TopicRequest_0(e3, out)
-    out += _S_i.pack(o.response_partition_limit)
+    out += _SP_i(o.response_partition_limit)
     v4 = o.cursor
     if v4 is None:
         out.append(255)
@@ -318,89 +331,72 @@ def _e_DescribeTopicPartitionsRequest_0(o: DescribeTopicPartitionsRequest, out: 
         out.append(0)
 
 
-def _d_TopicRequest_0(buf: bytes, pos: int) -> tuple[TopicRequest, int]:
-    o = new_instance(TopicRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeTopicPartitionsRequestCursor_0(buf: bytes, pos: int) -> tuple[DescribeTopicPartitionsRequestCursor, int]:
-    o = new_instance(DescribeTopicPartitionsRequestCursor)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of Cursor was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(DescribeTopicPartitionsRequestCursor)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, = _S_i.unpack_from(buf, pos)
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    o1.partition_index, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeTopicPartitionsRequest_0(buf: bytes, pos: int) -> tuple[DescribeTopicPartitionsRequest, int]:
-    o = new_instance(DescribeTopicPartitionsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeTopicPartitionsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeTopicPartitionsRequest was serialized as null')
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[TopicRequest] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicRequest_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.response_partition_limit, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicRequest] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(TopicRequest)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
+    o1.response_partition_limit, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] >= 128:
-        o.cursor = None
+        o1.cursor = None
         pos += 1
     else:
-        o.cursor, pos = _d_DescribeTopicPartitionsRequestCursor_0(buf, pos + 1)
+        o1.cursor, pos = _d_DescribeTopicPartitionsRequestCursor_0(buf, pos + 1)
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_DescribeTopicPartitionsResponsePartition_0(o: DescribeTopicPartitionsResponsePartition, out: bytearray) -> None:
-    out += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
+    out += _SP_hiii(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
     v1 = o.replica_nodes
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -450,7 +446,7 @@ def _e_DescribeTopicPartitionsResponsePartition_0(o: DescribeTopicPartitionsResp
 
 
 def _e_DescribeTopicPartitionsResponseTopic_0(o: DescribeTopicPartitionsResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         out.append(0)
@@ -464,7 +460,7 @@ def _e_DescribeTopicPartitionsResponseTopic_0(o: DescribeTopicPartitionsResponse
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_uo.pack(o.topic_id.bytes, o.is_internal)
+    out += _SP_uo(o.topic_id.bytes, o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -473,7 +469,7 @@ def _e_DescribeTopicPartitionsResponseTopic_0(o: DescribeTopicPartitionsResponse
         out += write_uvarint(n5 + 1)
     for e6 in v4:
         _e_DescribeTopicPartitionsResponsePartition_0(e6, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _SP_i(o.topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -492,7 +488,7 @@ def _e_DescribeTopicPartitionsResponseCursor_0(o: DescribeTopicPartitionsRespons
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -501,7 +497,7 @@ def _e_DescribeTopicPartitionsResponseCursor_0(o: DescribeTopicPartitionsRespons
 
 
 def _e_DescribeTopicPartitionsResponse_0(o: DescribeTopicPartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -523,180 +519,133 @@ def _e_DescribeTopicPartitionsResponse_0(o: DescribeTopicPartitionsResponse, out
         out.append(0)
 
 
-def _d_DescribeTopicPartitionsResponsePartition_0(buf: bytes, pos: int) -> tuple[DescribeTopicPartitionsResponsePartition, int]:
-    o = new_instance(DescribeTopicPartitionsResponsePartition)
-    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
-    pos += 14
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ReplicaNodes of DescribeTopicPartitionsResponsePartition was serialized as null')
+def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[DescribeTopicPartitionsResponseTopic, int]:
+    o1 = new_instance(DescribeTopicPartitionsResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
+    pos += 2
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('ReplicaNodes')
-        o.replica_nodes = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field IsrNodes of DescribeTopicPartitionsResponsePartition was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('IsrNodes')
-        o.isr_nodes = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.eligible_leader_replicas = None
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('EligibleLeaderReplicas')
-        o.eligible_leader_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        o.last_known_elr = None
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('LastKnownElr')
-        o.last_known_elr = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
+        o1.name, pos = read_nullable_compact_string(buf, pos, 'Name')
+    b4, o1.is_internal = _SU_uo(buf, pos)
+    o1.topic_id = uuid_from_bytes(b4)
+    pos += 17
     n5 = buf[pos]
     pos += 1
     if n5 > 127:
         n5, pos = read_uvarint(buf, pos - 1)
     n5 -= 1
     if n5 < 0:
-        raise RemoteProtocolError('non-nullable field OfflineReplicas of DescribeTopicPartitionsResponsePartition was serialized as null')
-    else:
-        if n5 * 4 > len(buf) - pos:
-            raise truncated('OfflineReplicas')
-        o.offline_replicas = list(unpack_from(f'>{n5}i', buf, pos))
-        pos += 4 * n5
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[DescribeTopicPartitionsResponseTopic, int]:
-    o = new_instance(DescribeTopicPartitionsResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.name = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    u3, o.is_internal = _S_uo.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
-    pos += 17
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of DescribeTopicPartitionsResponseTopic was serialized as null')
     else:
-        if n4 * 20 > len(buf) - pos:
+        if n5 * 20 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[DescribeTopicPartitionsResponsePartition] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_DescribeTopicPartitionsResponsePartition_0(buf, pos)
-            ap7(e6)
-        o.partitions = a5
-    o.topic_authorized_operations, = _S_i.unpack_from(buf, pos)
+        a6: list[DescribeTopicPartitionsResponsePartition] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(DescribeTopicPartitionsResponsePartition)
+            o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
+            pos += 14
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o8.eligible_leader_replicas = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o8.eligible_leader_replicas, pos = read_nullable_array(buf, pos, 'i', True, 'EligibleLeaderReplicas')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                o8.last_known_elr = list(_AU_i[n12](buf, pos + 1))
+                pos += 1 + 4 * n12
+            else:
+                o8.last_known_elr, pos = read_nullable_array(buf, pos, 'i', True, 'LastKnownElr')
+            n13 = buf[pos] - 1
+            if 0 <= n13 < 127:
+                o8.offline_replicas = list(_AU_i[n13](buf, pos + 1))
+                pos += 1 + 4 * n13
+            else:
+                o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.partitions = a6
+    o1.topic_authorized_operations, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeTopicPartitionsResponseCursor_0(buf: bytes, pos: int) -> tuple[DescribeTopicPartitionsResponseCursor, int]:
-    o = new_instance(DescribeTopicPartitionsResponseCursor)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of Cursor was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(DescribeTopicPartitionsResponseCursor)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, = _S_i.unpack_from(buf, pos)
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    o1.partition_index, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeTopicPartitionsResponse_0(buf: bytes, pos: int) -> tuple[DescribeTopicPartitionsResponse, int]:
-    o = new_instance(DescribeTopicPartitionsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeTopicPartitionsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of DescribeTopicPartitionsResponse was serialized as null')
     else:
-        if n1 * 26 > len(buf) - pos:
+        if n2 * 26 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[DescribeTopicPartitionsResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribeTopicPartitionsResponseTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[DescribeTopicPartitionsResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribeTopicPartitionsResponseTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] >= 128:
-        o.next_cursor = None
+        o1.next_cursor = None
         pos += 1
     else:
-        o.next_cursor, pos = _d_DescribeTopicPartitionsResponseCursor_0(buf, pos + 1)
+        o1.next_cursor, pos = _d_DescribeTopicPartitionsResponseCursor_0(buf, pos + 1)
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeTopicPartitionsRequest._ENCODERS = {0: _e_DescribeTopicPartitionsRequest_0}

@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,9 +25,13 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_iqqh = structure('>iqqh')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_iqqh = structure('>iqqh').unpack_from
+_SP_iqqh = structure('>iqqh').pack
+_AU_i = array_unpacker('i')
 
 
 class DescribeTransactionsRequest(Message):
@@ -40,16 +49,16 @@ class DescribeTransactionsRequest(Message):
 
     transactional_ids: list[str]
     """Array of transactionalIds to include in describe results. If empty, then no results will be returned."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         transactional_ids: list[str] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_ids = [] if transactional_ids is MISSING else transactional_ids
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TopicData(Struct):
@@ -60,18 +69,18 @@ class TopicData(Struct):
 
     topic: str
     partitions: list[int]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic: str = '',
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TransactionState(Struct):
@@ -89,7 +98,7 @@ class TransactionState(Struct):
     producer_epoch: int
     topics: list[TopicData]
     """The set of partitions included in the current transaction (if active). When a transaction is preparing to commit or abort, this will include only partitions which do not have markers."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -102,7 +111,7 @@ class TransactionState(Struct):
         producer_id: int = 0,
         producer_epoch: int = 0,
         topics: list[TopicData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.transactional_id = transactional_id
@@ -112,7 +121,7 @@ class TransactionState(Struct):
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeTransactionsResponse(Message):
@@ -131,18 +140,18 @@ class DescribeTransactionsResponse(Message):
     throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     transaction_states: list[TransactionState]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         transaction_states: list[TransactionState] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.transaction_states = [] if transaction_states is MISSING else transaction_states
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_DescribeTransactionsRequest_0(o: DescribeTransactionsRequest, out: bytearray) -> None:
@@ -170,40 +179,34 @@ def _e_DescribeTransactionsRequest_0(o: DescribeTransactionsRequest, out: bytear
 
 
 def _d_DescribeTransactionsRequest_0(buf: bytes, pos: int) -> tuple[DescribeTransactionsRequest, int]:
-    o = new_instance(DescribeTransactionsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeTransactionsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TransactionalIds of DescribeTransactionsRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('TransactionalIds')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field TransactionalIds of DescribeTransactionsRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field TransactionalIds had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.transactional_ids = a2
+                e4, pos = read_compact_string(buf, pos, 'TransactionalIds')
+            a3.append(e4)
+        o1.transactional_ids = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_TopicData_0(o: TopicData, out: bytearray) -> None:
@@ -232,7 +235,7 @@ def _e_TopicData_0(o: TopicData, out: bytearray) -> None:
 
 
 def _e_TransactionState_0(o: TransactionState, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.transactional_id
     b2 = v1.encode()
     n3 = len(b2)
@@ -253,7 +256,7 @@ def _e_TransactionState_0(o: TransactionState, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_iqqh.pack(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch)
+    out += _SP_iqqh(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch)
     v7 = o.topics
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -270,7 +273,7 @@ def _e_TransactionState_0(o: TransactionState, out: bytearray) -> None:
 
 
 def _e_DescribeTransactionsResponse_0(o: DescribeTransactionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.transaction_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -286,123 +289,94 @@ def _e_DescribeTransactionsResponse_0(o: DescribeTransactionsResponse, out: byte
         out.append(0)
 
 
-def _d_TopicData_0(buf: bytes, pos: int) -> tuple[TopicData, int]:
-    o = new_instance(TopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_TransactionState_0(buf: bytes, pos: int) -> tuple[TransactionState, int]:
-    o = new_instance(TransactionState)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TransactionState)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionalId of TransactionState was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionState of TransactionState was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field TransactionState had invalid length')
+        o1.transactional_id, pos = read_compact_string(buf, pos, 'TransactionalId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.transaction_state = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.transaction_state = buf[pos:end4].decode()
-        pos = end4
-    o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch = _S_iqqh.unpack_from(buf, pos)
+        o1.transaction_state, pos = read_compact_string(buf, pos, 'TransactionState')
+    o1.transaction_timeout_ms, o1.transaction_start_time_ms, o1.producer_id, o1.producer_epoch = _SU_iqqh(buf, pos)
     pos += 22
-    n5 = buf[pos]
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Topics of TransactionState was serialized as null')
     else:
-        if n5 * 3 > len(buf) - pos:
+        if n6 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[TopicData] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_TopicData_0(buf, pos)
-            ap8(e7)
-        o.topics = a6
+        a7: list[TopicData] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(TopicData)
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.topic = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.topic, pos = read_compact_string(buf, pos, 'Topic')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                o9.partitions = list(_AU_i[n12](buf, pos + 1))
+                pos += 1 + 4 * n12
+            else:
+                o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.topics = a7
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeTransactionsResponse_0(buf: bytes, pos: int) -> tuple[DescribeTransactionsResponse, int]:
-    o = new_instance(DescribeTransactionsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(DescribeTransactionsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TransactionStates of DescribeTransactionsResponse was serialized as null')
     else:
-        if n1 * 28 > len(buf) - pos:
+        if n2 * 28 > len(buf) - pos:
             raise truncated('TransactionStates')
-        a2: list[TransactionState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TransactionState_0(buf, pos)
-            ap4(e3)
-        o.transaction_states = a2
+        a3: list[TransactionState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TransactionState_0(buf, pos)
+            ap4(e5)
+        o1.transaction_states = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeTransactionsRequest._ENCODERS = {0: _e_DescribeTransactionsRequest_0}

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,9 +23,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_bi = structure('>bi')
-_S_h = structure('>h')
-_S_ih = structure('>ih')
+_SU_bi = structure('>bi').unpack_from
+_SP_bi = structure('>bi').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class UserName(Struct):
@@ -31,16 +39,16 @@ class UserName(Struct):
 
     name: str
     """The user name."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeUserScramCredentialsRequest(Message):
@@ -58,16 +66,16 @@ class DescribeUserScramCredentialsRequest(Message):
 
     users: list[UserName] | None
     """The users to describe, or null/empty to describe all users."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         users: list[UserName] | None = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.users = [] if users is MISSING else users
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CredentialInfo(Struct):
@@ -80,18 +88,18 @@ class CredentialInfo(Struct):
     """The SCRAM mechanism."""
     iterations: int
     """The number of iterations used in the SCRAM credential."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         mechanism: int = 0,
         iterations: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.mechanism = mechanism
         self.iterations = iterations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeUserScramCredentialsResult(Struct):
@@ -108,7 +116,7 @@ class DescribeUserScramCredentialsResult(Struct):
     """The user-level error message, if any."""
     credential_infos: list[CredentialInfo]
     """The mechanism and related information associated with the user's SCRAM credentials."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -117,13 +125,13 @@ class DescribeUserScramCredentialsResult(Struct):
         error_code: int = 0,
         error_message: str | None = '',
         credential_infos: list[CredentialInfo] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.user = user
         self.error_code = error_code
         self.error_message = error_message
         self.credential_infos = [] if credential_infos is MISSING else credential_infos
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribeUserScramCredentialsResponse(Message):
@@ -147,7 +155,7 @@ class DescribeUserScramCredentialsResponse(Message):
     """The message-level error message, if any."""
     results: list[DescribeUserScramCredentialsResult]
     """The results for descriptions, one per user."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -156,13 +164,13 @@ class DescribeUserScramCredentialsResponse(Message):
         error_code: int = 0,
         error_message: str | None = '',
         results: list[DescribeUserScramCredentialsResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_UserName_0(o: UserName, out: bytearray) -> None:
@@ -202,57 +210,46 @@ def _e_DescribeUserScramCredentialsRequest_0(o: DescribeUserScramCredentialsRequ
         out.append(0)
 
 
-def _d_UserName_0(buf: bytes, pos: int) -> tuple[UserName, int]:
-    o = new_instance(UserName)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of UserName was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeUserScramCredentialsRequest_0(buf: bytes, pos: int) -> tuple[DescribeUserScramCredentialsRequest, int]:
-    o = new_instance(DescribeUserScramCredentialsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(DescribeUserScramCredentialsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.users = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.users = None
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Users')
-        a2: list[UserName] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UserName_0(buf, pos)
-            ap4(e3)
-        o.users = a2
+        a3: list[UserName] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UserName)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.users = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_CredentialInfo_0(o: CredentialInfo, out: bytearray) -> None:
-    out += _S_bi.pack(o.mechanism, o.iterations)
+    out += _SP_bi(o.mechanism, o.iterations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -271,7 +268,7 @@ def _e_DescribeUserScramCredentialsResult_0(o: DescribeUserScramCredentialsResul
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out.append(0)
@@ -301,7 +298,7 @@ def _e_DescribeUserScramCredentialsResult_0(o: DescribeUserScramCredentialsResul
 
 
 def _e_DescribeUserScramCredentialsResponse_0(o: DescribeUserScramCredentialsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -330,111 +327,88 @@ def _e_DescribeUserScramCredentialsResponse_0(o: DescribeUserScramCredentialsRes
         out.append(0)
 
 
-def _d_CredentialInfo_0(buf: bytes, pos: int) -> tuple[CredentialInfo, int]:
-    o = new_instance(CredentialInfo)
-    o.mechanism, o.iterations = _S_bi.unpack_from(buf, pos)
-    pos += 5
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_DescribeUserScramCredentialsResult_0(buf: bytes, pos: int) -> tuple[DescribeUserScramCredentialsResult, int]:
-    o = new_instance(DescribeUserScramCredentialsResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field User of DescribeUserScramCredentialsResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field User had invalid length')
+    o1 = new_instance(DescribeUserScramCredentialsResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.user = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.user = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
+        o1.user, pos = read_compact_string(buf, pos, 'User')
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.error_message = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.error_message = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.error_message = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field CredentialInfos of DescribeUserScramCredentialsResult was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('CredentialInfos')
-        a6: list[CredentialInfo] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_CredentialInfo_0(buf, pos)
-            ap8(e7)
-        o.credential_infos = a6
+        a7: list[CredentialInfo] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(CredentialInfo)
+            o9.mechanism, o9.iterations = _SU_bi(buf, pos)
+            pos += 5
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.credential_infos = a7
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribeUserScramCredentialsResponse_0(buf: bytes, pos: int) -> tuple[DescribeUserScramCredentialsResponse, int]:
-    o = new_instance(DescribeUserScramCredentialsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(DescribeUserScramCredentialsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Results of DescribeUserScramCredentialsResponse was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Results')
-        a4: list[DescribeUserScramCredentialsResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_DescribeUserScramCredentialsResult_0(buf, pos)
-            ap6(e5)
-        o.results = a4
+        a5: list[DescribeUserScramCredentialsResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_DescribeUserScramCredentialsResult_0(buf, pos)
+            ap6(e7)
+        o1.results = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 DescribeUserScramCredentialsRequest._ENCODERS = {0: _e_DescribeUserScramCredentialsRequest_0}

@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,10 +26,15 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_AU_i = array_unpacker('i')
 
 
 class TopicPartitions(Struct):
@@ -36,18 +47,18 @@ class TopicPartitions(Struct):
     """The name of a topic."""
     partitions: list[int]
     """The partitions of this topic whose leader should be elected."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic: str = '',
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ElectLeadersRequest(Message):
@@ -69,7 +80,7 @@ class ElectLeadersRequest(Message):
     """The topic partitions to elect leaders."""
     timeout_ms: int
     """The time in ms to wait for the election to complete."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -77,12 +88,12 @@ class ElectLeadersRequest(Message):
         election_type: int = 0,
         topic_partitions: list[TopicPartitions] | None = MISSING,
         timeout_ms: int = 60000,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.election_type = election_type
         self.topic_partitions = [] if topic_partitions is MISSING else topic_partitions
         self.timeout_ms = timeout_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionResult(Struct):
@@ -97,7 +108,7 @@ class PartitionResult(Struct):
     """The result error, or zero if there was no error."""
     error_message: str | None
     """The result message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -105,12 +116,12 @@ class PartitionResult(Struct):
         partition_id: int = 0,
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_id = partition_id
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReplicaElectionResult(Struct):
@@ -123,18 +134,18 @@ class ReplicaElectionResult(Struct):
     """The topic name"""
     partition_result: list[PartitionResult]
     """The results for each partition"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic: str = '',
         partition_result: list[PartitionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.partition_result = [] if partition_result is MISSING else partition_result
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ElectLeadersResponse(Message):
@@ -156,7 +167,7 @@ class ElectLeadersResponse(Message):
     """The top level response error code."""
     replica_election_results: list[ReplicaElectionResult]
     """The election results, or an empty array if the requester did not have permission and the request asks for all partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -164,12 +175,12 @@ class ElectLeadersResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         replica_election_results: list[ReplicaElectionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.replica_election_results = [] if replica_election_results is MISSING else replica_election_results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
@@ -178,11 +189,11 @@ def _e_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TopicPartitions version 0 cannot carry tagged fields')
@@ -196,57 +207,44 @@ def _e_ElectLeadersRequest_0(o: ElectLeadersRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_TopicPartitions_0(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ElectLeadersRequest version 0 cannot carry tagged fields')
 
 
-def _d_TopicPartitions_0(buf: bytes, pos: int) -> tuple[TopicPartitions, int]:
-    o = new_instance(TopicPartitions)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of TopicPartitions was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicPartitions was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ElectLeadersRequest_0(buf: bytes, pos: int) -> tuple[ElectLeadersRequest, int]:
-    o = new_instance(ElectLeadersRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ElectLeadersRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.topic_partitions = None
+    if n2 < 0:
+        o1.topic_partitions = None
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('TopicPartitions')
-        a2: list[TopicPartitions] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicPartitions_0(buf, pos)
-            ap4(e3)
-        o.topic_partitions = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicPartitions] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(TopicPartitions)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Topic of TopicPartitions was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic = buf[pos:end7].decode()
+                pos = end7
+            o5.partitions, pos = read_array(buf, pos, 'i', False, 'Partitions')
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topic_partitions = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.election_type = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.election_type = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
@@ -255,52 +253,62 @@ def _e_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TopicPartitions version 1 cannot carry tagged fields')
 
 
 def _e_ElectLeadersRequest_1(o: ElectLeadersRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.election_type)
+    out += _SP_b(o.election_type)
     v1 = o.topic_partitions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_TopicPartitions_1(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ElectLeadersRequest version 1 cannot carry tagged fields')
 
 
 def _d_ElectLeadersRequest_1(buf: bytes, pos: int) -> tuple[ElectLeadersRequest, int]:
-    o = new_instance(ElectLeadersRequest)
-    o.election_type, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(ElectLeadersRequest)
+    o1.election_type, = _SU_b(buf, pos)
     pos += 1
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.topic_partitions = None
+    if n2 < 0:
+        o1.topic_partitions = None
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('TopicPartitions')
-        a2: list[TopicPartitions] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicPartitions_0(buf, pos)
-            ap4(e3)
-        o.topic_partitions = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicPartitions] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(TopicPartitions)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Topic of TopicPartitions was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic = buf[pos:end7].decode()
+                pos = end7
+            o5.partitions, pos = read_array(buf, pos, 'i', False, 'Partitions')
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topic_partitions = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_TopicPartitions_2(o: TopicPartitions, out: bytearray) -> None:
@@ -329,7 +337,7 @@ def _e_TopicPartitions_2(o: TopicPartitions, out: bytearray) -> None:
 
 
 def _e_ElectLeadersRequest_2(o: ElectLeadersRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.election_type)
+    out += _SP_b(o.election_type)
     v1 = o.topic_partitions
     if v1 is None:
         out.append(0)
@@ -341,7 +349,7 @@ def _e_ElectLeadersRequest_2(o: ElectLeadersRequest, out: bytearray) -> None:
             out += write_uvarint(n2 + 1)
         for e3 in v1:
             _e_TopicPartitions_2(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -349,73 +357,56 @@ def _e_ElectLeadersRequest_2(o: ElectLeadersRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_TopicPartitions_2(buf: bytes, pos: int) -> tuple[TopicPartitions, int]:
-    o = new_instance(TopicPartitions)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of TopicPartitions was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicPartitions was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ElectLeadersRequest_2(buf: bytes, pos: int) -> tuple[ElectLeadersRequest, int]:
-    o = new_instance(ElectLeadersRequest)
-    o.election_type, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(ElectLeadersRequest)
+    o1.election_type, = _SU_b(buf, pos)
     pos += 1
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.topic_partitions = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.topic_partitions = None
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('TopicPartitions')
-        a2: list[TopicPartitions] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicPartitions_2(buf, pos)
-            ap4(e3)
-        o.topic_partitions = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicPartitions] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(TopicPartitions)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.topic = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.topic, pos = read_compact_string(buf, pos, 'Topic')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o5.partitions = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o5.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topic_partitions = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_id, o.error_code)
+    out += _SP_ih(o.partition_id, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -424,7 +415,7 @@ def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionResult version 0 cannot carry tagged fields')
@@ -436,11 +427,11 @@ def _e_ReplicaElectionResult_0(o: ReplicaElectionResult, out: bytearray) -> None
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_result
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionResult_0(e6, out)
     if o.unknown_tagged_fields:
@@ -450,83 +441,78 @@ def _e_ReplicaElectionResult_0(o: ReplicaElectionResult, out: bytearray) -> None
 def _e_ElectLeadersResponse_0(o: ElectLeadersResponse, out: bytearray) -> None:
     if o.error_code != 0:
         raise LocalProtocolError('attempted to write a non-default ErrorCode at version 0 of ElectLeadersResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.replica_election_results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ReplicaElectionResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ElectLeadersResponse version 0 cannot carry tagged fields')
 
 
-def _d_PartitionResult_0(buf: bytes, pos: int) -> tuple[PartitionResult, int]:
-    o = new_instance(PartitionResult)
-    o.partition_id, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.error_message = None
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ReplicaElectionResult_0(buf: bytes, pos: int) -> tuple[ReplicaElectionResult, int]:
-    o = new_instance(ReplicaElectionResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ReplicaElectionResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of ReplicaElectionResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionResult of ReplicaElectionResult was serialized as null')
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('PartitionResult')
-        a4: list[PartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionResult_0(buf, pos)
-            ap6(e5)
-        o.partition_result = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(PartitionResult)
+            o7.partition_id, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.error_message = None
+            else:
+                end9 = pos + n8
+                o7.error_message = buf[pos:end9].decode()
+                pos = end9
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partition_result = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ElectLeadersResponse_0(buf: bytes, pos: int) -> tuple[ElectLeadersResponse, int]:
-    o = new_instance(ElectLeadersResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ElectLeadersResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ReplicaElectionResults of ElectLeadersResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('ReplicaElectionResults')
-        a2: list[ReplicaElectionResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ReplicaElectionResult_0(buf, pos)
-            ap4(e3)
-        o.replica_election_results = a2
-    o.error_code = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ReplicaElectionResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ReplicaElectionResult_0(buf, pos)
+            ap4(e5)
+        o1.replica_election_results = a3
+    o1.error_code = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionResult_1(o: PartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_id, o.error_code)
+    out += _SP_ih(o.partition_id, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -535,7 +521,7 @@ def _e_PartitionResult_1(o: PartitionResult, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionResult version 1 cannot carry tagged fields')
@@ -547,11 +533,11 @@ def _e_ReplicaElectionResult_1(o: ReplicaElectionResult, out: bytearray) -> None
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_result
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionResult_1(e6, out)
     if o.unknown_tagged_fields:
@@ -559,10 +545,10 @@ def _e_ReplicaElectionResult_1(o: ReplicaElectionResult, out: bytearray) -> None
 
 
 def _e_ElectLeadersResponse_1(o: ElectLeadersResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.replica_election_results
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ReplicaElectionResult_1(e3, out)
     if o.unknown_tagged_fields:
@@ -570,28 +556,28 @@ def _e_ElectLeadersResponse_1(o: ElectLeadersResponse, out: bytearray) -> None:
 
 
 def _d_ElectLeadersResponse_1(buf: bytes, pos: int) -> tuple[ElectLeadersResponse, int]:
-    o = new_instance(ElectLeadersResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ElectLeadersResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ReplicaElectionResults of ElectLeadersResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('ReplicaElectionResults')
-        a2: list[ReplicaElectionResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ReplicaElectionResult_0(buf, pos)
-            ap4(e3)
-        o.replica_election_results = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ReplicaElectionResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ReplicaElectionResult_0(buf, pos)
+            ap4(e5)
+        o1.replica_election_results = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionResult_2(o: PartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_id, o.error_code)
+    out += _SP_ih(o.partition_id, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -639,7 +625,7 @@ def _e_ReplicaElectionResult_2(o: ReplicaElectionResult, out: bytearray) -> None
 
 
 def _e_ElectLeadersResponse_2(o: ElectLeadersResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.replica_election_results
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -655,96 +641,79 @@ def _e_ElectLeadersResponse_2(o: ElectLeadersResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_PartitionResult_2(buf: bytes, pos: int) -> tuple[PartitionResult, int]:
-    o = new_instance(PartitionResult)
-    o.partition_id, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ReplicaElectionResult_2(buf: bytes, pos: int) -> tuple[ReplicaElectionResult, int]:
-    o = new_instance(ReplicaElectionResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of ReplicaElectionResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
+    o1 = new_instance(ReplicaElectionResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic, pos = read_compact_string(buf, pos, 'Topic')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionResult of ReplicaElectionResult was serialized as null')
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('PartitionResult')
-        a4: list[PartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionResult_2(buf, pos)
-            ap6(e5)
-        o.partition_result = a4
+        a5: list[PartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(PartitionResult)
+            o7.partition_id, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.error_message = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partition_result = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ElectLeadersResponse_2(buf: bytes, pos: int) -> tuple[ElectLeadersResponse, int]:
-    o = new_instance(ElectLeadersResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ElectLeadersResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ReplicaElectionResults of ElectLeadersResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('ReplicaElectionResults')
-        a2: list[ReplicaElectionResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ReplicaElectionResult_2(buf, pos)
-            ap4(e3)
-        o.replica_election_results = a2
+        a3: list[ReplicaElectionResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ReplicaElectionResult_2(buf, pos)
+            ap4(e5)
+        o1.replica_election_results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ElectLeadersRequest._ENCODERS = {0: _e_ElectLeadersRequest_0, 1: _e_ElectLeadersRequest_1, 2: _e_ElectLeadersRequest_2}

@@ -4,30 +4,44 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_H = structure('>H')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ihii = structure('>ihii')
-_S_iii = structure('>iii')
-_S_iu = structure('>i16s')
+_SU_H = structure('>H').unpack_from
+_SP_H = structure('>H').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ihii = structure('>ihii').unpack_from
+_SP_ihii = structure('>ihii').pack
+_SU_iii = structure('>iii').unpack_from
+_SP_iii = structure('>iii').pack
+_SU_iu = structure('>i16s').unpack_from
+_SP_iu = structure('>i16s').pack
+_AU_i = array_unpacker('i')
 
 
 class ReplicaInfo(Struct):
@@ -38,18 +52,18 @@ class ReplicaInfo(Struct):
 
     candidate_id: int
     candidate_directory_id: UUID
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         candidate_id: int = 0,
         candidate_directory_id: UUID = _ZERO_UUID,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.candidate_id = candidate_id
         self.candidate_directory_id = candidate_directory_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EndQuorumEpochRequestPartitionData(Struct):
@@ -68,7 +82,7 @@ class EndQuorumEpochRequestPartitionData(Struct):
     """A sorted list of preferred successors to start the election"""
     preferred_candidates: list[ReplicaInfo]
     """A sorted list of preferred candidates to start the election"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -78,14 +92,14 @@ class EndQuorumEpochRequestPartitionData(Struct):
         leader_epoch: int = 0,
         preferred_successors: list[int] = MISSING,
         preferred_candidates: list[ReplicaInfo] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
         self.preferred_successors = [] if preferred_successors is MISSING else preferred_successors
         self.preferred_candidates = [] if preferred_candidates is MISSING else preferred_candidates
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EndQuorumEpochRequestTopicData(Struct):
@@ -97,18 +111,18 @@ class EndQuorumEpochRequestTopicData(Struct):
     topic_name: str
     """The topic name."""
     partitions: list[EndQuorumEpochRequestPartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[EndQuorumEpochRequestPartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderEndpoint(Struct):
@@ -123,7 +137,7 @@ class LeaderEndpoint(Struct):
     """The node's hostname"""
     port: int
     """The node's port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -131,12 +145,12 @@ class LeaderEndpoint(Struct):
         name: str = '',
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EndQuorumEpochRequest(Message):
@@ -156,7 +170,7 @@ class EndQuorumEpochRequest(Message):
     topics: list[EndQuorumEpochRequestTopicData]
     leader_endpoints: list[LeaderEndpoint]
     """Endpoints for the leader"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -164,12 +178,12 @@ class EndQuorumEpochRequest(Message):
         cluster_id: str | None = None,
         topics: list[EndQuorumEpochRequestTopicData] = MISSING,
         leader_endpoints: list[LeaderEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.topics = [] if topics is MISSING else topics
         self.leader_endpoints = [] if leader_endpoints is MISSING else leader_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EndQuorumEpochResponsePartitionData(Struct):
@@ -185,7 +199,7 @@ class EndQuorumEpochResponsePartitionData(Struct):
     """The ID of the current leader or -1 if the leader is unknown."""
     leader_epoch: int
     """The latest known leader epoch"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -194,13 +208,13 @@ class EndQuorumEpochResponsePartitionData(Struct):
         error_code: int = 0,
         leader_id: int = 0,
         leader_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EndQuorumEpochResponseTopicData(Struct):
@@ -212,18 +226,18 @@ class EndQuorumEpochResponseTopicData(Struct):
     topic_name: str
     """The topic name."""
     partitions: list[EndQuorumEpochResponsePartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[EndQuorumEpochResponsePartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class NodeEndpoint(Struct):
@@ -238,7 +252,7 @@ class NodeEndpoint(Struct):
     """The node's hostname"""
     port: int
     """The node's port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -246,12 +260,12 @@ class NodeEndpoint(Struct):
         node_id: int = 0,
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EndQuorumEpochResponse(Message):
@@ -272,7 +286,7 @@ class EndQuorumEpochResponse(Message):
     topics: list[EndQuorumEpochResponseTopicData]
     node_endpoints: list[NodeEndpoint]
     """Endpoints for all leaders enumerated in PartitionData"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -280,19 +294,19 @@ class EndQuorumEpochResponse(Message):
         error_code: int = 0,
         topics: list[EndQuorumEpochResponseTopicData] = MISSING,
         node_endpoints: list[NodeEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.topics = [] if topics is MISSING else topics
         self.node_endpoints = [] if node_endpoints is MISSING else node_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_EndQuorumEpochRequestPartitionData_0(o: EndQuorumEpochRequestPartitionData, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition_index, o.leader_id, o.leader_epoch)
+    out += _SP_iii(o.partition_index, o.leader_id, o.leader_epoch)
     v1 = o.preferred_successors
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 0 cannot carry tagged fields')
@@ -304,11 +318,11 @@ def _e_EndQuorumEpochRequestTopicData_0(o: EndQuorumEpochRequestTopicData, out: 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_EndQuorumEpochRequestPartitionData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -324,92 +338,79 @@ def _e_EndQuorumEpochRequest_0(o: EndQuorumEpochRequest, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_EndQuorumEpochRequestTopicData_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EndQuorumEpochRequest version 0 cannot carry tagged fields')
 
 
-def _d_EndQuorumEpochRequestPartitionData_0(buf: bytes, pos: int) -> tuple[EndQuorumEpochRequestPartitionData, int]:
-    o = new_instance(EndQuorumEpochRequestPartitionData)
-    o.partition_index, o.leader_id, o.leader_epoch = _S_iii.unpack_from(buf, pos)
-    pos += 12
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field PreferredSuccessors of PartitionData was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('PreferredSuccessors')
-        o.preferred_successors = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.preferred_candidates = []
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_EndQuorumEpochRequestTopicData_0(buf: bytes, pos: int) -> tuple[EndQuorumEpochRequestTopicData, int]:
-    o = new_instance(EndQuorumEpochRequestTopicData)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(EndQuorumEpochRequestTopicData)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 16 > len(buf) - pos:
+        if n4 * 16 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[EndQuorumEpochRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EndQuorumEpochRequestPartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[EndQuorumEpochRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(EndQuorumEpochRequestPartitionData)
+            o7.partition_index, o7.leader_id, o7.leader_epoch = _SU_iii(buf, pos)
+            pos += 12
+            o7.preferred_successors, pos = read_array(buf, pos, 'i', False, 'PreferredSuccessors')
+            o7.preferred_candidates = []
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_EndQuorumEpochRequest_0(buf: bytes, pos: int) -> tuple[EndQuorumEpochRequest, int]:
-    o = new_instance(EndQuorumEpochRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(EndQuorumEpochRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.cluster_id = None
+    if n2 < 0:
+        o1.cluster_id = None
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.cluster_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of EndQuorumEpochRequest was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[EndQuorumEpochRequestTopicData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EndQuorumEpochRequestTopicData_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.leader_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[EndQuorumEpochRequestTopicData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_EndQuorumEpochRequestTopicData_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.leader_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ReplicaInfo_1(o: ReplicaInfo, out: bytearray) -> None:
-    out += _S_iu.pack(o.candidate_id, o.candidate_directory_id.bytes)
+    out += _SP_iu(o.candidate_id, o.candidate_directory_id.bytes)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -418,7 +419,7 @@ def _e_ReplicaInfo_1(o: ReplicaInfo, out: bytearray) -> None:
 
 
 def _e_EndQuorumEpochRequestPartitionData_1(o: EndQuorumEpochRequestPartitionData, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition_index, o.leader_id, o.leader_epoch)
+    out += _SP_iii(o.partition_index, o.leader_id, o.leader_epoch)
     v1 = o.preferred_candidates
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -481,7 +482,7 @@ def _e_LeaderEndpoint_1(o: LeaderEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -526,182 +527,148 @@ def _e_EndQuorumEpochRequest_1(o: EndQuorumEpochRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _d_ReplicaInfo_1(buf: bytes, pos: int) -> tuple[ReplicaInfo, int]:
-    o = new_instance(ReplicaInfo)
-    o.candidate_id, u1 = _S_iu.unpack_from(buf, pos)
-    o.candidate_directory_id = UUID(bytes=u1)
-    pos += 20
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_EndQuorumEpochRequestPartitionData_1(buf: bytes, pos: int) -> tuple[EndQuorumEpochRequestPartitionData, int]:
-    o = new_instance(EndQuorumEpochRequestPartitionData)
-    o.partition_index, o.leader_id, o.leader_epoch = _S_iii.unpack_from(buf, pos)
+    o1 = new_instance(EndQuorumEpochRequestPartitionData)
+    o1.partition_index, o1.leader_id, o1.leader_epoch = _SU_iii(buf, pos)
     pos += 12
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field PreferredCandidates of PartitionData was serialized as null')
     else:
-        if n1 * 21 > len(buf) - pos:
+        if n2 * 21 > len(buf) - pos:
             raise truncated('PreferredCandidates')
-        a2: list[ReplicaInfo] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ReplicaInfo_1(buf, pos)
-            ap4(e3)
-        o.preferred_candidates = a2
-    o.preferred_successors = []
+        a3: list[ReplicaInfo] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ReplicaInfo)
+            o5.candidate_id, b6 = _SU_iu(buf, pos)
+            o5.candidate_directory_id = uuid_from_bytes(b6)
+            pos += 20
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.preferred_candidates = a3
+    o1.preferred_successors = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_EndQuorumEpochRequestTopicData_1(buf: bytes, pos: int) -> tuple[EndQuorumEpochRequestTopicData, int]:
-    o = new_instance(EndQuorumEpochRequestTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(EndQuorumEpochRequestTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[EndQuorumEpochRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EndQuorumEpochRequestPartitionData_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[EndQuorumEpochRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_EndQuorumEpochRequestPartitionData_1(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_LeaderEndpoint_1(buf: bytes, pos: int) -> tuple[LeaderEndpoint, int]:
-    o = new_instance(LeaderEndpoint)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of LeaderEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of LeaderEndpoint was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_EndQuorumEpochRequest_1(buf: bytes, pos: int) -> tuple[EndQuorumEpochRequest, int]:
-    o = new_instance(EndQuorumEpochRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.cluster_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    o1 = new_instance(EndQuorumEpochRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of EndQuorumEpochRequest was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[EndQuorumEpochRequestTopicData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EndQuorumEpochRequestTopicData_1(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    n7 = buf[pos]
+        a5: list[EndQuorumEpochRequestTopicData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_EndQuorumEpochRequestTopicData_1(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field LeaderEndpoints of EndQuorumEpochRequest was serialized as null')
     else:
-        if n7 * 5 > len(buf) - pos:
+        if n8 * 5 > len(buf) - pos:
             raise truncated('LeaderEndpoints')
-        a8: list[LeaderEndpoint] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_LeaderEndpoint_1(buf, pos)
-            ap10(e9)
-        o.leader_endpoints = a8
+        a9: list[LeaderEndpoint] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(LeaderEndpoint)
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o11.name = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o11.name, pos = read_compact_string(buf, pos, 'Name')
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o11.host = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o11.host, pos = read_compact_string(buf, pos, 'Host')
+            o11.port, = _SU_H(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o11.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap10(o11)
+        o1.leader_endpoints = a9
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_EndQuorumEpochResponsePartitionData_0(o: EndQuorumEpochResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
+    out += _SP_ihii(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 0 cannot carry tagged fields')
 
@@ -712,11 +679,11 @@ def _e_EndQuorumEpochResponseTopicData_0(o: EndQuorumEpochResponseTopicData, out
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_EndQuorumEpochResponsePartitionData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -726,75 +693,70 @@ def _e_EndQuorumEpochResponseTopicData_0(o: EndQuorumEpochResponseTopicData, out
 def _e_EndQuorumEpochResponse_0(o: EndQuorumEpochResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 0 of EndQuorumEpochResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_EndQuorumEpochResponseTopicData_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EndQuorumEpochResponse version 0 cannot carry tagged fields')
 
 
-def _d_EndQuorumEpochResponsePartitionData_0(buf: bytes, pos: int) -> tuple[EndQuorumEpochResponsePartitionData, int]:
-    o = new_instance(EndQuorumEpochResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch = _S_ihii.unpack_from(buf, pos)
-    pos += 14
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_EndQuorumEpochResponseTopicData_0(buf: bytes, pos: int) -> tuple[EndQuorumEpochResponseTopicData, int]:
-    o = new_instance(EndQuorumEpochResponseTopicData)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(EndQuorumEpochResponseTopicData)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[EndQuorumEpochResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EndQuorumEpochResponsePartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[EndQuorumEpochResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(EndQuorumEpochResponsePartitionData)
+            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
+            pos += 14
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_EndQuorumEpochResponse_0(buf: bytes, pos: int) -> tuple[EndQuorumEpochResponse, int]:
-    o = new_instance(EndQuorumEpochResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(EndQuorumEpochResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of EndQuorumEpochResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[EndQuorumEpochResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_EndQuorumEpochResponseTopicData_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[EndQuorumEpochResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_EndQuorumEpochResponseTopicData_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_EndQuorumEpochResponsePartitionData_1(o: EndQuorumEpochResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
+    out += _SP_ihii(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -829,7 +791,7 @@ def _e_EndQuorumEpochResponseTopicData_1(o: EndQuorumEpochResponseTopicData, out
 
 
 def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -840,7 +802,7 @@ def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -849,7 +811,7 @@ def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
 
 
 def _e_EndQuorumEpochResponse_1(o: EndQuorumEpochResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -873,105 +835,67 @@ def _e_EndQuorumEpochResponse_1(o: EndQuorumEpochResponse, out: bytearray) -> No
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
-def _d_EndQuorumEpochResponsePartitionData_1(buf: bytes, pos: int) -> tuple[EndQuorumEpochResponsePartitionData, int]:
-    o = new_instance(EndQuorumEpochResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch = _S_ihii.unpack_from(buf, pos)
-    pos += 14
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_EndQuorumEpochResponseTopicData_1(buf: bytes, pos: int) -> tuple[EndQuorumEpochResponseTopicData, int]:
-    o = new_instance(EndQuorumEpochResponseTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(EndQuorumEpochResponseTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 15 > len(buf) - pos:
+        if n4 * 15 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[EndQuorumEpochResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EndQuorumEpochResponsePartitionData_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[EndQuorumEpochResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(EndQuorumEpochResponsePartitionData)
+            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
+            pos += 14
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_NodeEndpoint_1(buf: bytes, pos: int) -> tuple[NodeEndpoint, int]:
-    o = new_instance(NodeEndpoint)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of NodeEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_EndQuorumEpochResponse_1(buf: bytes, pos: int) -> tuple[EndQuorumEpochResponse, int]:
-    o = new_instance(EndQuorumEpochResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(EndQuorumEpochResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of EndQuorumEpochResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[EndQuorumEpochResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_EndQuorumEpochResponseTopicData_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.node_endpoints = []
+        a3: list[EndQuorumEpochResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_EndQuorumEpochResponseTopicData_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.node_endpoints = []
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -990,29 +914,45 @@ def _d_EndQuorumEpochResponse_1(buf: bytes, pos: int) -> tuple[EndQuorumEpochRes
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
+            n6 = tbuf[tpos]
             tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
+            if n6 > 127:
+                n6, tpos = read_uvarint(tbuf, tpos - 1)
+            n6 -= 1
+            if n6 < 0:
                 raise RemoteProtocolError('non-nullable field NodeEndpoints of EndQuorumEpochResponse was serialized as null')
             else:
-                if n5 * 8 > len(tbuf) - tpos:
+                if n6 * 8 > len(tbuf) - tpos:
                     raise truncated('NodeEndpoints')
-                a6: list[NodeEndpoint] = []
-                ap8 = a6.append
-                for _ in range(n5):
-                    e7, tpos = _d_NodeEndpoint_1(tbuf, tpos)
-                    ap8(e7)
-                o.node_endpoints = a6
+                a7: list[NodeEndpoint] = []
+                ap8 = a7.append
+                for _ in range(n6):
+                    o9 = new_instance(NodeEndpoint)
+                    o9.node_id, = _SU_i(tbuf, tpos)
+                    tpos += 4
+                    n10 = tbuf[tpos] - 1
+                    if 0 <= n10 < 127:
+                        end11 = tpos + 1 + n10
+                        o9.host = tbuf[tpos + 1:end11].decode()
+                        tpos = end11
+                    else:
+                        o9.host, tpos = read_compact_string(tbuf, tpos, 'Host')
+                    o9.port, = _SU_H(tbuf, tpos)
+                    tpos += 2
+                    if tbuf[tpos] == 0:
+                        o9.unknown_tagged_fields = NO_TAGS
+                        tpos += 1
+                    else:
+                        o9.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap8(o9)
+                o1.node_endpoints = a7
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field NodeEndpoints has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 EndQuorumEpochRequest._ENCODERS = {0: _e_EndQuorumEpochRequest_0, 1: _e_EndQuorumEpochRequest_1}

@@ -4,21 +4,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
+    read_compact_string,
     read_tags,
-    read_uvarint,
     structure,
     write_tags,
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_ih = structure('>ih')
-_S_ihqh = structure('>ihqh')
-_S_qho = structure('>qh?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ihqh = structure('>ihqh').unpack_from
+_SP_ihqh = structure('>ihqh').pack
+_SU_qho = structure('>qh?').unpack_from
+_SP_qho = structure('>qh?').pack
 
 
 class EndTxnRequest(Message):
@@ -42,7 +49,7 @@ class EndTxnRequest(Message):
     """The current epoch associated with the producer."""
     committed: bool
     """True if the transaction was committed, false if it was aborted."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -51,13 +58,13 @@ class EndTxnRequest(Message):
         producer_id: int = 0,
         producer_epoch: int = 0,
         committed: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
         self.committed = committed
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EndTxnResponse(Message):
@@ -81,7 +88,7 @@ class EndTxnResponse(Message):
     """The producer ID."""
     producer_epoch: int
     """The current epoch associated with the producer."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -90,13 +97,13 @@ class EndTxnResponse(Message):
         error_code: int = 0,
         producer_id: int = -1,
         producer_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_EndTxnRequest_0(o: EndTxnRequest, out: bytearray) -> None:
@@ -105,27 +112,27 @@ def _e_EndTxnRequest_0(o: EndTxnRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
+    out += _SP_qho(o.producer_id, o.producer_epoch, o.committed)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EndTxnRequest version 0 cannot carry tagged fields')
 
 
 def _d_EndTxnRequest_0(buf: bytes, pos: int) -> tuple[EndTxnRequest, int]:
-    o = new_instance(EndTxnRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(EndTxnRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TransactionalId of EndTxnRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.producer_id, o.producer_epoch, o.committed = _S_qho.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.transactional_id = buf[pos:end3].decode()
+        pos = end3
+    o1.producer_id, o1.producer_epoch, o1.committed = _SU_qho(buf, pos)
     pos += 11
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_EndTxnRequest_1(o: EndTxnRequest, out: bytearray) -> None:
@@ -134,9 +141,9 @@ def _e_EndTxnRequest_1(o: EndTxnRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
+    out += _SP_qho(o.producer_id, o.producer_epoch, o.committed)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EndTxnRequest version 1 cannot carry tagged fields')
 
@@ -147,9 +154,9 @@ def _e_EndTxnRequest_2(o: EndTxnRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
+    out += _SP_qho(o.producer_id, o.producer_epoch, o.committed)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EndTxnRequest version 2 cannot carry tagged fields')
 
@@ -165,7 +172,7 @@ def _e_EndTxnRequest_3(o: EndTxnRequest, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
+    out += _SP_qho(o.producer_id, o.producer_epoch, o.committed)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -174,60 +181,54 @@ def _e_EndTxnRequest_3(o: EndTxnRequest, out: bytearray) -> None:
 
 
 def _d_EndTxnRequest_3(buf: bytes, pos: int) -> tuple[EndTxnRequest, int]:
-    o = new_instance(EndTxnRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionalId of EndTxnRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    o1 = new_instance(EndTxnRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.producer_id, o.producer_epoch, o.committed = _S_qho.unpack_from(buf, pos)
+        o1.transactional_id, pos = read_compact_string(buf, pos, 'TransactionalId')
+    o1.producer_id, o1.producer_epoch, o1.committed = _SU_qho(buf, pos)
     pos += 11
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_EndTxnResponse_0(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EndTxnResponse version 0 cannot carry tagged fields')
 
 
 def _d_EndTxnResponse_0(buf: bytes, pos: int) -> tuple[EndTxnResponse, int]:
-    o = new_instance(EndTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(EndTxnResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    o.producer_id = -1
-    o.producer_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.producer_id = -1
+    o1.producer_epoch = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_EndTxnResponse_1(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EndTxnResponse version 1 cannot carry tagged fields')
 
 
 def _e_EndTxnResponse_2(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EndTxnResponse version 2 cannot carry tagged fields')
 
 
 def _e_EndTxnResponse_3(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -236,21 +237,21 @@ def _e_EndTxnResponse_3(o: EndTxnResponse, out: bytearray) -> None:
 
 
 def _d_EndTxnResponse_3(buf: bytes, pos: int) -> tuple[EndTxnResponse, int]:
-    o = new_instance(EndTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(EndTxnResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    o.producer_id = -1
-    o.producer_epoch = -1
+    o1.producer_id = -1
+    o1.producer_epoch = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_EndTxnResponse_5(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+    out += _SP_ihqh(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -259,15 +260,15 @@ def _e_EndTxnResponse_5(o: EndTxnResponse, out: bytearray) -> None:
 
 
 def _d_EndTxnResponse_5(buf: bytes, pos: int) -> tuple[EndTxnResponse, int]:
-    o = new_instance(EndTxnResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o1 = new_instance(EndTxnResponse)
+    o1.throttle_time_ms, o1.error_code, o1.producer_id, o1.producer_epoch = _SU_ihqh(buf, pos)
     pos += 16
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 EndTxnRequest._ENCODERS = {0: _e_EndTxnRequest_0, 1: _e_EndTxnRequest_1, 2: _e_EndTxnRequest_2, 3: _e_EndTxnRequest_3, 4: _e_EndTxnRequest_3, 5: _e_EndTxnRequest_3}

@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import RemoteProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
     read_tags,
@@ -16,7 +19,8 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
 
 
 class EnvelopeRequest(Message):
@@ -38,7 +42,7 @@ class EnvelopeRequest(Message):
     """Value of the initial client principal when the request is redirected by a broker."""
     client_host_address: bytes
     """The original client's address in bytes."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -46,12 +50,12 @@ class EnvelopeRequest(Message):
         request_data: bytes = b"",
         request_principal: bytes | None = b"",
         client_host_address: bytes = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.request_data = request_data
         self.request_principal = request_principal
         self.client_host_address = client_host_address
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EnvelopeResponse(Message):
@@ -71,18 +75,18 @@ class EnvelopeResponse(Message):
     """The embedded response header and data."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         response_data: bytes | None = None,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.response_data = response_data
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_EnvelopeRequest_0(o: EnvelopeRequest, out: bytearray) -> None:
@@ -118,52 +122,52 @@ def _e_EnvelopeRequest_0(o: EnvelopeRequest, out: bytearray) -> None:
 
 
 def _d_EnvelopeRequest_0(buf: bytes, pos: int) -> tuple[EnvelopeRequest, int]:
-    o = new_instance(EnvelopeRequest)
-    n1 = buf[pos]
+    o1 = new_instance(EnvelopeRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field RequestData of EnvelopeRequest was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('RequestData')
-        o.request_data = buf[pos:end2]
-        pos = end2
-    n3 = buf[pos]
+        o1.request_data = buf[pos:end3]
+        pos = end3
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.request_principal = None
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        o1.request_principal = None
     else:
-        end4 = pos + n3
-        if end4 > len(buf):
+        end5 = pos + n4
+        if end5 > len(buf):
             raise truncated('RequestPrincipal')
-        o.request_principal = buf[pos:end4]
-        pos = end4
-    n5 = buf[pos]
+        o1.request_principal = buf[pos:end5]
+        pos = end5
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ClientHostAddress of EnvelopeRequest was serialized as null')
     else:
-        end6 = pos + n5
-        if end6 > len(buf):
+        end7 = pos + n6
+        if end7 > len(buf):
             raise truncated('ClientHostAddress')
-        o.client_host_address = buf[pos:end6]
-        pos = end6
+        o1.client_host_address = buf[pos:end7]
+        pos = end7
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_EnvelopeResponse_0(o: EnvelopeResponse, out: bytearray) -> None:
@@ -177,7 +181,7 @@ def _e_EnvelopeResponse_0(o: EnvelopeResponse, out: bytearray) -> None:
         else:
             out += write_uvarint(n2 + 1)
         out += v1
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -186,28 +190,28 @@ def _e_EnvelopeResponse_0(o: EnvelopeResponse, out: bytearray) -> None:
 
 
 def _d_EnvelopeResponse_0(buf: bytes, pos: int) -> tuple[EnvelopeResponse, int]:
-    o = new_instance(EnvelopeResponse)
-    n1 = buf[pos]
+    o1 = new_instance(EnvelopeResponse)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.response_data = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.response_data = None
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('ResponseData')
-        o.response_data = buf[pos:end2]
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
+        o1.response_data = buf[pos:end3]
+        pos = end3
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 EnvelopeRequest._ENCODERS = {0: _e_EnvelopeRequest_0}

@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
     read_tags,
@@ -16,9 +19,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_hqi = structure('>hqi')
-_S_i = structure('>i')
-_S_q = structure('>q')
+_SU_hqi = structure('>hqi').unpack_from
+_SP_hqi = structure('>hqi').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
 
 
 class ExpireDelegationTokenRequest(Message):
@@ -38,18 +44,18 @@ class ExpireDelegationTokenRequest(Message):
     """The HMAC of the delegation token to be expired."""
     expiry_time_period_ms: int
     """The expiry time period in milliseconds."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         hmac: bytes = b"",
         expiry_time_period_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.hmac = hmac
         self.expiry_time_period_ms = expiry_time_period_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ExpireDelegationTokenResponse(Message):
@@ -71,7 +77,7 @@ class ExpireDelegationTokenResponse(Message):
     """The timestamp in milliseconds at which this token expires."""
     throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -79,48 +85,48 @@ class ExpireDelegationTokenResponse(Message):
         error_code: int = 0,
         expiry_timestamp_ms: int = 0,
         throttle_time_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.expiry_timestamp_ms = expiry_timestamp_ms
         self.throttle_time_ms = throttle_time_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ExpireDelegationTokenRequest_0(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
     v1 = o.hmac
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += v1
-    out += _S_q.pack(o.expiry_time_period_ms)
+    out += _SP_q(o.expiry_time_period_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ExpireDelegationTokenRequest version 0 cannot carry tagged fields')
 
 
 def _d_ExpireDelegationTokenRequest_0(buf: bytes, pos: int) -> tuple[ExpireDelegationTokenRequest, int]:
-    o = new_instance(ExpireDelegationTokenRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ExpireDelegationTokenRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Hmac of ExpireDelegationTokenRequest was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('Hmac')
-        o.hmac = buf[pos:end2]
-        pos = end2
-    o.expiry_time_period_ms, = _S_q.unpack_from(buf, pos)
+        o1.hmac = buf[pos:end3]
+        pos = end3
+    o1.expiry_time_period_ms, = _SU_q(buf, pos)
     pos += 8
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ExpireDelegationTokenRequest_1(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
     v1 = o.hmac
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += v1
-    out += _S_q.pack(o.expiry_time_period_ms)
+    out += _SP_q(o.expiry_time_period_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ExpireDelegationTokenRequest version 1 cannot carry tagged fields')
 
@@ -133,7 +139,7 @@ def _e_ExpireDelegationTokenRequest_2(o: ExpireDelegationTokenRequest, out: byte
     else:
         out += write_uvarint(n2 + 1)
     out += v1
-    out += _S_q.pack(o.expiry_time_period_ms)
+    out += _SP_q(o.expiry_time_period_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -142,52 +148,52 @@ def _e_ExpireDelegationTokenRequest_2(o: ExpireDelegationTokenRequest, out: byte
 
 
 def _d_ExpireDelegationTokenRequest_2(buf: bytes, pos: int) -> tuple[ExpireDelegationTokenRequest, int]:
-    o = new_instance(ExpireDelegationTokenRequest)
-    n1 = buf[pos]
+    o1 = new_instance(ExpireDelegationTokenRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Hmac of ExpireDelegationTokenRequest was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('Hmac')
-        o.hmac = buf[pos:end2]
-        pos = end2
-    o.expiry_time_period_ms, = _S_q.unpack_from(buf, pos)
+        o1.hmac = buf[pos:end3]
+        pos = end3
+    o1.expiry_time_period_ms, = _SU_q(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ExpireDelegationTokenResponse_0(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+    out += _SP_hqi(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ExpireDelegationTokenResponse version 0 cannot carry tagged fields')
 
 
 def _d_ExpireDelegationTokenResponse_0(buf: bytes, pos: int) -> tuple[ExpireDelegationTokenResponse, int]:
-    o = new_instance(ExpireDelegationTokenResponse)
-    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
+    o1 = new_instance(ExpireDelegationTokenResponse)
+    o1.error_code, o1.expiry_timestamp_ms, o1.throttle_time_ms = _SU_hqi(buf, pos)
     pos += 14
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ExpireDelegationTokenResponse_1(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+    out += _SP_hqi(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ExpireDelegationTokenResponse version 1 cannot carry tagged fields')
 
 
 def _e_ExpireDelegationTokenResponse_2(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+    out += _SP_hqi(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -196,15 +202,15 @@ def _e_ExpireDelegationTokenResponse_2(o: ExpireDelegationTokenResponse, out: by
 
 
 def _d_ExpireDelegationTokenResponse_2(buf: bytes, pos: int) -> tuple[ExpireDelegationTokenResponse, int]:
-    o = new_instance(ExpireDelegationTokenResponse)
-    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
+    o1 = new_instance(ExpireDelegationTokenResponse)
+    o1.error_code, o1.expiry_timestamp_ms, o1.throttle_time_ms = _SU_hqi(buf, pos)
     pos += 14
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ExpireDelegationTokenRequest._ENCODERS = {0: _e_ExpireDelegationTokenRequest_0, 1: _e_ExpireDelegationTokenRequest_1, 2: _e_ExpireDelegationTokenRequest_2}

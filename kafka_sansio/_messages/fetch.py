@@ -4,44 +4,72 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ihi = structure('>ihi')
-_S_ihq = structure('>ihq')
-_S_ihqq = structure('>ihqq')
-_S_ihqqq = structure('>ihqqq')
-_S_ii = structure('>ii')
-_S_iii = structure('>iii')
-_S_iiibii = structure('>iiibii')
-_S_iiii = structure('>iiii')
-_S_iiiib = structure('>iiiib')
-_S_iiiibii = structure('>iiiibii')
-_S_iiqiqi = structure('>iiqiqi')
-_S_iiqqi = structure('>iiqqi')
-_S_iq = structure('>iq')
-_S_iqi = structure('>iqi')
-_S_iqqi = structure('>iqqi')
-_S_qi = structure('>qi')
-_S_qq = structure('>qq')
-_S_u = structure('>16s')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ihi = structure('>ihi').unpack_from
+_SP_ihi = structure('>ihi').pack
+_SU_ihq = structure('>ihq').unpack_from
+_SP_ihq = structure('>ihq').pack
+_SU_ihqq = structure('>ihqq').unpack_from
+_SP_ihqq = structure('>ihqq').pack
+_SU_ihqqq = structure('>ihqqq').unpack_from
+_SP_ihqqq = structure('>ihqqq').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_iii = structure('>iii').unpack_from
+_SP_iii = structure('>iii').pack
+_SU_iiibii = structure('>iiibii').unpack_from
+_SP_iiibii = structure('>iiibii').pack
+_SU_iiii = structure('>iiii').unpack_from
+_SP_iiii = structure('>iiii').pack
+_SU_iiiib = structure('>iiiib').unpack_from
+_SP_iiiib = structure('>iiiib').pack
+_SU_iiiibii = structure('>iiiibii').unpack_from
+_SP_iiiibii = structure('>iiiibii').pack
+_SU_iiqiqi = structure('>iiqiqi').unpack_from
+_SP_iiqiqi = structure('>iiqiqi').pack
+_SU_iiqqi = structure('>iiqqi').unpack_from
+_SP_iiqqi = structure('>iiqqi').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_iqi = structure('>iqi').unpack_from
+_SP_iqi = structure('>iqi').pack
+_SU_iqqi = structure('>iqqi').unpack_from
+_SP_iqqi = structure('>iqqi').pack
+_SU_qi = structure('>qi').unpack_from
+_SP_qi = structure('>qi').pack
+_SU_qq = structure('>qq').unpack_from
+_SP_qq = structure('>qq').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_i = array_unpacker('i')
 
 
 class ReplicaState(Struct):
@@ -54,18 +82,18 @@ class ReplicaState(Struct):
     """The replica ID of the follower, or -1 if this request is from a consumer."""
     replica_epoch: int
     """The epoch of this follower, or -1 if not available."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         replica_id: int = -1,
         replica_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.replica_id = replica_id
         self.replica_epoch = replica_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchPartition(Struct):
@@ -88,7 +116,7 @@ class FetchPartition(Struct):
     """The maximum bytes to fetch from this partition.  See KIP-74 for cases where this limit may not be honored."""
     replica_directory_id: UUID
     """The directory id of the follower fetching"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -100,7 +128,7 @@ class FetchPartition(Struct):
         log_start_offset: int = -1,
         partition_max_bytes: int = 0,
         replica_directory_id: UUID = _ZERO_UUID,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
         self.current_leader_epoch = current_leader_epoch
@@ -109,7 +137,7 @@ class FetchPartition(Struct):
         self.log_start_offset = log_start_offset
         self.partition_max_bytes = partition_max_bytes
         self.replica_directory_id = replica_directory_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchTopic(Struct):
@@ -124,7 +152,7 @@ class FetchTopic(Struct):
     """The unique topic ID"""
     partitions: list[FetchPartition]
     """The partitions to fetch."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -132,12 +160,12 @@ class FetchTopic(Struct):
         topic: str = '',
         topic_id: UUID = _ZERO_UUID,
         partitions: list[FetchPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ForgottenTopic(Struct):
@@ -152,7 +180,7 @@ class ForgottenTopic(Struct):
     """The unique topic ID"""
     partitions: list[int]
     """The partitions indexes to forget."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -160,12 +188,12 @@ class ForgottenTopic(Struct):
         topic: str = '',
         topic_id: UUID = _ZERO_UUID,
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchRequest(Message):
@@ -204,7 +232,7 @@ class FetchRequest(Message):
     """In an incremental fetch request, the partitions to remove."""
     rack_id: str
     """Rack ID of the consumer making this request"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -221,7 +249,7 @@ class FetchRequest(Message):
         topics: list[FetchTopic] = MISSING,
         forgotten_topics_data: list[ForgottenTopic] = MISSING,
         rack_id: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.replica_id = replica_id
@@ -235,7 +263,7 @@ class FetchRequest(Message):
         self.topics = [] if topics is MISSING else topics
         self.forgotten_topics_data = [] if forgotten_topics_data is MISSING else forgotten_topics_data
         self.rack_id = rack_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EpochEndOffset(Struct):
@@ -246,18 +274,18 @@ class EpochEndOffset(Struct):
 
     epoch: int
     end_offset: int
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         epoch: int = -1,
         end_offset: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.epoch = epoch
         self.end_offset = end_offset
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderIdAndEpoch(Struct):
@@ -270,18 +298,18 @@ class LeaderIdAndEpoch(Struct):
     """The ID of the current leader or -1 if the leader is unknown."""
     leader_epoch: int
     """The latest known leader epoch"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         leader_id: int = -1,
         leader_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class SnapshotId(Struct):
@@ -292,18 +320,18 @@ class SnapshotId(Struct):
 
     end_offset: int
     epoch: int
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         end_offset: int = -1,
         epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.end_offset = end_offset
         self.epoch = epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AbortedTransaction(Struct):
@@ -316,18 +344,18 @@ class AbortedTransaction(Struct):
     """The producer id associated with the aborted transaction."""
     first_offset: int
     """The first offset in the aborted transaction."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         producer_id: int = 0,
         first_offset: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.producer_id = producer_id
         self.first_offset = first_offset
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionData(Struct):
@@ -357,7 +385,7 @@ class PartitionData(Struct):
     """The preferred read replica for the consumer to use on its next fetch request"""
     records: bytes | memoryview | None
     """The record data."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -373,7 +401,7 @@ class PartitionData(Struct):
         aborted_transactions: list[AbortedTransaction] | None = MISSING,
         preferred_read_replica: int = -1,
         records: bytes | memoryview | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
@@ -386,7 +414,7 @@ class PartitionData(Struct):
         self.aborted_transactions = [] if aborted_transactions is MISSING else aborted_transactions
         self.preferred_read_replica = preferred_read_replica
         self.records = records
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchableTopicResponse(Struct):
@@ -401,7 +429,7 @@ class FetchableTopicResponse(Struct):
     """The unique topic ID"""
     partitions: list[PartitionData]
     """The topic partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -409,12 +437,12 @@ class FetchableTopicResponse(Struct):
         topic: str = '',
         topic_id: UUID = _ZERO_UUID,
         partitions: list[PartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class NodeEndpoint(Struct):
@@ -431,7 +459,7 @@ class NodeEndpoint(Struct):
     """The node's port."""
     rack: str | None
     """The rack of the node, or null if it has not been assigned to a rack."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -440,13 +468,13 @@ class NodeEndpoint(Struct):
         host: str = '',
         port: int = 0,
         rack: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
         self.port = port
         self.rack = rack
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchResponse(Message):
@@ -472,7 +500,7 @@ class FetchResponse(Message):
     """The response topics."""
     node_endpoints: list[NodeEndpoint]
     """Endpoints for all current-leaders enumerated in PartitionData, with errors NOT_LEADER_OR_FOLLOWER & FENCED_LEADER_EPOCH."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -482,20 +510,20 @@ class FetchResponse(Message):
         session_id: int = 0,
         responses: list[FetchableTopicResponse] = MISSING,
         node_endpoints: list[NodeEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.session_id = session_id
         self.responses = [] if responses is MISSING else responses
         self.node_endpoints = [] if node_endpoints is MISSING else node_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_FetchPartition_0(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 0 of FetchPartition')
-    out += _S_iqi.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
+    out += _SP_iqi(o.partition, o.fetch_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 0 cannot carry tagged fields')
 
@@ -506,11 +534,11 @@ def _e_FetchTopic_0(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -522,89 +550,84 @@ def _e_FetchRequest_0(o: FetchRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 0 of FetchRequest')
     if o.forgotten_topics_data:
         raise LocalProtocolError('attempted to write a non-default ForgottenTopicsData at version 0 of FetchRequest')
-    out += _S_iii.pack(o.replica_id, o.max_wait_ms, o.min_bytes)
+    out += _SP_iii(o.replica_id, o.max_wait_ms, o.min_bytes)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchRequest version 0 cannot carry tagged fields')
 
 
-def _d_FetchPartition_0(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
-    o = new_instance(FetchPartition)
-    o.partition, o.fetch_offset, o.partition_max_bytes = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    o.current_leader_epoch = -1
-    o.last_fetched_epoch = -1
-    o.log_start_offset = -1
-    o.replica_directory_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_FetchTopic_0(buf: bytes, pos: int) -> tuple[FetchTopic, int]:
-    o = new_instance(FetchTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FetchTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of FetchTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchTopic was serialized as null')
     else:
-        if n3 * 16 > len(buf) - pos:
+        if n4 * 16 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[FetchPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_FetchPartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[FetchPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(FetchPartition)
+            o7.partition, o7.fetch_offset, o7.partition_max_bytes = _SU_iqi(buf, pos)
+            pos += 16
+            o7.current_leader_epoch = -1
+            o7.last_fetched_epoch = -1
+            o7.log_start_offset = -1
+            o7.replica_directory_id = _ZERO_UUID
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchRequest_0(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes = _S_iii.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes = _SU_iii(buf, pos)
     pos += 12
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
-    o.max_bytes = 2147483647
-    o.isolation_level = 0
-    o.session_id = 0
-    o.session_epoch = -1
-    o.forgotten_topics_data = []
-    o.rack_id = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
+    o1.max_bytes = 2147483647
+    o1.isolation_level = 0
+    o1.session_id = 0
+    o1.session_epoch = -1
+    o1.forgotten_topics_data = []
+    o1.rack_id = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FetchPartition_1(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 1 of FetchPartition')
-    out += _S_iqi.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
+    out += _SP_iqi(o.partition, o.fetch_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 1 cannot carry tagged fields')
 
@@ -615,11 +638,11 @@ def _e_FetchTopic_1(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -631,10 +654,10 @@ def _e_FetchRequest_1(o: FetchRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 1 of FetchRequest')
     if o.forgotten_topics_data:
         raise LocalProtocolError('attempted to write a non-default ForgottenTopicsData at version 1 of FetchRequest')
-    out += _S_iii.pack(o.replica_id, o.max_wait_ms, o.min_bytes)
+    out += _SP_iii(o.replica_id, o.max_wait_ms, o.min_bytes)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_1(e3, out)
     if o.unknown_tagged_fields:
@@ -644,7 +667,7 @@ def _e_FetchRequest_1(o: FetchRequest, out: bytearray) -> None:
 def _e_FetchPartition_2(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 2 of FetchPartition')
-    out += _S_iqi.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
+    out += _SP_iqi(o.partition, o.fetch_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 2 cannot carry tagged fields')
 
@@ -655,11 +678,11 @@ def _e_FetchTopic_2(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -671,10 +694,10 @@ def _e_FetchRequest_2(o: FetchRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 2 of FetchRequest')
     if o.forgotten_topics_data:
         raise LocalProtocolError('attempted to write a non-default ForgottenTopicsData at version 2 of FetchRequest')
-    out += _S_iii.pack(o.replica_id, o.max_wait_ms, o.min_bytes)
+    out += _SP_iii(o.replica_id, o.max_wait_ms, o.min_bytes)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_2(e3, out)
     if o.unknown_tagged_fields:
@@ -684,7 +707,7 @@ def _e_FetchRequest_2(o: FetchRequest, out: bytearray) -> None:
 def _e_FetchPartition_3(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 3 of FetchPartition')
-    out += _S_iqi.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
+    out += _SP_iqi(o.partition, o.fetch_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 3 cannot carry tagged fields')
 
@@ -695,11 +718,11 @@ def _e_FetchTopic_3(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_3(e6, out)
     if o.unknown_tagged_fields:
@@ -711,10 +734,10 @@ def _e_FetchRequest_3(o: FetchRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 3 of FetchRequest')
     if o.forgotten_topics_data:
         raise LocalProtocolError('attempted to write a non-default ForgottenTopicsData at version 3 of FetchRequest')
-    out += _S_iiii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes)
+    out += _SP_iiii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_3(e3, out)
     if o.unknown_tagged_fields:
@@ -722,37 +745,37 @@ def _e_FetchRequest_3(o: FetchRequest, out: bytearray) -> None:
 
 
 def _d_FetchRequest_3(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes = _S_iiii.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes, o1.max_bytes = _SU_iiii(buf, pos)
     pos += 16
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
-    o.isolation_level = 0
-    o.session_id = 0
-    o.session_epoch = -1
-    o.forgotten_topics_data = []
-    o.rack_id = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
+    o1.isolation_level = 0
+    o1.session_id = 0
+    o1.session_epoch = -1
+    o1.forgotten_topics_data = []
+    o1.rack_id = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FetchPartition_4(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 4 of FetchPartition')
-    out += _S_iqi.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
+    out += _SP_iqi(o.partition, o.fetch_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 4 cannot carry tagged fields')
 
@@ -763,11 +786,11 @@ def _e_FetchTopic_4(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_4(e6, out)
     if o.unknown_tagged_fields:
@@ -779,10 +802,10 @@ def _e_FetchRequest_4(o: FetchRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 4 of FetchRequest')
     if o.forgotten_topics_data:
         raise LocalProtocolError('attempted to write a non-default ForgottenTopicsData at version 4 of FetchRequest')
-    out += _S_iiiib.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
+    out += _SP_iiiib(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_4(e3, out)
     if o.unknown_tagged_fields:
@@ -790,36 +813,36 @@ def _e_FetchRequest_4(o: FetchRequest, out: bytearray) -> None:
 
 
 def _d_FetchRequest_4(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level = _SU_iiiib(buf, pos)
     pos += 17
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
-    o.session_id = 0
-    o.session_epoch = -1
-    o.forgotten_topics_data = []
-    o.rack_id = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
+    o1.session_id = 0
+    o1.session_epoch = -1
+    o1.forgotten_topics_data = []
+    o1.rack_id = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FetchPartition_5(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 5 of FetchPartition')
-    out += _S_iqqi.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iqqi(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 5 cannot carry tagged fields')
 
@@ -830,11 +853,11 @@ def _e_FetchTopic_5(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_5(e6, out)
     if o.unknown_tagged_fields:
@@ -846,86 +869,81 @@ def _e_FetchRequest_5(o: FetchRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 5 of FetchRequest')
     if o.forgotten_topics_data:
         raise LocalProtocolError('attempted to write a non-default ForgottenTopicsData at version 5 of FetchRequest')
-    out += _S_iiiib.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
+    out += _SP_iiiib(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_5(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchRequest version 5 cannot carry tagged fields')
 
 
-def _d_FetchPartition_5(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
-    o = new_instance(FetchPartition)
-    o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _S_iqqi.unpack_from(buf, pos)
-    pos += 24
-    o.current_leader_epoch = -1
-    o.last_fetched_epoch = -1
-    o.replica_directory_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_FetchTopic_5(buf: bytes, pos: int) -> tuple[FetchTopic, int]:
-    o = new_instance(FetchTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FetchTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of FetchTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchTopic was serialized as null')
     else:
-        if n3 * 24 > len(buf) - pos:
+        if n4 * 24 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[FetchPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_FetchPartition_5(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[FetchPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(FetchPartition)
+            o7.partition, o7.fetch_offset, o7.log_start_offset, o7.partition_max_bytes = _SU_iqqi(buf, pos)
+            pos += 24
+            o7.current_leader_epoch = -1
+            o7.last_fetched_epoch = -1
+            o7.replica_directory_id = _ZERO_UUID
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchRequest_5(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level = _SU_iiiib(buf, pos)
     pos += 17
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_5(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
-    o.session_id = 0
-    o.session_epoch = -1
-    o.forgotten_topics_data = []
-    o.rack_id = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_5(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
+    o1.session_id = 0
+    o1.session_epoch = -1
+    o1.forgotten_topics_data = []
+    o1.rack_id = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FetchPartition_6(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 6 of FetchPartition')
-    out += _S_iqqi.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iqqi(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 6 cannot carry tagged fields')
 
@@ -936,11 +954,11 @@ def _e_FetchTopic_6(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_6(e6, out)
     if o.unknown_tagged_fields:
@@ -952,10 +970,10 @@ def _e_FetchRequest_6(o: FetchRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 6 of FetchRequest')
     if o.forgotten_topics_data:
         raise LocalProtocolError('attempted to write a non-default ForgottenTopicsData at version 6 of FetchRequest')
-    out += _S_iiiib.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
+    out += _SP_iiiib(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_6(e3, out)
     if o.unknown_tagged_fields:
@@ -965,7 +983,7 @@ def _e_FetchRequest_6(o: FetchRequest, out: bytearray) -> None:
 def _e_FetchPartition_7(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 7 of FetchPartition')
-    out += _S_iqqi.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iqqi(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 7 cannot carry tagged fields')
 
@@ -976,11 +994,11 @@ def _e_FetchTopic_7(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_7(e6, out)
     if o.unknown_tagged_fields:
@@ -993,11 +1011,11 @@ def _e_ForgottenTopic_7(o: ForgottenTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ForgottenTopic version 7 cannot carry tagged fields')
@@ -1006,86 +1024,73 @@ def _e_ForgottenTopic_7(o: ForgottenTopic, out: bytearray) -> None:
 def _e_FetchRequest_7(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != ReplicaState():
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 7 of FetchRequest')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_7(e3, out)
     v4 = o.forgotten_topics_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ForgottenTopic_7(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchRequest version 7 cannot carry tagged fields')
 
 
-def _d_ForgottenTopic_7(buf: bytes, pos: int) -> tuple[ForgottenTopic, int]:
-    o = new_instance(ForgottenTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of ForgottenTopic was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of ForgottenTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_FetchRequest_7(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level, o1.session_id, o1.session_epoch = _SU_iiiibii(buf, pos)
     pos += 25
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_5(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_5(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ForgottenTopicsData of FetchRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('ForgottenTopicsData')
-        a6: list[ForgottenTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ForgottenTopic_7(buf, pos)
-            ap8(e7)
-        o.forgotten_topics_data = a6
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
-    o.rack_id = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[ForgottenTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ForgottenTopic)
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Topic of ForgottenTopic was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.topic = buf[pos:end11].decode()
+                pos = end11
+            o9.partitions, pos = read_array(buf, pos, 'i', False, 'Partitions')
+            o9.topic_id = _ZERO_UUID
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.forgotten_topics_data = a7
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
+    o1.rack_id = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FetchPartition_8(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 8 of FetchPartition')
-    out += _S_iqqi.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iqqi(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 8 cannot carry tagged fields')
 
@@ -1096,11 +1101,11 @@ def _e_FetchTopic_8(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_8(e6, out)
     if o.unknown_tagged_fields:
@@ -1113,11 +1118,11 @@ def _e_ForgottenTopic_8(o: ForgottenTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ForgottenTopic version 8 cannot carry tagged fields')
@@ -1126,15 +1131,15 @@ def _e_ForgottenTopic_8(o: ForgottenTopic, out: bytearray) -> None:
 def _e_FetchRequest_8(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != ReplicaState():
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 8 of FetchRequest')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_8(e3, out)
     v4 = o.forgotten_topics_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ForgottenTopic_8(e6, out)
     if o.unknown_tagged_fields:
@@ -1144,7 +1149,7 @@ def _e_FetchRequest_8(o: FetchRequest, out: bytearray) -> None:
 def _e_FetchPartition_9(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 9 of FetchPartition')
-    out += _S_iiqqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iiqqi(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 9 cannot carry tagged fields')
 
@@ -1155,11 +1160,11 @@ def _e_FetchTopic_9(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_9(e6, out)
     if o.unknown_tagged_fields:
@@ -1172,11 +1177,11 @@ def _e_ForgottenTopic_9(o: ForgottenTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ForgottenTopic version 9 cannot carry tagged fields')
@@ -1185,100 +1190,106 @@ def _e_ForgottenTopic_9(o: ForgottenTopic, out: bytearray) -> None:
 def _e_FetchRequest_9(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != ReplicaState():
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 9 of FetchRequest')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_9(e3, out)
     v4 = o.forgotten_topics_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ForgottenTopic_9(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchRequest version 9 cannot carry tagged fields')
 
 
-def _d_FetchPartition_9(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
-    o = new_instance(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _S_iiqqi.unpack_from(buf, pos)
-    pos += 28
-    o.last_fetched_epoch = -1
-    o.replica_directory_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_FetchTopic_9(buf: bytes, pos: int) -> tuple[FetchTopic, int]:
-    o = new_instance(FetchTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FetchTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of FetchTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchTopic was serialized as null')
     else:
-        if n3 * 28 > len(buf) - pos:
+        if n4 * 28 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[FetchPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_FetchPartition_9(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[FetchPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(FetchPartition)
+            o7.partition, o7.current_leader_epoch, o7.fetch_offset, o7.log_start_offset, o7.partition_max_bytes = _SU_iiqqi(buf, pos)
+            pos += 28
+            o7.last_fetched_epoch = -1
+            o7.replica_directory_id = _ZERO_UUID
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchRequest_9(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level, o1.session_id, o1.session_epoch = _SU_iiiibii(buf, pos)
     pos += 25
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_9(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_9(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ForgottenTopicsData of FetchRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('ForgottenTopicsData')
-        a6: list[ForgottenTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ForgottenTopic_7(buf, pos)
-            ap8(e7)
-        o.forgotten_topics_data = a6
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
-    o.rack_id = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[ForgottenTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ForgottenTopic)
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Topic of ForgottenTopic was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.topic = buf[pos:end11].decode()
+                pos = end11
+            o9.partitions, pos = read_array(buf, pos, 'i', False, 'Partitions')
+            o9.topic_id = _ZERO_UUID
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.forgotten_topics_data = a7
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
+    o1.rack_id = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FetchPartition_10(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 10 of FetchPartition')
-    out += _S_iiqqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iiqqi(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 10 cannot carry tagged fields')
 
@@ -1289,11 +1300,11 @@ def _e_FetchTopic_10(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_10(e6, out)
     if o.unknown_tagged_fields:
@@ -1306,11 +1317,11 @@ def _e_ForgottenTopic_10(o: ForgottenTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ForgottenTopic version 10 cannot carry tagged fields')
@@ -1319,15 +1330,15 @@ def _e_ForgottenTopic_10(o: ForgottenTopic, out: bytearray) -> None:
 def _e_FetchRequest_10(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != ReplicaState():
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 10 of FetchRequest')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_10(e3, out)
     v4 = o.forgotten_topics_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ForgottenTopic_10(e6, out)
     if o.unknown_tagged_fields:
@@ -1337,7 +1348,7 @@ def _e_FetchRequest_10(o: FetchRequest, out: bytearray) -> None:
 def _e_FetchPartition_11(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LastFetchedEpoch at version 11 of FetchPartition')
-    out += _S_iiqqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iiqqi(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchPartition version 11 cannot carry tagged fields')
 
@@ -1348,11 +1359,11 @@ def _e_FetchTopic_11(o: FetchTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_FetchPartition_11(e6, out)
     if o.unknown_tagged_fields:
@@ -1365,11 +1376,11 @@ def _e_ForgottenTopic_11(o: ForgottenTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ForgottenTopic version 11 cannot carry tagged fields')
@@ -1378,15 +1389,15 @@ def _e_ForgottenTopic_11(o: ForgottenTopic, out: bytearray) -> None:
 def _e_FetchRequest_11(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != ReplicaState():
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 11 of FetchRequest')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchTopic_11(e3, out)
     v4 = o.forgotten_topics_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ForgottenTopic_11(e6, out)
     v7 = o.rack_id
@@ -1394,58 +1405,69 @@ def _e_FetchRequest_11(o: FetchRequest, out: bytearray) -> None:
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('RackId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchRequest version 11 cannot carry tagged fields')
 
 
 def _d_FetchRequest_11(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level, o1.session_id, o1.session_epoch = _SU_iiiibii(buf, pos)
     pos += 25
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_9(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_9(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ForgottenTopicsData of FetchRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('ForgottenTopicsData')
-        a6: list[ForgottenTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ForgottenTopic_7(buf, pos)
-            ap8(e7)
-        o.forgotten_topics_data = a6
-    (n9,) = _S_h.unpack_from(buf, pos)
+        a7: list[ForgottenTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ForgottenTopic)
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field Topic of ForgottenTopic was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.topic = buf[pos:end11].decode()
+                pos = end11
+            o9.partitions, pos = read_array(buf, pos, 'i', False, 'Partitions')
+            o9.topic_id = _ZERO_UUID
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.forgotten_topics_data = a7
+    (n13,) = _SU_h(buf, pos)
     pos += 2
-    if n9 < 0:
+    if n13 < 0:
         raise RemoteProtocolError('non-nullable field RackId of FetchRequest was serialized as null')
     else:
-        end10 = pos + n9
-        o.rack_id = buf[pos:end10].decode()
-        pos = end10
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end14 = pos + n13
+        o1.rack_id = buf[pos:end14].decode()
+        pos = end14
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FetchPartition_12(o: FetchPartition, out: bytearray) -> None:
-    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iiqiqi(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1507,7 +1529,7 @@ def _e_ForgottenTopic_12(o: ForgottenTopic, out: bytearray) -> None:
 def _e_FetchRequest_12(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != ReplicaState():
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 12 of FetchRequest')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1554,146 +1576,112 @@ def _e_FetchRequest_12(o: FetchRequest, out: bytearray) -> None:
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
-def _d_FetchPartition_12(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
-    o = new_instance(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
-    pos += 32
-    o.replica_directory_id = _ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_FetchTopic_12(buf: bytes, pos: int) -> tuple[FetchTopic, int]:
-    o = new_instance(FetchTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of FetchTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
+    o1 = new_instance(FetchTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic, pos = read_compact_string(buf, pos, 'Topic')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchTopic was serialized as null')
     else:
-        if n3 * 33 > len(buf) - pos:
+        if n4 * 33 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[FetchPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_FetchPartition_12(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
+        a5: list[FetchPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(FetchPartition)
+            o7.partition, o7.current_leader_epoch, o7.fetch_offset, o7.last_fetched_epoch, o7.log_start_offset, o7.partition_max_bytes = _SU_iiqiqi(buf, pos)
+            pos += 32
+            o7.replica_directory_id = _ZERO_UUID
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_ForgottenTopic_12(buf: bytes, pos: int) -> tuple[ForgottenTopic, int]:
-    o = new_instance(ForgottenTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of ForgottenTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of ForgottenTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.topic_id = _ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchRequest_12(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level, o1.session_id, o1.session_epoch = _SU_iiiibii(buf, pos)
     pos += 25
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_12(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    n5 = buf[pos]
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_12(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ForgottenTopicsData of FetchRequest was serialized as null')
     else:
-        if n5 * 3 > len(buf) - pos:
+        if n6 * 3 > len(buf) - pos:
             raise truncated('ForgottenTopicsData')
-        a6: list[ForgottenTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ForgottenTopic_12(buf, pos)
-            ap8(e7)
-        o.forgotten_topics_data = a6
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field RackId of FetchRequest was serialized as null')
-    elif n9 > 32767:
-        raise RemoteProtocolError('string field RackId had invalid length')
+        a7: list[ForgottenTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ForgottenTopic)
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.topic = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.topic, pos = read_compact_string(buf, pos, 'Topic')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                o9.partitions = list(_AU_i[n12](buf, pos + 1))
+                pos += 1 + 4 * n12
+            else:
+                o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            o9.topic_id = _ZERO_UUID
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.forgotten_topics_data = a7
+    n13 = buf[pos] - 1
+    if 0 <= n13 < 127:
+        end14 = pos + 1 + n13
+        o1.rack_id = buf[pos + 1:end14].decode()
+        pos = end14
     else:
-        end10 = pos + n9
-        o.rack_id = buf[pos:end10].decode()
-        pos = end10
-    o.replica_state = ReplicaState()
-    o.cluster_id = None
+        o1.rack_id, pos = read_compact_string(buf, pos, 'RackId')
+    o1.replica_state = ReplicaState()
+    o1.cluster_id = None
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -1712,30 +1700,24 @@ def _d_FetchRequest_12(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n11 = tbuf[tpos]
-            tpos += 1
-            if n11 > 127:
-                n11, tpos = read_uvarint(tbuf, tpos - 1)
-            n11 -= 1
-            if n11 < 0:
-                o.cluster_id = None
-            elif n11 > 32767:
-                raise RemoteProtocolError('string field ClusterId had invalid length')
+            n15 = tbuf[tpos] - 1
+            if 0 <= n15 < 127:
+                end16 = tpos + 1 + n15
+                o1.cluster_id = tbuf[tpos + 1:end16].decode()
+                tpos = end16
             else:
-                end12 = tpos + n11
-                o.cluster_id = tbuf[tpos:end12].decode()
-                tpos = end12
+                o1.cluster_id, tpos = read_nullable_compact_string(tbuf, tpos, 'ClusterId')
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ClusterId has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _e_FetchTopic_13(o: FetchTopic, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1752,7 +1734,7 @@ def _e_FetchTopic_13(o: FetchTopic, out: bytearray) -> None:
 
 
 def _e_ForgottenTopic_13(o: ForgottenTopic, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1770,7 +1752,7 @@ def _e_ForgottenTopic_13(o: ForgottenTopic, out: bytearray) -> None:
 def _e_FetchRequest_13(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != ReplicaState():
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 13 of FetchRequest')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1818,112 +1800,103 @@ def _e_FetchRequest_13(o: FetchRequest, out: bytearray) -> None:
 
 
 def _d_FetchTopic_13(buf: bytes, pos: int) -> tuple[FetchTopic, int]:
-    o = new_instance(FetchTopic)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(FetchTopic)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
-    n2 = buf[pos]
+    n3 = buf[pos]
     pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchTopic was serialized as null')
     else:
-        if n2 * 33 > len(buf) - pos:
+        if n3 * 33 > len(buf) - pos:
             raise truncated('Partitions')
-        a3: list[FetchPartition] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_FetchPartition_12(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    o.topic = ''
+        a4: list[FetchPartition] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(FetchPartition)
+            o6.partition, o6.current_leader_epoch, o6.fetch_offset, o6.last_fetched_epoch, o6.log_start_offset, o6.partition_max_bytes = _SU_iiqiqi(buf, pos)
+            pos += 32
+            o6.replica_directory_id = _ZERO_UUID
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
+    o1.topic = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_ForgottenTopic_13(buf: bytes, pos: int) -> tuple[ForgottenTopic, int]:
-    o = new_instance(ForgottenTopic)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of ForgottenTopic was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    o.topic = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchRequest_13(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.replica_id, o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level, o1.session_id, o1.session_epoch = _SU_iiiibii(buf, pos)
     pos += 25
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_13(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    n5 = buf[pos]
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_13(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ForgottenTopicsData of FetchRequest was serialized as null')
     else:
-        if n5 * 18 > len(buf) - pos:
+        if n6 * 18 > len(buf) - pos:
             raise truncated('ForgottenTopicsData')
-        a6: list[ForgottenTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ForgottenTopic_13(buf, pos)
-            ap8(e7)
-        o.forgotten_topics_data = a6
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field RackId of FetchRequest was serialized as null')
-    elif n9 > 32767:
-        raise RemoteProtocolError('string field RackId had invalid length')
+        a7: list[ForgottenTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ForgottenTopic)
+            b10, = _SU_u(buf, pos)
+            o9.topic_id = uuid_from_bytes(b10)
+            pos += 16
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o9.partitions = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            o9.topic = ''
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.forgotten_topics_data = a7
+    n12 = buf[pos] - 1
+    if 0 <= n12 < 127:
+        end13 = pos + 1 + n12
+        o1.rack_id = buf[pos + 1:end13].decode()
+        pos = end13
     else:
-        end10 = pos + n9
-        o.rack_id = buf[pos:end10].decode()
-        pos = end10
-    o.replica_state = ReplicaState()
-    o.cluster_id = None
+        o1.rack_id, pos = read_compact_string(buf, pos, 'RackId')
+    o1.replica_state = ReplicaState()
+    o1.cluster_id = None
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -1942,32 +1915,26 @@ def _d_FetchRequest_13(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n11 = tbuf[tpos]
-            tpos += 1
-            if n11 > 127:
-                n11, tpos = read_uvarint(tbuf, tpos - 1)
-            n11 -= 1
-            if n11 < 0:
-                o.cluster_id = None
-            elif n11 > 32767:
-                raise RemoteProtocolError('string field ClusterId had invalid length')
+            n14 = tbuf[tpos] - 1
+            if 0 <= n14 < 127:
+                end15 = tpos + 1 + n14
+                o1.cluster_id = tbuf[tpos + 1:end15].decode()
+                tpos = end15
             else:
-                end12 = tpos + n11
-                o.cluster_id = tbuf[tpos:end12].decode()
-                tpos = end12
+                o1.cluster_id, tpos = read_nullable_compact_string(tbuf, tpos, 'ClusterId')
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ClusterId has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _e_FetchRequest_14(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != ReplicaState():
         raise LocalProtocolError('attempted to write a non-default ReplicaState at version 14 of FetchRequest')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiiibii(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2015,7 +1982,7 @@ def _e_FetchRequest_14(o: FetchRequest, out: bytearray) -> None:
 
 
 def _e_ReplicaState_15(o: ReplicaState, out: bytearray) -> None:
-    out += _S_iq.pack(o.replica_id, o.replica_epoch)
+    out += _SP_iq(o.replica_id, o.replica_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -2026,7 +1993,7 @@ def _e_ReplicaState_15(o: ReplicaState, out: bytearray) -> None:
 def _e_FetchRequest_15(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise LocalProtocolError('attempted to write a non-default ReplicaId at version 15 of FetchRequest')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiibii(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2079,69 +2046,78 @@ def _e_FetchRequest_15(o: FetchRequest, out: bytearray) -> None:
 
 
 def _d_ReplicaState_15(buf: bytes, pos: int) -> tuple[ReplicaState, int]:
-    o = new_instance(ReplicaState)
-    o.replica_id, o.replica_epoch = _S_iq.unpack_from(buf, pos)
+    o1 = new_instance(ReplicaState)
+    o1.replica_id, o1.replica_epoch = _SU_iq(buf, pos)
     pos += 12
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchRequest_15(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
+    o1 = new_instance(FetchRequest)
+    o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level, o1.session_id, o1.session_epoch = _SU_iiibii(buf, pos)
     pos += 21
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_13(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    n5 = buf[pos]
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_13(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ForgottenTopicsData of FetchRequest was serialized as null')
     else:
-        if n5 * 18 > len(buf) - pos:
+        if n6 * 18 > len(buf) - pos:
             raise truncated('ForgottenTopicsData')
-        a6: list[ForgottenTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ForgottenTopic_13(buf, pos)
-            ap8(e7)
-        o.forgotten_topics_data = a6
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field RackId of FetchRequest was serialized as null')
-    elif n9 > 32767:
-        raise RemoteProtocolError('string field RackId had invalid length')
+        a7: list[ForgottenTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ForgottenTopic)
+            b10, = _SU_u(buf, pos)
+            o9.topic_id = uuid_from_bytes(b10)
+            pos += 16
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o9.partitions = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            o9.topic = ''
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.forgotten_topics_data = a7
+    n12 = buf[pos] - 1
+    if 0 <= n12 < 127:
+        end13 = pos + 1 + n12
+        o1.rack_id = buf[pos + 1:end13].decode()
+        pos = end13
     else:
-        end10 = pos + n9
-        o.rack_id = buf[pos:end10].decode()
-        pos = end10
-    o.replica_id = -1
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
+        o1.rack_id, pos = read_compact_string(buf, pos, 'RackId')
+    o1.replica_id = -1
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -2160,38 +2136,32 @@ def _d_FetchRequest_15(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n11 = tbuf[tpos]
-            tpos += 1
-            if n11 > 127:
-                n11, tpos = read_uvarint(tbuf, tpos - 1)
-            n11 -= 1
-            if n11 < 0:
-                o.cluster_id = None
-            elif n11 > 32767:
-                raise RemoteProtocolError('string field ClusterId had invalid length')
+            n14 = tbuf[tpos] - 1
+            if 0 <= n14 < 127:
+                end15 = tpos + 1 + n14
+                o1.cluster_id = tbuf[tpos + 1:end15].decode()
+                tpos = end15
             else:
-                end12 = tpos + n11
-                o.cluster_id = tbuf[tpos:end12].decode()
-                tpos = end12
+                o1.cluster_id, tpos = read_nullable_compact_string(tbuf, tpos, 'ClusterId')
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ClusterId has the wrong size')
         elif tag == 1:
             tbuf = buf[pos:end]
             tpos = 0
-            o.replica_state, tpos = _d_ReplicaState_15(tbuf, tpos)
+            o1.replica_state, tpos = _d_ReplicaState_15(tbuf, tpos)
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ReplicaState has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _e_FetchRequest_16(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise LocalProtocolError('attempted to write a non-default ReplicaId at version 16 of FetchRequest')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiibii(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2244,18 +2214,18 @@ def _e_FetchRequest_16(o: FetchRequest, out: bytearray) -> None:
 
 
 def _e_FetchPartition_17(o: FetchPartition, out: bytearray) -> None:
-    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+    out += _SP_iiqiqi(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     tags: list[tuple[int, bytes | bytearray]] = []
     if o.replica_directory_id != _ZERO_UUID:
         tb1 = bytearray()
         v2 = o.replica_directory_id
-        tb1 += _S_u.pack(v2.bytes)
+        tb1 += _SP_u(v2.bytes)
         tags.append((0, tb1))
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
 def _e_FetchTopic_17(o: FetchTopic, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2274,7 +2244,7 @@ def _e_FetchTopic_17(o: FetchTopic, out: bytearray) -> None:
 def _e_FetchRequest_17(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise LocalProtocolError('attempted to write a non-default ReplicaId at version 17 of FetchRequest')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    out += _SP_iiibii(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2327,10 +2297,10 @@ def _e_FetchRequest_17(o: FetchRequest, out: bytearray) -> None:
 
 
 def _d_FetchPartition_17(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
-    o = new_instance(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+    o1 = new_instance(FetchPartition)
+    o1.partition, o1.current_leader_epoch, o1.fetch_offset, o1.last_fetched_epoch, o1.log_start_offset, o1.partition_max_bytes = _SU_iiqiqi(buf, pos)
     pos += 32
-    o.replica_directory_id = _ZERO_UUID
+    o1.replica_directory_id = _ZERO_UUID
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -2349,99 +2319,108 @@ def _d_FetchPartition_17(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            o.replica_directory_id = UUID(bytes=tbuf[tpos:tpos + 16])
+            o1.replica_directory_id = UUID(bytes=tbuf[tpos:tpos + 16])
             tpos += 16
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ReplicaDirectoryId has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _d_FetchTopic_17(buf: bytes, pos: int) -> tuple[FetchTopic, int]:
-    o = new_instance(FetchTopic)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(FetchTopic)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
+    n3 = buf[pos]
+    pos += 1
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Partitions of FetchTopic was serialized as null')
+    else:
+        if n3 * 33 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[FetchPartition] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            e6, pos = _d_FetchPartition_17(buf, pos)
+            ap5(e6)
+        o1.partitions = a4
+    o1.topic = ''
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_FetchRequest_17(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
+    o1 = new_instance(FetchRequest)
+    o1.max_wait_ms, o1.min_bytes, o1.max_bytes, o1.isolation_level, o1.session_id, o1.session_epoch = _SU_iiibii(buf, pos)
+    pos += 21
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of FetchTopic was serialized as null')
-    else:
-        if n2 * 33 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[FetchPartition] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_FetchPartition_17(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    o.topic = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_FetchRequest_17(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
-    o = new_instance(FetchRequest)
-    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
-    pos += 21
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchRequest was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchTopic_17(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    n5 = buf[pos]
+        a3: list[FetchTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchTopic_17(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ForgottenTopicsData of FetchRequest was serialized as null')
     else:
-        if n5 * 18 > len(buf) - pos:
+        if n6 * 18 > len(buf) - pos:
             raise truncated('ForgottenTopicsData')
-        a6: list[ForgottenTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_ForgottenTopic_13(buf, pos)
-            ap8(e7)
-        o.forgotten_topics_data = a6
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        raise RemoteProtocolError('non-nullable field RackId of FetchRequest was serialized as null')
-    elif n9 > 32767:
-        raise RemoteProtocolError('string field RackId had invalid length')
+        a7: list[ForgottenTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(ForgottenTopic)
+            b10, = _SU_u(buf, pos)
+            o9.topic_id = uuid_from_bytes(b10)
+            pos += 16
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o9.partitions = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            o9.topic = ''
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.forgotten_topics_data = a7
+    n12 = buf[pos] - 1
+    if 0 <= n12 < 127:
+        end13 = pos + 1 + n12
+        o1.rack_id = buf[pos + 1:end13].decode()
+        pos = end13
     else:
-        end10 = pos + n9
-        o.rack_id = buf[pos:end10].decode()
-        pos = end10
-    o.replica_id = -1
-    o.cluster_id = None
-    o.replica_state = ReplicaState()
+        o1.rack_id, pos = read_compact_string(buf, pos, 'RackId')
+    o1.replica_id = -1
+    o1.cluster_id = None
+    o1.replica_state = ReplicaState()
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -2460,32 +2439,26 @@ def _d_FetchRequest_17(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n11 = tbuf[tpos]
-            tpos += 1
-            if n11 > 127:
-                n11, tpos = read_uvarint(tbuf, tpos - 1)
-            n11 -= 1
-            if n11 < 0:
-                o.cluster_id = None
-            elif n11 > 32767:
-                raise RemoteProtocolError('string field ClusterId had invalid length')
+            n14 = tbuf[tpos] - 1
+            if 0 <= n14 < 127:
+                end15 = tpos + 1 + n14
+                o1.cluster_id = tbuf[tpos + 1:end15].decode()
+                tpos = end15
             else:
-                end12 = tpos + n11
-                o.cluster_id = tbuf[tpos:end12].decode()
-                tpos = end12
+                o1.cluster_id, tpos = read_nullable_compact_string(tbuf, tpos, 'ClusterId')
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ClusterId has the wrong size')
         elif tag == 1:
             tbuf = buf[pos:end]
             tpos = 0
-            o.replica_state, tpos = _d_ReplicaState_15(tbuf, tpos)
+            o1.replica_state, tpos = _d_ReplicaState_15(tbuf, tpos)
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ReplicaState has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
@@ -2497,13 +2470,13 @@ def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 0 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 0 of PartitionData')
-    out += _S_ihq.pack(o.partition_index, o.error_code, o.high_watermark)
+    out += _SP_ihq(o.partition_index, o.error_code, o.high_watermark)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 0 cannot carry tagged fields')
@@ -2515,11 +2488,11 @@ def _e_FetchableTopicResponse_0(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -2533,87 +2506,82 @@ def _e_FetchResponse_0(o: FetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 0 of FetchResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchResponse version 0 cannot carry tagged fields')
 
 
-def _d_PartitionData_0(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark = _S_ihq.unpack_from(buf, pos)
-    pos += 14
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        o.records = None
-    else:
-        end2 = pos + n1
-        if end2 > len(buf):
-            raise truncated('Records')
-        o.records = memoryview(buf)[pos:end2]
-        pos = end2
-    o.last_stable_offset = -1
-    o.log_start_offset = -1
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
-    o.aborted_transactions = []
-    o.preferred_read_replica = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_FetchableTopicResponse_0(buf: bytes, pos: int) -> tuple[FetchableTopicResponse, int]:
-    o = new_instance(FetchableTopicResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FetchableTopicResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of FetchableTopicResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchableTopicResponse was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(PartitionData)
+            o7.partition_index, o7.error_code, o7.high_watermark = _SU_ihq(buf, pos)
+            pos += 14
+            (n8,) = _SU_i(buf, pos)
+            pos += 4
+            if n8 < 0:
+                o7.records = None
+            else:
+                end9 = pos + n8
+                if end9 > len(buf):
+                    raise truncated('Records')
+                o7.records = memoryview(buf)[pos:end9]
+                pos = end9
+            o7.last_stable_offset = -1
+            o7.log_start_offset = -1
+            o7.diverging_epoch = EpochEndOffset()
+            o7.current_leader = LeaderIdAndEpoch()
+            o7.snapshot_id = SnapshotId()
+            o7.aborted_transactions = []
+            o7.preferred_read_replica = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchResponse_0(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(FetchResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_0(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms = 0
-    o.error_code = 0
-    o.session_id = 0
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_0(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.throttle_time_ms = 0
+    o1.error_code = 0
+    o1.session_id = 0
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionData_1(o: PartitionData, out: bytearray) -> None:
@@ -2625,13 +2593,13 @@ def _e_PartitionData_1(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 1 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 1 of PartitionData')
-    out += _S_ihq.pack(o.partition_index, o.error_code, o.high_watermark)
+    out += _SP_ihq(o.partition_index, o.error_code, o.high_watermark)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 1 cannot carry tagged fields')
@@ -2643,11 +2611,11 @@ def _e_FetchableTopicResponse_1(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_1(e6, out)
     if o.unknown_tagged_fields:
@@ -2659,10 +2627,10 @@ def _e_FetchResponse_1(o: FetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SessionId at version 1 of FetchResponse')
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 1 of FetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_1(e3, out)
     if o.unknown_tagged_fields:
@@ -2670,27 +2638,27 @@ def _e_FetchResponse_1(o: FetchResponse, out: bytearray) -> None:
 
 
 def _d_FetchResponse_1(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(FetchResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_0(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.error_code = 0
-    o.session_id = 0
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_0(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.error_code = 0
+    o1.session_id = 0
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionData_2(o: PartitionData, out: bytearray) -> None:
@@ -2702,13 +2670,13 @@ def _e_PartitionData_2(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 2 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 2 of PartitionData')
-    out += _S_ihq.pack(o.partition_index, o.error_code, o.high_watermark)
+    out += _SP_ihq(o.partition_index, o.error_code, o.high_watermark)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 2 cannot carry tagged fields')
@@ -2720,11 +2688,11 @@ def _e_FetchableTopicResponse_2(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_2(e6, out)
     if o.unknown_tagged_fields:
@@ -2736,10 +2704,10 @@ def _e_FetchResponse_2(o: FetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SessionId at version 2 of FetchResponse')
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 2 of FetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_2(e3, out)
     if o.unknown_tagged_fields:
@@ -2755,13 +2723,13 @@ def _e_PartitionData_3(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 3 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 3 of PartitionData')
-    out += _S_ihq.pack(o.partition_index, o.error_code, o.high_watermark)
+    out += _SP_ihq(o.partition_index, o.error_code, o.high_watermark)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 3 cannot carry tagged fields')
@@ -2773,11 +2741,11 @@ def _e_FetchableTopicResponse_3(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_3(e6, out)
     if o.unknown_tagged_fields:
@@ -2789,10 +2757,10 @@ def _e_FetchResponse_3(o: FetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SessionId at version 3 of FetchResponse')
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 3 of FetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_3(e3, out)
     if o.unknown_tagged_fields:
@@ -2800,7 +2768,7 @@ def _e_FetchResponse_3(o: FetchResponse, out: bytearray) -> None:
 
 
 def _e_AbortedTransaction_4(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AbortedTransaction version 4 cannot carry tagged fields')
 
@@ -2814,13 +2782,13 @@ def _e_PartitionData_4(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 4 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 4 of PartitionData')
-    out += _S_ihqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset)
+    out += _SP_ihqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_AbortedTransaction_4(e3, out)
     v4 = o.records
@@ -2828,7 +2796,7 @@ def _e_PartitionData_4(o: PartitionData, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 4 cannot carry tagged fields')
@@ -2840,11 +2808,11 @@ def _e_FetchableTopicResponse_4(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_4(e6, out)
     if o.unknown_tagged_fields:
@@ -2856,114 +2824,109 @@ def _e_FetchResponse_4(o: FetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SessionId at version 4 of FetchResponse')
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 4 of FetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_4(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FetchResponse version 4 cannot carry tagged fields')
 
 
-def _d_AbortedTransaction_4(buf: bytes, pos: int) -> tuple[AbortedTransaction, int]:
-    o = new_instance(AbortedTransaction)
-    o.producer_id, o.first_offset = _S_qq.unpack_from(buf, pos)
-    pos += 16
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_PartitionData_4(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset = _S_ihqq.unpack_from(buf, pos)
+    o1 = new_instance(PartitionData)
+    o1.partition_index, o1.error_code, o1.high_watermark, o1.last_stable_offset = _SU_ihqq(buf, pos)
     pos += 22
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.aborted_transactions = None
+    if n2 < 0:
+        o1.aborted_transactions = None
     else:
-        if n1 * 16 > len(buf) - pos:
+        if n2 * 16 > len(buf) - pos:
             raise truncated('AbortedTransactions')
-        a2: list[AbortedTransaction] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AbortedTransaction_4(buf, pos)
-            ap4(e3)
-        o.aborted_transactions = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[AbortedTransaction] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AbortedTransaction)
+            o5.producer_id, o5.first_offset = _SU_qq(buf, pos)
+            pos += 16
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.aborted_transactions = a3
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
-        o.records = None
+    if n6 < 0:
+        o1.records = None
     else:
-        end6 = pos + n5
-        if end6 > len(buf):
+        end7 = pos + n6
+        if end7 > len(buf):
             raise truncated('Records')
-        o.records = memoryview(buf)[pos:end6]
-        pos = end6
-    o.log_start_offset = -1
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
-    o.preferred_read_replica = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+        o1.records = memoryview(buf)[pos:end7]
+        pos = end7
+    o1.log_start_offset = -1
+    o1.diverging_epoch = EpochEndOffset()
+    o1.current_leader = LeaderIdAndEpoch()
+    o1.snapshot_id = SnapshotId()
+    o1.preferred_read_replica = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchableTopicResponse_4(buf: bytes, pos: int) -> tuple[FetchableTopicResponse, int]:
-    o = new_instance(FetchableTopicResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FetchableTopicResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of FetchableTopicResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchableTopicResponse was serialized as null')
     else:
-        if n3 * 30 > len(buf) - pos:
+        if n4 * 30 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionData_4(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_PartitionData_4(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchResponse_4(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(FetchResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_4(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.error_code = 0
-    o.session_id = 0
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_4(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.error_code = 0
+    o1.session_id = 0
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AbortedTransaction_5(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AbortedTransaction version 5 cannot carry tagged fields')
 
@@ -2977,13 +2940,13 @@ def _e_PartitionData_5(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 5 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 5 of PartitionData')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    out += _SP_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_AbortedTransaction_5(e3, out)
     v4 = o.records
@@ -2991,7 +2954,7 @@ def _e_PartitionData_5(o: PartitionData, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 5 cannot carry tagged fields')
@@ -3003,11 +2966,11 @@ def _e_FetchableTopicResponse_5(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_5(e6, out)
     if o.unknown_tagged_fields:
@@ -3019,10 +2982,10 @@ def _e_FetchResponse_5(o: FetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SessionId at version 5 of FetchResponse')
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 5 of FetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_5(e3, out)
     if o.unknown_tagged_fields:
@@ -3030,94 +2993,97 @@ def _e_FetchResponse_5(o: FetchResponse, out: bytearray) -> None:
 
 
 def _d_PartitionData_5(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o1 = new_instance(PartitionData)
+    o1.partition_index, o1.error_code, o1.high_watermark, o1.last_stable_offset, o1.log_start_offset = _SU_ihqqq(buf, pos)
     pos += 30
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.aborted_transactions = None
+    if n2 < 0:
+        o1.aborted_transactions = None
     else:
-        if n1 * 16 > len(buf) - pos:
+        if n2 * 16 > len(buf) - pos:
             raise truncated('AbortedTransactions')
-        a2: list[AbortedTransaction] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AbortedTransaction_4(buf, pos)
-            ap4(e3)
-        o.aborted_transactions = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[AbortedTransaction] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AbortedTransaction)
+            o5.producer_id, o5.first_offset = _SU_qq(buf, pos)
+            pos += 16
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.aborted_transactions = a3
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
-        o.records = None
+    if n6 < 0:
+        o1.records = None
     else:
-        end6 = pos + n5
-        if end6 > len(buf):
+        end7 = pos + n6
+        if end7 > len(buf):
             raise truncated('Records')
-        o.records = memoryview(buf)[pos:end6]
-        pos = end6
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
-    o.preferred_read_replica = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+        o1.records = memoryview(buf)[pos:end7]
+        pos = end7
+    o1.diverging_epoch = EpochEndOffset()
+    o1.current_leader = LeaderIdAndEpoch()
+    o1.snapshot_id = SnapshotId()
+    o1.preferred_read_replica = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchableTopicResponse_5(buf: bytes, pos: int) -> tuple[FetchableTopicResponse, int]:
-    o = new_instance(FetchableTopicResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FetchableTopicResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of FetchableTopicResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchableTopicResponse was serialized as null')
     else:
-        if n3 * 38 > len(buf) - pos:
+        if n4 * 38 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionData_5(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_PartitionData_5(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchResponse_5(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(FetchResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_5(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.error_code = 0
-    o.session_id = 0
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_5(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.error_code = 0
+    o1.session_id = 0
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AbortedTransaction_6(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AbortedTransaction version 6 cannot carry tagged fields')
 
@@ -3131,13 +3097,13 @@ def _e_PartitionData_6(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 6 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 6 of PartitionData')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    out += _SP_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_AbortedTransaction_6(e3, out)
     v4 = o.records
@@ -3145,7 +3111,7 @@ def _e_PartitionData_6(o: PartitionData, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 6 cannot carry tagged fields')
@@ -3157,11 +3123,11 @@ def _e_FetchableTopicResponse_6(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_6(e6, out)
     if o.unknown_tagged_fields:
@@ -3173,10 +3139,10 @@ def _e_FetchResponse_6(o: FetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SessionId at version 6 of FetchResponse')
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 6 of FetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_6(e3, out)
     if o.unknown_tagged_fields:
@@ -3184,7 +3150,7 @@ def _e_FetchResponse_6(o: FetchResponse, out: bytearray) -> None:
 
 
 def _e_AbortedTransaction_7(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AbortedTransaction version 7 cannot carry tagged fields')
 
@@ -3198,13 +3164,13 @@ def _e_PartitionData_7(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 7 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 7 of PartitionData')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    out += _SP_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_AbortedTransaction_7(e3, out)
     v4 = o.records
@@ -3212,7 +3178,7 @@ def _e_PartitionData_7(o: PartitionData, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 7 cannot carry tagged fields')
@@ -3224,11 +3190,11 @@ def _e_FetchableTopicResponse_7(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_7(e6, out)
     if o.unknown_tagged_fields:
@@ -3238,10 +3204,10 @@ def _e_FetchableTopicResponse_7(o: FetchableTopicResponse, out: bytearray) -> No
 def _e_FetchResponse_7(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 7 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_7(e3, out)
     if o.unknown_tagged_fields:
@@ -3249,29 +3215,29 @@ def _e_FetchResponse_7(o: FetchResponse, out: bytearray) -> None:
 
 
 def _d_FetchResponse_7(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(FetchResponse)
+    o1.throttle_time_ms, o1.error_code, o1.session_id = _SU_ihi(buf, pos)
     pos += 10
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_5(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_5(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AbortedTransaction_8(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AbortedTransaction version 8 cannot carry tagged fields')
 
@@ -3285,13 +3251,13 @@ def _e_PartitionData_8(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 8 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 8 of PartitionData')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    out += _SP_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_AbortedTransaction_8(e3, out)
     v4 = o.records
@@ -3299,7 +3265,7 @@ def _e_PartitionData_8(o: PartitionData, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 8 cannot carry tagged fields')
@@ -3311,11 +3277,11 @@ def _e_FetchableTopicResponse_8(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_8(e6, out)
     if o.unknown_tagged_fields:
@@ -3325,10 +3291,10 @@ def _e_FetchableTopicResponse_8(o: FetchableTopicResponse, out: bytearray) -> No
 def _e_FetchResponse_8(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 8 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_8(e3, out)
     if o.unknown_tagged_fields:
@@ -3336,7 +3302,7 @@ def _e_FetchResponse_8(o: FetchResponse, out: bytearray) -> None:
 
 
 def _e_AbortedTransaction_9(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AbortedTransaction version 9 cannot carry tagged fields')
 
@@ -3350,13 +3316,13 @@ def _e_PartitionData_9(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 9 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 9 of PartitionData')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    out += _SP_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_AbortedTransaction_9(e3, out)
     v4 = o.records
@@ -3364,7 +3330,7 @@ def _e_PartitionData_9(o: PartitionData, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 9 cannot carry tagged fields')
@@ -3376,11 +3342,11 @@ def _e_FetchableTopicResponse_9(o: FetchableTopicResponse, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_9(e6, out)
     if o.unknown_tagged_fields:
@@ -3390,10 +3356,10 @@ def _e_FetchableTopicResponse_9(o: FetchableTopicResponse, out: bytearray) -> No
 def _e_FetchResponse_9(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 9 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_9(e3, out)
     if o.unknown_tagged_fields:
@@ -3401,7 +3367,7 @@ def _e_FetchResponse_9(o: FetchResponse, out: bytearray) -> None:
 
 
 def _e_AbortedTransaction_10(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AbortedTransaction version 10 cannot carry tagged fields')
 
@@ -3415,13 +3381,13 @@ def _e_PartitionData_10(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 10 of PartitionData')
     if o.preferred_read_replica != -1:
         raise LocalProtocolError('attempted to write a non-default PreferredReadReplica at version 10 of PartitionData')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    out += _SP_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_AbortedTransaction_10(e3, out)
     v4 = o.records
@@ -3429,7 +3395,7 @@ def _e_PartitionData_10(o: PartitionData, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 10 cannot carry tagged fields')
@@ -3441,11 +3407,11 @@ def _e_FetchableTopicResponse_10(o: FetchableTopicResponse, out: bytearray) -> N
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_10(e6, out)
     if o.unknown_tagged_fields:
@@ -3455,10 +3421,10 @@ def _e_FetchableTopicResponse_10(o: FetchableTopicResponse, out: bytearray) -> N
 def _e_FetchResponse_10(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 10 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_10(e3, out)
     if o.unknown_tagged_fields:
@@ -3466,7 +3432,7 @@ def _e_FetchResponse_10(o: FetchResponse, out: bytearray) -> None:
 
 
 def _e_AbortedTransaction_11(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AbortedTransaction version 11 cannot carry tagged fields')
 
@@ -3478,22 +3444,22 @@ def _e_PartitionData_11(o: PartitionData, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 11 of PartitionData')
     if o.snapshot_id != SnapshotId():
         raise LocalProtocolError('attempted to write a non-default SnapshotId at version 11 of PartitionData')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    out += _SP_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_AbortedTransaction_11(e3, out)
-    out += _S_i.pack(o.preferred_read_replica)
+    out += _SP_i(o.preferred_read_replica)
     v4 = o.records
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionData version 11 cannot carry tagged fields')
@@ -3505,11 +3471,11 @@ def _e_FetchableTopicResponse_11(o: FetchableTopicResponse, out: bytearray) -> N
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionData_11(e6, out)
     if o.unknown_tagged_fields:
@@ -3519,10 +3485,10 @@ def _e_FetchableTopicResponse_11(o: FetchableTopicResponse, out: bytearray) -> N
 def _e_FetchResponse_11(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 11 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_FetchableTopicResponse_11(e3, out)
     if o.unknown_tagged_fields:
@@ -3530,93 +3496,96 @@ def _e_FetchResponse_11(o: FetchResponse, out: bytearray) -> None:
 
 
 def _d_PartitionData_11(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o1 = new_instance(PartitionData)
+    o1.partition_index, o1.error_code, o1.high_watermark, o1.last_stable_offset, o1.log_start_offset = _SU_ihqqq(buf, pos)
     pos += 30
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.aborted_transactions = None
+    if n2 < 0:
+        o1.aborted_transactions = None
     else:
-        if n1 * 16 > len(buf) - pos:
+        if n2 * 16 > len(buf) - pos:
             raise truncated('AbortedTransactions')
-        a2: list[AbortedTransaction] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AbortedTransaction_4(buf, pos)
-            ap4(e3)
-        o.aborted_transactions = a2
-    o.preferred_read_replica, = _S_i.unpack_from(buf, pos)
+        a3: list[AbortedTransaction] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AbortedTransaction)
+            o5.producer_id, o5.first_offset = _SU_qq(buf, pos)
+            pos += 16
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.aborted_transactions = a3
+    o1.preferred_read_replica, = _SU_i(buf, pos)
     pos += 4
-    (n5,) = _S_i.unpack_from(buf, pos)
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
-        o.records = None
+    if n6 < 0:
+        o1.records = None
     else:
-        end6 = pos + n5
-        if end6 > len(buf):
+        end7 = pos + n6
+        if end7 > len(buf):
             raise truncated('Records')
-        o.records = memoryview(buf)[pos:end6]
-        pos = end6
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
-    o.unknown_tagged_fields = {}
-    return o, pos
+        o1.records = memoryview(buf)[pos:end7]
+        pos = end7
+    o1.diverging_epoch = EpochEndOffset()
+    o1.current_leader = LeaderIdAndEpoch()
+    o1.snapshot_id = SnapshotId()
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchableTopicResponse_11(buf: bytes, pos: int) -> tuple[FetchableTopicResponse, int]:
-    o = new_instance(FetchableTopicResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FetchableTopicResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of FetchableTopicResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchableTopicResponse was serialized as null')
     else:
-        if n3 * 42 > len(buf) - pos:
+        if n4 * 42 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionData_11(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_PartitionData_11(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_FetchResponse_11(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(FetchResponse)
+    o1.throttle_time_ms, o1.error_code, o1.session_id = _SU_ihi(buf, pos)
     pos += 10
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_11(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_11(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_EpochEndOffset_12(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_iq.pack(o.epoch, o.end_offset)
+    out += _SP_iq(o.epoch, o.end_offset)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -3625,7 +3594,7 @@ def _e_EpochEndOffset_12(o: EpochEndOffset, out: bytearray) -> None:
 
 
 def _e_LeaderIdAndEpoch_12(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+    out += _SP_ii(o.leader_id, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -3634,7 +3603,7 @@ def _e_LeaderIdAndEpoch_12(o: LeaderIdAndEpoch, out: bytearray) -> None:
 
 
 def _e_SnapshotId_12(o: SnapshotId, out: bytearray) -> None:
-    out += _S_qi.pack(o.end_offset, o.epoch)
+    out += _SP_qi(o.end_offset, o.epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -3643,7 +3612,7 @@ def _e_SnapshotId_12(o: SnapshotId, out: bytearray) -> None:
 
 
 def _e_AbortedTransaction_12(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+    out += _SP_qq(o.producer_id, o.first_offset)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -3652,7 +3621,7 @@ def _e_AbortedTransaction_12(o: AbortedTransaction, out: bytearray) -> None:
 
 
 def _e_PartitionData_12(o: PartitionData, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    out += _SP_ihqqq(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
     v1 = o.aborted_transactions
     if v1 is None:
         out.append(0)
@@ -3664,7 +3633,7 @@ def _e_PartitionData_12(o: PartitionData, out: bytearray) -> None:
             out += write_uvarint(n2 + 1)
         for e3 in v1:
             _e_AbortedTransaction_12(e3, out)
-    out += _S_i.pack(o.preferred_read_replica)
+    out += _SP_i(o.preferred_read_replica)
     v4 = o.records
     if v4 is None:
         out.append(0)
@@ -3723,7 +3692,7 @@ def _e_FetchableTopicResponse_12(o: FetchableTopicResponse, out: bytearray) -> N
 def _e_FetchResponse_12(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 12 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -3740,91 +3709,86 @@ def _e_FetchResponse_12(o: FetchResponse, out: bytearray) -> None:
 
 
 def _d_EpochEndOffset_12(buf: bytes, pos: int) -> tuple[EpochEndOffset, int]:
-    o = new_instance(EpochEndOffset)
-    o.epoch, o.end_offset = _S_iq.unpack_from(buf, pos)
+    o1 = new_instance(EpochEndOffset)
+    o1.epoch, o1.end_offset = _SU_iq(buf, pos)
     pos += 12
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_LeaderIdAndEpoch_12(buf: bytes, pos: int) -> tuple[LeaderIdAndEpoch, int]:
-    o = new_instance(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(LeaderIdAndEpoch)
+    o1.leader_id, o1.leader_epoch = _SU_ii(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_SnapshotId_12(buf: bytes, pos: int) -> tuple[SnapshotId, int]:
-    o = new_instance(SnapshotId)
-    o.end_offset, o.epoch = _S_qi.unpack_from(buf, pos)
+    o1 = new_instance(SnapshotId)
+    o1.end_offset, o1.epoch = _SU_qi(buf, pos)
     pos += 12
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_AbortedTransaction_12(buf: bytes, pos: int) -> tuple[AbortedTransaction, int]:
-    o = new_instance(AbortedTransaction)
-    o.producer_id, o.first_offset = _S_qq.unpack_from(buf, pos)
-    pos += 16
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_PartitionData_12(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o1 = new_instance(PartitionData)
+    o1.partition_index, o1.error_code, o1.high_watermark, o1.last_stable_offset, o1.log_start_offset = _SU_ihqqq(buf, pos)
     pos += 30
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.aborted_transactions = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.aborted_transactions = None
     else:
-        if n1 * 17 > len(buf) - pos:
+        if n2 * 17 > len(buf) - pos:
             raise truncated('AbortedTransactions')
-        a2: list[AbortedTransaction] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AbortedTransaction_12(buf, pos)
-            ap4(e3)
-        o.aborted_transactions = a2
-    o.preferred_read_replica, = _S_i.unpack_from(buf, pos)
+        a3: list[AbortedTransaction] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AbortedTransaction)
+            o5.producer_id, o5.first_offset = _SU_qq(buf, pos)
+            pos += 16
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.aborted_transactions = a3
+    o1.preferred_read_replica, = _SU_i(buf, pos)
     pos += 4
-    n5 = buf[pos]
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.records = None
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
+        o1.records = None
     else:
-        end6 = pos + n5
-        if end6 > len(buf):
+        end7 = pos + n6
+        if end7 > len(buf):
             raise truncated('Records')
-        o.records = memoryview(buf)[pos:end6]
-        pos = end6
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
+        o1.records = memoryview(buf)[pos:end7]
+        pos = end7
+    o1.diverging_epoch = EpochEndOffset()
+    o1.current_leader = LeaderIdAndEpoch()
+    o1.snapshot_id = SnapshotId()
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -3843,99 +3807,93 @@ def _d_PartitionData_12(buf: bytes, pos: int) -> tuple[PartitionData, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            o.diverging_epoch, tpos = _d_EpochEndOffset_12(tbuf, tpos)
+            o1.diverging_epoch, tpos = _d_EpochEndOffset_12(tbuf, tpos)
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field DivergingEpoch has the wrong size')
         elif tag == 1:
             tbuf = buf[pos:end]
             tpos = 0
-            o.current_leader, tpos = _d_LeaderIdAndEpoch_12(tbuf, tpos)
+            o1.current_leader, tpos = _d_LeaderIdAndEpoch_12(tbuf, tpos)
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field CurrentLeader has the wrong size')
         elif tag == 2:
             tbuf = buf[pos:end]
             tpos = 0
-            o.snapshot_id, tpos = _d_SnapshotId_12(tbuf, tpos)
+            o1.snapshot_id, tpos = _d_SnapshotId_12(tbuf, tpos)
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field SnapshotId has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _d_FetchableTopicResponse_12(buf: bytes, pos: int) -> tuple[FetchableTopicResponse, int]:
-    o = new_instance(FetchableTopicResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of FetchableTopicResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
+    o1 = new_instance(FetchableTopicResponse)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic, pos = read_compact_string(buf, pos, 'Topic')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of FetchableTopicResponse was serialized as null')
     else:
-        if n3 * 37 > len(buf) - pos:
+        if n4 * 37 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionData_12(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
+        a5: list[PartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_PartitionData_12(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchResponse_12(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(FetchResponse)
+    o1.throttle_time_ms, o1.error_code, o1.session_id = _SU_ihi(buf, pos)
     pos += 10
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_12(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.node_endpoints = []
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_12(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.node_endpoints = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_FetchableTopicResponse_13(o: FetchableTopicResponse, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -3954,7 +3912,7 @@ def _e_FetchableTopicResponse_13(o: FetchableTopicResponse, out: bytearray) -> N
 def _e_FetchResponse_13(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 13 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -3971,68 +3929,68 @@ def _e_FetchResponse_13(o: FetchResponse, out: bytearray) -> None:
 
 
 def _d_FetchableTopicResponse_13(buf: bytes, pos: int) -> tuple[FetchableTopicResponse, int]:
-    o = new_instance(FetchableTopicResponse)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(FetchableTopicResponse)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
+    n3 = buf[pos]
+    pos += 1
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Partitions of FetchableTopicResponse was serialized as null')
+    else:
+        if n3 * 37 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[PartitionData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            e6, pos = _d_PartitionData_12(buf, pos)
+            ap5(e6)
+        o1.partitions = a4
+    o1.topic = ''
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_FetchResponse_13(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
+    o1 = new_instance(FetchResponse)
+    o1.throttle_time_ms, o1.error_code, o1.session_id = _SU_ihi(buf, pos)
+    pos += 10
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of FetchableTopicResponse was serialized as null')
-    else:
-        if n2 * 37 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[PartitionData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_PartitionData_12(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    o.topic = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_FetchResponse_13(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
-    pos += 10
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_13(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.node_endpoints = []
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_13(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.node_endpoints = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_FetchResponse_14(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 14 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -4051,7 +4009,7 @@ def _e_FetchResponse_14(o: FetchResponse, out: bytearray) -> None:
 def _e_FetchResponse_15(o: FetchResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 15 of FetchResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -4068,7 +4026,7 @@ def _e_FetchResponse_15(o: FetchResponse, out: bytearray) -> None:
 
 
 def _e_NodeEndpoint_16(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -4079,7 +4037,7 @@ def _e_NodeEndpoint_16(o: NodeEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out.append(0)
@@ -4101,7 +4059,7 @@ def _e_NodeEndpoint_16(o: NodeEndpoint, out: bytearray) -> None:
 
 
 def _e_FetchResponse_16(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.session_id)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -4125,67 +4083,27 @@ def _e_FetchResponse_16(o: FetchResponse, out: bytearray) -> None:
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
-def _d_NodeEndpoint_16(buf: bytes, pos: int) -> tuple[NodeEndpoint, int]:
-    o = new_instance(NodeEndpoint)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of NodeEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.rack = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
-    else:
-        end4 = pos + n3
-        o.rack = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_FetchResponse_16(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
-    o = new_instance(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(FetchResponse)
+    o1.throttle_time_ms, o1.error_code, o1.session_id = _SU_ihi(buf, pos)
     pos += 10
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of FetchResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[FetchableTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchableTopicResponse_13(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.node_endpoints = []
+        a3: list[FetchableTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchableTopicResponse_13(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.node_endpoints = []
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -4204,29 +4122,52 @@ def _d_FetchResponse_16(buf: bytes, pos: int) -> tuple[FetchResponse, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
+            n6 = tbuf[tpos]
             tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
+            if n6 > 127:
+                n6, tpos = read_uvarint(tbuf, tpos - 1)
+            n6 -= 1
+            if n6 < 0:
                 raise RemoteProtocolError('non-nullable field NodeEndpoints of FetchResponse was serialized as null')
             else:
-                if n5 * 11 > len(tbuf) - tpos:
+                if n6 * 11 > len(tbuf) - tpos:
                     raise truncated('NodeEndpoints')
-                a6: list[NodeEndpoint] = []
-                ap8 = a6.append
-                for _ in range(n5):
-                    e7, tpos = _d_NodeEndpoint_16(tbuf, tpos)
-                    ap8(e7)
-                o.node_endpoints = a6
+                a7: list[NodeEndpoint] = []
+                ap8 = a7.append
+                for _ in range(n6):
+                    o9 = new_instance(NodeEndpoint)
+                    o9.node_id, = _SU_i(tbuf, tpos)
+                    tpos += 4
+                    n10 = tbuf[tpos] - 1
+                    if 0 <= n10 < 127:
+                        end11 = tpos + 1 + n10
+                        o9.host = tbuf[tpos + 1:end11].decode()
+                        tpos = end11
+                    else:
+                        o9.host, tpos = read_compact_string(tbuf, tpos, 'Host')
+                    o9.port, = _SU_i(tbuf, tpos)
+                    tpos += 4
+                    n12 = tbuf[tpos] - 1
+                    if 0 <= n12 < 127:
+                        end13 = tpos + 1 + n12
+                        o9.rack = tbuf[tpos + 1:end13].decode()
+                        tpos = end13
+                    else:
+                        o9.rack, tpos = read_nullable_compact_string(tbuf, tpos, 'Rack')
+                    if tbuf[tpos] == 0:
+                        o9.unknown_tagged_fields = NO_TAGS
+                        tpos += 1
+                    else:
+                        o9.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap8(o9)
+                o1.node_endpoints = a7
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field NodeEndpoints has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 FetchRequest._ENCODERS = {0: _e_FetchRequest_0, 1: _e_FetchRequest_1, 2: _e_FetchRequest_2, 3: _e_FetchRequest_3, 4: _e_FetchRequest_4, 5: _e_FetchRequest_5, 6: _e_FetchRequest_6, 7: _e_FetchRequest_7, 8: _e_FetchRequest_8, 9: _e_FetchRequest_9, 10: _e_FetchRequest_10, 11: _e_FetchRequest_11, 12: _e_FetchRequest_12, 13: _e_FetchRequest_13, 14: _e_FetchRequest_14, 15: _e_FetchRequest_15, 16: _e_FetchRequest_16, 17: _e_FetchRequest_17}

@@ -4,14 +4,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -21,14 +25,21 @@ from .._wire import (
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_H = structure('>H')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_ii = structure('>ii')
-_S_q = structure('>q')
-_S_qi = structure('>qi')
-_S_qq = structure('>qq')
-_S_u = structure('>16s')
+_SU_H = structure('>H').unpack_from
+_SP_H = structure('>H').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
+_SU_qi = structure('>qi').unpack_from
+_SP_qi = structure('>qi').pack
+_SU_qq = structure('>qq').unpack_from
+_SP_qq = structure('>qq').pack
+_SP_u = structure('>16s').pack
 
 
 class FetchSnapshotRequestSnapshotId(Struct):
@@ -39,18 +50,18 @@ class FetchSnapshotRequestSnapshotId(Struct):
 
     end_offset: int
     epoch: int
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         end_offset: int = 0,
         epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.end_offset = end_offset
         self.epoch = epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchSnapshotRequestPartitionSnapshot(Struct):
@@ -69,7 +80,7 @@ class FetchSnapshotRequestPartitionSnapshot(Struct):
     """The byte position within the snapshot to start fetching from"""
     replica_directory_id: UUID
     """The directory id of the follower fetching"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -79,14 +90,14 @@ class FetchSnapshotRequestPartitionSnapshot(Struct):
         snapshot_id: FetchSnapshotRequestSnapshotId = MISSING,
         position: int = 0,
         replica_directory_id: UUID = _ZERO_UUID,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
         self.current_leader_epoch = current_leader_epoch
         self.snapshot_id = FetchSnapshotRequestSnapshotId() if snapshot_id is MISSING else snapshot_id
         self.position = position
         self.replica_directory_id = replica_directory_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchSnapshotRequestTopicSnapshot(Struct):
@@ -99,18 +110,18 @@ class FetchSnapshotRequestTopicSnapshot(Struct):
     """The name of the topic to fetch"""
     partitions: list[FetchSnapshotRequestPartitionSnapshot]
     """The partitions to fetch"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[FetchSnapshotRequestPartitionSnapshot] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchSnapshotRequest(Message):
@@ -134,7 +145,7 @@ class FetchSnapshotRequest(Message):
     """The maximum bytes to fetch from all of the snapshots"""
     topics: list[FetchSnapshotRequestTopicSnapshot]
     """The topics to fetch"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -143,13 +154,13 @@ class FetchSnapshotRequest(Message):
         replica_id: int = -1,
         max_bytes: int = 2147483647,
         topics: list[FetchSnapshotRequestTopicSnapshot] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.replica_id = replica_id
         self.max_bytes = max_bytes
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchSnapshotResponseSnapshotId(Struct):
@@ -160,18 +171,18 @@ class FetchSnapshotResponseSnapshotId(Struct):
 
     end_offset: int
     epoch: int
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         end_offset: int = 0,
         epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.end_offset = end_offset
         self.epoch = epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderIdAndEpoch(Struct):
@@ -184,18 +195,18 @@ class LeaderIdAndEpoch(Struct):
     """The ID of the current leader or -1 if the leader is unknown."""
     leader_epoch: int
     """The latest known leader epoch"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         leader_id: int = 0,
         leader_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchSnapshotResponsePartitionSnapshot(Struct):
@@ -217,7 +228,7 @@ class FetchSnapshotResponsePartitionSnapshot(Struct):
     """The starting byte position within the snapshot included in the Bytes field."""
     unaligned_records: bytes | memoryview
     """Snapshot data in records format which may not be aligned on an offset boundary"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -229,7 +240,7 @@ class FetchSnapshotResponsePartitionSnapshot(Struct):
         size: int = 0,
         position: int = 0,
         unaligned_records: bytes | memoryview = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.index = index
         self.error_code = error_code
@@ -238,7 +249,7 @@ class FetchSnapshotResponsePartitionSnapshot(Struct):
         self.size = size
         self.position = position
         self.unaligned_records = unaligned_records
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchSnapshotResponseTopicSnapshot(Struct):
@@ -251,18 +262,18 @@ class FetchSnapshotResponseTopicSnapshot(Struct):
     """The name of the topic to fetch."""
     partitions: list[FetchSnapshotResponsePartitionSnapshot]
     """The partitions to fetch."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[FetchSnapshotResponsePartitionSnapshot] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class NodeEndpoint(Struct):
@@ -277,7 +288,7 @@ class NodeEndpoint(Struct):
     """The node's hostname"""
     port: int
     """The node's port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -285,12 +296,12 @@ class NodeEndpoint(Struct):
         node_id: int = 0,
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FetchSnapshotResponse(Message):
@@ -314,7 +325,7 @@ class FetchSnapshotResponse(Message):
     """The topics to fetch."""
     node_endpoints: list[NodeEndpoint]
     """Endpoints for all current-leaders enumerated in PartitionSnapshot"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -323,17 +334,17 @@ class FetchSnapshotResponse(Message):
         error_code: int = 0,
         topics: list[FetchSnapshotResponseTopicSnapshot] = MISSING,
         node_endpoints: list[NodeEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.topics = [] if topics is MISSING else topics
         self.node_endpoints = [] if node_endpoints is MISSING else node_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_FetchSnapshotRequestSnapshotId_0(o: FetchSnapshotRequestSnapshotId, out: bytearray) -> None:
-    out += _S_qi.pack(o.end_offset, o.epoch)
+    out += _SP_qi(o.end_offset, o.epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -342,10 +353,10 @@ def _e_FetchSnapshotRequestSnapshotId_0(o: FetchSnapshotRequestSnapshotId, out: 
 
 
 def _e_FetchSnapshotRequestPartitionSnapshot_0(o: FetchSnapshotRequestPartitionSnapshot, out: bytearray) -> None:
-    out += _S_ii.pack(o.partition, o.current_leader_epoch)
+    out += _SP_ii(o.partition, o.current_leader_epoch)
     v1 = o.snapshot_id
     _e_FetchSnapshotRequestSnapshotId_0(v1, out)
-    out += _S_q.pack(o.position)
+    out += _SP_q(o.position)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -380,7 +391,7 @@ def _e_FetchSnapshotRequestTopicSnapshot_0(o: FetchSnapshotRequestTopicSnapshot,
 
 
 def _e_FetchSnapshotRequest_0(o: FetchSnapshotRequest, out: bytearray) -> None:
-    out += _S_ii.pack(o.replica_id, o.max_bytes)
+    out += _SP_ii(o.replica_id, o.max_bytes)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -410,93 +421,87 @@ def _e_FetchSnapshotRequest_0(o: FetchSnapshotRequest, out: bytearray) -> None:
 
 
 def _d_FetchSnapshotRequestSnapshotId_0(buf: bytes, pos: int) -> tuple[FetchSnapshotRequestSnapshotId, int]:
-    o = new_instance(FetchSnapshotRequestSnapshotId)
-    o.end_offset, o.epoch = _S_qi.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotRequestSnapshotId)
+    o1.end_offset, o1.epoch = _SU_qi(buf, pos)
     pos += 12
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchSnapshotRequestPartitionSnapshot_0(buf: bytes, pos: int) -> tuple[FetchSnapshotRequestPartitionSnapshot, int]:
-    o = new_instance(FetchSnapshotRequestPartitionSnapshot)
-    o.partition, o.current_leader_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotRequestPartitionSnapshot)
+    o1.partition, o1.current_leader_epoch = _SU_ii(buf, pos)
     pos += 8
-    o.snapshot_id, pos = _d_FetchSnapshotRequestSnapshotId_0(buf, pos)
-    o.position, = _S_q.unpack_from(buf, pos)
+    o1.snapshot_id, pos = _d_FetchSnapshotRequestSnapshotId_0(buf, pos)
+    o1.position, = _SU_q(buf, pos)
     pos += 8
-    o.replica_directory_id = _ZERO_UUID
+    o1.replica_directory_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchSnapshotRequestTopicSnapshot_0(buf: bytes, pos: int) -> tuple[FetchSnapshotRequestTopicSnapshot, int]:
-    o = new_instance(FetchSnapshotRequestTopicSnapshot)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicSnapshot was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(FetchSnapshotRequestTopicSnapshot)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicSnapshot was serialized as null')
     else:
-        if n3 * 30 > len(buf) - pos:
+        if n4 * 30 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[FetchSnapshotRequestPartitionSnapshot] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_FetchSnapshotRequestPartitionSnapshot_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[FetchSnapshotRequestPartitionSnapshot] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_FetchSnapshotRequestPartitionSnapshot_0(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchSnapshotRequest_0(buf: bytes, pos: int) -> tuple[FetchSnapshotRequest, int]:
-    o = new_instance(FetchSnapshotRequest)
-    o.replica_id, o.max_bytes = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotRequest)
+    o1.replica_id, o1.max_bytes = _SU_ii(buf, pos)
     pos += 8
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchSnapshotRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchSnapshotRequestTopicSnapshot] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchSnapshotRequestTopicSnapshot_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.cluster_id = None
+        a3: list[FetchSnapshotRequestTopicSnapshot] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchSnapshotRequestTopicSnapshot_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.cluster_id = None
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -515,38 +520,32 @@ def _d_FetchSnapshotRequest_0(buf: bytes, pos: int) -> tuple[FetchSnapshotReques
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
-            tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
-                o.cluster_id = None
-            elif n5 > 32767:
-                raise RemoteProtocolError('string field ClusterId had invalid length')
+            n6 = tbuf[tpos] - 1
+            if 0 <= n6 < 127:
+                end7 = tpos + 1 + n6
+                o1.cluster_id = tbuf[tpos + 1:end7].decode()
+                tpos = end7
             else:
-                end6 = tpos + n5
-                o.cluster_id = tbuf[tpos:end6].decode()
-                tpos = end6
+                o1.cluster_id, tpos = read_nullable_compact_string(tbuf, tpos, 'ClusterId')
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ClusterId has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _e_FetchSnapshotRequestPartitionSnapshot_1(o: FetchSnapshotRequestPartitionSnapshot, out: bytearray) -> None:
-    out += _S_ii.pack(o.partition, o.current_leader_epoch)
+    out += _SP_ii(o.partition, o.current_leader_epoch)
     v1 = o.snapshot_id
     _e_FetchSnapshotRequestSnapshotId_0(v1, out)
-    out += _S_q.pack(o.position)
+    out += _SP_q(o.position)
     tags: list[tuple[int, bytes | bytearray]] = []
     if o.replica_directory_id != _ZERO_UUID:
         tb2 = bytearray()
         v3 = o.replica_directory_id
-        tb2 += _S_u.pack(v3.bytes)
+        tb2 += _SP_u(v3.bytes)
         tags.append((0, tb2))
     write_tags(out, tags, o.unknown_tagged_fields)
 
@@ -578,7 +577,7 @@ def _e_FetchSnapshotRequestTopicSnapshot_1(o: FetchSnapshotRequestTopicSnapshot,
 
 
 def _e_FetchSnapshotRequest_1(o: FetchSnapshotRequest, out: bytearray) -> None:
-    out += _S_ii.pack(o.replica_id, o.max_bytes)
+    out += _SP_ii(o.replica_id, o.max_bytes)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -608,13 +607,13 @@ def _e_FetchSnapshotRequest_1(o: FetchSnapshotRequest, out: bytearray) -> None:
 
 
 def _d_FetchSnapshotRequestPartitionSnapshot_1(buf: bytes, pos: int) -> tuple[FetchSnapshotRequestPartitionSnapshot, int]:
-    o = new_instance(FetchSnapshotRequestPartitionSnapshot)
-    o.partition, o.current_leader_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotRequestPartitionSnapshot)
+    o1.partition, o1.current_leader_epoch = _SU_ii(buf, pos)
     pos += 8
-    o.snapshot_id, pos = _d_FetchSnapshotRequestSnapshotId_0(buf, pos)
-    o.position, = _S_q.unpack_from(buf, pos)
+    o1.snapshot_id, pos = _d_FetchSnapshotRequestSnapshotId_0(buf, pos)
+    o1.position, = _SU_q(buf, pos)
     pos += 8
-    o.replica_directory_id = _ZERO_UUID
+    o1.replica_directory_id = _ZERO_UUID
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -633,77 +632,71 @@ def _d_FetchSnapshotRequestPartitionSnapshot_1(buf: bytes, pos: int) -> tuple[Fe
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            o.replica_directory_id = UUID(bytes=tbuf[tpos:tpos + 16])
+            o1.replica_directory_id = UUID(bytes=tbuf[tpos:tpos + 16])
             tpos += 16
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ReplicaDirectoryId has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _d_FetchSnapshotRequestTopicSnapshot_1(buf: bytes, pos: int) -> tuple[FetchSnapshotRequestTopicSnapshot, int]:
-    o = new_instance(FetchSnapshotRequestTopicSnapshot)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicSnapshot was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(FetchSnapshotRequestTopicSnapshot)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicSnapshot was serialized as null')
     else:
-        if n3 * 30 > len(buf) - pos:
+        if n4 * 30 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[FetchSnapshotRequestPartitionSnapshot] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_FetchSnapshotRequestPartitionSnapshot_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[FetchSnapshotRequestPartitionSnapshot] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_FetchSnapshotRequestPartitionSnapshot_1(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchSnapshotRequest_1(buf: bytes, pos: int) -> tuple[FetchSnapshotRequest, int]:
-    o = new_instance(FetchSnapshotRequest)
-    o.replica_id, o.max_bytes = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotRequest)
+    o1.replica_id, o1.max_bytes = _SU_ii(buf, pos)
     pos += 8
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchSnapshotRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchSnapshotRequestTopicSnapshot] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchSnapshotRequestTopicSnapshot_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.cluster_id = None
+        a3: list[FetchSnapshotRequestTopicSnapshot] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchSnapshotRequestTopicSnapshot_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.cluster_id = None
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -722,30 +715,24 @@ def _d_FetchSnapshotRequest_1(buf: bytes, pos: int) -> tuple[FetchSnapshotReques
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
-            tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
-                o.cluster_id = None
-            elif n5 > 32767:
-                raise RemoteProtocolError('string field ClusterId had invalid length')
+            n6 = tbuf[tpos] - 1
+            if 0 <= n6 < 127:
+                end7 = tpos + 1 + n6
+                o1.cluster_id = tbuf[tpos + 1:end7].decode()
+                tpos = end7
             else:
-                end6 = tpos + n5
-                o.cluster_id = tbuf[tpos:end6].decode()
-                tpos = end6
+                o1.cluster_id, tpos = read_nullable_compact_string(tbuf, tpos, 'ClusterId')
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field ClusterId has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _e_FetchSnapshotResponseSnapshotId_0(o: FetchSnapshotResponseSnapshotId, out: bytearray) -> None:
-    out += _S_qi.pack(o.end_offset, o.epoch)
+    out += _SP_qi(o.end_offset, o.epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -754,7 +741,7 @@ def _e_FetchSnapshotResponseSnapshotId_0(o: FetchSnapshotResponseSnapshotId, out
 
 
 def _e_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+    out += _SP_ii(o.leader_id, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -763,10 +750,10 @@ def _e_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
 
 
 def _e_FetchSnapshotResponsePartitionSnapshot_0(o: FetchSnapshotResponsePartitionSnapshot, out: bytearray) -> None:
-    out += _S_ih.pack(o.index, o.error_code)
+    out += _SP_ih(o.index, o.error_code)
     v1 = o.snapshot_id
     _e_FetchSnapshotResponseSnapshotId_0(v1, out)
-    out += _S_qq.pack(o.size, o.position)
+    out += _SP_qq(o.size, o.position)
     v2 = o.unaligned_records
     n3 = len(v2)
     if n3 + 1 < 128:
@@ -812,7 +799,7 @@ def _e_FetchSnapshotResponseTopicSnapshot_0(o: FetchSnapshotResponseTopicSnapsho
 def _e_FetchSnapshotResponse_0(o: FetchSnapshotResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 0 of FetchSnapshotResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -829,50 +816,50 @@ def _e_FetchSnapshotResponse_0(o: FetchSnapshotResponse, out: bytearray) -> None
 
 
 def _d_FetchSnapshotResponseSnapshotId_0(buf: bytes, pos: int) -> tuple[FetchSnapshotResponseSnapshotId, int]:
-    o = new_instance(FetchSnapshotResponseSnapshotId)
-    o.end_offset, o.epoch = _S_qi.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotResponseSnapshotId)
+    o1.end_offset, o1.epoch = _SU_qi(buf, pos)
     pos += 12
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_LeaderIdAndEpoch_0(buf: bytes, pos: int) -> tuple[LeaderIdAndEpoch, int]:
-    o = new_instance(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(LeaderIdAndEpoch)
+    o1.leader_id, o1.leader_epoch = _SU_ii(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchSnapshotResponsePartitionSnapshot_0(buf: bytes, pos: int) -> tuple[FetchSnapshotResponsePartitionSnapshot, int]:
-    o = new_instance(FetchSnapshotResponsePartitionSnapshot)
-    o.index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotResponsePartitionSnapshot)
+    o1.index, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    o.snapshot_id, pos = _d_FetchSnapshotResponseSnapshotId_0(buf, pos)
-    o.size, o.position = _S_qq.unpack_from(buf, pos)
+    o1.snapshot_id, pos = _d_FetchSnapshotResponseSnapshotId_0(buf, pos)
+    o1.size, o1.position = _SU_qq(buf, pos)
     pos += 16
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UnalignedRecords of PartitionSnapshot was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('UnalignedRecords')
-        o.unaligned_records = memoryview(buf)[pos:end2]
-        pos = end2
-    o.current_leader = LeaderIdAndEpoch()
+        o1.unaligned_records = memoryview(buf)[pos:end3]
+        pos = end3
+    o1.current_leader = LeaderIdAndEpoch()
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -891,86 +878,80 @@ def _d_FetchSnapshotResponsePartitionSnapshot_0(buf: bytes, pos: int) -> tuple[F
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            o.current_leader, tpos = _d_LeaderIdAndEpoch_0(tbuf, tpos)
+            o1.current_leader, tpos = _d_LeaderIdAndEpoch_0(tbuf, tpos)
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field CurrentLeader has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _d_FetchSnapshotResponseTopicSnapshot_0(buf: bytes, pos: int) -> tuple[FetchSnapshotResponseTopicSnapshot, int]:
-    o = new_instance(FetchSnapshotResponseTopicSnapshot)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicSnapshot was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(FetchSnapshotResponseTopicSnapshot)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicSnapshot was serialized as null')
     else:
-        if n3 * 37 > len(buf) - pos:
+        if n4 * 37 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[FetchSnapshotResponsePartitionSnapshot] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_FetchSnapshotResponsePartitionSnapshot_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[FetchSnapshotResponsePartitionSnapshot] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_FetchSnapshotResponsePartitionSnapshot_0(buf, pos)
+            ap6(e7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_FetchSnapshotResponse_0(buf: bytes, pos: int) -> tuple[FetchSnapshotResponse, int]:
-    o = new_instance(FetchSnapshotResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchSnapshotResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchSnapshotResponseTopicSnapshot] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchSnapshotResponseTopicSnapshot_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.node_endpoints = []
+        a3: list[FetchSnapshotResponseTopicSnapshot] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchSnapshotResponseTopicSnapshot_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.node_endpoints = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -981,7 +962,7 @@ def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -990,7 +971,7 @@ def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
 
 
 def _e_FetchSnapshotResponse_1(o: FetchSnapshotResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1014,54 +995,27 @@ def _e_FetchSnapshotResponse_1(o: FetchSnapshotResponse, out: bytearray) -> None
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
-def _d_NodeEndpoint_1(buf: bytes, pos: int) -> tuple[NodeEndpoint, int]:
-    o = new_instance(NodeEndpoint)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of NodeEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_FetchSnapshotResponse_1(buf: bytes, pos: int) -> tuple[FetchSnapshotResponse, int]:
-    o = new_instance(FetchSnapshotResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(FetchSnapshotResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of FetchSnapshotResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[FetchSnapshotResponseTopicSnapshot] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FetchSnapshotResponseTopicSnapshot_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.node_endpoints = []
+        a3: list[FetchSnapshotResponseTopicSnapshot] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_FetchSnapshotResponseTopicSnapshot_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.node_endpoints = []
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -1080,29 +1034,45 @@ def _d_FetchSnapshotResponse_1(buf: bytes, pos: int) -> tuple[FetchSnapshotRespo
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
+            n6 = tbuf[tpos]
             tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
+            if n6 > 127:
+                n6, tpos = read_uvarint(tbuf, tpos - 1)
+            n6 -= 1
+            if n6 < 0:
                 raise RemoteProtocolError('non-nullable field NodeEndpoints of FetchSnapshotResponse was serialized as null')
             else:
-                if n5 * 8 > len(tbuf) - tpos:
+                if n6 * 8 > len(tbuf) - tpos:
                     raise truncated('NodeEndpoints')
-                a6: list[NodeEndpoint] = []
-                ap8 = a6.append
-                for _ in range(n5):
-                    e7, tpos = _d_NodeEndpoint_1(tbuf, tpos)
-                    ap8(e7)
-                o.node_endpoints = a6
+                a7: list[NodeEndpoint] = []
+                ap8 = a7.append
+                for _ in range(n6):
+                    o9 = new_instance(NodeEndpoint)
+                    o9.node_id, = _SU_i(tbuf, tpos)
+                    tpos += 4
+                    n10 = tbuf[tpos] - 1
+                    if 0 <= n10 < 127:
+                        end11 = tpos + 1 + n10
+                        o9.host = tbuf[tpos + 1:end11].decode()
+                        tpos = end11
+                    else:
+                        o9.host, tpos = read_compact_string(tbuf, tpos, 'Host')
+                    o9.port, = _SU_H(tbuf, tpos)
+                    tpos += 2
+                    if tbuf[tpos] == 0:
+                        o9.unknown_tagged_fields = NO_TAGS
+                        tpos += 1
+                    else:
+                        o9.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap8(o9)
+                o1.node_endpoints = a7
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field NodeEndpoints has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 FetchSnapshotRequest._ENCODERS = {0: _e_FetchSnapshotRequest_0, 1: _e_FetchSnapshotRequest_1}

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,11 +23,16 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_h = structure('>h')
-_S_hi = structure('>hi')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hi = structure('>hi').unpack_from
+_SP_hi = structure('>hi').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class FindCoordinatorRequest(Message):
@@ -44,7 +54,7 @@ class FindCoordinatorRequest(Message):
     """The coordinator key type. (Group, transaction, etc.)"""
     coordinator_keys: list[str]
     """The coordinator keys."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -52,12 +62,12 @@ class FindCoordinatorRequest(Message):
         key: str = '',
         key_type: int = 0,
         coordinator_keys: list[str] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.key = key
         self.key_type = key_type
         self.coordinator_keys = [] if coordinator_keys is MISSING else coordinator_keys
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Coordinator(Struct):
@@ -78,7 +88,7 @@ class Coordinator(Struct):
     """The error code, or 0 if there was no error."""
     error_message: str | None
     """The error message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -89,7 +99,7 @@ class Coordinator(Struct):
         port: int = 0,
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.key = key
         self.node_id = node_id
@@ -97,7 +107,7 @@ class Coordinator(Struct):
         self.port = port
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class FindCoordinatorResponse(Message):
@@ -127,7 +137,7 @@ class FindCoordinatorResponse(Message):
     """The port."""
     coordinators: list[Coordinator]
     """Each coordinator result in the response"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -139,7 +149,7 @@ class FindCoordinatorResponse(Message):
         host: str = '',
         port: int = 0,
         coordinators: list[Coordinator] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
@@ -148,7 +158,7 @@ class FindCoordinatorResponse(Message):
         self.host = host
         self.port = port
         self.coordinators = [] if coordinators is MISSING else coordinators
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_FindCoordinatorRequest_0(o: FindCoordinatorRequest, out: bytearray) -> None:
@@ -161,26 +171,26 @@ def _e_FindCoordinatorRequest_0(o: FindCoordinatorRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Key longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FindCoordinatorRequest version 0 cannot carry tagged fields')
 
 
 def _d_FindCoordinatorRequest_0(buf: bytes, pos: int) -> tuple[FindCoordinatorRequest, int]:
-    o = new_instance(FindCoordinatorRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FindCoordinatorRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Key of FindCoordinatorRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.key = buf[pos:end2].decode()
-        pos = end2
-    o.key_type = 0
-    o.coordinator_keys = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end3 = pos + n2
+        o1.key = buf[pos:end3].decode()
+        pos = end3
+    o1.key_type = 0
+    o1.coordinator_keys = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FindCoordinatorRequest_1(o: FindCoordinatorRequest, out: bytearray) -> None:
@@ -191,28 +201,28 @@ def _e_FindCoordinatorRequest_1(o: FindCoordinatorRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Key longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_b.pack(o.key_type)
+    out += _SP_b(o.key_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FindCoordinatorRequest version 1 cannot carry tagged fields')
 
 
 def _d_FindCoordinatorRequest_1(buf: bytes, pos: int) -> tuple[FindCoordinatorRequest, int]:
-    o = new_instance(FindCoordinatorRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(FindCoordinatorRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Key of FindCoordinatorRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.key = buf[pos:end2].decode()
-        pos = end2
-    o.key_type, = _S_b.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.key = buf[pos:end3].decode()
+        pos = end3
+    o1.key_type, = _SU_b(buf, pos)
     pos += 1
-    o.coordinator_keys = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.coordinator_keys = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FindCoordinatorRequest_2(o: FindCoordinatorRequest, out: bytearray) -> None:
@@ -223,9 +233,9 @@ def _e_FindCoordinatorRequest_2(o: FindCoordinatorRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Key longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_b.pack(o.key_type)
+    out += _SP_b(o.key_type)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FindCoordinatorRequest version 2 cannot carry tagged fields')
 
@@ -243,7 +253,7 @@ def _e_FindCoordinatorRequest_3(o: FindCoordinatorRequest, out: bytearray) -> No
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_b.pack(o.key_type)
+    out += _SP_b(o.key_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -252,35 +262,29 @@ def _e_FindCoordinatorRequest_3(o: FindCoordinatorRequest, out: bytearray) -> No
 
 
 def _d_FindCoordinatorRequest_3(buf: bytes, pos: int) -> tuple[FindCoordinatorRequest, int]:
-    o = new_instance(FindCoordinatorRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Key of FindCoordinatorRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Key had invalid length')
+    o1 = new_instance(FindCoordinatorRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.key = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.key = buf[pos:end2].decode()
-        pos = end2
-    o.key_type, = _S_b.unpack_from(buf, pos)
+        o1.key, pos = read_compact_string(buf, pos, 'Key')
+    o1.key_type, = _SU_b(buf, pos)
     pos += 1
-    o.coordinator_keys = []
+    o1.coordinator_keys = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_FindCoordinatorRequest_4(o: FindCoordinatorRequest, out: bytearray) -> None:
     if o.key != '':
         raise LocalProtocolError('attempted to write a non-default Key at version 4 of FindCoordinatorRequest')
-    out += _S_b.pack(o.key_type)
+    out += _SP_b(o.key_type)
     v1 = o.coordinator_keys
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -305,49 +309,43 @@ def _e_FindCoordinatorRequest_4(o: FindCoordinatorRequest, out: bytearray) -> No
 
 
 def _d_FindCoordinatorRequest_4(buf: bytes, pos: int) -> tuple[FindCoordinatorRequest, int]:
-    o = new_instance(FindCoordinatorRequest)
-    o.key_type, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(FindCoordinatorRequest)
+    o1.key_type, = _SU_b(buf, pos)
     pos += 1
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field CoordinatorKeys of FindCoordinatorRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('CoordinatorKeys')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field CoordinatorKeys of FindCoordinatorRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field CoordinatorKeys had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.coordinator_keys = a2
-    o.key = ''
+                e4, pos = read_compact_string(buf, pos, 'CoordinatorKeys')
+            a3.append(e4)
+        o1.coordinator_keys = a3
+    o1.key = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_FindCoordinatorRequest_5(o: FindCoordinatorRequest, out: bytearray) -> None:
     if o.key != '':
         raise LocalProtocolError('attempted to write a non-default Key at version 5 of FindCoordinatorRequest')
-    out += _S_b.pack(o.key_type)
+    out += _SP_b(o.key_type)
     v1 = o.coordinator_keys
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -374,7 +372,7 @@ def _e_FindCoordinatorRequest_5(o: FindCoordinatorRequest, out: bytearray) -> No
 def _e_FindCoordinatorRequest_6(o: FindCoordinatorRequest, out: bytearray) -> None:
     if o.key != '':
         raise LocalProtocolError('attempted to write a non-default Key at version 6 of FindCoordinatorRequest')
-    out += _S_b.pack(o.key_type)
+    out += _SP_b(o.key_type)
     v1 = o.coordinator_keys
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -401,44 +399,44 @@ def _e_FindCoordinatorRequest_6(o: FindCoordinatorRequest, out: bytearray) -> No
 def _e_FindCoordinatorResponse_0(o: FindCoordinatorResponse, out: bytearray) -> None:
     if o.coordinators:
         raise LocalProtocolError('attempted to write a non-default Coordinators at version 0 of FindCoordinatorResponse')
-    out += _S_hi.pack(o.error_code, o.node_id)
+    out += _SP_hi(o.error_code, o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FindCoordinatorResponse version 0 cannot carry tagged fields')
 
 
 def _d_FindCoordinatorResponse_0(buf: bytes, pos: int) -> tuple[FindCoordinatorResponse, int]:
-    o = new_instance(FindCoordinatorResponse)
-    o.error_code, o.node_id = _S_hi.unpack_from(buf, pos)
+    o1 = new_instance(FindCoordinatorResponse)
+    o1.error_code, o1.node_id = _SU_hi(buf, pos)
     pos += 6
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Host of FindCoordinatorResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.host = buf[pos:end3].decode()
+        pos = end3
+    o1.port, = _SU_i(buf, pos)
     pos += 4
-    o.throttle_time_ms = 0
-    o.error_message = ''
-    o.coordinators = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.throttle_time_ms = 0
+    o1.error_message = ''
+    o1.coordinators = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FindCoordinatorResponse_1(o: FindCoordinatorResponse, out: bytearray) -> None:
     if o.coordinators:
         raise LocalProtocolError('attempted to write a non-default Coordinators at version 1 of FindCoordinatorResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -447,54 +445,54 @@ def _e_FindCoordinatorResponse_1(o: FindCoordinatorResponse, out: bytearray) -> 
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v4 = o.host
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FindCoordinatorResponse version 1 cannot carry tagged fields')
 
 
 def _d_FindCoordinatorResponse_1(buf: bytes, pos: int) -> tuple[FindCoordinatorResponse, int]:
-    o = new_instance(FindCoordinatorResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(FindCoordinatorResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.node_id, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    o1.node_id, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Host of FindCoordinatorResponse was serialized as null')
     else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, = _S_i.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.host = buf[pos:end5].decode()
+        pos = end5
+    o1.port, = _SU_i(buf, pos)
     pos += 4
-    o.coordinators = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.coordinators = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_FindCoordinatorResponse_2(o: FindCoordinatorResponse, out: bytearray) -> None:
     if o.coordinators:
         raise LocalProtocolError('attempted to write a non-default Coordinators at version 2 of FindCoordinatorResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -503,17 +501,17 @@ def _e_FindCoordinatorResponse_2(o: FindCoordinatorResponse, out: bytearray) -> 
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v4 = o.host
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('FindCoordinatorResponse version 2 cannot carry tagged fields')
 
@@ -521,7 +519,7 @@ def _e_FindCoordinatorResponse_2(o: FindCoordinatorResponse, out: bytearray) -> 
 def _e_FindCoordinatorResponse_3(o: FindCoordinatorResponse, out: bytearray) -> None:
     if o.coordinators:
         raise LocalProtocolError('attempted to write a non-default Coordinators at version 3 of FindCoordinatorResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -535,7 +533,7 @@ def _e_FindCoordinatorResponse_3(o: FindCoordinatorResponse, out: bytearray) -> 
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v4 = o.host
     b5 = v4.encode()
     n6 = len(b5)
@@ -546,7 +544,7 @@ def _e_FindCoordinatorResponse_3(o: FindCoordinatorResponse, out: bytearray) -> 
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -555,46 +553,34 @@ def _e_FindCoordinatorResponse_3(o: FindCoordinatorResponse, out: bytearray) -> 
 
 
 def _d_FindCoordinatorResponse_3(buf: bytes, pos: int) -> tuple[FindCoordinatorResponse, int]:
-    o = new_instance(FindCoordinatorResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(FindCoordinatorResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.node_id, = _S_i.unpack_from(buf, pos)
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.node_id, = _SU_i(buf, pos)
     pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of FindCoordinatorResponse was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.host = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, = _S_i.unpack_from(buf, pos)
+        o1.host, pos = read_compact_string(buf, pos, 'Host')
+    o1.port, = _SU_i(buf, pos)
     pos += 4
-    o.coordinators = []
+    o1.coordinators = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_Coordinator_4(o: Coordinator, out: bytearray) -> None:
@@ -608,7 +594,7 @@ def _e_Coordinator_4(o: Coordinator, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v4 = o.host
     b5 = v4.encode()
     n6 = len(b5)
@@ -619,7 +605,7 @@ def _e_Coordinator_4(o: Coordinator, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_ih.pack(o.port, o.error_code)
+    out += _SP_ih(o.port, o.error_code)
     v7 = o.error_message
     if v7 is None:
         out.append(0)
@@ -649,7 +635,7 @@ def _e_FindCoordinatorResponse_4(o: FindCoordinatorResponse, out: bytearray) -> 
         raise LocalProtocolError('attempted to write a non-default Host at version 4 of FindCoordinatorResponse')
     if o.port != 0:
         raise LocalProtocolError('attempted to write a non-default Port at version 4 of FindCoordinatorResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.coordinators
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -665,90 +651,67 @@ def _e_FindCoordinatorResponse_4(o: FindCoordinatorResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _d_Coordinator_4(buf: bytes, pos: int) -> tuple[Coordinator, int]:
-    o = new_instance(Coordinator)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Key of Coordinator was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Key had invalid length')
-    else:
-        end2 = pos + n1
-        o.key = buf[pos:end2].decode()
-        pos = end2
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of Coordinator was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.error_message = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end6 = pos + n5
-        o.error_message = buf[pos:end6].decode()
-        pos = end6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_FindCoordinatorResponse_4(buf: bytes, pos: int) -> tuple[FindCoordinatorResponse, int]:
-    o = new_instance(FindCoordinatorResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(FindCoordinatorResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Coordinators of FindCoordinatorResponse was serialized as null')
     else:
-        if n1 * 14 > len(buf) - pos:
+        if n2 * 14 > len(buf) - pos:
             raise truncated('Coordinators')
-        a2: list[Coordinator] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_Coordinator_4(buf, pos)
-            ap4(e3)
-        o.coordinators = a2
-    o.error_code = 0
-    o.error_message = ''
-    o.node_id = 0
-    o.host = ''
-    o.port = 0
+        a3: list[Coordinator] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(Coordinator)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.key = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.key, pos = read_compact_string(buf, pos, 'Key')
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.host = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.host, pos = read_compact_string(buf, pos, 'Host')
+            o5.port, o5.error_code = _SU_ih(buf, pos)
+            pos += 6
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o5.error_message = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o5.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.coordinators = a3
+    o1.error_code = 0
+    o1.error_message = ''
+    o1.node_id = 0
+    o1.host = ''
+    o1.port = 0
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_FindCoordinatorResponse_5(o: FindCoordinatorResponse, out: bytearray) -> None:
@@ -760,7 +723,7 @@ def _e_FindCoordinatorResponse_5(o: FindCoordinatorResponse, out: bytearray) -> 
         raise LocalProtocolError('attempted to write a non-default Host at version 5 of FindCoordinatorResponse')
     if o.port != 0:
         raise LocalProtocolError('attempted to write a non-default Port at version 5 of FindCoordinatorResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.coordinators
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -785,7 +748,7 @@ def _e_FindCoordinatorResponse_6(o: FindCoordinatorResponse, out: bytearray) -> 
         raise LocalProtocolError('attempted to write a non-default Host at version 6 of FindCoordinatorResponse')
     if o.port != 0:
         raise LocalProtocolError('attempted to write a non-default Port at version 6 of FindCoordinatorResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.coordinators
     n2 = len(v1)
     if n2 + 1 < 128:

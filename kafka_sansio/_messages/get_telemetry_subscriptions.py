@@ -4,26 +4,36 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_ihui = structure('>ih16si')
-_S_iio = structure('>ii?')
-_S_u = structure('>16s')
+_SU_ihui = structure('>ih16si').unpack_from
+_SP_ihui = structure('>ih16si').pack
+_SU_iio = structure('>ii?').unpack_from
+_SP_iio = structure('>ii?').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_b = array_unpacker('b')
 
 
 class GetTelemetrySubscriptionsRequest(Message):
@@ -41,16 +51,16 @@ class GetTelemetrySubscriptionsRequest(Message):
 
     client_instance_id: UUID
     """Unique id for this client instance, must be set to 0 on the first request."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         client_instance_id: UUID = _ZERO_UUID,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.client_instance_id = client_instance_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class GetTelemetrySubscriptionsResponse(Message):
@@ -84,7 +94,7 @@ class GetTelemetrySubscriptionsResponse(Message):
     """Flag to indicate monotonic/counter metrics are to be emitted as deltas or cumulative values"""
     requested_metrics: list[str]
     """Requested metrics prefix string match. Empty array: No metrics subscribed, Array[0] empty string: All metrics subscribed."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -98,7 +108,7 @@ class GetTelemetrySubscriptionsResponse(Message):
         telemetry_max_bytes: int = 0,
         delta_temporality: bool = False,
         requested_metrics: list[str] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
@@ -109,11 +119,11 @@ class GetTelemetrySubscriptionsResponse(Message):
         self.telemetry_max_bytes = telemetry_max_bytes
         self.delta_temporality = delta_temporality
         self.requested_metrics = [] if requested_metrics is MISSING else requested_metrics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_GetTelemetrySubscriptionsRequest_0(o: GetTelemetrySubscriptionsRequest, out: bytearray) -> None:
-    out += _S_u.pack(o.client_instance_id.bytes)
+    out += _SP_u(o.client_instance_id.bytes)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -122,20 +132,20 @@ def _e_GetTelemetrySubscriptionsRequest_0(o: GetTelemetrySubscriptionsRequest, o
 
 
 def _d_GetTelemetrySubscriptionsRequest_0(buf: bytes, pos: int) -> tuple[GetTelemetrySubscriptionsRequest, int]:
-    o = new_instance(GetTelemetrySubscriptionsRequest)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.client_instance_id = UUID(bytes=u1)
+    o1 = new_instance(GetTelemetrySubscriptionsRequest)
+    b2, = _SU_u(buf, pos)
+    o1.client_instance_id = uuid_from_bytes(b2)
     pos += 16
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_GetTelemetrySubscriptionsResponse_0(o: GetTelemetrySubscriptionsResponse, out: bytearray) -> None:
-    out += _S_ihui.pack(o.throttle_time_ms, o.error_code, o.client_instance_id.bytes, o.subscription_id)
+    out += _SP_ihui(o.throttle_time_ms, o.error_code, o.client_instance_id.bytes, o.subscription_id)
     v1 = o.accepted_compression_types
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -143,7 +153,7 @@ def _e_GetTelemetrySubscriptionsResponse_0(o: GetTelemetrySubscriptionsResponse,
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}b', *v1)
-    out += _S_iio.pack(o.push_interval_ms, o.telemetry_max_bytes, o.delta_temporality)
+    out += _SP_iio(o.push_interval_ms, o.telemetry_max_bytes, o.delta_temporality)
     v3 = o.requested_metrics
     n4 = len(v3)
     if n4 + 1 < 128:
@@ -168,57 +178,45 @@ def _e_GetTelemetrySubscriptionsResponse_0(o: GetTelemetrySubscriptionsResponse,
 
 
 def _d_GetTelemetrySubscriptionsResponse_0(buf: bytes, pos: int) -> tuple[GetTelemetrySubscriptionsResponse, int]:
-    o = new_instance(GetTelemetrySubscriptionsResponse)
-    o.throttle_time_ms, o.error_code, u1, o.subscription_id = _S_ihui.unpack_from(buf, pos)
-    o.client_instance_id = UUID(bytes=u1)
+    o1 = new_instance(GetTelemetrySubscriptionsResponse)
+    o1.throttle_time_ms, o1.error_code, b2, o1.subscription_id = _SU_ihui(buf, pos)
+    o1.client_instance_id = uuid_from_bytes(b2)
     pos += 26
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field AcceptedCompressionTypes of GetTelemetrySubscriptionsResponse was serialized as null')
+    n3 = buf[pos] - 1
+    if 0 <= n3 < 127:
+        o1.accepted_compression_types = list(_AU_b[n3](buf, pos + 1))
+        pos += 1 + n3
     else:
-        if n2 > len(buf) - pos:
-            raise truncated('AcceptedCompressionTypes')
-        o.accepted_compression_types = list(unpack_from(f'>{n2}b', buf, pos))
-        pos += n2
-    o.push_interval_ms, o.telemetry_max_bytes, o.delta_temporality = _S_iio.unpack_from(buf, pos)
+        o1.accepted_compression_types, pos = read_array(buf, pos, 'b', True, 'AcceptedCompressionTypes')
+    o1.push_interval_ms, o1.telemetry_max_bytes, o1.delta_temporality = _SU_iio(buf, pos)
     pos += 9
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field RequestedMetrics of GetTelemetrySubscriptionsResponse was serialized as null')
     else:
-        if n3 > len(buf) - pos:
+        if n4 > len(buf) - pos:
             raise truncated('RequestedMetrics')
-        a4: list[str] = []
-        for _ in range(n3):
-            n6 = buf[pos]
-            pos += 1
-            if n6 > 127:
-                n6, pos = read_uvarint(buf, pos - 1)
-            n6 -= 1
-            if n6 < 0:
-                raise RemoteProtocolError('non-nullable field RequestedMetrics of GetTelemetrySubscriptionsResponse was serialized as null')
-            elif n6 > 32767:
-                raise RemoteProtocolError('string field RequestedMetrics had invalid length')
+        a5: list[str] = []
+        for _ in range(n4):
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                end8 = pos + 1 + n7
+                e6 = buf[pos + 1:end8].decode()
+                pos = end8
             else:
-                end7 = pos + n6
-                e5 = buf[pos:end7].decode()
-                pos = end7
-            a4.append(e5)
-        o.requested_metrics = a4
+                e6, pos = read_compact_string(buf, pos, 'RequestedMetrics')
+            a5.append(e6)
+        o1.requested_metrics = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 GetTelemetrySubscriptionsRequest._ENCODERS = {0: _e_GetTelemetrySubscriptionsRequest_0}

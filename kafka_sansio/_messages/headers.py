@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
-from .._errors import LocalProtocolError
-from .._wire import Message, new_instance, read_tags, structure, write_tags
+from collections.abc import Mapping
 
-_S_h = structure('>h')
-_S_hhi = structure('>hhi')
-_S_i = structure('>i')
+from .._errors import LocalProtocolError
+from .._wire import NO_TAGS, Message, new_instance, read_tags, structure, write_tags
+
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hhi = structure('>hhi').unpack_from
+_SP_hhi = structure('>hhi').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
 
 
 class RequestHeader(Message):
@@ -33,7 +38,7 @@ class RequestHeader(Message):
     """The correlation ID of this request."""
     client_id: str | None
     """The client ID string."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -42,13 +47,13 @@ class RequestHeader(Message):
         request_api_version: int = 0,
         correlation_id: int = 0,
         client_id: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.request_api_key = request_api_key
         self.request_api_version = request_api_version
         self.correlation_id = correlation_id
         self.client_id = client_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ResponseHeader(Message):
@@ -66,35 +71,35 @@ class ResponseHeader(Message):
 
     correlation_id: int
     """The correlation ID of this response."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         correlation_id: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.correlation_id = correlation_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_RequestHeader_0(o: RequestHeader, out: bytearray) -> None:
-    out += _S_hhi.pack(o.request_api_key, o.request_api_version, o.correlation_id)
+    out += _SP_hhi(o.request_api_key, o.request_api_version, o.correlation_id)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('RequestHeader version 0 cannot carry tagged fields')
 
 
 def _d_RequestHeader_0(buf: bytes, pos: int) -> tuple[RequestHeader, int]:
-    o = new_instance(RequestHeader)
-    o.request_api_key, o.request_api_version, o.correlation_id = _S_hhi.unpack_from(buf, pos)
+    o1 = new_instance(RequestHeader)
+    o1.request_api_key, o1.request_api_version, o1.correlation_id = _SU_hhi(buf, pos)
     pos += 8
-    o.client_id = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.client_id = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_RequestHeader_1(o: RequestHeader, out: bytearray) -> None:
-    out += _S_hhi.pack(o.request_api_key, o.request_api_version, o.correlation_id)
+    out += _SP_hhi(o.request_api_key, o.request_api_version, o.correlation_id)
     v1 = o.client_id
     if v1 is None:
         out += b"\xff\xff"
@@ -103,30 +108,30 @@ def _e_RequestHeader_1(o: RequestHeader, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ClientId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('RequestHeader version 1 cannot carry tagged fields')
 
 
 def _d_RequestHeader_1(buf: bytes, pos: int) -> tuple[RequestHeader, int]:
-    o = new_instance(RequestHeader)
-    o.request_api_key, o.request_api_version, o.correlation_id = _S_hhi.unpack_from(buf, pos)
+    o1 = new_instance(RequestHeader)
+    o1.request_api_key, o1.request_api_version, o1.correlation_id = _SU_hhi(buf, pos)
     pos += 8
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.client_id = None
+    if n2 < 0:
+        o1.client_id = None
     else:
-        end2 = pos + n1
-        o.client_id = buf[pos:end2].decode()
-        pos = end2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end3 = pos + n2
+        o1.client_id = buf[pos:end3].decode()
+        pos = end3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_RequestHeader_2(o: RequestHeader, out: bytearray) -> None:
-    out += _S_hhi.pack(o.request_api_key, o.request_api_version, o.correlation_id)
+    out += _SP_hhi(o.request_api_key, o.request_api_version, o.correlation_id)
     v1 = o.client_id
     if v1 is None:
         out += b"\xff\xff"
@@ -135,7 +140,7 @@ def _e_RequestHeader_2(o: RequestHeader, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ClientId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     u = o.unknown_tagged_fields
     if u:
@@ -145,41 +150,41 @@ def _e_RequestHeader_2(o: RequestHeader, out: bytearray) -> None:
 
 
 def _d_RequestHeader_2(buf: bytes, pos: int) -> tuple[RequestHeader, int]:
-    o = new_instance(RequestHeader)
-    o.request_api_key, o.request_api_version, o.correlation_id = _S_hhi.unpack_from(buf, pos)
+    o1 = new_instance(RequestHeader)
+    o1.request_api_key, o1.request_api_version, o1.correlation_id = _SU_hhi(buf, pos)
     pos += 8
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.client_id = None
+    if n2 < 0:
+        o1.client_id = None
     else:
-        end2 = pos + n1
-        o.client_id = buf[pos:end2].decode()
-        pos = end2
+        end3 = pos + n2
+        o1.client_id = buf[pos:end3].decode()
+        pos = end3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ResponseHeader_0(o: ResponseHeader, out: bytearray) -> None:
-    out += _S_i.pack(o.correlation_id)
+    out += _SP_i(o.correlation_id)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ResponseHeader version 0 cannot carry tagged fields')
 
 
 def _d_ResponseHeader_0(buf: bytes, pos: int) -> tuple[ResponseHeader, int]:
-    o = new_instance(ResponseHeader)
-    o.correlation_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ResponseHeader)
+    o1.correlation_id, = _SU_i(buf, pos)
     pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ResponseHeader_1(o: ResponseHeader, out: bytearray) -> None:
-    out += _S_i.pack(o.correlation_id)
+    out += _SP_i(o.correlation_id)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -188,15 +193,15 @@ def _e_ResponseHeader_1(o: ResponseHeader, out: bytearray) -> None:
 
 
 def _d_ResponseHeader_1(buf: bytes, pos: int) -> tuple[ResponseHeader, int]:
-    o = new_instance(ResponseHeader)
-    o.correlation_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ResponseHeader)
+    o1.correlation_id, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 RequestHeader._ENCODERS = {0: _e_RequestHeader_0, 1: _e_RequestHeader_1, 2: _e_RequestHeader_2}

@@ -4,20 +4,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
-    read_uvarint,
     structure,
     write_tags,
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class HeartbeatRequest(Message):
@@ -41,7 +48,7 @@ class HeartbeatRequest(Message):
     """The member ID."""
     group_instance_id: str | None
     """The unique identifier of the consumer instance provided by end user."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -50,13 +57,13 @@ class HeartbeatRequest(Message):
         generation_id: int = 0,
         member_id: str = '',
         group_instance_id: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.generation_id = generation_id
         self.member_id = member_id
         self.group_instance_id = group_instance_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class HeartbeatResponse(Message):
@@ -76,18 +83,18 @@ class HeartbeatResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_HeartbeatRequest_0(o: HeartbeatRequest, out: bytearray) -> None:
@@ -98,43 +105,43 @@ def _e_HeartbeatRequest_0(o: HeartbeatRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('HeartbeatRequest version 0 cannot carry tagged fields')
 
 
 def _d_HeartbeatRequest_0(buf: bytes, pos: int) -> tuple[HeartbeatRequest, int]:
-    o = new_instance(HeartbeatRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(HeartbeatRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of HeartbeatRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of HeartbeatRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.group_instance_id = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    o1.group_instance_id = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_HeartbeatRequest_1(o: HeartbeatRequest, out: bytearray) -> None:
@@ -145,15 +152,15 @@ def _e_HeartbeatRequest_1(o: HeartbeatRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('HeartbeatRequest version 1 cannot carry tagged fields')
@@ -167,15 +174,15 @@ def _e_HeartbeatRequest_2(o: HeartbeatRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('HeartbeatRequest version 2 cannot carry tagged fields')
@@ -187,15 +194,15 @@ def _e_HeartbeatRequest_3(o: HeartbeatRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.group_instance_id
     if v7 is None:
@@ -205,42 +212,42 @@ def _e_HeartbeatRequest_3(o: HeartbeatRequest, out: bytearray) -> None:
         n9 = len(b8)
         if n9 > 32767:
             raise LocalProtocolError('GroupInstanceId longer than 32767 bytes')
-        out += _S_h.pack(n9)
+        out += _SP_h(n9)
         out += b8
     if o.unknown_tagged_fields:
         raise LocalProtocolError('HeartbeatRequest version 3 cannot carry tagged fields')
 
 
 def _d_HeartbeatRequest_3(buf: bytes, pos: int) -> tuple[HeartbeatRequest, int]:
-    o = new_instance(HeartbeatRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(HeartbeatRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of HeartbeatRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of HeartbeatRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.group_instance_id = None
+    if n6 < 0:
+        o1.group_instance_id = None
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end7 = pos + n6
+        o1.group_instance_id = buf[pos:end7].decode()
+        pos = end7
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_HeartbeatRequest_4(o: HeartbeatRequest, out: bytearray) -> None:
@@ -254,7 +261,7 @@ def _e_HeartbeatRequest_4(o: HeartbeatRequest, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -286,99 +293,81 @@ def _e_HeartbeatRequest_4(o: HeartbeatRequest, out: bytearray) -> None:
 
 
 def _d_HeartbeatRequest_4(buf: bytes, pos: int) -> tuple[HeartbeatRequest, int]:
-    o = new_instance(HeartbeatRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of HeartbeatRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(HeartbeatRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id, = _S_i.unpack_from(buf, pos)
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    o1.generation_id, = _SU_i(buf, pos)
     pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of HeartbeatRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.group_instance_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.group_instance_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
+        o1.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_HeartbeatResponse_0(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('HeartbeatResponse version 0 cannot carry tagged fields')
 
 
 def _d_HeartbeatResponse_0(buf: bytes, pos: int) -> tuple[HeartbeatResponse, int]:
-    o = new_instance(HeartbeatResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(HeartbeatResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_HeartbeatResponse_1(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('HeartbeatResponse version 1 cannot carry tagged fields')
 
 
 def _d_HeartbeatResponse_1(buf: bytes, pos: int) -> tuple[HeartbeatResponse, int]:
-    o = new_instance(HeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(HeartbeatResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_HeartbeatResponse_2(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('HeartbeatResponse version 2 cannot carry tagged fields')
 
 
 def _e_HeartbeatResponse_3(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('HeartbeatResponse version 3 cannot carry tagged fields')
 
 
 def _e_HeartbeatResponse_4(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -387,15 +376,15 @@ def _e_HeartbeatResponse_4(o: HeartbeatResponse, out: bytearray) -> None:
 
 
 def _d_HeartbeatResponse_4(buf: bytes, pos: int) -> tuple[HeartbeatResponse, int]:
-    o = new_instance(HeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(HeartbeatResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 HeartbeatRequest._ENCODERS = {0: _e_HeartbeatRequest_0, 1: _e_HeartbeatRequest_1, 2: _e_HeartbeatRequest_2, 3: _e_HeartbeatRequest_3, 4: _e_HeartbeatRequest_4}

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,10 +23,14 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_b = structure('>b')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_o = structure('>?')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
 
 
 class AlterableConfig(Struct):
@@ -36,7 +45,7 @@ class AlterableConfig(Struct):
     """The type (Set, Delete, Append, Subtract) of operation."""
     value: str | None
     """The value to set for the configuration key."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -44,12 +53,12 @@ class AlterableConfig(Struct):
         name: str = '',
         config_operation: int = 0,
         value: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.config_operation = config_operation
         self.value = value
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterConfigsResource(Struct):
@@ -64,7 +73,7 @@ class AlterConfigsResource(Struct):
     """The resource name."""
     configs: list[AlterableConfig]
     """The configurations."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -72,12 +81,12 @@ class AlterConfigsResource(Struct):
         resource_type: int = 0,
         resource_name: str = '',
         configs: list[AlterableConfig] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.resource_type = resource_type
         self.resource_name = resource_name
         self.configs = [] if configs is MISSING else configs
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class IncrementalAlterConfigsRequest(Message):
@@ -97,18 +106,18 @@ class IncrementalAlterConfigsRequest(Message):
     """The incremental updates for each resource."""
     validate_only: bool
     """True if we should validate the request, but not change the configurations."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         resources: list[AlterConfigsResource] = MISSING,
         validate_only: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.resources = [] if resources is MISSING else resources
         self.validate_only = validate_only
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AlterConfigsResourceResponse(Struct):
@@ -125,7 +134,7 @@ class AlterConfigsResourceResponse(Struct):
     """The resource type."""
     resource_name: str
     """The resource name."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -134,13 +143,13 @@ class AlterConfigsResourceResponse(Struct):
         error_message: str | None = '',
         resource_type: int = 0,
         resource_name: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
         self.resource_type = resource_type
         self.resource_name = resource_name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class IncrementalAlterConfigsResponse(Message):
@@ -160,18 +169,18 @@ class IncrementalAlterConfigsResponse(Message):
     """Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     responses: list[AlterConfigsResourceResponse]
     """The responses for each resource."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         responses: list[AlterConfigsResourceResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.responses = [] if responses is MISSING else responses
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AlterableConfig_0(o: AlterableConfig, out: bytearray) -> None:
@@ -180,9 +189,9 @@ def _e_AlterableConfig_0(o: AlterableConfig, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_b.pack(o.config_operation)
+    out += _SP_b(o.config_operation)
     v4 = o.value
     if v4 is None:
         out += b"\xff\xff"
@@ -191,24 +200,24 @@ def _e_AlterableConfig_0(o: AlterableConfig, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Value longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterableConfig version 0 cannot carry tagged fields')
 
 
 def _e_AlterConfigsResource_0(o: AlterConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.configs
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_AlterableConfig_0(e6, out)
     if o.unknown_tagged_fields:
@@ -218,86 +227,81 @@ def _e_AlterConfigsResource_0(o: AlterConfigsResource, out: bytearray) -> None:
 def _e_IncrementalAlterConfigsRequest_0(o: IncrementalAlterConfigsRequest, out: bytearray) -> None:
     v1 = o.resources
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterConfigsResource_0(e3, out)
-    out += _S_o.pack(o.validate_only)
+    out += _SP_o(o.validate_only)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('IncrementalAlterConfigsRequest version 0 cannot carry tagged fields')
 
 
-def _d_AlterableConfig_0(buf: bytes, pos: int) -> tuple[AlterableConfig, int]:
-    o = new_instance(AlterableConfig)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of AlterableConfig was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.config_operation, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.value = None
-    else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_AlterConfigsResource_0(buf: bytes, pos: int) -> tuple[AlterConfigsResource, int]:
-    o = new_instance(AlterConfigsResource)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(AlterConfigsResource)
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ResourceName of AlterConfigsResource was serialized as null')
     else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.resource_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Configs of AlterConfigsResource was serialized as null')
     else:
-        if n3 * 5 > len(buf) - pos:
+        if n4 * 5 > len(buf) - pos:
             raise truncated('Configs')
-        a4: list[AlterableConfig] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterableConfig_0(buf, pos)
-            ap6(e5)
-        o.configs = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[AlterableConfig] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterableConfig)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Name of AlterableConfig was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.name = buf[pos:end9].decode()
+                pos = end9
+            o7.config_operation, = _SU_b(buf, pos)
+            pos += 1
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                o7.value = None
+            else:
+                end11 = pos + n10
+                o7.value = buf[pos:end11].decode()
+                pos = end11
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.configs = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_IncrementalAlterConfigsRequest_0(buf: bytes, pos: int) -> tuple[IncrementalAlterConfigsRequest, int]:
-    o = new_instance(IncrementalAlterConfigsRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(IncrementalAlterConfigsRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Resources of IncrementalAlterConfigsRequest was serialized as null')
     else:
-        if n1 * 7 > len(buf) - pos:
+        if n2 * 7 > len(buf) - pos:
             raise truncated('Resources')
-        a2: list[AlterConfigsResource] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterConfigsResource_0(buf, pos)
-            ap4(e3)
-        o.resources = a2
-    o.validate_only, = _S_o.unpack_from(buf, pos)
+        a3: list[AlterConfigsResource] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterConfigsResource_0(buf, pos)
+            ap4(e5)
+        o1.resources = a3
+    o1.validate_only, = _SU_o(buf, pos)
     pos += 1
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AlterableConfig_1(o: AlterableConfig, out: bytearray) -> None:
@@ -311,7 +315,7 @@ def _e_AlterableConfig_1(o: AlterableConfig, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_b.pack(o.config_operation)
+    out += _SP_b(o.config_operation)
     v4 = o.value
     if v4 is None:
         out.append(0)
@@ -333,7 +337,7 @@ def _e_AlterableConfig_1(o: AlterableConfig, out: bytearray) -> None:
 
 
 def _e_AlterConfigsResource_1(o: AlterConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v1 = o.resource_name
     b2 = v1.encode()
     n3 = len(b2)
@@ -368,7 +372,7 @@ def _e_IncrementalAlterConfigsRequest_1(o: IncrementalAlterConfigsRequest, out: 
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_AlterConfigsResource_1(e3, out)
-    out += _S_o.pack(o.validate_only)
+    out += _SP_o(o.validate_only)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -376,115 +380,92 @@ def _e_IncrementalAlterConfigsRequest_1(o: IncrementalAlterConfigsRequest, out: 
         out.append(0)
 
 
-def _d_AlterableConfig_1(buf: bytes, pos: int) -> tuple[AlterableConfig, int]:
-    o = new_instance(AlterableConfig)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of AlterableConfig was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.config_operation, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.value = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Value had invalid length')
-    else:
-        end4 = pos + n3
-        o.value = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AlterConfigsResource_1(buf: bytes, pos: int) -> tuple[AlterConfigsResource, int]:
-    o = new_instance(AlterConfigsResource)
-    o.resource_type, = _S_b.unpack_from(buf, pos)
+    o1 = new_instance(AlterConfigsResource)
+    o1.resource_type, = _SU_b(buf, pos)
     pos += 1
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of AlterConfigsResource was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ResourceName had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.resource_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.resource_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.resource_name, pos = read_compact_string(buf, pos, 'ResourceName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Configs of AlterConfigsResource was serialized as null')
     else:
-        if n3 * 4 > len(buf) - pos:
+        if n4 * 4 > len(buf) - pos:
             raise truncated('Configs')
-        a4: list[AlterableConfig] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_AlterableConfig_1(buf, pos)
-            ap6(e5)
-        o.configs = a4
+        a5: list[AlterableConfig] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(AlterableConfig)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.name, pos = read_compact_string(buf, pos, 'Name')
+            o7.config_operation, = _SU_b(buf, pos)
+            pos += 1
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o7.value = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o7.value, pos = read_nullable_compact_string(buf, pos, 'Value')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.configs = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_IncrementalAlterConfigsRequest_1(buf: bytes, pos: int) -> tuple[IncrementalAlterConfigsRequest, int]:
-    o = new_instance(IncrementalAlterConfigsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(IncrementalAlterConfigsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Resources of IncrementalAlterConfigsRequest was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Resources')
-        a2: list[AlterConfigsResource] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterConfigsResource_1(buf, pos)
-            ap4(e3)
-        o.resources = a2
-    o.validate_only, = _S_o.unpack_from(buf, pos)
+        a3: list[AlterConfigsResource] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_AlterConfigsResource_1(buf, pos)
+            ap4(e5)
+        o1.resources = a3
+    o1.validate_only, = _SU_o(buf, pos)
     pos += 1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_AlterConfigsResourceResponse_0(o: AlterConfigsResourceResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -493,80 +474,75 @@ def _e_AlterConfigsResourceResponse_0(o: AlterConfigsResourceResponse, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ResourceName longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('AlterConfigsResourceResponse version 0 cannot carry tagged fields')
 
 
 def _e_IncrementalAlterConfigsResponse_0(o: IncrementalAlterConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_AlterConfigsResourceResponse_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('IncrementalAlterConfigsResponse version 0 cannot carry tagged fields')
 
 
-def _d_AlterConfigsResourceResponse_0(buf: bytes, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
-    o = new_instance(AlterConfigsResourceResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.error_message = None
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of AlterConfigsResourceResponse was serialized as null')
-    else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_IncrementalAlterConfigsResponse_0(buf: bytes, pos: int) -> tuple[IncrementalAlterConfigsResponse, int]:
-    o = new_instance(IncrementalAlterConfigsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(IncrementalAlterConfigsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of IncrementalAlterConfigsResponse was serialized as null')
     else:
-        if n1 * 7 > len(buf) - pos:
+        if n2 * 7 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[AlterConfigsResourceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterConfigsResourceResponse_0(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[AlterConfigsResourceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AlterConfigsResourceResponse)
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                o5.error_message = None
+            else:
+                end7 = pos + n6
+                o5.error_message = buf[pos:end7].decode()
+                pos = end7
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field ResourceName of AlterConfigsResourceResponse was serialized as null')
+            else:
+                end9 = pos + n8
+                o5.resource_name = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.responses = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_AlterConfigsResourceResponse_1(o: AlterConfigsResourceResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -580,7 +556,7 @@ def _e_AlterConfigsResourceResponse_1(o: AlterConfigsResourceResponse, out: byte
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_b.pack(o.resource_type)
+    out += _SP_b(o.resource_type)
     v4 = o.resource_name
     b5 = v4.encode()
     n6 = len(b5)
@@ -599,7 +575,7 @@ def _e_AlterConfigsResourceResponse_1(o: AlterConfigsResourceResponse, out: byte
 
 
 def _e_IncrementalAlterConfigsResponse_1(o: IncrementalAlterConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.responses
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -615,72 +591,55 @@ def _e_IncrementalAlterConfigsResponse_1(o: IncrementalAlterConfigsResponse, out
         out.append(0)
 
 
-def _d_AlterConfigsResourceResponse_1(buf: bytes, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
-    o = new_instance(AlterConfigsResourceResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.resource_type, = _S_b.unpack_from(buf, pos)
-    pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ResourceName of AlterConfigsResourceResponse was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ResourceName had invalid length')
-    else:
-        end4 = pos + n3
-        o.resource_name = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_IncrementalAlterConfigsResponse_1(buf: bytes, pos: int) -> tuple[IncrementalAlterConfigsResponse, int]:
-    o = new_instance(IncrementalAlterConfigsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(IncrementalAlterConfigsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of IncrementalAlterConfigsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[AlterConfigsResourceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AlterConfigsResourceResponse_1(buf, pos)
-            ap4(e3)
-        o.responses = a2
+        a3: list[AlterConfigsResourceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(AlterConfigsResourceResponse)
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.error_message = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            o5.resource_type, = _SU_b(buf, pos)
+            pos += 1
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.resource_name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.resource_name, pos = read_compact_string(buf, pos, 'ResourceName')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.responses = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 IncrementalAlterConfigsRequest._ENCODERS = {0: _e_IncrementalAlterConfigsRequest_0, 1: _e_IncrementalAlterConfigsRequest_1}

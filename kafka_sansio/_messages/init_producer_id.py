@@ -4,21 +4,28 @@
 
 from __future__ import annotations
 
-from .._errors import LocalProtocolError, RemoteProtocolError
+from collections.abc import Mapping
+
+from .._errors import LocalProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
+    read_nullable_compact_string,
     read_tags,
-    read_uvarint,
     structure,
     write_tags,
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ihqh = structure('>ihqh')
-_S_iqh = structure('>iqh')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ihqh = structure('>ihqh').unpack_from
+_SP_ihqh = structure('>ihqh').pack
+_SU_iqh = structure('>iqh').unpack_from
+_SP_iqh = structure('>iqh').pack
 
 
 class InitProducerIdRequest(Message):
@@ -42,7 +49,7 @@ class InitProducerIdRequest(Message):
     """The producer id. This is used to disambiguate requests if a transactional id is reused following its expiration."""
     producer_epoch: int
     """The producer's current epoch. This will be checked against the producer epoch on the broker, and the request will return an error if they do not match."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -51,13 +58,13 @@ class InitProducerIdRequest(Message):
         transaction_timeout_ms: int = 0,
         producer_id: int = -1,
         producer_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.transaction_timeout_ms = transaction_timeout_ms
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class InitProducerIdResponse(Message):
@@ -81,7 +88,7 @@ class InitProducerIdResponse(Message):
     """The current producer id."""
     producer_epoch: int
     """The current epoch associated with the producer id."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -90,13 +97,13 @@ class InitProducerIdResponse(Message):
         error_code: int = 0,
         producer_id: int = -1,
         producer_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_InitProducerIdRequest_0(o: InitProducerIdRequest, out: bytearray) -> None:
@@ -112,29 +119,29 @@ def _e_InitProducerIdRequest_0(o: InitProducerIdRequest, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_i.pack(o.transaction_timeout_ms)
+    out += _SP_i(o.transaction_timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('InitProducerIdRequest version 0 cannot carry tagged fields')
 
 
 def _d_InitProducerIdRequest_0(buf: bytes, pos: int) -> tuple[InitProducerIdRequest, int]:
-    o = new_instance(InitProducerIdRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(InitProducerIdRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.transactional_id = None
+    if n2 < 0:
+        o1.transactional_id = None
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.transaction_timeout_ms, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.transactional_id = buf[pos:end3].decode()
+        pos = end3
+    o1.transaction_timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.producer_id = -1
-    o.producer_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.producer_id = -1
+    o1.producer_epoch = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_InitProducerIdRequest_1(o: InitProducerIdRequest, out: bytearray) -> None:
@@ -150,9 +157,9 @@ def _e_InitProducerIdRequest_1(o: InitProducerIdRequest, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_i.pack(o.transaction_timeout_ms)
+    out += _SP_i(o.transaction_timeout_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('InitProducerIdRequest version 1 cannot carry tagged fields')
 
@@ -175,7 +182,7 @@ def _e_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_i.pack(o.transaction_timeout_ms)
+    out += _SP_i(o.transaction_timeout_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -184,30 +191,24 @@ def _e_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None
 
 
 def _d_InitProducerIdRequest_2(buf: bytes, pos: int) -> tuple[InitProducerIdRequest, int]:
-    o = new_instance(InitProducerIdRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.transactional_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    o1 = new_instance(InitProducerIdRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.transaction_timeout_ms, = _S_i.unpack_from(buf, pos)
+        o1.transactional_id, pos = read_nullable_compact_string(buf, pos, 'TransactionalId')
+    o1.transaction_timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    o.producer_id = -1
-    o.producer_epoch = -1
+    o1.producer_id = -1
+    o1.producer_epoch = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_InitProducerIdRequest_3(o: InitProducerIdRequest, out: bytearray) -> None:
@@ -224,7 +225,7 @@ def _e_InitProducerIdRequest_3(o: InitProducerIdRequest, out: bytearray) -> None
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_iqh.pack(o.transaction_timeout_ms, o.producer_id, o.producer_epoch)
+    out += _SP_iqh(o.transaction_timeout_ms, o.producer_id, o.producer_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -233,52 +234,46 @@ def _e_InitProducerIdRequest_3(o: InitProducerIdRequest, out: bytearray) -> None
 
 
 def _d_InitProducerIdRequest_3(buf: bytes, pos: int) -> tuple[InitProducerIdRequest, int]:
-    o = new_instance(InitProducerIdRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.transactional_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    o1 = new_instance(InitProducerIdRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.transaction_timeout_ms, o.producer_id, o.producer_epoch = _S_iqh.unpack_from(buf, pos)
+        o1.transactional_id, pos = read_nullable_compact_string(buf, pos, 'TransactionalId')
+    o1.transaction_timeout_ms, o1.producer_id, o1.producer_epoch = _SU_iqh(buf, pos)
     pos += 14
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_InitProducerIdResponse_0(o: InitProducerIdResponse, out: bytearray) -> None:
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+    out += _SP_ihqh(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('InitProducerIdResponse version 0 cannot carry tagged fields')
 
 
 def _d_InitProducerIdResponse_0(buf: bytes, pos: int) -> tuple[InitProducerIdResponse, int]:
-    o = new_instance(InitProducerIdResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o1 = new_instance(InitProducerIdResponse)
+    o1.throttle_time_ms, o1.error_code, o1.producer_id, o1.producer_epoch = _SU_ihqh(buf, pos)
     pos += 16
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_InitProducerIdResponse_1(o: InitProducerIdResponse, out: bytearray) -> None:
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+    out += _SP_ihqh(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('InitProducerIdResponse version 1 cannot carry tagged fields')
 
 
 def _e_InitProducerIdResponse_2(o: InitProducerIdResponse, out: bytearray) -> None:
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+    out += _SP_ihqh(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -287,15 +282,15 @@ def _e_InitProducerIdResponse_2(o: InitProducerIdResponse, out: bytearray) -> No
 
 
 def _d_InitProducerIdResponse_2(buf: bytes, pos: int) -> tuple[InitProducerIdResponse, int]:
-    o = new_instance(InitProducerIdResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o1 = new_instance(InitProducerIdResponse)
+    o1.throttle_time_ms, o1.error_code, o1.producer_id, o1.producer_epoch = _SU_ihqh(buf, pos)
     pos += 16
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 InitProducerIdRequest._ENCODERS = {0: _e_InitProducerIdRequest_0, 1: _e_InitProducerIdRequest_1, 2: _e_InitProducerIdRequest_2, 3: _e_InitProducerIdRequest_3, 4: _e_InitProducerIdRequest_3, 5: _e_InitProducerIdRequest_3}

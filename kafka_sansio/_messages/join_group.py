@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,12 +23,18 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_hi = structure('>hi')
-_S_i = structure('>i')
-_S_ihi = structure('>ihi')
-_S_ii = structure('>ii')
-_S_o = structure('>?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hi = structure('>hi').unpack_from
+_SP_hi = structure('>hi').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ihi = structure('>ihi').unpack_from
+_SP_ihi = structure('>ihi').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
 
 
 class JoinGroupRequestProtocol(Struct):
@@ -36,18 +47,18 @@ class JoinGroupRequestProtocol(Struct):
     """The protocol name."""
     metadata: bytes
     """The protocol metadata."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         metadata: bytes = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.metadata = metadata
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class JoinGroupRequest(Message):
@@ -79,7 +90,7 @@ class JoinGroupRequest(Message):
     """The list of protocols that the member supports."""
     reason: str | None
     """The reason why the member (re-)joins the group."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -92,7 +103,7 @@ class JoinGroupRequest(Message):
         protocol_type: str = '',
         protocols: list[JoinGroupRequestProtocol] = MISSING,
         reason: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.session_timeout_ms = session_timeout_ms
@@ -102,7 +113,7 @@ class JoinGroupRequest(Message):
         self.protocol_type = protocol_type
         self.protocols = [] if protocols is MISSING else protocols
         self.reason = reason
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class JoinGroupResponseMember(Struct):
@@ -117,7 +128,7 @@ class JoinGroupResponseMember(Struct):
     """The unique identifier of the consumer instance provided by end user."""
     metadata: bytes
     """The group member metadata."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -125,12 +136,12 @@ class JoinGroupResponseMember(Struct):
         member_id: str = '',
         group_instance_id: str | None = None,
         metadata: bytes = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.member_id = member_id
         self.group_instance_id = group_instance_id
         self.metadata = metadata
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class JoinGroupResponse(Message):
@@ -163,7 +174,7 @@ class JoinGroupResponse(Message):
     member_id: str
     """The member ID assigned by the group coordinator."""
     members: list[JoinGroupResponseMember]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -177,7 +188,7 @@ class JoinGroupResponse(Message):
         skip_assignment: bool = False,
         member_id: str = '',
         members: list[JoinGroupResponseMember] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
@@ -188,7 +199,7 @@ class JoinGroupResponse(Message):
         self.skip_assignment = skip_assignment
         self.member_id = member_id
         self.members = [] if members is MISSING else members
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_JoinGroupRequestProtocol_0(o: JoinGroupRequestProtocol, out: bytearray) -> None:
@@ -197,11 +208,11 @@ def _e_JoinGroupRequestProtocol_0(o: JoinGroupRequestProtocol, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupRequestProtocol version 0 cannot carry tagged fields')
@@ -215,102 +226,97 @@ def _e_JoinGroupRequest_0(o: JoinGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.session_timeout_ms)
+    out += _SP_i(o.session_timeout_ms)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocols
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupRequestProtocol_0(e12, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupRequest version 0 cannot carry tagged fields')
 
 
-def _d_JoinGroupRequestProtocol_0(buf: bytes, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
-    o = new_instance(JoinGroupRequestProtocol)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of JoinGroupRequestProtocol was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Metadata of JoinGroupRequestProtocol was serialized as null')
-    else:
-        end4 = pos + n3
-        if end4 > len(buf):
-            raise truncated('Metadata')
-        o.metadata = buf[pos:end4]
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_JoinGroupRequest_0(buf: bytes, pos: int) -> tuple[JoinGroupRequest, int]:
-    o = new_instance(JoinGroupRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of JoinGroupRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.session_timeout_ms, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.session_timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of JoinGroupRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolType of JoinGroupRequest was serialized as null')
     else:
-        end6 = pos + n5
-        o.protocol_type = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.protocol_type = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Protocols of JoinGroupRequest was serialized as null')
     else:
-        if n7 * 6 > len(buf) - pos:
+        if n8 * 6 > len(buf) - pos:
             raise truncated('Protocols')
-        a8: list[JoinGroupRequestProtocol] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_JoinGroupRequestProtocol_0(buf, pos)
-            ap10(e9)
-        o.protocols = a8
-    o.rebalance_timeout_ms = -1
-    o.group_instance_id = None
-    o.reason = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a9: list[JoinGroupRequestProtocol] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(JoinGroupRequestProtocol)
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field Name of JoinGroupRequestProtocol was serialized as null')
+            else:
+                end13 = pos + n12
+                o11.name = buf[pos:end13].decode()
+                pos = end13
+            (n14,) = _SU_i(buf, pos)
+            pos += 4
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupRequestProtocol was serialized as null')
+            else:
+                end15 = pos + n14
+                if end15 > len(buf):
+                    raise truncated('Metadata')
+                o11.metadata = buf[pos:end15]
+                pos = end15
+            o11.unknown_tagged_fields = NO_TAGS
+            ap10(o11)
+        o1.protocols = a9
+    o1.rebalance_timeout_ms = -1
+    o1.group_instance_id = None
+    o1.reason = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_JoinGroupRequestProtocol_1(o: JoinGroupRequestProtocol, out: bytearray) -> None:
@@ -319,11 +325,11 @@ def _e_JoinGroupRequestProtocol_1(o: JoinGroupRequestProtocol, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupRequestProtocol version 1 cannot carry tagged fields')
@@ -337,26 +343,26 @@ def _e_JoinGroupRequest_1(o: JoinGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _SP_ii(o.session_timeout_ms, o.rebalance_timeout_ms)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocols
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupRequestProtocol_1(e12, out)
     if o.unknown_tagged_fields:
@@ -364,50 +370,69 @@ def _e_JoinGroupRequest_1(o: JoinGroupRequest, out: bytearray) -> None:
 
 
 def _d_JoinGroupRequest_1(buf: bytes, pos: int) -> tuple[JoinGroupRequest, int]:
-    o = new_instance(JoinGroupRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of JoinGroupRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.session_timeout_ms, o1.rebalance_timeout_ms = _SU_ii(buf, pos)
     pos += 8
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of JoinGroupRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolType of JoinGroupRequest was serialized as null')
     else:
-        end6 = pos + n5
-        o.protocol_type = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.protocol_type = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Protocols of JoinGroupRequest was serialized as null')
     else:
-        if n7 * 6 > len(buf) - pos:
+        if n8 * 6 > len(buf) - pos:
             raise truncated('Protocols')
-        a8: list[JoinGroupRequestProtocol] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_JoinGroupRequestProtocol_0(buf, pos)
-            ap10(e9)
-        o.protocols = a8
-    o.group_instance_id = None
-    o.reason = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a9: list[JoinGroupRequestProtocol] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(JoinGroupRequestProtocol)
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field Name of JoinGroupRequestProtocol was serialized as null')
+            else:
+                end13 = pos + n12
+                o11.name = buf[pos:end13].decode()
+                pos = end13
+            (n14,) = _SU_i(buf, pos)
+            pos += 4
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupRequestProtocol was serialized as null')
+            else:
+                end15 = pos + n14
+                if end15 > len(buf):
+                    raise truncated('Metadata')
+                o11.metadata = buf[pos:end15]
+                pos = end15
+            o11.unknown_tagged_fields = NO_TAGS
+            ap10(o11)
+        o1.protocols = a9
+    o1.group_instance_id = None
+    o1.reason = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_JoinGroupRequestProtocol_2(o: JoinGroupRequestProtocol, out: bytearray) -> None:
@@ -416,11 +441,11 @@ def _e_JoinGroupRequestProtocol_2(o: JoinGroupRequestProtocol, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupRequestProtocol version 2 cannot carry tagged fields')
@@ -434,26 +459,26 @@ def _e_JoinGroupRequest_2(o: JoinGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _SP_ii(o.session_timeout_ms, o.rebalance_timeout_ms)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocols
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupRequestProtocol_2(e12, out)
     if o.unknown_tagged_fields:
@@ -466,11 +491,11 @@ def _e_JoinGroupRequestProtocol_3(o: JoinGroupRequestProtocol, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupRequestProtocol version 3 cannot carry tagged fields')
@@ -484,26 +509,26 @@ def _e_JoinGroupRequest_3(o: JoinGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _SP_ii(o.session_timeout_ms, o.rebalance_timeout_ms)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocols
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupRequestProtocol_3(e12, out)
     if o.unknown_tagged_fields:
@@ -516,11 +541,11 @@ def _e_JoinGroupRequestProtocol_4(o: JoinGroupRequestProtocol, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupRequestProtocol version 4 cannot carry tagged fields')
@@ -534,26 +559,26 @@ def _e_JoinGroupRequest_4(o: JoinGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _SP_ii(o.session_timeout_ms, o.rebalance_timeout_ms)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.protocol_type
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.protocols
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupRequestProtocol_4(e12, out)
     if o.unknown_tagged_fields:
@@ -566,11 +591,11 @@ def _e_JoinGroupRequestProtocol_5(o: JoinGroupRequestProtocol, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupRequestProtocol version 5 cannot carry tagged fields')
@@ -582,15 +607,15 @@ def _e_JoinGroupRequest_5(o: JoinGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _SP_ii(o.session_timeout_ms, o.rebalance_timeout_ms)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.group_instance_id
     if v7 is None:
@@ -600,18 +625,18 @@ def _e_JoinGroupRequest_5(o: JoinGroupRequest, out: bytearray) -> None:
         n9 = len(b8)
         if n9 > 32767:
             raise LocalProtocolError('GroupInstanceId longer than 32767 bytes')
-        out += _S_h.pack(n9)
+        out += _SP_h(n9)
         out += b8
     v10 = o.protocol_type
     b11 = v10.encode()
     n12 = len(b11)
     if n12 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n12)
+    out += _SP_h(n12)
     out += b11
     v13 = o.protocols
     n14 = len(v13)
-    out += _S_i.pack(n14)
+    out += _SP_i(n14)
     for e15 in v13:
         _e_JoinGroupRequestProtocol_5(e15, out)
     if o.unknown_tagged_fields:
@@ -619,57 +644,76 @@ def _e_JoinGroupRequest_5(o: JoinGroupRequest, out: bytearray) -> None:
 
 
 def _d_JoinGroupRequest_5(buf: bytes, pos: int) -> tuple[JoinGroupRequest, int]:
-    o = new_instance(JoinGroupRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of JoinGroupRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.session_timeout_ms, o1.rebalance_timeout_ms = _SU_ii(buf, pos)
     pos += 8
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of JoinGroupRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.group_instance_id = None
+    if n6 < 0:
+        o1.group_instance_id = None
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_h.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.group_instance_id = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_h(buf, pos)
     pos += 2
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolType of JoinGroupRequest was serialized as null')
     else:
-        end8 = pos + n7
-        o.protocol_type = buf[pos:end8].decode()
-        pos = end8
-    (n9,) = _S_i.unpack_from(buf, pos)
+        end9 = pos + n8
+        o1.protocol_type = buf[pos:end9].decode()
+        pos = end9
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n9 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Protocols of JoinGroupRequest was serialized as null')
     else:
-        if n9 * 6 > len(buf) - pos:
+        if n10 * 6 > len(buf) - pos:
             raise truncated('Protocols')
-        a10: list[JoinGroupRequestProtocol] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_JoinGroupRequestProtocol_0(buf, pos)
-            ap12(e11)
-        o.protocols = a10
-    o.reason = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[JoinGroupRequestProtocol] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(JoinGroupRequestProtocol)
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Name of JoinGroupRequestProtocol was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.name = buf[pos:end15].decode()
+                pos = end15
+            (n16,) = _SU_i(buf, pos)
+            pos += 4
+            if n16 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupRequestProtocol was serialized as null')
+            else:
+                end17 = pos + n16
+                if end17 > len(buf):
+                    raise truncated('Metadata')
+                o13.metadata = buf[pos:end17]
+                pos = end17
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.protocols = a11
+    o1.reason = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_JoinGroupRequestProtocol_6(o: JoinGroupRequestProtocol, out: bytearray) -> None:
@@ -708,7 +752,7 @@ def _e_JoinGroupRequest_6(o: JoinGroupRequest, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _SP_ii(o.session_timeout_ms, o.rebalance_timeout_ms)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -757,121 +801,86 @@ def _e_JoinGroupRequest_6(o: JoinGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_JoinGroupRequestProtocol_6(buf: bytes, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
-    o = new_instance(JoinGroupRequestProtocol)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of JoinGroupRequestProtocol was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Metadata of JoinGroupRequestProtocol was serialized as null')
-    else:
-        end4 = pos + n3
-        if end4 > len(buf):
-            raise truncated('Metadata')
-        o.metadata = buf[pos:end4]
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_JoinGroupRequest_6(buf: bytes, pos: int) -> tuple[JoinGroupRequest, int]:
-    o = new_instance(JoinGroupRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of JoinGroupRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(JoinGroupRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    o1.session_timeout_ms, o1.rebalance_timeout_ms = _SU_ii(buf, pos)
     pos += 8
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of JoinGroupRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.group_instance_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.group_instance_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolType of JoinGroupRequest was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
+        o1.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.protocol_type = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.protocol_type = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
+        o1.protocol_type, pos = read_compact_string(buf, pos, 'ProtocolType')
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Protocols of JoinGroupRequest was serialized as null')
     else:
-        if n9 * 3 > len(buf) - pos:
+        if n10 * 3 > len(buf) - pos:
             raise truncated('Protocols')
-        a10: list[JoinGroupRequestProtocol] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_JoinGroupRequestProtocol_6(buf, pos)
-            ap12(e11)
-        o.protocols = a10
-    o.reason = None
+        a11: list[JoinGroupRequestProtocol] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(JoinGroupRequestProtocol)
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o13.name = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o13.name, pos = read_compact_string(buf, pos, 'Name')
+            n16 = buf[pos]
+            pos += 1
+            if n16 > 127:
+                n16, pos = read_uvarint(buf, pos - 1)
+            n16 -= 1
+            if n16 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupRequestProtocol was serialized as null')
+            else:
+                end17 = pos + n16
+                if end17 > len(buf):
+                    raise truncated('Metadata')
+                o13.metadata = buf[pos:end17]
+                pos = end17
+            if buf[pos] == 0:
+                o13.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap12(o13)
+        o1.protocols = a11
+    o1.reason = None
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_JoinGroupRequest_8(o: JoinGroupRequest, out: bytearray) -> None:
@@ -885,7 +894,7 @@ def _e_JoinGroupRequest_8(o: JoinGroupRequest, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _SP_ii(o.session_timeout_ms, o.rebalance_timeout_ms)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -948,96 +957,91 @@ def _e_JoinGroupRequest_8(o: JoinGroupRequest, out: bytearray) -> None:
 
 
 def _d_JoinGroupRequest_8(buf: bytes, pos: int) -> tuple[JoinGroupRequest, int]:
-    o = new_instance(JoinGroupRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of JoinGroupRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(JoinGroupRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    o1.session_timeout_ms, o1.rebalance_timeout_ms = _SU_ii(buf, pos)
     pos += 8
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of JoinGroupRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.group_instance_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.group_instance_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolType of JoinGroupRequest was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
+        o1.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.protocol_type = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.protocol_type = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
+        o1.protocol_type, pos = read_compact_string(buf, pos, 'ProtocolType')
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Protocols of JoinGroupRequest was serialized as null')
     else:
-        if n9 * 3 > len(buf) - pos:
+        if n10 * 3 > len(buf) - pos:
             raise truncated('Protocols')
-        a10: list[JoinGroupRequestProtocol] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_JoinGroupRequestProtocol_6(buf, pos)
-            ap12(e11)
-        o.protocols = a10
-    n13 = buf[pos]
-    pos += 1
-    if n13 > 127:
-        n13, pos = read_uvarint(buf, pos - 1)
-    n13 -= 1
-    if n13 < 0:
-        o.reason = None
-    elif n13 > 32767:
-        raise RemoteProtocolError('string field Reason had invalid length')
+        a11: list[JoinGroupRequestProtocol] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(JoinGroupRequestProtocol)
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o13.name = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o13.name, pos = read_compact_string(buf, pos, 'Name')
+            n16 = buf[pos]
+            pos += 1
+            if n16 > 127:
+                n16, pos = read_uvarint(buf, pos - 1)
+            n16 -= 1
+            if n16 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupRequestProtocol was serialized as null')
+            else:
+                end17 = pos + n16
+                if end17 > len(buf):
+                    raise truncated('Metadata')
+                o13.metadata = buf[pos:end17]
+                pos = end17
+            if buf[pos] == 0:
+                o13.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap12(o13)
+        o1.protocols = a11
+    n18 = buf[pos] - 1
+    if 0 <= n18 < 127:
+        end19 = pos + 1 + n18
+        o1.reason = buf[pos + 1:end19].decode()
+        pos = end19
     else:
-        end14 = pos + n13
-        o.reason = buf[pos:end14].decode()
-        pos = end14
+        o1.reason, pos = read_nullable_compact_string(buf, pos, 'Reason')
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_JoinGroupResponseMember_0(o: JoinGroupResponseMember, out: bytearray) -> None:
@@ -1046,11 +1050,11 @@ def _e_JoinGroupResponseMember_0(o: JoinGroupResponseMember, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupResponseMember version 0 cannot carry tagged fields')
@@ -1059,7 +1063,7 @@ def _e_JoinGroupResponseMember_0(o: JoinGroupResponseMember, out: bytearray) -> 
 def _e_JoinGroupResponse_0(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 0 of JoinGroupResponse')
-    out += _S_hi.pack(o.error_code, o.generation_id)
+    out += _SP_hi(o.error_code, o.generation_id)
     v1 = o.protocol_name
     if v1 is None:
         raise LocalProtocolError('ProtocolName of JoinGroupResponse is not nullable at version 0')
@@ -1068,102 +1072,97 @@ def _e_JoinGroupResponse_0(o: JoinGroupResponse, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ProtocolName longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.leader
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Leader longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.member_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.members
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupResponseMember_0(e12, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupResponse version 0 cannot carry tagged fields')
 
 
-def _d_JoinGroupResponseMember_0(buf: bytes, pos: int) -> tuple[JoinGroupResponseMember, int]:
-    o = new_instance(JoinGroupResponseMember)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponseMember was serialized as null')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
-    else:
-        end4 = pos + n3
-        if end4 > len(buf):
-            raise truncated('Metadata')
-        o.metadata = buf[pos:end4]
-        pos = end4
-    o.group_instance_id = None
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_JoinGroupResponse_0(buf: bytes, pos: int) -> tuple[JoinGroupResponse, int]:
-    o = new_instance(JoinGroupResponse)
-    o.error_code, o.generation_id = _S_hi.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupResponse)
+    o1.error_code, o1.generation_id = _SU_hi(buf, pos)
     pos += 6
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolName of JoinGroupResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.protocol_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.protocol_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Leader of JoinGroupResponse was serialized as null')
     else:
-        end4 = pos + n3
-        o.leader = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.leader = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponse was serialized as null')
     else:
-        end6 = pos + n5
-        o.member_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.member_id = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Members of JoinGroupResponse was serialized as null')
     else:
-        if n7 * 6 > len(buf) - pos:
+        if n8 * 6 > len(buf) - pos:
             raise truncated('Members')
-        a8: list[JoinGroupResponseMember] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_JoinGroupResponseMember_0(buf, pos)
-            ap10(e9)
-        o.members = a8
-    o.throttle_time_ms = 0
-    o.protocol_type = None
-    o.skip_assignment = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a9: list[JoinGroupResponseMember] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(JoinGroupResponseMember)
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponseMember was serialized as null')
+            else:
+                end13 = pos + n12
+                o11.member_id = buf[pos:end13].decode()
+                pos = end13
+            (n14,) = _SU_i(buf, pos)
+            pos += 4
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
+            else:
+                end15 = pos + n14
+                if end15 > len(buf):
+                    raise truncated('Metadata')
+                o11.metadata = buf[pos:end15]
+                pos = end15
+            o11.group_instance_id = None
+            o11.unknown_tagged_fields = NO_TAGS
+            ap10(o11)
+        o1.members = a9
+    o1.throttle_time_ms = 0
+    o1.protocol_type = None
+    o1.skip_assignment = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_JoinGroupResponseMember_1(o: JoinGroupResponseMember, out: bytearray) -> None:
@@ -1172,11 +1171,11 @@ def _e_JoinGroupResponseMember_1(o: JoinGroupResponseMember, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupResponseMember version 1 cannot carry tagged fields')
@@ -1185,7 +1184,7 @@ def _e_JoinGroupResponseMember_1(o: JoinGroupResponseMember, out: bytearray) -> 
 def _e_JoinGroupResponse_1(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 1 of JoinGroupResponse')
-    out += _S_hi.pack(o.error_code, o.generation_id)
+    out += _SP_hi(o.error_code, o.generation_id)
     v1 = o.protocol_name
     if v1 is None:
         raise LocalProtocolError('ProtocolName of JoinGroupResponse is not nullable at version 1')
@@ -1194,25 +1193,25 @@ def _e_JoinGroupResponse_1(o: JoinGroupResponse, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ProtocolName longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.leader
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Leader longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.member_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.members
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupResponseMember_1(e12, out)
     if o.unknown_tagged_fields:
@@ -1225,11 +1224,11 @@ def _e_JoinGroupResponseMember_2(o: JoinGroupResponseMember, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupResponseMember version 2 cannot carry tagged fields')
@@ -1238,7 +1237,7 @@ def _e_JoinGroupResponseMember_2(o: JoinGroupResponseMember, out: bytearray) -> 
 def _e_JoinGroupResponse_2(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 2 of JoinGroupResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.generation_id)
     v1 = o.protocol_name
     if v1 is None:
         raise LocalProtocolError('ProtocolName of JoinGroupResponse is not nullable at version 2')
@@ -1247,25 +1246,25 @@ def _e_JoinGroupResponse_2(o: JoinGroupResponse, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ProtocolName longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.leader
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Leader longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.member_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.members
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupResponseMember_2(e12, out)
     if o.unknown_tagged_fields:
@@ -1273,50 +1272,70 @@ def _e_JoinGroupResponse_2(o: JoinGroupResponse, out: bytearray) -> None:
 
 
 def _d_JoinGroupResponse_2(buf: bytes, pos: int) -> tuple[JoinGroupResponse, int]:
-    o = new_instance(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupResponse)
+    o1.throttle_time_ms, o1.error_code, o1.generation_id = _SU_ihi(buf, pos)
     pos += 10
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolName of JoinGroupResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.protocol_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.protocol_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Leader of JoinGroupResponse was serialized as null')
     else:
-        end4 = pos + n3
-        o.leader = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.leader = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponse was serialized as null')
     else:
-        end6 = pos + n5
-        o.member_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.member_id = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Members of JoinGroupResponse was serialized as null')
     else:
-        if n7 * 6 > len(buf) - pos:
+        if n8 * 6 > len(buf) - pos:
             raise truncated('Members')
-        a8: list[JoinGroupResponseMember] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_JoinGroupResponseMember_0(buf, pos)
-            ap10(e9)
-        o.members = a8
-    o.protocol_type = None
-    o.skip_assignment = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a9: list[JoinGroupResponseMember] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(JoinGroupResponseMember)
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponseMember was serialized as null')
+            else:
+                end13 = pos + n12
+                o11.member_id = buf[pos:end13].decode()
+                pos = end13
+            (n14,) = _SU_i(buf, pos)
+            pos += 4
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
+            else:
+                end15 = pos + n14
+                if end15 > len(buf):
+                    raise truncated('Metadata')
+                o11.metadata = buf[pos:end15]
+                pos = end15
+            o11.group_instance_id = None
+            o11.unknown_tagged_fields = NO_TAGS
+            ap10(o11)
+        o1.members = a9
+    o1.protocol_type = None
+    o1.skip_assignment = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_JoinGroupResponseMember_3(o: JoinGroupResponseMember, out: bytearray) -> None:
@@ -1325,11 +1344,11 @@ def _e_JoinGroupResponseMember_3(o: JoinGroupResponseMember, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupResponseMember version 3 cannot carry tagged fields')
@@ -1338,7 +1357,7 @@ def _e_JoinGroupResponseMember_3(o: JoinGroupResponseMember, out: bytearray) -> 
 def _e_JoinGroupResponse_3(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 3 of JoinGroupResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.generation_id)
     v1 = o.protocol_name
     if v1 is None:
         raise LocalProtocolError('ProtocolName of JoinGroupResponse is not nullable at version 3')
@@ -1347,25 +1366,25 @@ def _e_JoinGroupResponse_3(o: JoinGroupResponse, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ProtocolName longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.leader
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Leader longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.member_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.members
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupResponseMember_3(e12, out)
     if o.unknown_tagged_fields:
@@ -1378,11 +1397,11 @@ def _e_JoinGroupResponseMember_4(o: JoinGroupResponseMember, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.metadata
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupResponseMember version 4 cannot carry tagged fields')
@@ -1391,7 +1410,7 @@ def _e_JoinGroupResponseMember_4(o: JoinGroupResponseMember, out: bytearray) -> 
 def _e_JoinGroupResponse_4(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 4 of JoinGroupResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.generation_id)
     v1 = o.protocol_name
     if v1 is None:
         raise LocalProtocolError('ProtocolName of JoinGroupResponse is not nullable at version 4')
@@ -1400,25 +1419,25 @@ def _e_JoinGroupResponse_4(o: JoinGroupResponse, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ProtocolName longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.leader
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Leader longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.member_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.members
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupResponseMember_4(e12, out)
     if o.unknown_tagged_fields:
@@ -1431,7 +1450,7 @@ def _e_JoinGroupResponseMember_5(o: JoinGroupResponseMember, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_instance_id
     if v4 is None:
@@ -1441,11 +1460,11 @@ def _e_JoinGroupResponseMember_5(o: JoinGroupResponseMember, out: bytearray) -> 
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('GroupInstanceId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     v7 = o.metadata
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     out += v7
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupResponseMember version 5 cannot carry tagged fields')
@@ -1454,7 +1473,7 @@ def _e_JoinGroupResponseMember_5(o: JoinGroupResponseMember, out: bytearray) -> 
 def _e_JoinGroupResponse_5(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 5 of JoinGroupResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.generation_id)
     v1 = o.protocol_name
     if v1 is None:
         raise LocalProtocolError('ProtocolName of JoinGroupResponse is not nullable at version 5')
@@ -1463,108 +1482,103 @@ def _e_JoinGroupResponse_5(o: JoinGroupResponse, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ProtocolName longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.leader
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Leader longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.member_id
     b8 = v7.encode()
     n9 = len(b8)
     if n9 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n9)
+    out += _SP_h(n9)
     out += b8
     v10 = o.members
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_JoinGroupResponseMember_5(e12, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('JoinGroupResponse version 5 cannot carry tagged fields')
 
 
-def _d_JoinGroupResponseMember_5(buf: bytes, pos: int) -> tuple[JoinGroupResponseMember, int]:
-    o = new_instance(JoinGroupResponseMember)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponseMember was serialized as null')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.group_instance_id = None
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
-    else:
-        end6 = pos + n5
-        if end6 > len(buf):
-            raise truncated('Metadata')
-        o.metadata = buf[pos:end6]
-        pos = end6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_JoinGroupResponse_5(buf: bytes, pos: int) -> tuple[JoinGroupResponse, int]:
-    o = new_instance(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupResponse)
+    o1.throttle_time_ms, o1.error_code, o1.generation_id = _SU_ihi(buf, pos)
     pos += 10
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ProtocolName of JoinGroupResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.protocol_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.protocol_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Leader of JoinGroupResponse was serialized as null')
     else:
-        end4 = pos + n3
-        o.leader = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.leader = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponse was serialized as null')
     else:
-        end6 = pos + n5
-        o.member_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.member_id = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Members of JoinGroupResponse was serialized as null')
     else:
-        if n7 * 8 > len(buf) - pos:
+        if n8 * 8 > len(buf) - pos:
             raise truncated('Members')
-        a8: list[JoinGroupResponseMember] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_JoinGroupResponseMember_5(buf, pos)
-            ap10(e9)
-        o.members = a8
-    o.protocol_type = None
-    o.skip_assignment = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a9: list[JoinGroupResponseMember] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(JoinGroupResponseMember)
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponseMember was serialized as null')
+            else:
+                end13 = pos + n12
+                o11.member_id = buf[pos:end13].decode()
+                pos = end13
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                o11.group_instance_id = None
+            else:
+                end15 = pos + n14
+                o11.group_instance_id = buf[pos:end15].decode()
+                pos = end15
+            (n16,) = _SU_i(buf, pos)
+            pos += 4
+            if n16 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
+            else:
+                end17 = pos + n16
+                if end17 > len(buf):
+                    raise truncated('Metadata')
+                o11.metadata = buf[pos:end17]
+                pos = end17
+            o11.unknown_tagged_fields = NO_TAGS
+            ap10(o11)
+        o1.members = a9
+    o1.protocol_type = None
+    o1.skip_assignment = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_JoinGroupResponseMember_6(o: JoinGroupResponseMember, out: bytearray) -> None:
@@ -1608,7 +1622,7 @@ def _e_JoinGroupResponseMember_6(o: JoinGroupResponseMember, out: bytearray) -> 
 def _e_JoinGroupResponse_6(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 6 of JoinGroupResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.generation_id)
     v1 = o.protocol_name
     if v1 is None:
         raise LocalProtocolError('ProtocolName of JoinGroupResponse is not nullable at version 6')
@@ -1657,128 +1671,93 @@ def _e_JoinGroupResponse_6(o: JoinGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_JoinGroupResponseMember_6(buf: bytes, pos: int) -> tuple[JoinGroupResponseMember, int]:
-    o = new_instance(JoinGroupResponseMember)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponseMember was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.group_instance_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
-    else:
-        end6 = pos + n5
-        if end6 > len(buf):
-            raise truncated('Metadata')
-        o.metadata = buf[pos:end6]
-        pos = end6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_JoinGroupResponse_6(buf: bytes, pos: int) -> tuple[JoinGroupResponse, int]:
-    o = new_instance(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupResponse)
+    o1.throttle_time_ms, o1.error_code, o1.generation_id = _SU_ihi(buf, pos)
     pos += 10
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolName of JoinGroupResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ProtocolName had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.protocol_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.protocol_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Leader of JoinGroupResponse was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Leader had invalid length')
+        o1.protocol_name, pos = read_compact_string(buf, pos, 'ProtocolName')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.leader = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.leader = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponse was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        o1.leader, pos = read_compact_string(buf, pos, 'Leader')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.member_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.member_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Members of JoinGroupResponse was serialized as null')
     else:
-        if n7 * 4 > len(buf) - pos:
+        if n8 * 4 > len(buf) - pos:
             raise truncated('Members')
-        a8: list[JoinGroupResponseMember] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_JoinGroupResponseMember_6(buf, pos)
-            ap10(e9)
-        o.members = a8
-    o.protocol_type = None
-    o.skip_assignment = False
+        a9: list[JoinGroupResponseMember] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(JoinGroupResponseMember)
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o11.member_id = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o11.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o11.group_instance_id = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o11.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+            n16 = buf[pos]
+            pos += 1
+            if n16 > 127:
+                n16, pos = read_uvarint(buf, pos - 1)
+            n16 -= 1
+            if n16 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
+            else:
+                end17 = pos + n16
+                if end17 > len(buf):
+                    raise truncated('Metadata')
+                o11.metadata = buf[pos:end17]
+                pos = end17
+            if buf[pos] == 0:
+                o11.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap10(o11)
+        o1.members = a9
+    o1.protocol_type = None
+    o1.skip_assignment = False
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_JoinGroupResponse_7(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 7 of JoinGroupResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.generation_id)
     v1 = o.protocol_type
     if v1 is None:
         out.append(0)
@@ -1841,90 +1820,98 @@ def _e_JoinGroupResponse_7(o: JoinGroupResponse, out: bytearray) -> None:
 
 
 def _d_JoinGroupResponse_7(buf: bytes, pos: int) -> tuple[JoinGroupResponse, int]:
-    o = new_instance(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupResponse)
+    o1.throttle_time_ms, o1.error_code, o1.generation_id = _SU_ihi(buf, pos)
     pos += 10
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.protocol_type = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.protocol_type = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.protocol_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.protocol_name = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ProtocolName had invalid length')
+        o1.protocol_type, pos = read_nullable_compact_string(buf, pos, 'ProtocolType')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.protocol_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.protocol_name = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Leader of JoinGroupResponse was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field Leader had invalid length')
+        o1.protocol_name, pos = read_nullable_compact_string(buf, pos, 'ProtocolName')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.leader = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.leader = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponse was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        o1.leader, pos = read_compact_string(buf, pos, 'Leader')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.member_id = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.member_id = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Members of JoinGroupResponse was serialized as null')
     else:
-        if n9 * 4 > len(buf) - pos:
+        if n10 * 4 > len(buf) - pos:
             raise truncated('Members')
-        a10: list[JoinGroupResponseMember] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_JoinGroupResponseMember_6(buf, pos)
-            ap12(e11)
-        o.members = a10
-    o.skip_assignment = False
+        a11: list[JoinGroupResponseMember] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(JoinGroupResponseMember)
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o13.member_id = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o13.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n16 = buf[pos] - 1
+            if 0 <= n16 < 127:
+                end17 = pos + 1 + n16
+                o13.group_instance_id = buf[pos + 1:end17].decode()
+                pos = end17
+            else:
+                o13.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+            n18 = buf[pos]
+            pos += 1
+            if n18 > 127:
+                n18, pos = read_uvarint(buf, pos - 1)
+            n18 -= 1
+            if n18 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
+            else:
+                end19 = pos + n18
+                if end19 > len(buf):
+                    raise truncated('Metadata')
+                o13.metadata = buf[pos:end19]
+                pos = end19
+            if buf[pos] == 0:
+                o13.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap12(o13)
+        o1.members = a11
+    o1.skip_assignment = False
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_JoinGroupResponse_8(o: JoinGroupResponse, out: bytearray) -> None:
     if o.skip_assignment:
         raise LocalProtocolError('attempted to write a non-default SkipAssignment at version 8 of JoinGroupResponse')
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.generation_id)
     v1 = o.protocol_type
     if v1 is None:
         out.append(0)
@@ -1987,7 +1974,7 @@ def _e_JoinGroupResponse_8(o: JoinGroupResponse, out: bytearray) -> None:
 
 
 def _e_JoinGroupResponse_9(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    out += _SP_ihi(o.throttle_time_ms, o.error_code, o.generation_id)
     v1 = o.protocol_type
     if v1 is None:
         out.append(0)
@@ -2024,7 +2011,7 @@ def _e_JoinGroupResponse_9(o: JoinGroupResponse, out: bytearray) -> None:
     else:
         out += write_uvarint(n9 + 1)
     out += b8
-    out += _S_o.pack(o.skip_assignment)
+    out += _SP_o(o.skip_assignment)
     v10 = o.member_id
     b11 = v10.encode()
     n12 = len(b11)
@@ -2051,85 +2038,93 @@ def _e_JoinGroupResponse_9(o: JoinGroupResponse, out: bytearray) -> None:
 
 
 def _d_JoinGroupResponse_9(buf: bytes, pos: int) -> tuple[JoinGroupResponse, int]:
-    o = new_instance(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o1 = new_instance(JoinGroupResponse)
+    o1.throttle_time_ms, o1.error_code, o1.generation_id = _SU_ihi(buf, pos)
     pos += 10
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.protocol_type = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.protocol_type = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.protocol_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.protocol_name = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ProtocolName had invalid length')
+        o1.protocol_type, pos = read_nullable_compact_string(buf, pos, 'ProtocolType')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.protocol_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.protocol_name = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Leader of JoinGroupResponse was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field Leader had invalid length')
+        o1.protocol_name, pos = read_nullable_compact_string(buf, pos, 'ProtocolName')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.leader = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.leader = buf[pos:end6].decode()
-        pos = end6
-    o.skip_assignment, = _S_o.unpack_from(buf, pos)
+        o1.leader, pos = read_compact_string(buf, pos, 'Leader')
+    o1.skip_assignment, = _SU_o(buf, pos)
     pos += 1
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of JoinGroupResponse was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.member_id = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.member_id = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Members of JoinGroupResponse was serialized as null')
     else:
-        if n9 * 4 > len(buf) - pos:
+        if n10 * 4 > len(buf) - pos:
             raise truncated('Members')
-        a10: list[JoinGroupResponseMember] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_JoinGroupResponseMember_6(buf, pos)
-            ap12(e11)
-        o.members = a10
+        a11: list[JoinGroupResponseMember] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(JoinGroupResponseMember)
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o13.member_id = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o13.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n16 = buf[pos] - 1
+            if 0 <= n16 < 127:
+                end17 = pos + 1 + n16
+                o13.group_instance_id = buf[pos + 1:end17].decode()
+                pos = end17
+            else:
+                o13.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+            n18 = buf[pos]
+            pos += 1
+            if n18 > 127:
+                n18, pos = read_uvarint(buf, pos - 1)
+            n18 -= 1
+            if n18 < 0:
+                raise RemoteProtocolError('non-nullable field Metadata of JoinGroupResponseMember was serialized as null')
+            else:
+                end19 = pos + n18
+                if end19 > len(buf):
+                    raise truncated('Metadata')
+                o13.metadata = buf[pos:end19]
+                pos = end19
+            if buf[pos] == 0:
+                o13.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap12(o13)
+        o1.members = a11
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 JoinGroupRequest._ENCODERS = {0: _e_JoinGroupRequest_0, 1: _e_JoinGroupRequest_1, 2: _e_JoinGroupRequest_2, 3: _e_JoinGroupRequest_3, 4: _e_JoinGroupRequest_4, 5: _e_JoinGroupRequest_5, 6: _e_JoinGroupRequest_6, 7: _e_JoinGroupRequest_6, 8: _e_JoinGroupRequest_8, 9: _e_JoinGroupRequest_8}

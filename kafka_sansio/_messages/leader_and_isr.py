@@ -4,35 +4,53 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_ii = structure('>ii')
-_S_iiii = structure('>iiii')
-_S_iiq = structure('>iiq')
-_S_iiqb = structure('>iiqb')
-_S_ioiqb = structure('>i?iqb')
-_S_o = structure('>?')
-_S_ob = structure('>?b')
-_S_u = structure('>16s')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_iiii = structure('>iiii').unpack_from
+_SP_iiii = structure('>iiii').pack
+_SU_iiq = structure('>iiq').unpack_from
+_SP_iiq = structure('>iiq').pack
+_SU_iiqb = structure('>iiqb').unpack_from
+_SP_iiqb = structure('>iiqb').pack
+_SU_ioiqb = structure('>i?iqb').unpack_from
+_SP_ioiqb = structure('>i?iqb').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
+_SU_ob = structure('>?b').unpack_from
+_SP_ob = structure('>?b').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_i = array_unpacker('i')
 
 
 class LeaderAndIsrPartitionState(Struct):
@@ -65,7 +83,7 @@ class LeaderAndIsrPartitionState(Struct):
     """Whether the replica should have existed on the broker or not."""
     leader_recovery_state: int
     """1 if the partition is recovering from an unclean leader election; 0 otherwise."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -82,7 +100,7 @@ class LeaderAndIsrPartitionState(Struct):
         removing_replicas: list[int] = MISSING,
         is_new: bool = False,
         leader_recovery_state: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_index = partition_index
@@ -96,7 +114,7 @@ class LeaderAndIsrPartitionState(Struct):
         self.removing_replicas = [] if removing_replicas is MISSING else removing_replicas
         self.is_new = is_new
         self.leader_recovery_state = leader_recovery_state
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderAndIsrTopicState(Struct):
@@ -111,7 +129,7 @@ class LeaderAndIsrTopicState(Struct):
     """The unique topic ID."""
     partition_states: list[LeaderAndIsrPartitionState]
     """The state of each partition"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -119,12 +137,12 @@ class LeaderAndIsrTopicState(Struct):
         topic_name: str = '',
         topic_id: UUID = _ZERO_UUID,
         partition_states: list[LeaderAndIsrPartitionState] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.topic_id = topic_id
         self.partition_states = [] if partition_states is MISSING else partition_states
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderAndIsrLiveLeader(Struct):
@@ -139,7 +157,7 @@ class LeaderAndIsrLiveLeader(Struct):
     """The leader's hostname."""
     port: int
     """The leader's port."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -147,12 +165,12 @@ class LeaderAndIsrLiveLeader(Struct):
         broker_id: int = 0,
         host_name: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.host_name = host_name
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderAndIsrRequest(Message):
@@ -184,7 +202,7 @@ class LeaderAndIsrRequest(Message):
     """Each topic."""
     live_leaders: list[LeaderAndIsrLiveLeader]
     """The current live leaders."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -197,7 +215,7 @@ class LeaderAndIsrRequest(Message):
         ungrouped_partition_states: list[LeaderAndIsrPartitionState] = MISSING,
         topic_states: list[LeaderAndIsrTopicState] = MISSING,
         live_leaders: list[LeaderAndIsrLiveLeader] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.controller_id = controller_id
         self.is_k_raft_controller = is_k_raft_controller
@@ -207,7 +225,7 @@ class LeaderAndIsrRequest(Message):
         self.ungrouped_partition_states = [] if ungrouped_partition_states is MISSING else ungrouped_partition_states
         self.topic_states = [] if topic_states is MISSING else topic_states
         self.live_leaders = [] if live_leaders is MISSING else live_leaders
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderAndIsrPartitionError(Struct):
@@ -222,7 +240,7 @@ class LeaderAndIsrPartitionError(Struct):
     """The partition index."""
     error_code: int
     """The partition error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -230,12 +248,12 @@ class LeaderAndIsrPartitionError(Struct):
         topic_name: str = '',
         partition_index: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_index = partition_index
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderAndIsrTopicError(Struct):
@@ -248,18 +266,18 @@ class LeaderAndIsrTopicError(Struct):
     """The unique topic ID"""
     partition_errors: list[LeaderAndIsrPartitionError]
     """Each partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partition_errors: list[LeaderAndIsrPartitionError] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partition_errors = [] if partition_errors is MISSING else partition_errors
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderAndIsrResponse(Message):
@@ -281,7 +299,7 @@ class LeaderAndIsrResponse(Message):
     """Each partition in v0 to v4 message."""
     topics: list[LeaderAndIsrTopicError]
     """Each topic"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -289,12 +307,12 @@ class LeaderAndIsrResponse(Message):
         error_code: int = 0,
         partition_errors: list[LeaderAndIsrPartitionError] = MISSING,
         topics: list[LeaderAndIsrTopicError] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.partition_errors = [] if partition_errors is MISSING else partition_errors
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_LeaderAndIsrPartitionState_0(o: LeaderAndIsrPartitionState, out: bytearray) -> None:
@@ -305,32 +323,32 @@ def _e_LeaderAndIsrPartitionState_0(o: LeaderAndIsrPartitionState, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v4 = o.isr
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     v6 = o.replicas
     n7 = len(v6)
-    out += _S_i.pack(n7)
+    out += _SP_i(n7)
     out += pack(f'>{n7}i', *v6)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrPartitionState version 0 cannot carry tagged fields')
 
 
 def _e_LeaderAndIsrLiveLeader_0(o: LeaderAndIsrLiveLeader, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.host_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('HostName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrLiveLeader version 0 cannot carry tagged fields')
 
@@ -342,115 +360,89 @@ def _e_LeaderAndIsrRequest_0(o: LeaderAndIsrRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Type at version 0 of LeaderAndIsrRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 0 of LeaderAndIsrRequest')
-    out += _S_ii.pack(o.controller_id, o.controller_epoch)
+    out += _SP_ii(o.controller_id, o.controller_epoch)
     v1 = o.ungrouped_partition_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_LeaderAndIsrPartitionState_0(e3, out)
     v4 = o.live_leaders
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_LeaderAndIsrLiveLeader_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrRequest version 0 cannot carry tagged fields')
 
 
-def _d_LeaderAndIsrPartitionState_0(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
-    o = new_instance(LeaderAndIsrPartitionState)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.partition_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n4,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
-    o.adding_replicas = []
-    o.removing_replicas = []
-    o.is_new = False
-    o.leader_recovery_state = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
-def _d_LeaderAndIsrLiveLeader_0(buf: bytes, pos: int) -> tuple[LeaderAndIsrLiveLeader, int]:
-    o = new_instance(LeaderAndIsrLiveLeader)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field HostName of LeaderAndIsrLiveLeader was serialized as null')
-    else:
-        end2 = pos + n1
-        o.host_name = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_LeaderAndIsrRequest_0(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    o = new_instance(LeaderAndIsrRequest)
-    o.controller_id, o.controller_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrRequest)
+    o1.controller_id, o1.controller_epoch = _SU_ii(buf, pos)
     pos += 8
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UngroupedPartitionStates of LeaderAndIsrRequest was serialized as null')
     else:
-        if n1 * 30 > len(buf) - pos:
+        if n2 * 30 > len(buf) - pos:
             raise truncated('UngroupedPartitionStates')
-        a2: list[LeaderAndIsrPartitionState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrPartitionState_0(buf, pos)
-            ap4(e3)
-        o.ungrouped_partition_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[LeaderAndIsrPartitionState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(LeaderAndIsrPartitionState)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrPartitionState was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.controller_epoch, o5.leader, o5.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o5.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o5.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            o5.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o5.adding_replicas = []
+            o5.removing_replicas = []
+            o5.is_new = False
+            o5.leader_recovery_state = 0
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.ungrouped_partition_states = a3
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n10 * 10 > len(buf) - pos:
             raise truncated('LiveLeaders')
-        a6: list[LeaderAndIsrLiveLeader] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_LeaderAndIsrLiveLeader_0(buf, pos)
-            ap8(e7)
-        o.live_leaders = a6
-    o.is_k_raft_controller = False
-    o.broker_epoch = -1
-    o.type = 0
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[LeaderAndIsrLiveLeader] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(LeaderAndIsrLiveLeader)
+            o13.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field HostName of LeaderAndIsrLiveLeader was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.host_name = buf[pos:end15].decode()
+                pos = end15
+            o13.port, = _SU_i(buf, pos)
+            pos += 4
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.live_leaders = a11
+    o1.is_k_raft_controller = False
+    o1.broker_epoch = -1
+    o1.type = 0
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionState_1(o: LeaderAndIsrPartitionState, out: bytearray) -> None:
@@ -461,33 +453,33 @@ def _e_LeaderAndIsrPartitionState_1(o: LeaderAndIsrPartitionState, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v4 = o.isr
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     v6 = o.replicas
     n7 = len(v6)
-    out += _S_i.pack(n7)
+    out += _SP_i(n7)
     out += pack(f'>{n7}i', *v6)
-    out += _S_o.pack(o.is_new)
+    out += _SP_o(o.is_new)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrPartitionState version 1 cannot carry tagged fields')
 
 
 def _e_LeaderAndIsrLiveLeader_1(o: LeaderAndIsrLiveLeader, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.host_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('HostName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrLiveLeader version 1 cannot carry tagged fields')
 
@@ -499,114 +491,106 @@ def _e_LeaderAndIsrRequest_1(o: LeaderAndIsrRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Type at version 1 of LeaderAndIsrRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 1 of LeaderAndIsrRequest')
-    out += _S_ii.pack(o.controller_id, o.controller_epoch)
+    out += _SP_ii(o.controller_id, o.controller_epoch)
     v1 = o.ungrouped_partition_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_LeaderAndIsrPartitionState_1(e3, out)
     v4 = o.live_leaders
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_LeaderAndIsrLiveLeader_1(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrRequest version 1 cannot carry tagged fields')
 
 
-def _d_LeaderAndIsrPartitionState_1(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
-    o = new_instance(LeaderAndIsrPartitionState)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.partition_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n4,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
-    o.is_new, = _S_o.unpack_from(buf, pos)
-    pos += 1
-    o.adding_replicas = []
-    o.removing_replicas = []
-    o.leader_recovery_state = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_LeaderAndIsrRequest_1(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    o = new_instance(LeaderAndIsrRequest)
-    o.controller_id, o.controller_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrRequest)
+    o1.controller_id, o1.controller_epoch = _SU_ii(buf, pos)
     pos += 8
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UngroupedPartitionStates of LeaderAndIsrRequest was serialized as null')
     else:
-        if n1 * 31 > len(buf) - pos:
+        if n2 * 31 > len(buf) - pos:
             raise truncated('UngroupedPartitionStates')
-        a2: list[LeaderAndIsrPartitionState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrPartitionState_1(buf, pos)
-            ap4(e3)
-        o.ungrouped_partition_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[LeaderAndIsrPartitionState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(LeaderAndIsrPartitionState)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrPartitionState was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.controller_epoch, o5.leader, o5.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o5.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o5.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            o5.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o5.is_new, = _SU_o(buf, pos)
+            pos += 1
+            o5.adding_replicas = []
+            o5.removing_replicas = []
+            o5.leader_recovery_state = 0
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.ungrouped_partition_states = a3
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n10 * 10 > len(buf) - pos:
             raise truncated('LiveLeaders')
-        a6: list[LeaderAndIsrLiveLeader] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_LeaderAndIsrLiveLeader_0(buf, pos)
-            ap8(e7)
-        o.live_leaders = a6
-    o.is_k_raft_controller = False
-    o.broker_epoch = -1
-    o.type = 0
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[LeaderAndIsrLiveLeader] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(LeaderAndIsrLiveLeader)
+            o13.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field HostName of LeaderAndIsrLiveLeader was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.host_name = buf[pos:end15].decode()
+                pos = end15
+            o13.port, = _SU_i(buf, pos)
+            pos += 4
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.live_leaders = a11
+    o1.is_k_raft_controller = False
+    o1.broker_epoch = -1
+    o1.type = 0
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionState_2(o: LeaderAndIsrPartitionState, out: bytearray) -> None:
     if o.leader_recovery_state != 0:
         raise LocalProtocolError('attempted to write a non-default LeaderRecoveryState at version 2 of LeaderAndIsrPartitionState')
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     v3 = o.replicas
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
-    out += _S_o.pack(o.is_new)
+    out += _SP_o(o.is_new)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrPartitionState version 2 cannot carry tagged fields')
 
@@ -617,11 +601,11 @@ def _e_LeaderAndIsrTopicState_2(o: LeaderAndIsrTopicState, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_states
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_LeaderAndIsrPartitionState_2(e6, out)
     if o.unknown_tagged_fields:
@@ -629,15 +613,15 @@ def _e_LeaderAndIsrTopicState_2(o: LeaderAndIsrTopicState, out: bytearray) -> No
 
 
 def _e_LeaderAndIsrLiveLeader_2(o: LeaderAndIsrLiveLeader, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.host_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('HostName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrLiveLeader version 2 cannot carry tagged fields')
 
@@ -649,142 +633,134 @@ def _e_LeaderAndIsrRequest_2(o: LeaderAndIsrRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Type at version 2 of LeaderAndIsrRequest')
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 2 of LeaderAndIsrRequest')
-    out += _S_iiq.pack(o.controller_id, o.controller_epoch, o.broker_epoch)
+    out += _SP_iiq(o.controller_id, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_LeaderAndIsrTopicState_2(e3, out)
     v4 = o.live_leaders
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_LeaderAndIsrLiveLeader_2(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrRequest version 2 cannot carry tagged fields')
 
 
-def _d_LeaderAndIsrPartitionState_2(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
-    o = new_instance(LeaderAndIsrPartitionState)
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.partition_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n2,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    o.is_new, = _S_o.unpack_from(buf, pos)
-    pos += 1
-    o.topic_name = ''
-    o.adding_replicas = []
-    o.removing_replicas = []
-    o.leader_recovery_state = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_LeaderAndIsrTopicState_2(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopicState, int]:
-    o = new_instance(LeaderAndIsrTopicState)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrTopicState)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrTopicState was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionStates of LeaderAndIsrTopicState was serialized as null')
     else:
-        if n3 * 29 > len(buf) - pos:
+        if n4 * 29 > len(buf) - pos:
             raise truncated('PartitionStates')
-        a4: list[LeaderAndIsrPartitionState] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_LeaderAndIsrPartitionState_2(buf, pos)
-            ap6(e5)
-        o.partition_states = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[LeaderAndIsrPartitionState] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(LeaderAndIsrPartitionState)
+            o7.partition_index, o7.controller_epoch, o7.leader, o7.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o7.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o7.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            o7.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o7.is_new, = _SU_o(buf, pos)
+            pos += 1
+            o7.topic_name = ''
+            o7.adding_replicas = []
+            o7.removing_replicas = []
+            o7.leader_recovery_state = 0
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partition_states = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_LeaderAndIsrRequest_2(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    o = new_instance(LeaderAndIsrRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch = _S_iiq.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch = _SU_iiq(buf, pos)
     pos += 16
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of LeaderAndIsrRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[LeaderAndIsrTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrTopicState_2(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[LeaderAndIsrTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_LeaderAndIsrTopicState_2(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n6 * 10 > len(buf) - pos:
             raise truncated('LiveLeaders')
-        a6: list[LeaderAndIsrLiveLeader] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_LeaderAndIsrLiveLeader_0(buf, pos)
-            ap8(e7)
-        o.live_leaders = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.ungrouped_partition_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[LeaderAndIsrLiveLeader] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(LeaderAndIsrLiveLeader)
+            o9.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field HostName of LeaderAndIsrLiveLeader was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.host_name = buf[pos:end11].decode()
+                pos = end11
+            o9.port, = _SU_i(buf, pos)
+            pos += 4
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.live_leaders = a7
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.ungrouped_partition_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionState_3(o: LeaderAndIsrPartitionState, out: bytearray) -> None:
     if o.leader_recovery_state != 0:
         raise LocalProtocolError('attempted to write a non-default LeaderRecoveryState at version 3 of LeaderAndIsrPartitionState')
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     v3 = o.replicas
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     v5 = o.adding_replicas
     n6 = len(v5)
-    out += _S_i.pack(n6)
+    out += _SP_i(n6)
     out += pack(f'>{n6}i', *v5)
     v7 = o.removing_replicas
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     out += pack(f'>{n8}i', *v7)
-    out += _S_o.pack(o.is_new)
+    out += _SP_o(o.is_new)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrPartitionState version 3 cannot carry tagged fields')
 
@@ -795,11 +771,11 @@ def _e_LeaderAndIsrTopicState_3(o: LeaderAndIsrTopicState, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_states
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_LeaderAndIsrPartitionState_3(e6, out)
     if o.unknown_tagged_fields:
@@ -807,15 +783,15 @@ def _e_LeaderAndIsrTopicState_3(o: LeaderAndIsrTopicState, out: bytearray) -> No
 
 
 def _e_LeaderAndIsrLiveLeader_3(o: LeaderAndIsrLiveLeader, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.host_name
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('HostName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrLiveLeader version 3 cannot carry tagged fields')
 
@@ -827,140 +803,116 @@ def _e_LeaderAndIsrRequest_3(o: LeaderAndIsrRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Type at version 3 of LeaderAndIsrRequest')
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 3 of LeaderAndIsrRequest')
-    out += _S_iiq.pack(o.controller_id, o.controller_epoch, o.broker_epoch)
+    out += _SP_iiq(o.controller_id, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_LeaderAndIsrTopicState_3(e3, out)
     v4 = o.live_leaders
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_LeaderAndIsrLiveLeader_3(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrRequest version 3 cannot carry tagged fields')
 
 
-def _d_LeaderAndIsrPartitionState_3(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
-    o = new_instance(LeaderAndIsrPartitionState)
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.partition_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n2,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field AddingReplicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('AddingReplicas')
-        o.adding_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    (n4,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field RemovingReplicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('RemovingReplicas')
-        o.removing_replicas = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
-    o.is_new, = _S_o.unpack_from(buf, pos)
-    pos += 1
-    o.topic_name = ''
-    o.leader_recovery_state = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_LeaderAndIsrTopicState_3(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopicState, int]:
-    o = new_instance(LeaderAndIsrTopicState)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrTopicState)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrTopicState was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionStates of LeaderAndIsrTopicState was serialized as null')
     else:
-        if n3 * 37 > len(buf) - pos:
+        if n4 * 37 > len(buf) - pos:
             raise truncated('PartitionStates')
-        a4: list[LeaderAndIsrPartitionState] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_LeaderAndIsrPartitionState_3(buf, pos)
-            ap6(e5)
-        o.partition_states = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[LeaderAndIsrPartitionState] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(LeaderAndIsrPartitionState)
+            o7.partition_index, o7.controller_epoch, o7.leader, o7.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o7.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o7.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            o7.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o7.adding_replicas, pos = read_array(buf, pos, 'i', False, 'AddingReplicas')
+            o7.removing_replicas, pos = read_array(buf, pos, 'i', False, 'RemovingReplicas')
+            o7.is_new, = _SU_o(buf, pos)
+            pos += 1
+            o7.topic_name = ''
+            o7.leader_recovery_state = 0
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partition_states = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_LeaderAndIsrRequest_3(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    o = new_instance(LeaderAndIsrRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch = _S_iiq.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch = _SU_iiq(buf, pos)
     pos += 16
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of LeaderAndIsrRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[LeaderAndIsrTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrTopicState_3(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[LeaderAndIsrTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_LeaderAndIsrTopicState_3(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n6 * 10 > len(buf) - pos:
             raise truncated('LiveLeaders')
-        a6: list[LeaderAndIsrLiveLeader] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_LeaderAndIsrLiveLeader_0(buf, pos)
-            ap8(e7)
-        o.live_leaders = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.ungrouped_partition_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[LeaderAndIsrLiveLeader] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(LeaderAndIsrLiveLeader)
+            o9.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field HostName of LeaderAndIsrLiveLeader was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.host_name = buf[pos:end11].decode()
+                pos = end11
+            o9.port, = _SU_i(buf, pos)
+            pos += 4
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.live_leaders = a7
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.ungrouped_partition_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionState_4(o: LeaderAndIsrPartitionState, out: bytearray) -> None:
     if o.leader_recovery_state != 0:
         raise LocalProtocolError('attempted to write a non-default LeaderRecoveryState at version 4 of LeaderAndIsrPartitionState')
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -968,7 +920,7 @@ def _e_LeaderAndIsrPartitionState_4(o: LeaderAndIsrPartitionState, out: bytearra
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     v3 = o.replicas
     n4 = len(v3)
     if n4 + 1 < 128:
@@ -990,7 +942,7 @@ def _e_LeaderAndIsrPartitionState_4(o: LeaderAndIsrPartitionState, out: bytearra
     else:
         out += write_uvarint(n8 + 1)
     out += pack(f'>{n8}i', *v7)
-    out += _S_o.pack(o.is_new)
+    out += _SP_o(o.is_new)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1025,7 +977,7 @@ def _e_LeaderAndIsrTopicState_4(o: LeaderAndIsrTopicState, out: bytearray) -> No
 
 
 def _e_LeaderAndIsrLiveLeader_4(o: LeaderAndIsrLiveLeader, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     v1 = o.host_name
     b2 = v1.encode()
     n3 = len(b2)
@@ -1036,7 +988,7 @@ def _e_LeaderAndIsrLiveLeader_4(o: LeaderAndIsrLiveLeader, out: bytearray) -> No
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1051,7 +1003,7 @@ def _e_LeaderAndIsrRequest_4(o: LeaderAndIsrRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Type at version 4 of LeaderAndIsrRequest')
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 4 of LeaderAndIsrRequest')
-    out += _S_iiq.pack(o.controller_id, o.controller_epoch, o.broker_epoch)
+    out += _SP_iiq(o.controller_id, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1075,190 +1027,144 @@ def _e_LeaderAndIsrRequest_4(o: LeaderAndIsrRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_LeaderAndIsrPartitionState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
-    o = new_instance(LeaderAndIsrPartitionState)
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of LeaderAndIsrPartitionState was serialized as null')
+def _d_LeaderAndIsrTopicState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopicState, int]:
+    o1 = new_instance(LeaderAndIsrTopicState)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.partition_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field AddingReplicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('AddingReplicas')
-        o.adding_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
     n4 = buf[pos]
     pos += 1
     if n4 > 127:
         n4, pos = read_uvarint(buf, pos - 1)
     n4 -= 1
     if n4 < 0:
-        raise RemoteProtocolError('non-nullable field RemovingReplicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('RemovingReplicas')
-        o.removing_replicas = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
-    o.is_new, = _S_o.unpack_from(buf, pos)
-    pos += 1
-    o.topic_name = ''
-    o.leader_recovery_state = 0
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_LeaderAndIsrTopicState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopicState, int]:
-    o = new_instance(LeaderAndIsrTopicState)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrTopicState was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
         raise RemoteProtocolError('non-nullable field PartitionStates of LeaderAndIsrTopicState was serialized as null')
     else:
-        if n3 * 26 > len(buf) - pos:
+        if n4 * 26 > len(buf) - pos:
             raise truncated('PartitionStates')
-        a4: list[LeaderAndIsrPartitionState] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_LeaderAndIsrPartitionState_4(buf, pos)
-            ap6(e5)
-        o.partition_states = a4
-    o.topic_id = _ZERO_UUID
+        a5: list[LeaderAndIsrPartitionState] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(LeaderAndIsrPartitionState)
+            o7.partition_index, o7.controller_epoch, o7.leader, o7.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.isr = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+            o7.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o7.replicas = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.adding_replicas = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o7.removing_replicas = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o7.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')
+            o7.is_new, = _SU_o(buf, pos)
+            pos += 1
+            o7.topic_name = ''
+            o7.leader_recovery_state = 0
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partition_states = a5
+    o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_LeaderAndIsrLiveLeader_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrLiveLeader, int]:
-    o = new_instance(LeaderAndIsrLiveLeader)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field HostName of LeaderAndIsrLiveLeader was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field HostName had invalid length')
-    else:
-        end2 = pos + n1
-        o.host_name = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_LeaderAndIsrRequest_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    o = new_instance(LeaderAndIsrRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch = _S_iiq.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch = _SU_iiq(buf, pos)
     pos += 16
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of LeaderAndIsrRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[LeaderAndIsrTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrTopicState_4(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    n5 = buf[pos]
+        a3: list[LeaderAndIsrTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_LeaderAndIsrTopicState_4(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n6 * 10 > len(buf) - pos:
             raise truncated('LiveLeaders')
-        a6: list[LeaderAndIsrLiveLeader] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_LeaderAndIsrLiveLeader_4(buf, pos)
-            ap8(e7)
-        o.live_leaders = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.ungrouped_partition_states = []
+        a7: list[LeaderAndIsrLiveLeader] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(LeaderAndIsrLiveLeader)
+            o9.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.host_name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.host_name, pos = read_compact_string(buf, pos, 'HostName')
+            o9.port, = _SU_i(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.live_leaders = a7
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.ungrouped_partition_states = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionState_5(o: LeaderAndIsrPartitionState, out: bytearray) -> None:
     if o.leader_recovery_state != 0:
         raise LocalProtocolError('attempted to write a non-default LeaderRecoveryState at version 5 of LeaderAndIsrPartitionState')
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1266,7 +1172,7 @@ def _e_LeaderAndIsrPartitionState_5(o: LeaderAndIsrPartitionState, out: bytearra
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     v3 = o.replicas
     n4 = len(v3)
     if n4 + 1 < 128:
@@ -1288,7 +1194,7 @@ def _e_LeaderAndIsrPartitionState_5(o: LeaderAndIsrPartitionState, out: bytearra
     else:
         out += write_uvarint(n8 + 1)
     out += pack(f'>{n8}i', *v7)
-    out += _S_o.pack(o.is_new)
+    out += _SP_o(o.is_new)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1307,7 +1213,7 @@ def _e_LeaderAndIsrTopicState_5(o: LeaderAndIsrTopicState, out: bytearray) -> No
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v4 = o.partition_states
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -1328,7 +1234,7 @@ def _e_LeaderAndIsrRequest_5(o: LeaderAndIsrRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default isKRaftController at version 5 of LeaderAndIsrRequest')
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 5 of LeaderAndIsrRequest')
-    out += _S_iiqb.pack(o.controller_id, o.controller_epoch, o.broker_epoch, o.type)
+    out += _SP_iiqb(o.controller_id, o.controller_epoch, o.broker_epoch, o.type)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1353,95 +1259,142 @@ def _e_LeaderAndIsrRequest_5(o: LeaderAndIsrRequest, out: bytearray) -> None:
 
 
 def _d_LeaderAndIsrTopicState_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopicState, int]:
-    o = new_instance(LeaderAndIsrTopicState)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrTopicState was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(LeaderAndIsrTopicState)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    u3, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    b4, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b4)
     pos += 16
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionStates of LeaderAndIsrTopicState was serialized as null')
-    else:
-        if n4 * 26 > len(buf) - pos:
-            raise truncated('PartitionStates')
-        a5: list[LeaderAndIsrPartitionState] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_LeaderAndIsrPartitionState_4(buf, pos)
-            ap7(e6)
-        o.partition_states = a5
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_LeaderAndIsrRequest_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    o = new_instance(LeaderAndIsrRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch, o.type = _S_iiqb.unpack_from(buf, pos)
-    pos += 17
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicStates of LeaderAndIsrRequest was serialized as null')
-    else:
-        if n1 * 19 > len(buf) - pos:
-            raise truncated('TopicStates')
-        a2: list[LeaderAndIsrTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrTopicState_5(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
     n5 = buf[pos]
     pos += 1
     if n5 > 127:
         n5, pos = read_uvarint(buf, pos - 1)
     n5 -= 1
     if n5 < 0:
-        raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
+        raise RemoteProtocolError('non-nullable field PartitionStates of LeaderAndIsrTopicState was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
-            raise truncated('LiveLeaders')
-        a6: list[LeaderAndIsrLiveLeader] = []
-        ap8 = a6.append
+        if n5 * 26 > len(buf) - pos:
+            raise truncated('PartitionStates')
+        a6: list[LeaderAndIsrPartitionState] = []
+        ap7 = a6.append
         for _ in range(n5):
-            e7, pos = _d_LeaderAndIsrLiveLeader_4(buf, pos)
-            ap8(e7)
-        o.live_leaders = a6
-    o.is_k_raft_controller = False
-    o.ungrouped_partition_states = []
+            o8 = new_instance(LeaderAndIsrPartitionState)
+            o8.partition_index, o8.controller_epoch, o8.leader, o8.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o8.isr = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o8.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+            o8.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o8.replicas = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o8.adding_replicas = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o8.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                o8.removing_replicas = list(_AU_i[n12](buf, pos + 1))
+                pos += 1 + 4 * n12
+            else:
+                o8.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')
+            o8.is_new, = _SU_o(buf, pos)
+            pos += 1
+            o8.topic_name = ''
+            o8.leader_recovery_state = 0
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.partition_states = a6
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_LeaderAndIsrRequest_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
+    o1 = new_instance(LeaderAndIsrRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch, o1.type = _SU_iiqb(buf, pos)
+    pos += 17
+    n2 = buf[pos]
+    pos += 1
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        raise RemoteProtocolError('non-nullable field TopicStates of LeaderAndIsrRequest was serialized as null')
+    else:
+        if n2 * 19 > len(buf) - pos:
+            raise truncated('TopicStates')
+        a3: list[LeaderAndIsrTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_LeaderAndIsrTopicState_5(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    n6 = buf[pos]
+    pos += 1
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
+        raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
+    else:
+        if n6 * 10 > len(buf) - pos:
+            raise truncated('LiveLeaders')
+        a7: list[LeaderAndIsrLiveLeader] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(LeaderAndIsrLiveLeader)
+            o9.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.host_name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.host_name, pos = read_compact_string(buf, pos, 'HostName')
+            o9.port, = _SU_i(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.live_leaders = a7
+    o1.is_k_raft_controller = False
+    o1.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionState_6(o: LeaderAndIsrPartitionState, out: bytearray) -> None:
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1449,7 +1402,7 @@ def _e_LeaderAndIsrPartitionState_6(o: LeaderAndIsrPartitionState, out: bytearra
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.partition_epoch)
+    out += _SP_i(o.partition_epoch)
     v3 = o.replicas
     n4 = len(v3)
     if n4 + 1 < 128:
@@ -1471,7 +1424,7 @@ def _e_LeaderAndIsrPartitionState_6(o: LeaderAndIsrPartitionState, out: bytearra
     else:
         out += write_uvarint(n8 + 1)
     out += pack(f'>{n8}i', *v7)
-    out += _S_ob.pack(o.is_new, o.leader_recovery_state)
+    out += _SP_ob(o.is_new, o.leader_recovery_state)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1490,7 +1443,7 @@ def _e_LeaderAndIsrTopicState_6(o: LeaderAndIsrTopicState, out: bytearray) -> No
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v4 = o.partition_states
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -1511,7 +1464,7 @@ def _e_LeaderAndIsrRequest_6(o: LeaderAndIsrRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default isKRaftController at version 6 of LeaderAndIsrRequest')
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 6 of LeaderAndIsrRequest')
-    out += _S_iiqb.pack(o.controller_id, o.controller_epoch, o.broker_epoch, o.type)
+    out += _SP_iiqb(o.controller_id, o.controller_epoch, o.broker_epoch, o.type)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1535,163 +1488,144 @@ def _e_LeaderAndIsrRequest_6(o: LeaderAndIsrRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_LeaderAndIsrPartitionState_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
-    o = new_instance(LeaderAndIsrPartitionState)
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.partition_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field AddingReplicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('AddingReplicas')
-        o.adding_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field RemovingReplicas of LeaderAndIsrPartitionState was serialized as null')
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('RemovingReplicas')
-        o.removing_replicas = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
-    o.is_new, o.leader_recovery_state = _S_ob.unpack_from(buf, pos)
-    pos += 2
-    o.topic_name = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_LeaderAndIsrTopicState_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopicState, int]:
-    o = new_instance(LeaderAndIsrTopicState)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrTopicState was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(LeaderAndIsrTopicState)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    u3, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    b4, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b4)
     pos += 16
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionStates of LeaderAndIsrTopicState was serialized as null')
-    else:
-        if n4 * 27 > len(buf) - pos:
-            raise truncated('PartitionStates')
-        a5: list[LeaderAndIsrPartitionState] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_LeaderAndIsrPartitionState_6(buf, pos)
-            ap7(e6)
-        o.partition_states = a5
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_LeaderAndIsrRequest_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    o = new_instance(LeaderAndIsrRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch, o.type = _S_iiqb.unpack_from(buf, pos)
-    pos += 17
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicStates of LeaderAndIsrRequest was serialized as null')
-    else:
-        if n1 * 19 > len(buf) - pos:
-            raise truncated('TopicStates')
-        a2: list[LeaderAndIsrTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrTopicState_6(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
     n5 = buf[pos]
     pos += 1
     if n5 > 127:
         n5, pos = read_uvarint(buf, pos - 1)
     n5 -= 1
     if n5 < 0:
-        raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
+        raise RemoteProtocolError('non-nullable field PartitionStates of LeaderAndIsrTopicState was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
-            raise truncated('LiveLeaders')
-        a6: list[LeaderAndIsrLiveLeader] = []
-        ap8 = a6.append
+        if n5 * 27 > len(buf) - pos:
+            raise truncated('PartitionStates')
+        a6: list[LeaderAndIsrPartitionState] = []
+        ap7 = a6.append
         for _ in range(n5):
-            e7, pos = _d_LeaderAndIsrLiveLeader_4(buf, pos)
-            ap8(e7)
-        o.live_leaders = a6
-    o.is_k_raft_controller = False
-    o.ungrouped_partition_states = []
+            o8 = new_instance(LeaderAndIsrPartitionState)
+            o8.partition_index, o8.controller_epoch, o8.leader, o8.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o8.isr = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o8.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+            o8.partition_epoch, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o8.replicas = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o8.adding_replicas = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o8.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                o8.removing_replicas = list(_AU_i[n12](buf, pos + 1))
+                pos += 1 + 4 * n12
+            else:
+                o8.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')
+            o8.is_new, o8.leader_recovery_state = _SU_ob(buf, pos)
+            pos += 2
+            o8.topic_name = ''
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.partition_states = a6
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_LeaderAndIsrRequest_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
+    o1 = new_instance(LeaderAndIsrRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch, o1.type = _SU_iiqb(buf, pos)
+    pos += 17
+    n2 = buf[pos]
+    pos += 1
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        raise RemoteProtocolError('non-nullable field TopicStates of LeaderAndIsrRequest was serialized as null')
+    else:
+        if n2 * 19 > len(buf) - pos:
+            raise truncated('TopicStates')
+        a3: list[LeaderAndIsrTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_LeaderAndIsrTopicState_6(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    n6 = buf[pos]
+    pos += 1
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
+        raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
+    else:
+        if n6 * 10 > len(buf) - pos:
+            raise truncated('LiveLeaders')
+        a7: list[LeaderAndIsrLiveLeader] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(LeaderAndIsrLiveLeader)
+            o9.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.host_name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.host_name, pos = read_compact_string(buf, pos, 'HostName')
+            o9.port, = _SU_i(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.live_leaders = a7
+    o1.is_k_raft_controller = False
+    o1.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaderAndIsrRequest_7(o: LeaderAndIsrRequest, out: bytearray) -> None:
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 7 of LeaderAndIsrRequest')
-    out += _S_ioiqb.pack(o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch, o.type)
+    out += _SP_ioiqb(o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch, o.type)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1716,48 +1650,64 @@ def _e_LeaderAndIsrRequest_7(o: LeaderAndIsrRequest, out: bytearray) -> None:
 
 
 def _d_LeaderAndIsrRequest_7(buf: bytes, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    o = new_instance(LeaderAndIsrRequest)
-    o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch, o.type = _S_ioiqb.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrRequest)
+    o1.controller_id, o1.is_k_raft_controller, o1.controller_epoch, o1.broker_epoch, o1.type = _SU_ioiqb(buf, pos)
     pos += 18
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of LeaderAndIsrRequest was serialized as null')
     else:
-        if n1 * 19 > len(buf) - pos:
+        if n2 * 19 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[LeaderAndIsrTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrTopicState_6(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    n5 = buf[pos]
+        a3: list[LeaderAndIsrTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_LeaderAndIsrTopicState_6(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field LiveLeaders of LeaderAndIsrRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n6 * 10 > len(buf) - pos:
             raise truncated('LiveLeaders')
-        a6: list[LeaderAndIsrLiveLeader] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_LeaderAndIsrLiveLeader_4(buf, pos)
-            ap8(e7)
-        o.live_leaders = a6
-    o.ungrouped_partition_states = []
+        a7: list[LeaderAndIsrLiveLeader] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(LeaderAndIsrLiveLeader)
+            o9.broker_id, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.host_name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.host_name, pos = read_compact_string(buf, pos, 'HostName')
+            o9.port, = _SU_i(buf, pos)
+            pos += 4
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.live_leaders = a7
+    o1.ungrouped_partition_states = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionError_0(o: LeaderAndIsrPartitionError, out: bytearray) -> None:
@@ -1766,9 +1716,9 @@ def _e_LeaderAndIsrPartitionError_0(o: LeaderAndIsrPartitionError, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrPartitionError version 0 cannot carry tagged fields')
 
@@ -1776,52 +1726,47 @@ def _e_LeaderAndIsrPartitionError_0(o: LeaderAndIsrPartitionError, out: bytearra
 def _e_LeaderAndIsrResponse_0(o: LeaderAndIsrResponse, out: bytearray) -> None:
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 0 of LeaderAndIsrResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.partition_errors
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_LeaderAndIsrPartitionError_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrResponse version 0 cannot carry tagged fields')
 
 
-def _d_LeaderAndIsrPartitionError_0(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionError, int]:
-    o = new_instance(LeaderAndIsrPartitionError)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrPartitionError was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_LeaderAndIsrResponse_0(buf: bytes, pos: int) -> tuple[LeaderAndIsrResponse, int]:
-    o = new_instance(LeaderAndIsrResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field PartitionErrors of LeaderAndIsrResponse was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('PartitionErrors')
-        a2: list[LeaderAndIsrPartitionError] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrPartitionError_0(buf, pos)
-            ap4(e3)
-        o.partition_errors = a2
-    o.topics = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[LeaderAndIsrPartitionError] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(LeaderAndIsrPartitionError)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrPartitionError was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.partition_errors = a3
+    o1.topics = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionError_1(o: LeaderAndIsrPartitionError, out: bytearray) -> None:
@@ -1830,9 +1775,9 @@ def _e_LeaderAndIsrPartitionError_1(o: LeaderAndIsrPartitionError, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrPartitionError version 1 cannot carry tagged fields')
 
@@ -1840,10 +1785,10 @@ def _e_LeaderAndIsrPartitionError_1(o: LeaderAndIsrPartitionError, out: bytearra
 def _e_LeaderAndIsrResponse_1(o: LeaderAndIsrResponse, out: bytearray) -> None:
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 1 of LeaderAndIsrResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.partition_errors
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_LeaderAndIsrPartitionError_1(e3, out)
     if o.unknown_tagged_fields:
@@ -1856,9 +1801,9 @@ def _e_LeaderAndIsrPartitionError_2(o: LeaderAndIsrPartitionError, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrPartitionError version 2 cannot carry tagged fields')
 
@@ -1866,10 +1811,10 @@ def _e_LeaderAndIsrPartitionError_2(o: LeaderAndIsrPartitionError, out: bytearra
 def _e_LeaderAndIsrResponse_2(o: LeaderAndIsrResponse, out: bytearray) -> None:
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 2 of LeaderAndIsrResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.partition_errors
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_LeaderAndIsrPartitionError_2(e3, out)
     if o.unknown_tagged_fields:
@@ -1882,9 +1827,9 @@ def _e_LeaderAndIsrPartitionError_3(o: LeaderAndIsrPartitionError, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaderAndIsrPartitionError version 3 cannot carry tagged fields')
 
@@ -1892,10 +1837,10 @@ def _e_LeaderAndIsrPartitionError_3(o: LeaderAndIsrPartitionError, out: bytearra
 def _e_LeaderAndIsrResponse_3(o: LeaderAndIsrResponse, out: bytearray) -> None:
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 3 of LeaderAndIsrResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.partition_errors
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_LeaderAndIsrPartitionError_3(e3, out)
     if o.unknown_tagged_fields:
@@ -1913,7 +1858,7 @@ def _e_LeaderAndIsrPartitionError_4(o: LeaderAndIsrPartitionError, out: bytearra
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1924,7 +1869,7 @@ def _e_LeaderAndIsrPartitionError_4(o: LeaderAndIsrPartitionError, out: bytearra
 def _e_LeaderAndIsrResponse_4(o: LeaderAndIsrResponse, out: bytearray) -> None:
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 4 of LeaderAndIsrResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.partition_errors
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1940,62 +1885,51 @@ def _e_LeaderAndIsrResponse_4(o: LeaderAndIsrResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_LeaderAndIsrPartitionError_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionError, int]:
-    o = new_instance(LeaderAndIsrPartitionError)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of LeaderAndIsrPartitionError was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_LeaderAndIsrResponse_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrResponse, int]:
-    o = new_instance(LeaderAndIsrResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(LeaderAndIsrResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field PartitionErrors of LeaderAndIsrResponse was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('PartitionErrors')
-        a2: list[LeaderAndIsrPartitionError] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrPartitionError_4(buf, pos)
-            ap4(e3)
-        o.partition_errors = a2
-    o.topics = []
+        a3: list[LeaderAndIsrPartitionError] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(LeaderAndIsrPartitionError)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.topic_name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+            o5.partition_index, o5.error_code = _SU_ih(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.partition_errors = a3
+    o1.topics = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaderAndIsrPartitionError_5(o: LeaderAndIsrPartitionError, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -2004,7 +1938,7 @@ def _e_LeaderAndIsrPartitionError_5(o: LeaderAndIsrPartitionError, out: bytearra
 
 
 def _e_LeaderAndIsrTopicError_5(o: LeaderAndIsrTopicError, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partition_errors
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2023,7 +1957,7 @@ def _e_LeaderAndIsrTopicError_5(o: LeaderAndIsrTopicError, out: bytearray) -> No
 def _e_LeaderAndIsrResponse_5(o: LeaderAndIsrResponse, out: bytearray) -> None:
     if o.partition_errors:
         raise LocalProtocolError('attempted to write a non-default PartitionErrors at version 5 of LeaderAndIsrResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2039,81 +1973,76 @@ def _e_LeaderAndIsrResponse_5(o: LeaderAndIsrResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_LeaderAndIsrPartitionError_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrPartitionError, int]:
-    o = new_instance(LeaderAndIsrPartitionError)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.topic_name = ''
+def _d_LeaderAndIsrTopicError_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopicError, int]:
+    o1 = new_instance(LeaderAndIsrTopicError)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
+    pos += 16
+    n3 = buf[pos]
+    pos += 1
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field PartitionErrors of LeaderAndIsrTopicError was serialized as null')
+    else:
+        if n3 * 7 > len(buf) - pos:
+            raise truncated('PartitionErrors')
+        a4: list[LeaderAndIsrPartitionError] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(LeaderAndIsrPartitionError)
+            o6.partition_index, o6.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o6.topic_name = ''
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partition_errors = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
-def _d_LeaderAndIsrTopicError_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopicError, int]:
-    o = new_instance(LeaderAndIsrTopicError)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
+def _d_LeaderAndIsrResponse_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrResponse, int]:
+    o1 = new_instance(LeaderAndIsrResponse)
+    o1.error_code, = _SU_h(buf, pos)
+    pos += 2
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionErrors of LeaderAndIsrTopicError was serialized as null')
-    else:
-        if n2 * 7 > len(buf) - pos:
-            raise truncated('PartitionErrors')
-        a3: list[LeaderAndIsrPartitionError] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_LeaderAndIsrPartitionError_5(buf, pos)
-            ap5(e4)
-        o.partition_errors = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_LeaderAndIsrResponse_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrResponse, int]:
-    o = new_instance(LeaderAndIsrResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Topics of LeaderAndIsrResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[LeaderAndIsrTopicError] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_LeaderAndIsrTopicError_5(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.partition_errors = []
+        a3: list[LeaderAndIsrTopicError] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_LeaderAndIsrTopicError_5(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.partition_errors = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaderAndIsrResponse_6(o: LeaderAndIsrResponse, out: bytearray) -> None:
     if o.partition_errors:
         raise LocalProtocolError('attempted to write a non-default PartitionErrors at version 6 of LeaderAndIsrResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2132,7 +2061,7 @@ def _e_LeaderAndIsrResponse_6(o: LeaderAndIsrResponse, out: bytearray) -> None:
 def _e_LeaderAndIsrResponse_7(o: LeaderAndIsrResponse, out: bytearray) -> None:
     if o.partition_errors:
         raise LocalProtocolError('attempted to write a non-default PartitionErrors at version 7 of LeaderAndIsrResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,9 +23,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class MemberIdentity(Struct):
@@ -35,7 +43,7 @@ class MemberIdentity(Struct):
     """The group instance ID to remove from the group."""
     reason: str | None
     """The reason why the member left the group."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -43,12 +51,12 @@ class MemberIdentity(Struct):
         member_id: str = '',
         group_instance_id: str | None = None,
         reason: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.member_id = member_id
         self.group_instance_id = group_instance_id
         self.reason = reason
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaveGroupRequest(Message):
@@ -70,7 +78,7 @@ class LeaveGroupRequest(Message):
     """The member ID to remove from the group."""
     members: list[MemberIdentity]
     """List of leaving member identities."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -78,12 +86,12 @@ class LeaveGroupRequest(Message):
         group_id: str = '',
         member_id: str = '',
         members: list[MemberIdentity] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.member_id = member_id
         self.members = [] if members is MISSING else members
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class MemberResponse(Struct):
@@ -98,7 +106,7 @@ class MemberResponse(Struct):
     """The group instance ID to remove from the group."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -106,12 +114,12 @@ class MemberResponse(Struct):
         member_id: str = '',
         group_instance_id: str | None = '',
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.member_id = member_id
         self.group_instance_id = group_instance_id
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaveGroupResponse(Message):
@@ -133,7 +141,7 @@ class LeaveGroupResponse(Message):
     """The error code, or 0 if there was no error."""
     members: list[MemberResponse]
     """List of leaving member responses."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -141,12 +149,12 @@ class LeaveGroupResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         members: list[MemberResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.members = [] if members is MISSING else members
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_LeaveGroupRequest_0(o: LeaveGroupRequest, out: bytearray) -> None:
@@ -157,40 +165,40 @@ def _e_LeaveGroupRequest_0(o: LeaveGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaveGroupRequest version 0 cannot carry tagged fields')
 
 
 def _d_LeaveGroupRequest_0(buf: bytes, pos: int) -> tuple[LeaveGroupRequest, int]:
-    o = new_instance(LeaveGroupRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(LeaveGroupRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of LeaveGroupRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of LeaveGroupRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.members = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    o1.members = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_LeaveGroupRequest_1(o: LeaveGroupRequest, out: bytearray) -> None:
@@ -201,14 +209,14 @@ def _e_LeaveGroupRequest_1(o: LeaveGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaveGroupRequest version 1 cannot carry tagged fields')
@@ -222,14 +230,14 @@ def _e_LeaveGroupRequest_2(o: LeaveGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaveGroupRequest version 2 cannot carry tagged fields')
@@ -241,7 +249,7 @@ def _e_MemberIdentity_3(o: MemberIdentity, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_instance_id
     if v4 is None:
@@ -251,7 +259,7 @@ def _e_MemberIdentity_3(o: MemberIdentity, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('GroupInstanceId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MemberIdentity version 3 cannot carry tagged fields')
@@ -265,66 +273,61 @@ def _e_LeaveGroupRequest_3(o: LeaveGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.members
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MemberIdentity_3(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaveGroupRequest version 3 cannot carry tagged fields')
 
 
-def _d_MemberIdentity_3(buf: bytes, pos: int) -> tuple[MemberIdentity, int]:
-    o = new_instance(MemberIdentity)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of MemberIdentity was serialized as null')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.group_instance_id = None
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    o.reason = None
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_LeaveGroupRequest_3(buf: bytes, pos: int) -> tuple[LeaveGroupRequest, int]:
-    o = new_instance(LeaveGroupRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(LeaveGroupRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of LeaveGroupRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Members of LeaveGroupRequest was serialized as null')
     else:
-        if n3 * 4 > len(buf) - pos:
+        if n4 * 4 > len(buf) - pos:
             raise truncated('Members')
-        a4: list[MemberIdentity] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MemberIdentity_3(buf, pos)
-            ap6(e5)
-        o.members = a4
-    o.member_id = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[MemberIdentity] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MemberIdentity)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of MemberIdentity was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.member_id = buf[pos:end9].decode()
+                pos = end9
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                o7.group_instance_id = None
+            else:
+                end11 = pos + n10
+                o7.group_instance_id = buf[pos:end11].decode()
+                pos = end11
+            o7.reason = None
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.members = a5
+    o1.member_id = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MemberIdentity_4(o: MemberIdentity, out: bytearray) -> None:
@@ -386,81 +389,58 @@ def _e_LeaveGroupRequest_4(o: LeaveGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_MemberIdentity_4(buf: bytes, pos: int) -> tuple[MemberIdentity, int]:
-    o = new_instance(MemberIdentity)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of MemberIdentity was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.group_instance_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    o.reason = None
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_LeaveGroupRequest_4(buf: bytes, pos: int) -> tuple[LeaveGroupRequest, int]:
-    o = new_instance(LeaveGroupRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of LeaveGroupRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(LeaveGroupRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Members of LeaveGroupRequest was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Members')
-        a4: list[MemberIdentity] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MemberIdentity_4(buf, pos)
-            ap6(e5)
-        o.members = a4
-    o.member_id = ''
+        a5: list[MemberIdentity] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MemberIdentity)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.member_id = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o7.group_instance_id = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o7.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+            o7.reason = None
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.members = a5
+    o1.member_id = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_MemberIdentity_5(o: MemberIdentity, out: bytearray) -> None:
@@ -535,134 +515,105 @@ def _e_LeaveGroupRequest_5(o: LeaveGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_MemberIdentity_5(buf: bytes, pos: int) -> tuple[MemberIdentity, int]:
-    o = new_instance(MemberIdentity)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of MemberIdentity was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.group_instance_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.reason = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field Reason had invalid length')
-    else:
-        end6 = pos + n5
-        o.reason = buf[pos:end6].decode()
-        pos = end6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_LeaveGroupRequest_5(buf: bytes, pos: int) -> tuple[LeaveGroupRequest, int]:
-    o = new_instance(LeaveGroupRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of LeaveGroupRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(LeaveGroupRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Members of LeaveGroupRequest was serialized as null')
     else:
-        if n3 * 4 > len(buf) - pos:
+        if n4 * 4 > len(buf) - pos:
             raise truncated('Members')
-        a4: list[MemberIdentity] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MemberIdentity_5(buf, pos)
-            ap6(e5)
-        o.members = a4
-    o.member_id = ''
+        a5: list[MemberIdentity] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MemberIdentity)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.member_id = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o7.group_instance_id = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o7.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o7.reason = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o7.reason, pos = read_nullable_compact_string(buf, pos, 'Reason')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.members = a5
+    o1.member_id = ''
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaveGroupResponse_0(o: LeaveGroupResponse, out: bytearray) -> None:
     if o.members:
         raise LocalProtocolError('attempted to write a non-default Members at version 0 of LeaveGroupResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaveGroupResponse version 0 cannot carry tagged fields')
 
 
 def _d_LeaveGroupResponse_0(buf: bytes, pos: int) -> tuple[LeaveGroupResponse, int]:
-    o = new_instance(LeaveGroupResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(LeaveGroupResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    o.throttle_time_ms = 0
-    o.members = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.throttle_time_ms = 0
+    o1.members = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_LeaveGroupResponse_1(o: LeaveGroupResponse, out: bytearray) -> None:
     if o.members:
         raise LocalProtocolError('attempted to write a non-default Members at version 1 of LeaveGroupResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaveGroupResponse version 1 cannot carry tagged fields')
 
 
 def _d_LeaveGroupResponse_1(buf: bytes, pos: int) -> tuple[LeaveGroupResponse, int]:
-    o = new_instance(LeaveGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(LeaveGroupResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    o.members = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.members = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_LeaveGroupResponse_2(o: LeaveGroupResponse, out: bytearray) -> None:
     if o.members:
         raise LocalProtocolError('attempted to write a non-default Members at version 2 of LeaveGroupResponse')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaveGroupResponse version 2 cannot carry tagged fields')
 
@@ -673,7 +624,7 @@ def _e_MemberResponse_3(o: MemberResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_instance_id
     if v4 is None:
@@ -683,67 +634,62 @@ def _e_MemberResponse_3(o: MemberResponse, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('GroupInstanceId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MemberResponse version 3 cannot carry tagged fields')
 
 
 def _e_LeaveGroupResponse_3(o: LeaveGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.members
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MemberResponse_3(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('LeaveGroupResponse version 3 cannot carry tagged fields')
 
 
-def _d_MemberResponse_3(buf: bytes, pos: int) -> tuple[MemberResponse, int]:
-    o = new_instance(MemberResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of MemberResponse was serialized as null')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.group_instance_id = None
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_LeaveGroupResponse_3(buf: bytes, pos: int) -> tuple[LeaveGroupResponse, int]:
-    o = new_instance(LeaveGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(LeaveGroupResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Members of LeaveGroupResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Members')
-        a2: list[MemberResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MemberResponse_3(buf, pos)
-            ap4(e3)
-        o.members = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[MemberResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MemberResponse)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of MemberResponse was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.member_id = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.group_instance_id = None
+            else:
+                end9 = pos + n8
+                o5.group_instance_id = buf[pos:end9].decode()
+                pos = end9
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.members = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MemberResponse_4(o: MemberResponse, out: bytearray) -> None:
@@ -770,7 +716,7 @@ def _e_MemberResponse_4(o: MemberResponse, out: bytearray) -> None:
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -779,7 +725,7 @@ def _e_MemberResponse_4(o: MemberResponse, out: bytearray) -> None:
 
 
 def _e_LeaveGroupResponse_4(o: LeaveGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.members
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -795,70 +741,53 @@ def _e_LeaveGroupResponse_4(o: LeaveGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_MemberResponse_4(buf: bytes, pos: int) -> tuple[MemberResponse, int]:
-    o = new_instance(MemberResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of MemberResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.group_instance_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
-    else:
-        end4 = pos + n3
-        o.group_instance_id = buf[pos:end4].decode()
-        pos = end4
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_LeaveGroupResponse_4(buf: bytes, pos: int) -> tuple[LeaveGroupResponse, int]:
-    o = new_instance(LeaveGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(LeaveGroupResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Members of LeaveGroupResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Members')
-        a2: list[MemberResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MemberResponse_4(buf, pos)
-            ap4(e3)
-        o.members = a2
+        a3: list[MemberResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MemberResponse)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.member_id = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.group_instance_id = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+            o5.error_code, = _SU_h(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.members = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 LeaveGroupRequest._ENCODERS = {0: _e_LeaveGroupRequest_0, 1: _e_LeaveGroupRequest_1, 2: _e_LeaveGroupRequest_2, 3: _e_LeaveGroupRequest_3, 4: _e_LeaveGroupRequest_4, 5: _e_LeaveGroupRequest_5}

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,7 +22,8 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_ih = structure('>ih')
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class ListClientMetricsResourcesRequest(Message):
@@ -34,14 +39,14 @@ class ListClientMetricsResourcesRequest(Message):
     MAX_STABLE_VERSION = 0
     FIRST_FLEXIBLE_VERSION = 0
 
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ClientMetricsResource(Struct):
@@ -52,16 +57,16 @@ class ClientMetricsResource(Struct):
 
     name: str
     """The resource name."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListClientMetricsResourcesResponse(Message):
@@ -83,7 +88,7 @@ class ListClientMetricsResourcesResponse(Message):
     """The error code, or 0 if there was no error."""
     client_metrics_resources: list[ClientMetricsResource]
     """Each client metrics resource in the response."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -91,12 +96,12 @@ class ListClientMetricsResourcesResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         client_metrics_resources: list[ClientMetricsResource] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.client_metrics_resources = [] if client_metrics_resources is MISSING else client_metrics_resources
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ListClientMetricsResourcesRequest_0(o: ListClientMetricsResourcesRequest, out: bytearray) -> None:
@@ -108,13 +113,13 @@ def _e_ListClientMetricsResourcesRequest_0(o: ListClientMetricsResourcesRequest,
 
 
 def _d_ListClientMetricsResourcesRequest_0(buf: bytes, pos: int) -> tuple[ListClientMetricsResourcesRequest, int]:
-    o = new_instance(ListClientMetricsResourcesRequest)
+    o1 = new_instance(ListClientMetricsResourcesRequest)
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ClientMetricsResource_0(o: ClientMetricsResource, out: bytearray) -> None:
@@ -136,7 +141,7 @@ def _e_ClientMetricsResource_0(o: ClientMetricsResource, out: bytearray) -> None
 
 
 def _e_ListClientMetricsResourcesResponse_0(o: ListClientMetricsResourcesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.client_metrics_resources
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -152,55 +157,44 @@ def _e_ListClientMetricsResourcesResponse_0(o: ListClientMetricsResourcesRespons
         out.append(0)
 
 
-def _d_ClientMetricsResource_0(buf: bytes, pos: int) -> tuple[ClientMetricsResource, int]:
-    o = new_instance(ClientMetricsResource)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of ClientMetricsResource was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ListClientMetricsResourcesResponse_0(buf: bytes, pos: int) -> tuple[ListClientMetricsResourcesResponse, int]:
-    o = new_instance(ListClientMetricsResourcesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ListClientMetricsResourcesResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field ClientMetricsResources of ListClientMetricsResourcesResponse was serialized as null')
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('ClientMetricsResources')
-        a2: list[ClientMetricsResource] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ClientMetricsResource_0(buf, pos)
-            ap4(e3)
-        o.client_metrics_resources = a2
+        a3: list[ClientMetricsResource] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ClientMetricsResource)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.client_metrics_resources = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ListClientMetricsResourcesRequest._ENCODERS = {0: _e_ListClientMetricsResourcesRequest_0}

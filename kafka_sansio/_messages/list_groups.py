@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,9 +22,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class ListGroupsRequest(Message):
@@ -40,18 +47,18 @@ class ListGroupsRequest(Message):
     """The states of the groups we want to list. If empty, all groups are returned with their state."""
     types_filter: list[str]
     """The types of the groups we want to list. If empty, all groups are returned with their type."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         states_filter: list[str] = MISSING,
         types_filter: list[str] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.states_filter = [] if states_filter is MISSING else states_filter
         self.types_filter = [] if types_filter is MISSING else types_filter
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListedGroup(Struct):
@@ -68,7 +75,7 @@ class ListedGroup(Struct):
     """The group state name."""
     group_type: str
     """The group type name."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -77,13 +84,13 @@ class ListedGroup(Struct):
         protocol_type: str = '',
         group_state: str = '',
         group_type: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.protocol_type = protocol_type
         self.group_state = group_state
         self.group_type = group_type
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListGroupsResponse(Message):
@@ -105,7 +112,7 @@ class ListGroupsResponse(Message):
     """The error code, or 0 if there was no error."""
     groups: list[ListedGroup]
     """Each group in the response."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -113,12 +120,12 @@ class ListGroupsResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         groups: list[ListedGroup] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.groups = [] if groups is MISSING else groups
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ListGroupsRequest_0(o: ListGroupsRequest, out: bytearray) -> None:
@@ -131,11 +138,11 @@ def _e_ListGroupsRequest_0(o: ListGroupsRequest, out: bytearray) -> None:
 
 
 def _d_ListGroupsRequest_0(buf: bytes, pos: int) -> tuple[ListGroupsRequest, int]:
-    o = new_instance(ListGroupsRequest)
-    o.states_filter = []
-    o.types_filter = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1 = new_instance(ListGroupsRequest)
+    o1.states_filter = []
+    o1.types_filter = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListGroupsRequest_1(o: ListGroupsRequest, out: bytearray) -> None:
@@ -169,15 +176,15 @@ def _e_ListGroupsRequest_3(o: ListGroupsRequest, out: bytearray) -> None:
 
 
 def _d_ListGroupsRequest_3(buf: bytes, pos: int) -> tuple[ListGroupsRequest, int]:
-    o = new_instance(ListGroupsRequest)
-    o.states_filter = []
-    o.types_filter = []
+    o1 = new_instance(ListGroupsRequest)
+    o1.states_filter = []
+    o1.types_filter = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListGroupsRequest_4(o: ListGroupsRequest, out: bytearray) -> None:
@@ -207,41 +214,35 @@ def _e_ListGroupsRequest_4(o: ListGroupsRequest, out: bytearray) -> None:
 
 
 def _d_ListGroupsRequest_4(buf: bytes, pos: int) -> tuple[ListGroupsRequest, int]:
-    o = new_instance(ListGroupsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(ListGroupsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field StatesFilter of ListGroupsRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('StatesFilter')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field StatesFilter of ListGroupsRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field StatesFilter had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.states_filter = a2
-    o.types_filter = []
+                e4, pos = read_compact_string(buf, pos, 'StatesFilter')
+            a3.append(e4)
+        o1.states_filter = a3
+    o1.types_filter = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListGroupsRequest_5(o: ListGroupsRequest, out: bytearray) -> None:
@@ -285,67 +286,55 @@ def _e_ListGroupsRequest_5(o: ListGroupsRequest, out: bytearray) -> None:
 
 
 def _d_ListGroupsRequest_5(buf: bytes, pos: int) -> tuple[ListGroupsRequest, int]:
-    o = new_instance(ListGroupsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(ListGroupsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field StatesFilter of ListGroupsRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('StatesFilter')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field StatesFilter of ListGroupsRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field StatesFilter had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.states_filter = a2
-    n6 = buf[pos]
+                e4, pos = read_compact_string(buf, pos, 'StatesFilter')
+            a3.append(e4)
+        o1.states_filter = a3
+    n7 = buf[pos]
     pos += 1
-    if n6 > 127:
-        n6, pos = read_uvarint(buf, pos - 1)
-    n6 -= 1
-    if n6 < 0:
+    if n7 > 127:
+        n7, pos = read_uvarint(buf, pos - 1)
+    n7 -= 1
+    if n7 < 0:
         raise RemoteProtocolError('non-nullable field TypesFilter of ListGroupsRequest was serialized as null')
     else:
-        if n6 > len(buf) - pos:
+        if n7 > len(buf) - pos:
             raise truncated('TypesFilter')
-        a7: list[str] = []
-        for _ in range(n6):
-            n9 = buf[pos]
-            pos += 1
-            if n9 > 127:
-                n9, pos = read_uvarint(buf, pos - 1)
-            n9 -= 1
-            if n9 < 0:
-                raise RemoteProtocolError('non-nullable field TypesFilter of ListGroupsRequest was serialized as null')
-            elif n9 > 32767:
-                raise RemoteProtocolError('string field TypesFilter had invalid length')
+        a8: list[str] = []
+        for _ in range(n7):
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                e9 = buf[pos + 1:end11].decode()
+                pos = end11
             else:
-                end10 = pos + n9
-                e8 = buf[pos:end10].decode()
-                pos = end10
-            a7.append(e8)
-        o.types_filter = a7
+                e9, pos = read_compact_string(buf, pos, 'TypesFilter')
+            a8.append(e9)
+        o1.types_filter = a8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListedGroup_0(o: ListedGroup, out: bytearray) -> None:
@@ -354,74 +343,69 @@ def _e_ListedGroup_0(o: ListedGroup, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.protocol_type
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListedGroup version 0 cannot carry tagged fields')
 
 
 def _e_ListGroupsResponse_0(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListedGroup_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListGroupsResponse version 0 cannot carry tagged fields')
 
 
-def _d_ListedGroup_0(buf: bytes, pos: int) -> tuple[ListedGroup, int]:
-    o = new_instance(ListedGroup)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of ListedGroup was serialized as null')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolType of ListedGroup was serialized as null')
-    else:
-        end4 = pos + n3
-        o.protocol_type = buf[pos:end4].decode()
-        pos = end4
-    o.group_state = ''
-    o.group_type = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ListGroupsResponse_0(buf: bytes, pos: int) -> tuple[ListGroupsResponse, int]:
-    o = new_instance(ListGroupsResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ListGroupsResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of ListGroupsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[ListedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListedGroup_0(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ListedGroup)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field GroupId of ListedGroup was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.group_id = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field ProtocolType of ListedGroup was serialized as null')
+            else:
+                end9 = pos + n8
+                o5.protocol_type = buf[pos:end9].decode()
+                pos = end9
+            o5.group_state = ''
+            o5.group_type = ''
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.groups = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListedGroup_1(o: ListedGroup, out: bytearray) -> None:
@@ -430,24 +414,24 @@ def _e_ListedGroup_1(o: ListedGroup, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.protocol_type
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListedGroup version 1 cannot carry tagged fields')
 
 
 def _e_ListGroupsResponse_1(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListedGroup_1(e3, out)
     if o.unknown_tagged_fields:
@@ -455,24 +439,43 @@ def _e_ListGroupsResponse_1(o: ListGroupsResponse, out: bytearray) -> None:
 
 
 def _d_ListGroupsResponse_1(buf: bytes, pos: int) -> tuple[ListGroupsResponse, int]:
-    o = new_instance(ListGroupsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ListGroupsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of ListGroupsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[ListedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListedGroup_0(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ListedGroup)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field GroupId of ListedGroup was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.group_id = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field ProtocolType of ListedGroup was serialized as null')
+            else:
+                end9 = pos + n8
+                o5.protocol_type = buf[pos:end9].decode()
+                pos = end9
+            o5.group_state = ''
+            o5.group_type = ''
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.groups = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListedGroup_2(o: ListedGroup, out: bytearray) -> None:
@@ -481,24 +484,24 @@ def _e_ListedGroup_2(o: ListedGroup, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.protocol_type
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('ProtocolType longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListedGroup version 2 cannot carry tagged fields')
 
 
 def _e_ListGroupsResponse_2(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.groups
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListedGroup_2(e3, out)
     if o.unknown_tagged_fields:
@@ -534,7 +537,7 @@ def _e_ListedGroup_3(o: ListedGroup, out: bytearray) -> None:
 
 
 def _e_ListGroupsResponse_3(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.groups
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -550,70 +553,53 @@ def _e_ListGroupsResponse_3(o: ListGroupsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_ListedGroup_3(buf: bytes, pos: int) -> tuple[ListedGroup, int]:
-    o = new_instance(ListedGroup)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of ListedGroup was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolType of ListedGroup was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
-    else:
-        end4 = pos + n3
-        o.protocol_type = buf[pos:end4].decode()
-        pos = end4
-    o.group_state = ''
-    o.group_type = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ListGroupsResponse_3(buf: bytes, pos: int) -> tuple[ListGroupsResponse, int]:
-    o = new_instance(ListGroupsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ListGroupsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of ListGroupsResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[ListedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListedGroup_3(buf, pos)
-            ap4(e3)
-        o.groups = a2
+        a3: list[ListedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ListedGroup)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.group_id = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.protocol_type = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.protocol_type, pos = read_compact_string(buf, pos, 'ProtocolType')
+            o5.group_state = ''
+            o5.group_type = ''
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.groups = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListedGroup_4(o: ListedGroup, out: bytearray) -> None:
@@ -655,7 +641,7 @@ def _e_ListedGroup_4(o: ListedGroup, out: bytearray) -> None:
 
 
 def _e_ListGroupsResponse_4(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.groups
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -671,82 +657,59 @@ def _e_ListGroupsResponse_4(o: ListGroupsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_ListedGroup_4(buf: bytes, pos: int) -> tuple[ListedGroup, int]:
-    o = new_instance(ListedGroup)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of ListedGroup was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolType of ListedGroup was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
-    else:
-        end4 = pos + n3
-        o.protocol_type = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field GroupState of ListedGroup was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupState had invalid length')
-    else:
-        end6 = pos + n5
-        o.group_state = buf[pos:end6].decode()
-        pos = end6
-    o.group_type = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ListGroupsResponse_4(buf: bytes, pos: int) -> tuple[ListGroupsResponse, int]:
-    o = new_instance(ListGroupsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ListGroupsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of ListGroupsResponse was serialized as null')
     else:
-        if n1 * 4 > len(buf) - pos:
+        if n2 * 4 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[ListedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListedGroup_4(buf, pos)
-            ap4(e3)
-        o.groups = a2
+        a3: list[ListedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ListedGroup)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.group_id = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.protocol_type = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.protocol_type, pos = read_compact_string(buf, pos, 'ProtocolType')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o5.group_state = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o5.group_state, pos = read_compact_string(buf, pos, 'GroupState')
+            o5.group_type = ''
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.groups = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListedGroup_5(o: ListedGroup, out: bytearray) -> None:
@@ -798,7 +761,7 @@ def _e_ListedGroup_5(o: ListedGroup, out: bytearray) -> None:
 
 
 def _e_ListGroupsResponse_5(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.groups
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -814,94 +777,65 @@ def _e_ListGroupsResponse_5(o: ListGroupsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_ListedGroup_5(buf: bytes, pos: int) -> tuple[ListedGroup, int]:
-    o = new_instance(ListedGroup)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of ListedGroup was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field ProtocolType of ListedGroup was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
-    else:
-        end4 = pos + n3
-        o.protocol_type = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field GroupState of ListedGroup was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupState had invalid length')
-    else:
-        end6 = pos + n5
-        o.group_state = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field GroupType of ListedGroup was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field GroupType had invalid length')
-    else:
-        end8 = pos + n7
-        o.group_type = buf[pos:end8].decode()
-        pos = end8
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ListGroupsResponse_5(buf: bytes, pos: int) -> tuple[ListGroupsResponse, int]:
-    o = new_instance(ListGroupsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ListGroupsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of ListGroupsResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[ListedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListedGroup_5(buf, pos)
-            ap4(e3)
-        o.groups = a2
+        a3: list[ListedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ListedGroup)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.group_id = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.protocol_type = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.protocol_type, pos = read_compact_string(buf, pos, 'ProtocolType')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o5.group_state = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o5.group_state, pos = read_compact_string(buf, pos, 'GroupState')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o5.group_type = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o5.group_type, pos = read_compact_string(buf, pos, 'GroupType')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.groups = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ListGroupsRequest._ENCODERS = {0: _e_ListGroupsRequest_0, 1: _e_ListGroupsRequest_1, 2: _e_ListGroupsRequest_2, 3: _e_ListGroupsRequest_3, 4: _e_ListGroupsRequest_4, 5: _e_ListGroupsRequest_5}

@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,15 +25,25 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ib = structure('>ib')
-_S_ih = structure('>ih')
-_S_ihqq = structure('>ihqq')
-_S_ihqqi = structure('>ihqqi')
-_S_iiq = structure('>iiq')
-_S_iq = structure('>iq')
-_S_iqi = structure('>iqi')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ib = structure('>ib').unpack_from
+_SP_ib = structure('>ib').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ihqq = structure('>ihqq').unpack_from
+_SP_ihqq = structure('>ihqq').pack
+_SU_ihqqi = structure('>ihqqi').unpack_from
+_SP_ihqqi = structure('>ihqqi').pack
+_SU_iiq = structure('>iiq').unpack_from
+_SP_iiq = structure('>iiq').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_iqi = structure('>iqi').unpack_from
+_SP_iqi = structure('>iqi').pack
+_AU_q = array_unpacker('q')
 
 
 class ListOffsetsPartition(Struct):
@@ -45,7 +60,7 @@ class ListOffsetsPartition(Struct):
     """The current timestamp."""
     max_num_offsets: int
     """The maximum number of offsets to report."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -54,13 +69,13 @@ class ListOffsetsPartition(Struct):
         current_leader_epoch: int = -1,
         timestamp: int = 0,
         max_num_offsets: int = 1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.current_leader_epoch = current_leader_epoch
         self.timestamp = timestamp
         self.max_num_offsets = max_num_offsets
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListOffsetsTopic(Struct):
@@ -73,18 +88,18 @@ class ListOffsetsTopic(Struct):
     """The topic name."""
     partitions: list[ListOffsetsPartition]
     """Each partition in the request."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[ListOffsetsPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListOffsetsRequest(Message):
@@ -108,7 +123,7 @@ class ListOffsetsRequest(Message):
     """Each topic in the request."""
     timeout_ms: int
     """The timeout to await a response in milliseconds for requests that require reading from remote storage for topics enabled with tiered storage."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -117,13 +132,13 @@ class ListOffsetsRequest(Message):
         isolation_level: int = 0,
         topics: list[ListOffsetsTopic] = MISSING,
         timeout_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.replica_id = replica_id
         self.isolation_level = isolation_level
         self.topics = [] if topics is MISSING else topics
         self.timeout_ms = timeout_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListOffsetsPartitionResponse(Struct):
@@ -143,7 +158,7 @@ class ListOffsetsPartitionResponse(Struct):
     offset: int
     """The returned offset."""
     leader_epoch: int
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -154,7 +169,7 @@ class ListOffsetsPartitionResponse(Struct):
         timestamp: int = -1,
         offset: int = -1,
         leader_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
@@ -162,7 +177,7 @@ class ListOffsetsPartitionResponse(Struct):
         self.timestamp = timestamp
         self.offset = offset
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListOffsetsTopicResponse(Struct):
@@ -175,18 +190,18 @@ class ListOffsetsTopicResponse(Struct):
     """The topic name"""
     partitions: list[ListOffsetsPartitionResponse]
     """Each partition in the response."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[ListOffsetsPartitionResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListOffsetsResponse(Message):
@@ -206,22 +221,22 @@ class ListOffsetsResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     topics: list[ListOffsetsTopicResponse]
     """Each topic in the response."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         topics: list[ListOffsetsTopicResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ListOffsetsPartition_0(o: ListOffsetsPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.timestamp, o.max_num_offsets)
+    out += _SP_iqi(o.partition_index, o.timestamp, o.max_num_offsets)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartition version 0 cannot carry tagged fields')
 
@@ -232,11 +247,11 @@ def _e_ListOffsetsTopic_0(o: ListOffsetsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -246,79 +261,74 @@ def _e_ListOffsetsTopic_0(o: ListOffsetsTopic, out: bytearray) -> None:
 def _e_ListOffsetsRequest_0(o: ListOffsetsRequest, out: bytearray) -> None:
     if o.isolation_level != 0:
         raise LocalProtocolError('attempted to write a non-default IsolationLevel at version 0 of ListOffsetsRequest')
-    out += _S_i.pack(o.replica_id)
+    out += _SP_i(o.replica_id)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsRequest version 0 cannot carry tagged fields')
 
 
-def _d_ListOffsetsPartition_0(buf: bytes, pos: int) -> tuple[ListOffsetsPartition, int]:
-    o = new_instance(ListOffsetsPartition)
-    o.partition_index, o.timestamp, o.max_num_offsets = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    o.current_leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ListOffsetsTopic_0(buf: bytes, pos: int) -> tuple[ListOffsetsTopic, int]:
-    o = new_instance(ListOffsetsTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of ListOffsetsTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ListOffsetsTopic was serialized as null')
     else:
-        if n3 * 16 > len(buf) - pos:
+        if n4 * 16 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ListOffsetsPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ListOffsetsPartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[ListOffsetsPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ListOffsetsPartition)
+            o7.partition_index, o7.timestamp, o7.max_num_offsets = _SU_iqi(buf, pos)
+            pos += 16
+            o7.current_leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ListOffsetsRequest_0(buf: bytes, pos: int) -> tuple[ListOffsetsRequest, int]:
-    o = new_instance(ListOffsetsRequest)
-    o.replica_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsRequest)
+    o1.replica_id, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.isolation_level = 0
-    o.timeout_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListOffsetsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.isolation_level = 0
+    o1.timeout_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListOffsetsPartition_1(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 1 of ListOffsetsPartition')
-    out += _S_iq.pack(o.partition_index, o.timestamp)
+    out += _SP_iq(o.partition_index, o.timestamp)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartition version 1 cannot carry tagged fields')
 
@@ -329,11 +339,11 @@ def _e_ListOffsetsTopic_1(o: ListOffsetsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -343,80 +353,75 @@ def _e_ListOffsetsTopic_1(o: ListOffsetsTopic, out: bytearray) -> None:
 def _e_ListOffsetsRequest_1(o: ListOffsetsRequest, out: bytearray) -> None:
     if o.isolation_level != 0:
         raise LocalProtocolError('attempted to write a non-default IsolationLevel at version 1 of ListOffsetsRequest')
-    out += _S_i.pack(o.replica_id)
+    out += _SP_i(o.replica_id)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopic_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsRequest version 1 cannot carry tagged fields')
 
 
-def _d_ListOffsetsPartition_1(buf: bytes, pos: int) -> tuple[ListOffsetsPartition, int]:
-    o = new_instance(ListOffsetsPartition)
-    o.partition_index, o.timestamp = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    o.current_leader_epoch = -1
-    o.max_num_offsets = 1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ListOffsetsTopic_1(buf: bytes, pos: int) -> tuple[ListOffsetsTopic, int]:
-    o = new_instance(ListOffsetsTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of ListOffsetsTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ListOffsetsTopic was serialized as null')
     else:
-        if n3 * 12 > len(buf) - pos:
+        if n4 * 12 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ListOffsetsPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ListOffsetsPartition_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[ListOffsetsPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ListOffsetsPartition)
+            o7.partition_index, o7.timestamp = _SU_iq(buf, pos)
+            pos += 12
+            o7.current_leader_epoch = -1
+            o7.max_num_offsets = 1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ListOffsetsRequest_1(buf: bytes, pos: int) -> tuple[ListOffsetsRequest, int]:
-    o = new_instance(ListOffsetsRequest)
-    o.replica_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsRequest)
+    o1.replica_id, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopic_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.isolation_level = 0
-    o.timeout_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListOffsetsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopic_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.isolation_level = 0
+    o1.timeout_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListOffsetsPartition_2(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 2 of ListOffsetsPartition')
-    out += _S_iq.pack(o.partition_index, o.timestamp)
+    out += _SP_iq(o.partition_index, o.timestamp)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartition version 2 cannot carry tagged fields')
 
@@ -427,11 +432,11 @@ def _e_ListOffsetsTopic_2(o: ListOffsetsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -439,10 +444,10 @@ def _e_ListOffsetsTopic_2(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_2(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopic_2(e3, out)
     if o.unknown_tagged_fields:
@@ -450,31 +455,31 @@ def _e_ListOffsetsRequest_2(o: ListOffsetsRequest, out: bytearray) -> None:
 
 
 def _d_ListOffsetsRequest_2(buf: bytes, pos: int) -> tuple[ListOffsetsRequest, int]:
-    o = new_instance(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsRequest)
+    o1.replica_id, o1.isolation_level = _SU_ib(buf, pos)
     pos += 5
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopic_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListOffsetsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopic_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListOffsetsPartition_3(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 3 of ListOffsetsPartition')
-    out += _S_iq.pack(o.partition_index, o.timestamp)
+    out += _SP_iq(o.partition_index, o.timestamp)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartition version 3 cannot carry tagged fields')
 
@@ -485,11 +490,11 @@ def _e_ListOffsetsTopic_3(o: ListOffsetsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartition_3(e6, out)
     if o.unknown_tagged_fields:
@@ -497,10 +502,10 @@ def _e_ListOffsetsTopic_3(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_3(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopic_3(e3, out)
     if o.unknown_tagged_fields:
@@ -510,7 +515,7 @@ def _e_ListOffsetsRequest_3(o: ListOffsetsRequest, out: bytearray) -> None:
 def _e_ListOffsetsPartition_4(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 4 of ListOffsetsPartition')
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+    out += _SP_iiq(o.partition_index, o.current_leader_epoch, o.timestamp)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartition version 4 cannot carry tagged fields')
 
@@ -521,11 +526,11 @@ def _e_ListOffsetsTopic_4(o: ListOffsetsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartition_4(e6, out)
     if o.unknown_tagged_fields:
@@ -533,78 +538,73 @@ def _e_ListOffsetsTopic_4(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_4(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopic_4(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsRequest version 4 cannot carry tagged fields')
 
 
-def _d_ListOffsetsPartition_4(buf: bytes, pos: int) -> tuple[ListOffsetsPartition, int]:
-    o = new_instance(ListOffsetsPartition)
-    o.partition_index, o.current_leader_epoch, o.timestamp = _S_iiq.unpack_from(buf, pos)
-    pos += 16
-    o.max_num_offsets = 1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ListOffsetsTopic_4(buf: bytes, pos: int) -> tuple[ListOffsetsTopic, int]:
-    o = new_instance(ListOffsetsTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of ListOffsetsTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ListOffsetsTopic was serialized as null')
     else:
-        if n3 * 16 > len(buf) - pos:
+        if n4 * 16 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ListOffsetsPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ListOffsetsPartition_4(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[ListOffsetsPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ListOffsetsPartition)
+            o7.partition_index, o7.current_leader_epoch, o7.timestamp = _SU_iiq(buf, pos)
+            pos += 16
+            o7.max_num_offsets = 1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ListOffsetsRequest_4(buf: bytes, pos: int) -> tuple[ListOffsetsRequest, int]:
-    o = new_instance(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsRequest)
+    o1.replica_id, o1.isolation_level = _SU_ib(buf, pos)
     pos += 5
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopic_4(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListOffsetsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopic_4(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListOffsetsPartition_5(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 5 of ListOffsetsPartition')
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+    out += _SP_iiq(o.partition_index, o.current_leader_epoch, o.timestamp)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartition version 5 cannot carry tagged fields')
 
@@ -615,11 +615,11 @@ def _e_ListOffsetsTopic_5(o: ListOffsetsTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartition_5(e6, out)
     if o.unknown_tagged_fields:
@@ -627,10 +627,10 @@ def _e_ListOffsetsTopic_5(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_5(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopic_5(e3, out)
     if o.unknown_tagged_fields:
@@ -640,7 +640,7 @@ def _e_ListOffsetsRequest_5(o: ListOffsetsRequest, out: bytearray) -> None:
 def _e_ListOffsetsPartition_6(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 6 of ListOffsetsPartition')
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+    out += _SP_iiq(o.partition_index, o.current_leader_epoch, o.timestamp)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -675,7 +675,7 @@ def _e_ListOffsetsTopic_6(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_6(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -691,91 +691,80 @@ def _e_ListOffsetsRequest_6(o: ListOffsetsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_ListOffsetsPartition_6(buf: bytes, pos: int) -> tuple[ListOffsetsPartition, int]:
-    o = new_instance(ListOffsetsPartition)
-    o.partition_index, o.current_leader_epoch, o.timestamp = _S_iiq.unpack_from(buf, pos)
-    pos += 16
-    o.max_num_offsets = 1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ListOffsetsTopic_6(buf: bytes, pos: int) -> tuple[ListOffsetsTopic, int]:
-    o = new_instance(ListOffsetsTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of ListOffsetsTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(ListOffsetsTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ListOffsetsTopic was serialized as null')
     else:
-        if n3 * 17 > len(buf) - pos:
+        if n4 * 17 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ListOffsetsPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ListOffsetsPartition_6(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[ListOffsetsPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ListOffsetsPartition)
+            o7.partition_index, o7.current_leader_epoch, o7.timestamp = _SU_iiq(buf, pos)
+            pos += 16
+            o7.max_num_offsets = 1
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ListOffsetsRequest_6(buf: bytes, pos: int) -> tuple[ListOffsetsRequest, int]:
-    o = new_instance(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsRequest)
+    o1.replica_id, o1.isolation_level = _SU_ib(buf, pos)
     pos += 5
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopic_6(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms = 0
+        a3: list[ListOffsetsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopic_6(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms = 0
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListOffsetsPartition_7(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 7 of ListOffsetsPartition')
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+    out += _SP_iiq(o.partition_index, o.current_leader_epoch, o.timestamp)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -810,7 +799,7 @@ def _e_ListOffsetsTopic_7(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_7(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -829,7 +818,7 @@ def _e_ListOffsetsRequest_7(o: ListOffsetsRequest, out: bytearray) -> None:
 def _e_ListOffsetsPartition_8(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 8 of ListOffsetsPartition')
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+    out += _SP_iiq(o.partition_index, o.current_leader_epoch, o.timestamp)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -864,7 +853,7 @@ def _e_ListOffsetsTopic_8(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_8(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -883,7 +872,7 @@ def _e_ListOffsetsRequest_8(o: ListOffsetsRequest, out: bytearray) -> None:
 def _e_ListOffsetsPartition_9(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 9 of ListOffsetsPartition')
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+    out += _SP_iiq(o.partition_index, o.current_leader_epoch, o.timestamp)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -918,7 +907,7 @@ def _e_ListOffsetsTopic_9(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_9(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -937,7 +926,7 @@ def _e_ListOffsetsRequest_9(o: ListOffsetsRequest, out: bytearray) -> None:
 def _e_ListOffsetsPartition_10(o: ListOffsetsPartition, out: bytearray) -> None:
     if o.max_num_offsets != 1:
         raise LocalProtocolError('attempted to write a non-default MaxNumOffsets at version 10 of ListOffsetsPartition')
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+    out += _SP_iiq(o.partition_index, o.current_leader_epoch, o.timestamp)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -972,7 +961,7 @@ def _e_ListOffsetsTopic_10(o: ListOffsetsTopic, out: bytearray) -> None:
 
 
 def _e_ListOffsetsRequest_10(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
+    out += _SP_ib(o.replica_id, o.isolation_level)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -981,7 +970,7 @@ def _e_ListOffsetsRequest_10(o: ListOffsetsRequest, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_ListOffsetsTopic_10(e3, out)
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -990,33 +979,33 @@ def _e_ListOffsetsRequest_10(o: ListOffsetsRequest, out: bytearray) -> None:
 
 
 def _d_ListOffsetsRequest_10(buf: bytes, pos: int) -> tuple[ListOffsetsRequest, int]:
-    o = new_instance(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsRequest)
+    o1.replica_id, o1.isolation_level = _SU_ib(buf, pos)
     pos += 5
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopic_6(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[ListOffsetsTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopic_6(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListOffsetsPartitionResponse_0(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
@@ -1026,10 +1015,10 @@ def _e_ListOffsetsPartitionResponse_0(o: ListOffsetsPartitionResponse, out: byte
         raise LocalProtocolError('attempted to write a non-default Offset at version 0 of ListOffsetsPartitionResponse')
     if o.leader_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LeaderEpoch at version 0 of ListOffsetsPartitionResponse')
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     v1 = o.old_style_offsets
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}q', *v1)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartitionResponse version 0 cannot carry tagged fields')
@@ -1041,11 +1030,11 @@ def _e_ListOffsetsTopicResponse_0(o: ListOffsetsTopicResponse, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartitionResponse_0(e6, out)
     if o.unknown_tagged_fields:
@@ -1055,78 +1044,65 @@ def _e_ListOffsetsTopicResponse_0(o: ListOffsetsTopicResponse, out: bytearray) -
 def _e_ListOffsetsResponse_0(o: ListOffsetsResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopicResponse_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsResponse version 0 cannot carry tagged fields')
 
 
-def _d_ListOffsetsPartitionResponse_0(buf: bytes, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
-    o = new_instance(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field OldStyleOffsets of ListOffsetsPartitionResponse was serialized as null')
-    else:
-        if n1 * 8 > len(buf) - pos:
-            raise truncated('OldStyleOffsets')
-        o.old_style_offsets = list(unpack_from(f'>{n1}q', buf, pos))
-        pos += 8 * n1
-    o.timestamp = -1
-    o.offset = -1
-    o.leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ListOffsetsTopicResponse_0(buf: bytes, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
-    o = new_instance(ListOffsetsTopicResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsTopicResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of ListOffsetsTopicResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ListOffsetsTopicResponse was serialized as null')
     else:
-        if n3 * 10 > len(buf) - pos:
+        if n4 * 10 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ListOffsetsPartitionResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ListOffsetsPartitionResponse_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[ListOffsetsPartitionResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ListOffsetsPartitionResponse)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o7.old_style_offsets, pos = read_array(buf, pos, 'q', False, 'OldStyleOffsets')
+            o7.timestamp = -1
+            o7.offset = -1
+            o7.leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ListOffsetsResponse_0(buf: bytes, pos: int) -> tuple[ListOffsetsResponse, int]:
-    o = new_instance(ListOffsetsResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopicResponse_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListOffsetsTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopicResponse_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListOffsetsPartitionResponse_1(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
@@ -1134,7 +1110,7 @@ def _e_ListOffsetsPartitionResponse_1(o: ListOffsetsPartitionResponse, out: byte
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 1 of ListOffsetsPartitionResponse')
     if o.leader_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LeaderEpoch at version 1 of ListOffsetsPartitionResponse')
-    out += _S_ihqq.pack(o.partition_index, o.error_code, o.timestamp, o.offset)
+    out += _SP_ihqq(o.partition_index, o.error_code, o.timestamp, o.offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartitionResponse version 1 cannot carry tagged fields')
 
@@ -1145,11 +1121,11 @@ def _e_ListOffsetsTopicResponse_1(o: ListOffsetsTopicResponse, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartitionResponse_1(e6, out)
     if o.unknown_tagged_fields:
@@ -1159,68 +1135,63 @@ def _e_ListOffsetsTopicResponse_1(o: ListOffsetsTopicResponse, out: bytearray) -
 def _e_ListOffsetsResponse_1(o: ListOffsetsResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopicResponse_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsResponse version 1 cannot carry tagged fields')
 
 
-def _d_ListOffsetsPartitionResponse_1(buf: bytes, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
-    o = new_instance(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset = _S_ihqq.unpack_from(buf, pos)
-    pos += 22
-    o.old_style_offsets = []
-    o.leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ListOffsetsTopicResponse_1(buf: bytes, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
-    o = new_instance(ListOffsetsTopicResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsTopicResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of ListOffsetsTopicResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ListOffsetsTopicResponse was serialized as null')
     else:
-        if n3 * 22 > len(buf) - pos:
+        if n4 * 22 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ListOffsetsPartitionResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ListOffsetsPartitionResponse_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[ListOffsetsPartitionResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ListOffsetsPartitionResponse)
+            o7.partition_index, o7.error_code, o7.timestamp, o7.offset = _SU_ihqq(buf, pos)
+            pos += 22
+            o7.old_style_offsets = []
+            o7.leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ListOffsetsResponse_1(buf: bytes, pos: int) -> tuple[ListOffsetsResponse, int]:
-    o = new_instance(ListOffsetsResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopicResponse_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListOffsetsTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopicResponse_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListOffsetsPartitionResponse_2(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
@@ -1228,7 +1199,7 @@ def _e_ListOffsetsPartitionResponse_2(o: ListOffsetsPartitionResponse, out: byte
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 2 of ListOffsetsPartitionResponse')
     if o.leader_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LeaderEpoch at version 2 of ListOffsetsPartitionResponse')
-    out += _S_ihqq.pack(o.partition_index, o.error_code, o.timestamp, o.offset)
+    out += _SP_ihqq(o.partition_index, o.error_code, o.timestamp, o.offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartitionResponse version 2 cannot carry tagged fields')
 
@@ -1239,11 +1210,11 @@ def _e_ListOffsetsTopicResponse_2(o: ListOffsetsTopicResponse, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartitionResponse_2(e6, out)
     if o.unknown_tagged_fields:
@@ -1251,10 +1222,10 @@ def _e_ListOffsetsTopicResponse_2(o: ListOffsetsTopicResponse, out: bytearray) -
 
 
 def _e_ListOffsetsResponse_2(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopicResponse_2(e3, out)
     if o.unknown_tagged_fields:
@@ -1262,24 +1233,24 @@ def _e_ListOffsetsResponse_2(o: ListOffsetsResponse, out: bytearray) -> None:
 
 
 def _d_ListOffsetsResponse_2(buf: bytes, pos: int) -> tuple[ListOffsetsResponse, int]:
-    o = new_instance(ListOffsetsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopicResponse_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListOffsetsTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopicResponse_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListOffsetsPartitionResponse_3(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
@@ -1287,7 +1258,7 @@ def _e_ListOffsetsPartitionResponse_3(o: ListOffsetsPartitionResponse, out: byte
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 3 of ListOffsetsPartitionResponse')
     if o.leader_epoch != -1:
         raise LocalProtocolError('attempted to write a non-default LeaderEpoch at version 3 of ListOffsetsPartitionResponse')
-    out += _S_ihqq.pack(o.partition_index, o.error_code, o.timestamp, o.offset)
+    out += _SP_ihqq(o.partition_index, o.error_code, o.timestamp, o.offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartitionResponse version 3 cannot carry tagged fields')
 
@@ -1298,11 +1269,11 @@ def _e_ListOffsetsTopicResponse_3(o: ListOffsetsTopicResponse, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartitionResponse_3(e6, out)
     if o.unknown_tagged_fields:
@@ -1310,10 +1281,10 @@ def _e_ListOffsetsTopicResponse_3(o: ListOffsetsTopicResponse, out: bytearray) -
 
 
 def _e_ListOffsetsResponse_3(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopicResponse_3(e3, out)
     if o.unknown_tagged_fields:
@@ -1323,7 +1294,7 @@ def _e_ListOffsetsResponse_3(o: ListOffsetsResponse, out: bytearray) -> None:
 def _e_ListOffsetsPartitionResponse_4(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.old_style_offsets:
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 4 of ListOffsetsPartitionResponse')
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+    out += _SP_ihqqi(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartitionResponse version 4 cannot carry tagged fields')
 
@@ -1334,11 +1305,11 @@ def _e_ListOffsetsTopicResponse_4(o: ListOffsetsTopicResponse, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartitionResponse_4(e6, out)
     if o.unknown_tagged_fields:
@@ -1346,77 +1317,72 @@ def _e_ListOffsetsTopicResponse_4(o: ListOffsetsTopicResponse, out: bytearray) -
 
 
 def _e_ListOffsetsResponse_4(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopicResponse_4(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsResponse version 4 cannot carry tagged fields')
 
 
-def _d_ListOffsetsPartitionResponse_4(buf: bytes, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
-    o = new_instance(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
-    pos += 26
-    o.old_style_offsets = []
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_ListOffsetsTopicResponse_4(buf: bytes, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
-    o = new_instance(ListOffsetsTopicResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsTopicResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of ListOffsetsTopicResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ListOffsetsTopicResponse was serialized as null')
     else:
-        if n3 * 26 > len(buf) - pos:
+        if n4 * 26 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ListOffsetsPartitionResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ListOffsetsPartitionResponse_4(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[ListOffsetsPartitionResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ListOffsetsPartitionResponse)
+            o7.partition_index, o7.error_code, o7.timestamp, o7.offset, o7.leader_epoch = _SU_ihqqi(buf, pos)
+            pos += 26
+            o7.old_style_offsets = []
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ListOffsetsResponse_4(buf: bytes, pos: int) -> tuple[ListOffsetsResponse, int]:
-    o = new_instance(ListOffsetsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopicResponse_4(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[ListOffsetsTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopicResponse_4(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_ListOffsetsPartitionResponse_5(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.old_style_offsets:
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 5 of ListOffsetsPartitionResponse')
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+    out += _SP_ihqqi(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ListOffsetsPartitionResponse version 5 cannot carry tagged fields')
 
@@ -1427,11 +1393,11 @@ def _e_ListOffsetsTopicResponse_5(o: ListOffsetsTopicResponse, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_ListOffsetsPartitionResponse_5(e6, out)
     if o.unknown_tagged_fields:
@@ -1439,10 +1405,10 @@ def _e_ListOffsetsTopicResponse_5(o: ListOffsetsTopicResponse, out: bytearray) -
 
 
 def _e_ListOffsetsResponse_5(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_ListOffsetsTopicResponse_5(e3, out)
     if o.unknown_tagged_fields:
@@ -1452,7 +1418,7 @@ def _e_ListOffsetsResponse_5(o: ListOffsetsResponse, out: bytearray) -> None:
 def _e_ListOffsetsPartitionResponse_6(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.old_style_offsets:
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 6 of ListOffsetsPartitionResponse')
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+    out += _SP_ihqqi(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1487,7 +1453,7 @@ def _e_ListOffsetsTopicResponse_6(o: ListOffsetsTopicResponse, out: bytearray) -
 
 
 def _e_ListOffsetsResponse_6(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1503,90 +1469,79 @@ def _e_ListOffsetsResponse_6(o: ListOffsetsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_ListOffsetsPartitionResponse_6(buf: bytes, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
-    o = new_instance(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
-    pos += 26
-    o.old_style_offsets = []
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ListOffsetsTopicResponse_6(buf: bytes, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
-    o = new_instance(ListOffsetsTopicResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of ListOffsetsTopicResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(ListOffsetsTopicResponse)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of ListOffsetsTopicResponse was serialized as null')
     else:
-        if n3 * 27 > len(buf) - pos:
+        if n4 * 27 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[ListOffsetsPartitionResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ListOffsetsPartitionResponse_6(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[ListOffsetsPartitionResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(ListOffsetsPartitionResponse)
+            o7.partition_index, o7.error_code, o7.timestamp, o7.offset, o7.leader_epoch = _SU_ihqqi(buf, pos)
+            pos += 26
+            o7.old_style_offsets = []
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ListOffsetsResponse_6(buf: bytes, pos: int) -> tuple[ListOffsetsResponse, int]:
-    o = new_instance(ListOffsetsResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ListOffsetsResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListOffsetsResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListOffsetsTopicResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListOffsetsTopicResponse_6(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[ListOffsetsTopicResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ListOffsetsTopicResponse_6(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListOffsetsPartitionResponse_7(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.old_style_offsets:
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 7 of ListOffsetsPartitionResponse')
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+    out += _SP_ihqqi(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1621,7 +1576,7 @@ def _e_ListOffsetsTopicResponse_7(o: ListOffsetsTopicResponse, out: bytearray) -
 
 
 def _e_ListOffsetsResponse_7(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1640,7 +1595,7 @@ def _e_ListOffsetsResponse_7(o: ListOffsetsResponse, out: bytearray) -> None:
 def _e_ListOffsetsPartitionResponse_8(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.old_style_offsets:
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 8 of ListOffsetsPartitionResponse')
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+    out += _SP_ihqqi(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1675,7 +1630,7 @@ def _e_ListOffsetsTopicResponse_8(o: ListOffsetsTopicResponse, out: bytearray) -
 
 
 def _e_ListOffsetsResponse_8(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1694,7 +1649,7 @@ def _e_ListOffsetsResponse_8(o: ListOffsetsResponse, out: bytearray) -> None:
 def _e_ListOffsetsPartitionResponse_9(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.old_style_offsets:
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 9 of ListOffsetsPartitionResponse')
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+    out += _SP_ihqqi(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1729,7 +1684,7 @@ def _e_ListOffsetsTopicResponse_9(o: ListOffsetsTopicResponse, out: bytearray) -
 
 
 def _e_ListOffsetsResponse_9(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1748,7 +1703,7 @@ def _e_ListOffsetsResponse_9(o: ListOffsetsResponse, out: bytearray) -> None:
 def _e_ListOffsetsPartitionResponse_10(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.old_style_offsets:
         raise LocalProtocolError('attempted to write a non-default OldStyleOffsets at version 10 of ListOffsetsPartitionResponse')
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+    out += _SP_ihqqi(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1783,7 +1738,7 @@ def _e_ListOffsetsTopicResponse_10(o: ListOffsetsTopicResponse, out: bytearray) 
 
 
 def _e_ListOffsetsResponse_10(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:

@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,8 +26,11 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_AU_i = array_unpacker('i')
 
 
 class ListPartitionReassignmentsTopics(Struct):
@@ -34,18 +43,18 @@ class ListPartitionReassignmentsTopics(Struct):
     """The topic name"""
     partition_indexes: list[int]
     """The partitions to list partition reassignments for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partition_indexes: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partition_indexes = [] if partition_indexes is MISSING else partition_indexes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListPartitionReassignmentsRequest(Message):
@@ -65,18 +74,18 @@ class ListPartitionReassignmentsRequest(Message):
     """The time in ms to wait for the request to complete."""
     topics: list[ListPartitionReassignmentsTopics] | None
     """The topics to list partition reassignments for, or null to list everything."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         timeout_ms: int = 60000,
         topics: list[ListPartitionReassignmentsTopics] | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.timeout_ms = timeout_ms
         self.topics = topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OngoingPartitionReassignment(Struct):
@@ -93,7 +102,7 @@ class OngoingPartitionReassignment(Struct):
     """The set of replicas we are currently adding."""
     removing_replicas: list[int]
     """The set of replicas we are currently removing."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -102,13 +111,13 @@ class OngoingPartitionReassignment(Struct):
         replicas: list[int] = MISSING,
         adding_replicas: list[int] = MISSING,
         removing_replicas: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.replicas = [] if replicas is MISSING else replicas
         self.adding_replicas = [] if adding_replicas is MISSING else adding_replicas
         self.removing_replicas = [] if removing_replicas is MISSING else removing_replicas
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OngoingTopicReassignment(Struct):
@@ -121,18 +130,18 @@ class OngoingTopicReassignment(Struct):
     """The topic name."""
     partitions: list[OngoingPartitionReassignment]
     """The ongoing reassignments for each partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[OngoingPartitionReassignment] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListPartitionReassignmentsResponse(Message):
@@ -156,7 +165,7 @@ class ListPartitionReassignmentsResponse(Message):
     """The top-level error message, or null if there was no error."""
     topics: list[OngoingTopicReassignment]
     """The ongoing reassignments for each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -165,13 +174,13 @@ class ListPartitionReassignmentsResponse(Message):
         error_code: int = 0,
         error_message: str | None = '',
         topics: list[OngoingTopicReassignment] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ListPartitionReassignmentsTopics_0(o: ListPartitionReassignmentsTopics, out: bytearray) -> None:
@@ -200,7 +209,7 @@ def _e_ListPartitionReassignmentsTopics_0(o: ListPartitionReassignmentsTopics, o
 
 
 def _e_ListPartitionReassignmentsRequest_0(o: ListPartitionReassignmentsRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     v1 = o.topics
     if v1 is None:
         out.append(0)
@@ -219,71 +228,54 @@ def _e_ListPartitionReassignmentsRequest_0(o: ListPartitionReassignmentsRequest,
         out.append(0)
 
 
-def _d_ListPartitionReassignmentsTopics_0(buf: bytes, pos: int) -> tuple[ListPartitionReassignmentsTopics, int]:
-    o = new_instance(ListPartitionReassignmentsTopics)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of ListPartitionReassignmentsTopics was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of ListPartitionReassignmentsTopics was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ListPartitionReassignmentsRequest_0(buf: bytes, pos: int) -> tuple[ListPartitionReassignmentsRequest, int]:
-    o = new_instance(ListPartitionReassignmentsRequest)
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ListPartitionReassignmentsRequest)
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.topics = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.topics = None
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[ListPartitionReassignmentsTopics] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ListPartitionReassignmentsTopics_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[ListPartitionReassignmentsTopics] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(ListPartitionReassignmentsTopics)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o5.partition_indexes = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o5.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_OngoingPartitionReassignment_0(o: OngoingPartitionReassignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.replicas
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -339,7 +331,7 @@ def _e_OngoingTopicReassignment_0(o: OngoingTopicReassignment, out: bytearray) -
 
 
 def _e_ListPartitionReassignmentsResponse_0(o: ListPartitionReassignmentsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -368,132 +360,97 @@ def _e_ListPartitionReassignmentsResponse_0(o: ListPartitionReassignmentsRespons
         out.append(0)
 
 
-def _d_OngoingPartitionReassignment_0(buf: bytes, pos: int) -> tuple[OngoingPartitionReassignment, int]:
-    o = new_instance(OngoingPartitionReassignment)
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of OngoingPartitionReassignment was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field AddingReplicas of OngoingPartitionReassignment was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('AddingReplicas')
-        o.adding_replicas = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field RemovingReplicas of OngoingPartitionReassignment was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('RemovingReplicas')
-        o.removing_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OngoingTopicReassignment_0(buf: bytes, pos: int) -> tuple[OngoingTopicReassignment, int]:
-    o = new_instance(OngoingTopicReassignment)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of OngoingTopicReassignment was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(OngoingTopicReassignment)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OngoingTopicReassignment was serialized as null')
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OngoingPartitionReassignment] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OngoingPartitionReassignment_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[OngoingPartitionReassignment] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OngoingPartitionReassignment)
+            o7.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.replicas = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o7.adding_replicas = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o7.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.removing_replicas = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ListPartitionReassignmentsResponse_0(buf: bytes, pos: int) -> tuple[ListPartitionReassignmentsResponse, int]:
-    o = new_instance(ListPartitionReassignmentsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ListPartitionReassignmentsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of ListPartitionReassignmentsResponse was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OngoingTopicReassignment] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OngoingTopicReassignment_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
+        a5: list[OngoingTopicReassignment] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_OngoingTopicReassignment_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ListPartitionReassignmentsRequest._ENCODERS = {0: _e_ListPartitionReassignmentsRequest_0}

@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,8 +25,11 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_ih = structure('>ih')
-_S_q = structure('>q')
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
+_AU_q = array_unpacker('q')
 
 
 class ListTransactionsRequest(Message):
@@ -43,7 +51,7 @@ class ListTransactionsRequest(Message):
     """The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned"""
     duration_filter: int
     """Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -51,12 +59,12 @@ class ListTransactionsRequest(Message):
         state_filters: list[str] = MISSING,
         producer_id_filters: list[int] = MISSING,
         duration_filter: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.state_filters = [] if state_filters is MISSING else state_filters
         self.producer_id_filters = [] if producer_id_filters is MISSING else producer_id_filters
         self.duration_filter = duration_filter
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TransactionState(Struct):
@@ -69,7 +77,7 @@ class TransactionState(Struct):
     producer_id: int
     transaction_state: str
     """The current transaction state of the producer"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -77,12 +85,12 @@ class TransactionState(Struct):
         transactional_id: str = '',
         producer_id: int = 0,
         transaction_state: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.producer_id = producer_id
         self.transaction_state = transaction_state
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ListTransactionsResponse(Message):
@@ -104,7 +112,7 @@ class ListTransactionsResponse(Message):
     unknown_state_filters: list[str]
     """Set of state filters provided in the request which were unknown to the transaction coordinator"""
     transaction_states: list[TransactionState]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -113,13 +121,13 @@ class ListTransactionsResponse(Message):
         error_code: int = 0,
         unknown_state_filters: list[str] = MISSING,
         transaction_states: list[TransactionState] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.unknown_state_filters = [] if unknown_state_filters is MISSING else unknown_state_filters
         self.transaction_states = [] if transaction_states is MISSING else transaction_states
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ListTransactionsRequest_0(o: ListTransactionsRequest, out: bytearray) -> None:
@@ -156,53 +164,41 @@ def _e_ListTransactionsRequest_0(o: ListTransactionsRequest, out: bytearray) -> 
 
 
 def _d_ListTransactionsRequest_0(buf: bytes, pos: int) -> tuple[ListTransactionsRequest, int]:
-    o = new_instance(ListTransactionsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(ListTransactionsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field StateFilters of ListTransactionsRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('StateFilters')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field StateFilters of ListTransactionsRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field StateFilters had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.state_filters = a2
-    n6 = buf[pos]
-    pos += 1
-    if n6 > 127:
-        n6, pos = read_uvarint(buf, pos - 1)
-    n6 -= 1
-    if n6 < 0:
-        raise RemoteProtocolError('non-nullable field ProducerIdFilters of ListTransactionsRequest was serialized as null')
+                e4, pos = read_compact_string(buf, pos, 'StateFilters')
+            a3.append(e4)
+        o1.state_filters = a3
+    n7 = buf[pos] - 1
+    if 0 <= n7 < 127:
+        o1.producer_id_filters = list(_AU_q[n7](buf, pos + 1))
+        pos += 1 + 8 * n7
     else:
-        if n6 * 8 > len(buf) - pos:
-            raise truncated('ProducerIdFilters')
-        o.producer_id_filters = list(unpack_from(f'>{n6}q', buf, pos))
-        pos += 8 * n6
-    o.duration_filter = -1
+        o1.producer_id_filters, pos = read_array(buf, pos, 'q', True, 'ProducerIdFilters')
+    o1.duration_filter = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_ListTransactionsRequest_1(o: ListTransactionsRequest, out: bytearray) -> None:
@@ -229,7 +225,7 @@ def _e_ListTransactionsRequest_1(o: ListTransactionsRequest, out: bytearray) -> 
     else:
         out += write_uvarint(n7 + 1)
     out += pack(f'>{n7}q', *v6)
-    out += _S_q.pack(o.duration_filter)
+    out += _SP_q(o.duration_filter)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -238,54 +234,42 @@ def _e_ListTransactionsRequest_1(o: ListTransactionsRequest, out: bytearray) -> 
 
 
 def _d_ListTransactionsRequest_1(buf: bytes, pos: int) -> tuple[ListTransactionsRequest, int]:
-    o = new_instance(ListTransactionsRequest)
-    n1 = buf[pos]
+    o1 = new_instance(ListTransactionsRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field StateFilters of ListTransactionsRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('StateFilters')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field StateFilters of ListTransactionsRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field StateFilters had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.state_filters = a2
-    n6 = buf[pos]
-    pos += 1
-    if n6 > 127:
-        n6, pos = read_uvarint(buf, pos - 1)
-    n6 -= 1
-    if n6 < 0:
-        raise RemoteProtocolError('non-nullable field ProducerIdFilters of ListTransactionsRequest was serialized as null')
+                e4, pos = read_compact_string(buf, pos, 'StateFilters')
+            a3.append(e4)
+        o1.state_filters = a3
+    n7 = buf[pos] - 1
+    if 0 <= n7 < 127:
+        o1.producer_id_filters = list(_AU_q[n7](buf, pos + 1))
+        pos += 1 + 8 * n7
     else:
-        if n6 * 8 > len(buf) - pos:
-            raise truncated('ProducerIdFilters')
-        o.producer_id_filters = list(unpack_from(f'>{n6}q', buf, pos))
-        pos += 8 * n6
-    o.duration_filter, = _S_q.unpack_from(buf, pos)
+        o1.producer_id_filters, pos = read_array(buf, pos, 'q', True, 'ProducerIdFilters')
+    o1.duration_filter, = _SU_q(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_TransactionState_0(o: TransactionState, out: bytearray) -> None:
@@ -299,7 +283,7 @@ def _e_TransactionState_0(o: TransactionState, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_q.pack(o.producer_id)
+    out += _SP_q(o.producer_id)
     v4 = o.transaction_state
     b5 = v4.encode()
     n6 = len(b5)
@@ -318,7 +302,7 @@ def _e_TransactionState_0(o: TransactionState, out: bytearray) -> None:
 
 
 def _e_ListTransactionsResponse_0(o: ListTransactionsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.unknown_state_filters
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -350,97 +334,74 @@ def _e_ListTransactionsResponse_0(o: ListTransactionsResponse, out: bytearray) -
         out.append(0)
 
 
-def _d_TransactionState_0(buf: bytes, pos: int) -> tuple[TransactionState, int]:
-    o = new_instance(TransactionState)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionalId of TransactionState was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
-    else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.producer_id, = _S_q.unpack_from(buf, pos)
-    pos += 8
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionState of TransactionState was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field TransactionState had invalid length')
-    else:
-        end4 = pos + n3
-        o.transaction_state = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ListTransactionsResponse_0(buf: bytes, pos: int) -> tuple[ListTransactionsResponse, int]:
-    o = new_instance(ListTransactionsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ListTransactionsResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UnknownStateFilters of ListTransactionsResponse was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('UnknownStateFilters')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field UnknownStateFilters of ListTransactionsResponse was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field UnknownStateFilters had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.unknown_state_filters = a2
-    n6 = buf[pos]
+                e4, pos = read_compact_string(buf, pos, 'UnknownStateFilters')
+            a3.append(e4)
+        o1.unknown_state_filters = a3
+    n7 = buf[pos]
     pos += 1
-    if n6 > 127:
-        n6, pos = read_uvarint(buf, pos - 1)
-    n6 -= 1
-    if n6 < 0:
+    if n7 > 127:
+        n7, pos = read_uvarint(buf, pos - 1)
+    n7 -= 1
+    if n7 < 0:
         raise RemoteProtocolError('non-nullable field TransactionStates of ListTransactionsResponse was serialized as null')
     else:
-        if n6 * 11 > len(buf) - pos:
+        if n7 * 11 > len(buf) - pos:
             raise truncated('TransactionStates')
-        a7: list[TransactionState] = []
-        ap9 = a7.append
-        for _ in range(n6):
-            e8, pos = _d_TransactionState_0(buf, pos)
-            ap9(e8)
-        o.transaction_states = a7
+        a8: list[TransactionState] = []
+        ap9 = a8.append
+        for _ in range(n7):
+            o10 = new_instance(TransactionState)
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                o10.transactional_id = buf[pos + 1:end12].decode()
+                pos = end12
+            else:
+                o10.transactional_id, pos = read_compact_string(buf, pos, 'TransactionalId')
+            o10.producer_id, = _SU_q(buf, pos)
+            pos += 8
+            n13 = buf[pos] - 1
+            if 0 <= n13 < 127:
+                end14 = pos + 1 + n13
+                o10.transaction_state = buf[pos + 1:end14].decode()
+                pos = end14
+            else:
+                o10.transaction_state, pos = read_compact_string(buf, pos, 'TransactionState')
+            if buf[pos] == 0:
+                o10.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o10.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap9(o10)
+        o1.transaction_states = a8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ListTransactionsRequest._ENCODERS = {0: _e_ListTransactionsRequest_0, 1: _e_ListTransactionsRequest_1}

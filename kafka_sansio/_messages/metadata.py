@@ -4,33 +4,50 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_h = structure('>h')
-_S_hii = structure('>hii')
-_S_hiii = structure('>hiii')
-_S_i = structure('>i')
-_S_o = structure('>?')
-_S_oo = structure('>??')
-_S_ooo = structure('>???')
-_S_u = structure('>16s')
-_S_uo = structure('>16s?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hii = structure('>hii').unpack_from
+_SP_hii = structure('>hii').pack
+_SU_hiii = structure('>hiii').unpack_from
+_SP_hiii = structure('>hiii').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
+_SU_oo = structure('>??').unpack_from
+_SP_oo = structure('>??').pack
+_SU_ooo = structure('>???').unpack_from
+_SP_ooo = structure('>???').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_SU_uo = structure('>16s?').unpack_from
+_SP_uo = structure('>16s?').pack
+_AU_i = array_unpacker('i')
 
 
 class MetadataRequestTopic(Struct):
@@ -43,18 +60,18 @@ class MetadataRequestTopic(Struct):
     """The topic id."""
     name: str | None
     """The topic name."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         name: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.name = name
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class MetadataRequest(Message):
@@ -78,7 +95,7 @@ class MetadataRequest(Message):
     """Whether to include cluster authorized operations."""
     include_topic_authorized_operations: bool
     """Whether to include topic authorized operations."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -87,13 +104,13 @@ class MetadataRequest(Message):
         allow_auto_topic_creation: bool = True,
         include_cluster_authorized_operations: bool = False,
         include_topic_authorized_operations: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topics = [] if topics is MISSING else topics
         self.allow_auto_topic_creation = allow_auto_topic_creation
         self.include_cluster_authorized_operations = include_cluster_authorized_operations
         self.include_topic_authorized_operations = include_topic_authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class MetadataResponseBroker(Struct):
@@ -110,7 +127,7 @@ class MetadataResponseBroker(Struct):
     """The broker port."""
     rack: str | None
     """The rack of the broker, or null if it has not been assigned to a rack."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -119,13 +136,13 @@ class MetadataResponseBroker(Struct):
         host: str = '',
         port: int = 0,
         rack: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
         self.port = port
         self.rack = rack
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class MetadataResponsePartition(Struct):
@@ -148,7 +165,7 @@ class MetadataResponsePartition(Struct):
     """The set of nodes that are in sync with the leader for this partition."""
     offline_replicas: list[int]
     """The set of offline replicas of this partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -160,7 +177,7 @@ class MetadataResponsePartition(Struct):
         replica_nodes: list[int] = MISSING,
         isr_nodes: list[int] = MISSING,
         offline_replicas: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.partition_index = partition_index
@@ -169,7 +186,7 @@ class MetadataResponsePartition(Struct):
         self.replica_nodes = [] if replica_nodes is MISSING else replica_nodes
         self.isr_nodes = [] if isr_nodes is MISSING else isr_nodes
         self.offline_replicas = [] if offline_replicas is MISSING else offline_replicas
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class MetadataResponseTopic(Struct):
@@ -190,7 +207,7 @@ class MetadataResponseTopic(Struct):
     """Each partition in the topic."""
     topic_authorized_operations: int
     """32-bit bitfield to represent authorized operations for this topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -201,7 +218,7 @@ class MetadataResponseTopic(Struct):
         is_internal: bool = False,
         partitions: list[MetadataResponsePartition] = MISSING,
         topic_authorized_operations: int = -2147483648,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.name = name
@@ -209,7 +226,7 @@ class MetadataResponseTopic(Struct):
         self.is_internal = is_internal
         self.partitions = [] if partitions is MISSING else partitions
         self.topic_authorized_operations = topic_authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class MetadataResponse(Message):
@@ -237,7 +254,7 @@ class MetadataResponse(Message):
     """Each topic in the response."""
     cluster_authorized_operations: int
     """32-bit bitfield to represent authorized operations for this cluster."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -248,7 +265,7 @@ class MetadataResponse(Message):
         controller_id: int = -1,
         topics: list[MetadataResponseTopic] = MISSING,
         cluster_authorized_operations: int = -2147483648,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.brokers = [] if brokers is MISSING else brokers
@@ -256,7 +273,7 @@ class MetadataResponse(Message):
         self.controller_id = controller_id
         self.topics = [] if topics is MISSING else topics
         self.cluster_authorized_operations = cluster_authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_MetadataRequestTopic_0(o: MetadataRequestTopic, out: bytearray) -> None:
@@ -268,7 +285,7 @@ def _e_MetadataRequestTopic_0(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 0 cannot carry tagged fields')
@@ -286,48 +303,43 @@ def _e_MetadataRequest_0(o: MetadataRequest, out: bytearray) -> None:
         raise LocalProtocolError('Topics of MetadataRequest is not nullable at version 0')
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequest version 0 cannot carry tagged fields')
 
 
-def _d_MetadataRequestTopic_0(buf: bytes, pos: int) -> tuple[MetadataRequestTopic, int]:
-    o = new_instance(MetadataRequestTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of MetadataRequestTopic was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_MetadataRequest_0(buf: bytes, pos: int) -> tuple[MetadataRequest, int]:
-    o = new_instance(MetadataRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataRequest was serialized as null')
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[MetadataRequestTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataRequestTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation = True
-    o.include_cluster_authorized_operations = False
-    o.include_topic_authorized_operations = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[MetadataRequestTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataRequestTopic)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of MetadataRequestTopic was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.topic_id = _ZERO_UUID
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.allow_auto_topic_creation = True
+    o1.include_cluster_authorized_operations = False
+    o1.include_topic_authorized_operations = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataRequestTopic_1(o: MetadataRequestTopic, out: bytearray) -> None:
@@ -339,7 +351,7 @@ def _e_MetadataRequestTopic_1(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 1 cannot carry tagged fields')
@@ -357,7 +369,7 @@ def _e_MetadataRequest_1(o: MetadataRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_1(e3, out)
     if o.unknown_tagged_fields:
@@ -365,25 +377,35 @@ def _e_MetadataRequest_1(o: MetadataRequest, out: bytearray) -> None:
 
 
 def _d_MetadataRequest_1(buf: bytes, pos: int) -> tuple[MetadataRequest, int]:
-    o = new_instance(MetadataRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.topics = None
+    if n2 < 0:
+        o1.topics = None
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[MetadataRequestTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataRequestTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation = True
-    o.include_cluster_authorized_operations = False
-    o.include_topic_authorized_operations = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[MetadataRequestTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataRequestTopic)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of MetadataRequestTopic was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.topic_id = _ZERO_UUID
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.allow_auto_topic_creation = True
+    o1.include_cluster_authorized_operations = False
+    o1.include_topic_authorized_operations = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataRequestTopic_2(o: MetadataRequestTopic, out: bytearray) -> None:
@@ -395,7 +417,7 @@ def _e_MetadataRequestTopic_2(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 2 cannot carry tagged fields')
@@ -413,7 +435,7 @@ def _e_MetadataRequest_2(o: MetadataRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_2(e3, out)
     if o.unknown_tagged_fields:
@@ -429,7 +451,7 @@ def _e_MetadataRequestTopic_3(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 3 cannot carry tagged fields')
@@ -447,7 +469,7 @@ def _e_MetadataRequest_3(o: MetadataRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_3(e3, out)
     if o.unknown_tagged_fields:
@@ -463,7 +485,7 @@ def _e_MetadataRequestTopic_4(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 4 cannot carry tagged fields')
@@ -479,35 +501,45 @@ def _e_MetadataRequest_4(o: MetadataRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_4(e3, out)
-    out += _S_o.pack(o.allow_auto_topic_creation)
+    out += _SP_o(o.allow_auto_topic_creation)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequest version 4 cannot carry tagged fields')
 
 
 def _d_MetadataRequest_4(buf: bytes, pos: int) -> tuple[MetadataRequest, int]:
-    o = new_instance(MetadataRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.topics = None
+    if n2 < 0:
+        o1.topics = None
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[MetadataRequestTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataRequestTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, = _S_o.unpack_from(buf, pos)
+        a3: list[MetadataRequestTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataRequestTopic)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of MetadataRequestTopic was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.topic_id = _ZERO_UUID
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.allow_auto_topic_creation, = _SU_o(buf, pos)
     pos += 1
-    o.include_cluster_authorized_operations = False
-    o.include_topic_authorized_operations = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.include_cluster_authorized_operations = False
+    o1.include_topic_authorized_operations = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataRequestTopic_5(o: MetadataRequestTopic, out: bytearray) -> None:
@@ -519,7 +551,7 @@ def _e_MetadataRequestTopic_5(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 5 cannot carry tagged fields')
@@ -535,10 +567,10 @@ def _e_MetadataRequest_5(o: MetadataRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_5(e3, out)
-    out += _S_o.pack(o.allow_auto_topic_creation)
+    out += _SP_o(o.allow_auto_topic_creation)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequest version 5 cannot carry tagged fields')
 
@@ -552,7 +584,7 @@ def _e_MetadataRequestTopic_6(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 6 cannot carry tagged fields')
@@ -568,10 +600,10 @@ def _e_MetadataRequest_6(o: MetadataRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_6(e3, out)
-    out += _S_o.pack(o.allow_auto_topic_creation)
+    out += _SP_o(o.allow_auto_topic_creation)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequest version 6 cannot carry tagged fields')
 
@@ -585,7 +617,7 @@ def _e_MetadataRequestTopic_7(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 7 cannot carry tagged fields')
@@ -601,10 +633,10 @@ def _e_MetadataRequest_7(o: MetadataRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_7(e3, out)
-    out += _S_o.pack(o.allow_auto_topic_creation)
+    out += _SP_o(o.allow_auto_topic_creation)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequest version 7 cannot carry tagged fields')
 
@@ -618,7 +650,7 @@ def _e_MetadataRequestTopic_8(o: MetadataRequestTopic, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequestTopic version 8 cannot carry tagged fields')
@@ -630,33 +662,43 @@ def _e_MetadataRequest_8(o: MetadataRequest, out: bytearray) -> None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         for e3 in v1:
             _e_MetadataRequestTopic_8(e3, out)
-    out += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
+    out += _SP_ooo(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataRequest version 8 cannot carry tagged fields')
 
 
 def _d_MetadataRequest_8(buf: bytes, pos: int) -> tuple[MetadataRequest, int]:
-    o = new_instance(MetadataRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
-        o.topics = None
+    if n2 < 0:
+        o1.topics = None
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[MetadataRequestTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataRequestTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
+        a3: list[MetadataRequestTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataRequestTopic)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of MetadataRequestTopic was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.topic_id = _ZERO_UUID
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.allow_auto_topic_creation, o1.include_cluster_authorized_operations, o1.include_topic_authorized_operations = _SU_ooo(buf, pos)
     pos += 3
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataRequestTopic_9(o: MetadataRequestTopic, out: bytearray) -> None:
@@ -692,7 +734,7 @@ def _e_MetadataRequest_9(o: MetadataRequest, out: bytearray) -> None:
             out += write_uvarint(n2 + 1)
         for e3 in v1:
             _e_MetadataRequestTopic_9(e3, out)
-    out += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
+    out += _SP_ooo(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -700,60 +742,49 @@ def _e_MetadataRequest_9(o: MetadataRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_MetadataRequestTopic_9(buf: bytes, pos: int) -> tuple[MetadataRequestTopic, int]:
-    o = new_instance(MetadataRequestTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of MetadataRequestTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.topic_id = _ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_MetadataRequest_9(buf: bytes, pos: int) -> tuple[MetadataRequest, int]:
-    o = new_instance(MetadataRequest)
-    n1 = buf[pos]
+    o1 = new_instance(MetadataRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.topics = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.topics = None
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[MetadataRequestTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataRequestTopic_9(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
+        a3: list[MetadataRequestTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataRequestTopic)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            o5.topic_id = _ZERO_UUID
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
+    o1.allow_auto_topic_creation, o1.include_cluster_authorized_operations, o1.include_topic_authorized_operations = _SU_ooo(buf, pos)
     pos += 3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_MetadataRequestTopic_10(o: MetadataRequestTopic, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.name
     if v1 is None:
         out.append(0)
@@ -786,7 +817,7 @@ def _e_MetadataRequest_10(o: MetadataRequest, out: bytearray) -> None:
             out += write_uvarint(n2 + 1)
         for e3 in v1:
             _e_MetadataRequestTopic_10(e3, out)
-    out += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
+    out += _SP_ooo(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -794,58 +825,47 @@ def _e_MetadataRequest_10(o: MetadataRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_MetadataRequestTopic_10(buf: bytes, pos: int) -> tuple[MetadataRequestTopic, int]:
-    o = new_instance(MetadataRequestTopic)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
+def _d_MetadataRequest_10(buf: bytes, pos: int) -> tuple[MetadataRequest, int]:
+    o1 = new_instance(MetadataRequest)
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        o.name = None
-    elif n2 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+        o1.topics = None
     else:
-        end3 = pos + n2
-        o.name = buf[pos:end3].decode()
-        pos = end3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_MetadataRequest_10(buf: bytes, pos: int) -> tuple[MetadataRequest, int]:
-    o = new_instance(MetadataRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.topics = None
-    else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[MetadataRequestTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataRequestTopic_10(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
+        a3: list[MetadataRequestTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataRequestTopic)
+            b6, = _SU_u(buf, pos)
+            o5.topic_id = uuid_from_bytes(b6)
+            pos += 16
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                end8 = pos + 1 + n7
+                o5.name = buf[pos + 1:end8].decode()
+                pos = end8
+            else:
+                o5.name, pos = read_nullable_compact_string(buf, pos, 'Name')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
+    o1.allow_auto_topic_creation, o1.include_cluster_authorized_operations, o1.include_topic_authorized_operations = _SU_ooo(buf, pos)
     pos += 3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_MetadataRequest_11(o: MetadataRequest, out: bytearray) -> None:
@@ -862,7 +882,7 @@ def _e_MetadataRequest_11(o: MetadataRequest, out: bytearray) -> None:
             out += write_uvarint(n2 + 1)
         for e3 in v1:
             _e_MetadataRequestTopic_10(e3, out)
-    out += _S_oo.pack(o.allow_auto_topic_creation, o.include_topic_authorized_operations)
+    out += _SP_oo(o.allow_auto_topic_creation, o.include_topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -871,32 +891,47 @@ def _e_MetadataRequest_11(o: MetadataRequest, out: bytearray) -> None:
 
 
 def _d_MetadataRequest_11(buf: bytes, pos: int) -> tuple[MetadataRequest, int]:
-    o = new_instance(MetadataRequest)
-    n1 = buf[pos]
+    o1 = new_instance(MetadataRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.topics = None
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        o1.topics = None
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[MetadataRequestTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataRequestTopic_10(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, o.include_topic_authorized_operations = _S_oo.unpack_from(buf, pos)
+        a3: list[MetadataRequestTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataRequestTopic)
+            b6, = _SU_u(buf, pos)
+            o5.topic_id = uuid_from_bytes(b6)
+            pos += 16
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                end8 = pos + 1 + n7
+                o5.name = buf[pos + 1:end8].decode()
+                pos = end8
+            else:
+                o5.name, pos = read_nullable_compact_string(buf, pos, 'Name')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
+    o1.allow_auto_topic_creation, o1.include_topic_authorized_operations = _SU_oo(buf, pos)
     pos += 2
-    o.include_cluster_authorized_operations = False
+    o1.include_cluster_authorized_operations = False
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_MetadataRequest_12(o: MetadataRequest, out: bytearray) -> None:
@@ -913,7 +948,7 @@ def _e_MetadataRequest_12(o: MetadataRequest, out: bytearray) -> None:
             out += write_uvarint(n2 + 1)
         for e3 in v1:
             _e_MetadataRequestTopic_10(e3, out)
-    out += _S_oo.pack(o.allow_auto_topic_creation, o.include_topic_authorized_operations)
+    out += _SP_oo(o.allow_auto_topic_creation, o.include_topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -922,28 +957,28 @@ def _e_MetadataRequest_12(o: MetadataRequest, out: bytearray) -> None:
 
 
 def _e_MetadataResponseBroker_0(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 0 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_0(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
+    out += _SP_hii(o.error_code, o.partition_index, o.leader_id)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 0 cannot carry tagged fields')
@@ -952,7 +987,7 @@ def _e_MetadataResponsePartition_0(o: MetadataResponsePartition, out: bytearray)
 def _e_MetadataResponseTopic_0(o: MetadataResponseTopic, out: bytearray) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default TopicAuthorizedOperations at version 0 of MetadataResponseTopic')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 0')
@@ -961,11 +996,11 @@ def _e_MetadataResponseTopic_0(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -977,143 +1012,117 @@ def _e_MetadataResponse_0(o: MetadataResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 0 of MetadataResponse')
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_0(e3, out)
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponseTopic_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponse version 0 cannot carry tagged fields')
 
 
-def _d_MetadataResponseBroker_0(buf: bytes, pos: int) -> tuple[MetadataResponseBroker, int]:
-    o = new_instance(MetadataResponseBroker)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.rack = None
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
-def _d_MetadataResponsePartition_0(buf: bytes, pos: int) -> tuple[MetadataResponsePartition, int]:
-    o = new_instance(MetadataResponsePartition)
-    o.error_code, o.partition_index, o.leader_id = _S_hii.unpack_from(buf, pos)
-    pos += 10
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ReplicaNodes of MetadataResponsePartition was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('ReplicaNodes')
-        o.replica_nodes = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    (n2,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field IsrNodes of MetadataResponsePartition was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('IsrNodes')
-        o.isr_nodes = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    o.leader_epoch = -1
-    o.offline_replicas = []
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_MetadataResponseTopic_0(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
-    o = new_instance(MetadataResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of MetadataResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[MetadataResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MetadataResponsePartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.is_internal = False
-    o.topic_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[MetadataResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MetadataResponsePartition)
+            o7.error_code, o7.partition_index, o7.leader_id = _SU_hii(buf, pos)
+            pos += 10
+            o7.replica_nodes, pos = read_array(buf, pos, 'i', False, 'ReplicaNodes')
+            o7.isr_nodes, pos = read_array(buf, pos, 'i', False, 'IsrNodes')
+            o7.leader_epoch = -1
+            o7.offline_replicas = []
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.is_internal = False
+    o1.topic_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_MetadataResponse_0(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 10 > len(buf) - pos:
+        if n2 * 10 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_0(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            o5.rack = None
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.brokers = a3
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n5 * 8 > len(buf) - pos:
+        if n8 * 8 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[MetadataResponseTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_MetadataResponseTopic_0(buf, pos)
-            ap8(e7)
-        o.topics = a6
-    o.throttle_time_ms = 0
-    o.cluster_id = None
-    o.controller_id = -1
-    o.cluster_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a9: list[MetadataResponseTopic] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            e11, pos = _d_MetadataResponseTopic_0(buf, pos)
+            ap10(e11)
+        o1.topics = a9
+    o1.throttle_time_ms = 0
+    o1.cluster_id = None
+    o1.controller_id = -1
+    o1.cluster_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataResponseBroker_1(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out += b"\xff\xff"
@@ -1122,21 +1131,21 @@ def _e_MetadataResponseBroker_1(o: MetadataResponseBroker, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 1 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_1(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
+    out += _SP_hii(o.error_code, o.partition_index, o.leader_id)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 1 cannot carry tagged fields')
@@ -1145,7 +1154,7 @@ def _e_MetadataResponsePartition_1(o: MetadataResponsePartition, out: bytearray)
 def _e_MetadataResponseTopic_1(o: MetadataResponseTopic, out: bytearray) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default TopicAuthorizedOperations at version 1 of MetadataResponseTopic')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 1')
@@ -1154,12 +1163,12 @@ def _e_MetadataResponseTopic_1(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -1171,125 +1180,127 @@ def _e_MetadataResponse_1(o: MetadataResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 1 of MetadataResponse')
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_1(e3, out)
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponseTopic_1(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponse version 1 cannot carry tagged fields')
 
 
-def _d_MetadataResponseBroker_1(buf: bytes, pos: int) -> tuple[MetadataResponseBroker, int]:
-    o = new_instance(MetadataResponseBroker)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        o.rack = None
-    else:
-        end4 = pos + n3
-        o.rack = buf[pos:end4].decode()
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_MetadataResponseTopic_1(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
-    o = new_instance(MetadataResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of MetadataResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.is_internal, = _S_o.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    o1.is_internal, = _SU_o(buf, pos)
     pos += 1
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[MetadataResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MetadataResponsePartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.topic_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[MetadataResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MetadataResponsePartition)
+            o7.error_code, o7.partition_index, o7.leader_id = _SU_hii(buf, pos)
+            pos += 10
+            o7.replica_nodes, pos = read_array(buf, pos, 'i', False, 'ReplicaNodes')
+            o7.isr_nodes, pos = read_array(buf, pos, 'i', False, 'IsrNodes')
+            o7.leader_epoch = -1
+            o7.offline_replicas = []
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.topic_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_MetadataResponse_1(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_1(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.rack = None
+            else:
+                end9 = pos + n8
+                o5.rack = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.brokers = a3
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    (n5,) = _S_i.unpack_from(buf, pos)
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n5 * 9 > len(buf) - pos:
+        if n10 * 9 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[MetadataResponseTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_MetadataResponseTopic_1(buf, pos)
-            ap8(e7)
-        o.topics = a6
-    o.throttle_time_ms = 0
-    o.cluster_id = None
-    o.cluster_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[MetadataResponseTopic] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            e13, pos = _d_MetadataResponseTopic_1(buf, pos)
+            ap12(e13)
+        o1.topics = a11
+    o1.throttle_time_ms = 0
+    o1.cluster_id = None
+    o1.cluster_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataResponseBroker_2(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out += b"\xff\xff"
@@ -1298,21 +1309,21 @@ def _e_MetadataResponseBroker_2(o: MetadataResponseBroker, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 2 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_2(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
+    out += _SP_hii(o.error_code, o.partition_index, o.leader_id)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 2 cannot carry tagged fields')
@@ -1321,7 +1332,7 @@ def _e_MetadataResponsePartition_2(o: MetadataResponsePartition, out: bytearray)
 def _e_MetadataResponseTopic_2(o: MetadataResponseTopic, out: bytearray) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default TopicAuthorizedOperations at version 2 of MetadataResponseTopic')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 2')
@@ -1330,12 +1341,12 @@ def _e_MetadataResponseTopic_2(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -1347,7 +1358,7 @@ def _e_MetadataResponse_2(o: MetadataResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 2 of MetadataResponse')
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_2(e3, out)
     v4 = o.cluster_id
@@ -1358,12 +1369,12 @@ def _e_MetadataResponse_2(o: MetadataResponse, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_MetadataResponseTopic_2(e9, out)
     if o.unknown_tagged_fields:
@@ -1371,59 +1382,80 @@ def _e_MetadataResponse_2(o: MetadataResponse, out: bytearray) -> None:
 
 
 def _d_MetadataResponse_2(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_1(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    (n5,) = _S_h.unpack_from(buf, pos)
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.rack = None
+            else:
+                end9 = pos + n8
+                o5.rack = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.brokers = a3
+    (n10,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.cluster_id = None
+    if n10 < 0:
+        o1.cluster_id = None
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        end11 = pos + n10
+        o1.cluster_id = buf[pos:end11].decode()
+        pos = end11
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    (n7,) = _S_i.unpack_from(buf, pos)
+    (n12,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n7 * 9 > len(buf) - pos:
+        if n12 * 9 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_1(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.throttle_time_ms = 0
-    o.cluster_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_1(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.throttle_time_ms = 0
+    o1.cluster_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataResponseBroker_3(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out += b"\xff\xff"
@@ -1432,21 +1464,21 @@ def _e_MetadataResponseBroker_3(o: MetadataResponseBroker, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 3 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_3(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
+    out += _SP_hii(o.error_code, o.partition_index, o.leader_id)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 3 cannot carry tagged fields')
@@ -1455,7 +1487,7 @@ def _e_MetadataResponsePartition_3(o: MetadataResponsePartition, out: bytearray)
 def _e_MetadataResponseTopic_3(o: MetadataResponseTopic, out: bytearray) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default TopicAuthorizedOperations at version 3 of MetadataResponseTopic')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 3')
@@ -1464,12 +1496,12 @@ def _e_MetadataResponseTopic_3(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_3(e6, out)
     if o.unknown_tagged_fields:
@@ -1479,10 +1511,10 @@ def _e_MetadataResponseTopic_3(o: MetadataResponseTopic, out: bytearray) -> None
 def _e_MetadataResponse_3(o: MetadataResponse, out: bytearray) -> None:
     if o.cluster_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 3 of MetadataResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_3(e3, out)
     v4 = o.cluster_id
@@ -1493,12 +1525,12 @@ def _e_MetadataResponse_3(o: MetadataResponse, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_MetadataResponseTopic_3(e9, out)
     if o.unknown_tagged_fields:
@@ -1506,60 +1538,81 @@ def _e_MetadataResponse_3(o: MetadataResponse, out: bytearray) -> None:
 
 
 def _d_MetadataResponse_3(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_1(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    (n5,) = _S_h.unpack_from(buf, pos)
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.rack = None
+            else:
+                end9 = pos + n8
+                o5.rack = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.brokers = a3
+    (n10,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.cluster_id = None
+    if n10 < 0:
+        o1.cluster_id = None
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        end11 = pos + n10
+        o1.cluster_id = buf[pos:end11].decode()
+        pos = end11
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    (n7,) = _S_i.unpack_from(buf, pos)
+    (n12,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n7 * 9 > len(buf) - pos:
+        if n12 * 9 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_1(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.cluster_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_1(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.cluster_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataResponseBroker_4(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out += b"\xff\xff"
@@ -1568,21 +1621,21 @@ def _e_MetadataResponseBroker_4(o: MetadataResponseBroker, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 4 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_4(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
+    out += _SP_hii(o.error_code, o.partition_index, o.leader_id)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 4 cannot carry tagged fields')
@@ -1591,7 +1644,7 @@ def _e_MetadataResponsePartition_4(o: MetadataResponsePartition, out: bytearray)
 def _e_MetadataResponseTopic_4(o: MetadataResponseTopic, out: bytearray) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default TopicAuthorizedOperations at version 4 of MetadataResponseTopic')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 4')
@@ -1600,12 +1653,12 @@ def _e_MetadataResponseTopic_4(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_4(e6, out)
     if o.unknown_tagged_fields:
@@ -1615,10 +1668,10 @@ def _e_MetadataResponseTopic_4(o: MetadataResponseTopic, out: bytearray) -> None
 def _e_MetadataResponse_4(o: MetadataResponse, out: bytearray) -> None:
     if o.cluster_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 4 of MetadataResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_4(e3, out)
     v4 = o.cluster_id
@@ -1629,12 +1682,12 @@ def _e_MetadataResponse_4(o: MetadataResponse, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_MetadataResponseTopic_4(e9, out)
     if o.unknown_tagged_fields:
@@ -1642,15 +1695,15 @@ def _e_MetadataResponse_4(o: MetadataResponse, out: bytearray) -> None:
 
 
 def _e_MetadataResponseBroker_5(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out += b"\xff\xff"
@@ -1659,25 +1712,25 @@ def _e_MetadataResponseBroker_5(o: MetadataResponseBroker, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 5 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_5(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
+    out += _SP_hii(o.error_code, o.partition_index, o.leader_id)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     v5 = o.offline_replicas
     n6 = len(v5)
-    out += _S_i.pack(n6)
+    out += _SP_i(n6)
     out += pack(f'>{n6}i', *v5)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 5 cannot carry tagged fields')
@@ -1686,7 +1739,7 @@ def _e_MetadataResponsePartition_5(o: MetadataResponsePartition, out: bytearray)
 def _e_MetadataResponseTopic_5(o: MetadataResponseTopic, out: bytearray) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default TopicAuthorizedOperations at version 5 of MetadataResponseTopic')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 5')
@@ -1695,12 +1748,12 @@ def _e_MetadataResponseTopic_5(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_5(e6, out)
     if o.unknown_tagged_fields:
@@ -1710,10 +1763,10 @@ def _e_MetadataResponseTopic_5(o: MetadataResponseTopic, out: bytearray) -> None
 def _e_MetadataResponse_5(o: MetadataResponse, out: bytearray) -> None:
     if o.cluster_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 5 of MetadataResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_5(e3, out)
     v4 = o.cluster_id
@@ -1724,142 +1777,134 @@ def _e_MetadataResponse_5(o: MetadataResponse, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_MetadataResponseTopic_5(e9, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponse version 5 cannot carry tagged fields')
 
 
-def _d_MetadataResponsePartition_5(buf: bytes, pos: int) -> tuple[MetadataResponsePartition, int]:
-    o = new_instance(MetadataResponsePartition)
-    o.error_code, o.partition_index, o.leader_id = _S_hii.unpack_from(buf, pos)
-    pos += 10
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ReplicaNodes of MetadataResponsePartition was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('ReplicaNodes')
-        o.replica_nodes = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    (n2,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field IsrNodes of MetadataResponsePartition was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('IsrNodes')
-        o.isr_nodes = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field OfflineReplicas of MetadataResponsePartition was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('OfflineReplicas')
-        o.offline_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_MetadataResponseTopic_5(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
-    o = new_instance(MetadataResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of MetadataResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.is_internal, = _S_o.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    o1.is_internal, = _SU_o(buf, pos)
     pos += 1
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
     else:
-        if n3 * 22 > len(buf) - pos:
+        if n4 * 22 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[MetadataResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MetadataResponsePartition_5(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.topic_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[MetadataResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MetadataResponsePartition)
+            o7.error_code, o7.partition_index, o7.leader_id = _SU_hii(buf, pos)
+            pos += 10
+            o7.replica_nodes, pos = read_array(buf, pos, 'i', False, 'ReplicaNodes')
+            o7.isr_nodes, pos = read_array(buf, pos, 'i', False, 'IsrNodes')
+            o7.offline_replicas, pos = read_array(buf, pos, 'i', False, 'OfflineReplicas')
+            o7.leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.topic_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_MetadataResponse_5(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_1(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    (n5,) = _S_h.unpack_from(buf, pos)
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.rack = None
+            else:
+                end9 = pos + n8
+                o5.rack = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.brokers = a3
+    (n10,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.cluster_id = None
+    if n10 < 0:
+        o1.cluster_id = None
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        end11 = pos + n10
+        o1.cluster_id = buf[pos:end11].decode()
+        pos = end11
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    (n7,) = _S_i.unpack_from(buf, pos)
+    (n12,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n7 * 9 > len(buf) - pos:
+        if n12 * 9 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_5(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.cluster_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_5(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.cluster_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataResponseBroker_6(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out += b"\xff\xff"
@@ -1868,25 +1913,25 @@ def _e_MetadataResponseBroker_6(o: MetadataResponseBroker, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 6 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_6(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
+    out += _SP_hii(o.error_code, o.partition_index, o.leader_id)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     v5 = o.offline_replicas
     n6 = len(v5)
-    out += _S_i.pack(n6)
+    out += _SP_i(n6)
     out += pack(f'>{n6}i', *v5)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 6 cannot carry tagged fields')
@@ -1895,7 +1940,7 @@ def _e_MetadataResponsePartition_6(o: MetadataResponsePartition, out: bytearray)
 def _e_MetadataResponseTopic_6(o: MetadataResponseTopic, out: bytearray) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default TopicAuthorizedOperations at version 6 of MetadataResponseTopic')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 6')
@@ -1904,12 +1949,12 @@ def _e_MetadataResponseTopic_6(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_6(e6, out)
     if o.unknown_tagged_fields:
@@ -1919,10 +1964,10 @@ def _e_MetadataResponseTopic_6(o: MetadataResponseTopic, out: bytearray) -> None
 def _e_MetadataResponse_6(o: MetadataResponse, out: bytearray) -> None:
     if o.cluster_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 6 of MetadataResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_6(e3, out)
     v4 = o.cluster_id
@@ -1933,12 +1978,12 @@ def _e_MetadataResponse_6(o: MetadataResponse, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_MetadataResponseTopic_6(e9, out)
     if o.unknown_tagged_fields:
@@ -1946,15 +1991,15 @@ def _e_MetadataResponse_6(o: MetadataResponse, out: bytearray) -> None:
 
 
 def _e_MetadataResponseBroker_7(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out += b"\xff\xff"
@@ -1963,25 +2008,25 @@ def _e_MetadataResponseBroker_7(o: MetadataResponseBroker, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 7 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_7(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
+    out += _SP_hiii(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     v5 = o.offline_replicas
     n6 = len(v5)
-    out += _S_i.pack(n6)
+    out += _SP_i(n6)
     out += pack(f'>{n6}i', *v5)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 7 cannot carry tagged fields')
@@ -1990,7 +2035,7 @@ def _e_MetadataResponsePartition_7(o: MetadataResponsePartition, out: bytearray)
 def _e_MetadataResponseTopic_7(o: MetadataResponseTopic, out: bytearray) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default TopicAuthorizedOperations at version 7 of MetadataResponseTopic')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 7')
@@ -1999,12 +2044,12 @@ def _e_MetadataResponseTopic_7(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_7(e6, out)
     if o.unknown_tagged_fields:
@@ -2014,10 +2059,10 @@ def _e_MetadataResponseTopic_7(o: MetadataResponseTopic, out: bytearray) -> None
 def _e_MetadataResponse_7(o: MetadataResponse, out: bytearray) -> None:
     if o.cluster_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 7 of MetadataResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_7(e3, out)
     v4 = o.cluster_id
@@ -2028,141 +2073,133 @@ def _e_MetadataResponse_7(o: MetadataResponse, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_MetadataResponseTopic_7(e9, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponse version 7 cannot carry tagged fields')
 
 
-def _d_MetadataResponsePartition_7(buf: bytes, pos: int) -> tuple[MetadataResponsePartition, int]:
-    o = new_instance(MetadataResponsePartition)
-    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
-    pos += 14
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ReplicaNodes of MetadataResponsePartition was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('ReplicaNodes')
-        o.replica_nodes = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    (n2,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field IsrNodes of MetadataResponsePartition was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('IsrNodes')
-        o.isr_nodes = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field OfflineReplicas of MetadataResponsePartition was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('OfflineReplicas')
-        o.offline_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_MetadataResponseTopic_7(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
-    o = new_instance(MetadataResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of MetadataResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.is_internal, = _S_o.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    o1.is_internal, = _SU_o(buf, pos)
     pos += 1
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
     else:
-        if n3 * 26 > len(buf) - pos:
+        if n4 * 26 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[MetadataResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MetadataResponsePartition_7(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_id = _ZERO_UUID
-    o.topic_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[MetadataResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MetadataResponsePartition)
+            o7.error_code, o7.partition_index, o7.leader_id, o7.leader_epoch = _SU_hiii(buf, pos)
+            pos += 14
+            o7.replica_nodes, pos = read_array(buf, pos, 'i', False, 'ReplicaNodes')
+            o7.isr_nodes, pos = read_array(buf, pos, 'i', False, 'IsrNodes')
+            o7.offline_replicas, pos = read_array(buf, pos, 'i', False, 'OfflineReplicas')
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_id = _ZERO_UUID
+    o1.topic_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_MetadataResponse_7(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_1(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    (n5,) = _S_h.unpack_from(buf, pos)
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.rack = None
+            else:
+                end9 = pos + n8
+                o5.rack = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.brokers = a3
+    (n10,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.cluster_id = None
+    if n10 < 0:
+        o1.cluster_id = None
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        end11 = pos + n10
+        o1.cluster_id = buf[pos:end11].decode()
+        pos = end11
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    (n7,) = _S_i.unpack_from(buf, pos)
+    (n12,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n7 * 9 > len(buf) - pos:
+        if n12 * 9 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_7(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.cluster_authorized_operations = -2147483648
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_7(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.cluster_authorized_operations = -2147483648
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataResponseBroker_8(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out += b"\xff\xff"
@@ -2171,32 +2208,32 @@ def _e_MetadataResponseBroker_8(o: MetadataResponseBroker, out: bytearray) -> No
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseBroker version 8 cannot carry tagged fields')
 
 
 def _e_MetadataResponsePartition_8(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
+    out += _SP_hiii(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
     v1 = o.replica_nodes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
     v3 = o.isr_nodes
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     v5 = o.offline_replicas
     n6 = len(v5)
-    out += _S_i.pack(n6)
+    out += _SP_i(n6)
     out += pack(f'>{n6}i', *v5)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponsePartition version 8 cannot carry tagged fields')
 
 
 def _e_MetadataResponseTopic_8(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 8')
@@ -2205,24 +2242,24 @@ def _e_MetadataResponseTopic_8(o: MetadataResponseTopic, out: bytearray) -> None
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Name longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_MetadataResponsePartition_8(e6, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _SP_i(o.topic_authorized_operations)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponseTopic version 8 cannot carry tagged fields')
 
 
 def _e_MetadataResponse_8(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_MetadataResponseBroker_8(e3, out)
     v4 = o.cluster_id
@@ -2233,101 +2270,128 @@ def _e_MetadataResponse_8(o: MetadataResponse, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ClusterId longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_MetadataResponseTopic_8(e9, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _SP_i(o.cluster_authorized_operations)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('MetadataResponse version 8 cannot carry tagged fields')
 
 
 def _d_MetadataResponseTopic_8(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
-    o = new_instance(MetadataResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of MetadataResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.is_internal, = _S_o.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    o1.is_internal, = _SU_o(buf, pos)
     pos += 1
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
     else:
-        if n3 * 26 > len(buf) - pos:
+        if n4 * 26 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[MetadataResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MetadataResponsePartition_7(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_authorized_operations, = _S_i.unpack_from(buf, pos)
+        a5: list[MetadataResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MetadataResponsePartition)
+            o7.error_code, o7.partition_index, o7.leader_id, o7.leader_epoch = _SU_hiii(buf, pos)
+            pos += 14
+            o7.replica_nodes, pos = read_array(buf, pos, 'i', False, 'ReplicaNodes')
+            o7.isr_nodes, pos = read_array(buf, pos, 'i', False, 'IsrNodes')
+            o7.offline_replicas, pos = read_array(buf, pos, 'i', False, 'OfflineReplicas')
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_authorized_operations, = _SU_i(buf, pos)
     pos += 4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_MetadataResponse_8(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_1(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    (n5,) = _S_h.unpack_from(buf, pos)
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o5.rack = None
+            else:
+                end9 = pos + n8
+                o5.rack = buf[pos:end9].decode()
+                pos = end9
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.brokers = a3
+    (n10,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.cluster_id = None
+    if n10 < 0:
+        o1.cluster_id = None
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        end11 = pos + n10
+        o1.cluster_id = buf[pos:end11].decode()
+        pos = end11
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    (n7,) = _S_i.unpack_from(buf, pos)
+    (n12,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n7 * 13 > len(buf) - pos:
+        if n12 * 13 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_8(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_8(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.cluster_authorized_operations, = _SU_i(buf, pos)
     pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_MetadataResponseBroker_9(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -2338,7 +2402,7 @@ def _e_MetadataResponseBroker_9(o: MetadataResponseBroker, out: bytearray) -> No
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out.append(0)
@@ -2360,7 +2424,7 @@ def _e_MetadataResponseBroker_9(o: MetadataResponseBroker, out: bytearray) -> No
 
 
 def _e_MetadataResponsePartition_9(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
+    out += _SP_hiii(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
     v1 = o.replica_nodes
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2390,7 +2454,7 @@ def _e_MetadataResponsePartition_9(o: MetadataResponsePartition, out: bytearray)
 
 
 def _e_MetadataResponseTopic_9(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 9')
@@ -2404,7 +2468,7 @@ def _e_MetadataResponseTopic_9(o: MetadataResponseTopic, out: bytearray) -> None
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_o.pack(o.is_internal)
+    out += _SP_o(o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -2413,7 +2477,7 @@ def _e_MetadataResponseTopic_9(o: MetadataResponseTopic, out: bytearray) -> None
         out += write_uvarint(n5 + 1)
     for e6 in v4:
         _e_MetadataResponsePartition_9(e6, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _SP_i(o.topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -2422,7 +2486,7 @@ def _e_MetadataResponseTopic_9(o: MetadataResponseTopic, out: bytearray) -> None
 
 
 def _e_MetadataResponse_9(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2444,7 +2508,7 @@ def _e_MetadataResponse_9(o: MetadataResponse, out: bytearray) -> None:
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -2453,7 +2517,7 @@ def _e_MetadataResponse_9(o: MetadataResponse, out: bytearray) -> None:
         out += write_uvarint(n8 + 1)
     for e9 in v7:
         _e_MetadataResponseTopic_9(e9, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _SP_i(o.cluster_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -2461,203 +2525,151 @@ def _e_MetadataResponse_9(o: MetadataResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_MetadataResponseBroker_9(buf: bytes, pos: int) -> tuple[MetadataResponseBroker, int]:
-    o = new_instance(MetadataResponseBroker)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of MetadataResponseBroker was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
+def _d_MetadataResponseTopic_9(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
+    o1 = new_instance(MetadataResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
+    pos += 2
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    o1.is_internal, = _SU_o(buf, pos)
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.rack = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
+    n4 = buf[pos]
+    pos += 1
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
     else:
-        end4 = pos + n3
-        o.rack = buf[pos:end4].decode()
-        pos = end4
+        if n4 * 18 > len(buf) - pos:
+            raise truncated('Partitions')
+        a5: list[MetadataResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(MetadataResponsePartition)
+            o7.error_code, o7.partition_index, o7.leader_id, o7.leader_epoch = _SU_hiii(buf, pos)
+            pos += 14
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.replica_nodes = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o7.isr_nodes = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o7.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.offline_replicas = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
+    o1.topic_authorized_operations, = _SU_i(buf, pos)
+    pos += 4
+    o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
-def _d_MetadataResponsePartition_9(buf: bytes, pos: int) -> tuple[MetadataResponsePartition, int]:
-    o = new_instance(MetadataResponsePartition)
-    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
-    pos += 14
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field ReplicaNodes of MetadataResponsePartition was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('ReplicaNodes')
-        o.replica_nodes = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
+def _d_MetadataResponse_9(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
+    o1 = new_instance(MetadataResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
+    pos += 4
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field IsrNodes of MetadataResponsePartition was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('IsrNodes')
-        o.isr_nodes = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field OfflineReplicas of MetadataResponsePartition was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('OfflineReplicas')
-        o.offline_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_MetadataResponseTopic_9(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
-    o = new_instance(MetadataResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of MetadataResponseTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    o.is_internal, = _S_o.unpack_from(buf, pos)
-    pos += 1
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
-    else:
-        if n3 * 18 > len(buf) - pos:
-            raise truncated('Partitions')
-        a4: list[MetadataResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_MetadataResponsePartition_9(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.topic_authorized_operations, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.topic_id = _ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_MetadataResponse_9(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 11 > len(buf) - pos:
+        if n2 * 11 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_9(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.cluster_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.host = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.host, pos = read_compact_string(buf, pos, 'Host')
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.rack = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.brokers = a3
+    n10 = buf[pos] - 1
+    if 0 <= n10 < 127:
+        end11 = pos + 1 + n10
+        o1.cluster_id = buf[pos + 1:end11].decode()
+        pos = end11
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    n7 = buf[pos]
+    n12 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n12 > 127:
+        n12, pos = read_uvarint(buf, pos - 1)
+    n12 -= 1
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n7 * 10 > len(buf) - pos:
+        if n12 * 10 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_9(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_9(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.cluster_authorized_operations, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_MetadataResponseTopic_10(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 10')
@@ -2671,7 +2683,7 @@ def _e_MetadataResponseTopic_10(o: MetadataResponseTopic, out: bytearray) -> Non
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_uo.pack(o.topic_id.bytes, o.is_internal)
+    out += _SP_uo(o.topic_id.bytes, o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -2680,7 +2692,7 @@ def _e_MetadataResponseTopic_10(o: MetadataResponseTopic, out: bytearray) -> Non
         out += write_uvarint(n5 + 1)
     for e6 in v4:
         _e_MetadataResponsePartition_9(e6, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _SP_i(o.topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -2689,7 +2701,7 @@ def _e_MetadataResponseTopic_10(o: MetadataResponseTopic, out: bytearray) -> Non
 
 
 def _e_MetadataResponse_10(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2711,7 +2723,7 @@ def _e_MetadataResponse_10(o: MetadataResponse, out: bytearray) -> None:
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -2720,7 +2732,7 @@ def _e_MetadataResponse_10(o: MetadataResponse, out: bytearray) -> None:
         out += write_uvarint(n8 + 1)
     for e9 in v7:
         _e_MetadataResponseTopic_10(e9, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _SP_i(o.cluster_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -2729,114 +2741,150 @@ def _e_MetadataResponse_10(o: MetadataResponse, out: bytearray) -> None:
 
 
 def _d_MetadataResponseTopic_10(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
-    o = new_instance(MetadataResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of MetadataResponseTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    u3, o.is_internal = _S_uo.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    b4, o1.is_internal = _SU_uo(buf, pos)
+    o1.topic_id = uuid_from_bytes(b4)
     pos += 17
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
-    else:
-        if n4 * 18 > len(buf) - pos:
-            raise truncated('Partitions')
-        a5: list[MetadataResponsePartition] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_MetadataResponsePartition_9(buf, pos)
-            ap7(e6)
-        o.partitions = a5
-    o.topic_authorized_operations, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_MetadataResponse_10(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
-    else:
-        if n1 * 11 > len(buf) - pos:
-            raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_9(buf, pos)
-            ap4(e3)
-        o.brokers = a2
     n5 = buf[pos]
     pos += 1
     if n5 > 127:
         n5, pos = read_uvarint(buf, pos - 1)
     n5 -= 1
     if n5 < 0:
-        o.cluster_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+        raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
-    else:
-        if n7 * 26 > len(buf) - pos:
-            raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_10(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.cluster_authorized_operations, = _S_i.unpack_from(buf, pos)
+        if n5 * 18 > len(buf) - pos:
+            raise truncated('Partitions')
+        a6: list[MetadataResponsePartition] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(MetadataResponsePartition)
+            o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
+            pos += 14
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.partitions = a6
+    o1.topic_authorized_operations, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_MetadataResponse_10(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
+    o1 = new_instance(MetadataResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
+    pos += 4
+    n2 = buf[pos]
+    pos += 1
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
+    else:
+        if n2 * 11 > len(buf) - pos:
+            raise truncated('Brokers')
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.host = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.host, pos = read_compact_string(buf, pos, 'Host')
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.rack = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.brokers = a3
+    n10 = buf[pos] - 1
+    if 0 <= n10 < 127:
+        end11 = pos + 1 + n10
+        o1.cluster_id = buf[pos + 1:end11].decode()
+        pos = end11
+    else:
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.controller_id, = _SU_i(buf, pos)
+    pos += 4
+    n12 = buf[pos]
+    pos += 1
+    if n12 > 127:
+        n12, pos = read_uvarint(buf, pos - 1)
+    n12 -= 1
+    if n12 < 0:
+        raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
+    else:
+        if n12 * 26 > len(buf) - pos:
+            raise truncated('Topics')
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_10(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.cluster_authorized_operations, = _SU_i(buf, pos)
+    pos += 4
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_MetadataResponseTopic_11(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         raise LocalProtocolError('Name of MetadataResponseTopic is not nullable at version 11')
@@ -2850,7 +2898,7 @@ def _e_MetadataResponseTopic_11(o: MetadataResponseTopic, out: bytearray) -> Non
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_uo.pack(o.topic_id.bytes, o.is_internal)
+    out += _SP_uo(o.topic_id.bytes, o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -2859,7 +2907,7 @@ def _e_MetadataResponseTopic_11(o: MetadataResponseTopic, out: bytearray) -> Non
         out += write_uvarint(n5 + 1)
     for e6 in v4:
         _e_MetadataResponsePartition_9(e6, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _SP_i(o.topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -2870,7 +2918,7 @@ def _e_MetadataResponseTopic_11(o: MetadataResponseTopic, out: bytearray) -> Non
 def _e_MetadataResponse_11(o: MetadataResponse, out: bytearray) -> None:
     if o.cluster_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 11 of MetadataResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -2892,7 +2940,7 @@ def _e_MetadataResponse_11(o: MetadataResponse, out: bytearray) -> None:
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -2909,67 +2957,84 @@ def _e_MetadataResponse_11(o: MetadataResponse, out: bytearray) -> None:
 
 
 def _d_MetadataResponse_11(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
     else:
-        if n1 * 11 > len(buf) - pos:
+        if n2 * 11 > len(buf) - pos:
             raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_9(buf, pos)
-            ap4(e3)
-        o.brokers = a2
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.cluster_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.host = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.host, pos = read_compact_string(buf, pos, 'Host')
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.rack = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.brokers = a3
+    n10 = buf[pos] - 1
+    if 0 <= n10 < 127:
+        end11 = pos + 1 + n10
+        o1.cluster_id = buf[pos + 1:end11].decode()
+        pos = end11
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.controller_id, = _SU_i(buf, pos)
     pos += 4
-    n7 = buf[pos]
+    n12 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n12 > 127:
+        n12, pos = read_uvarint(buf, pos - 1)
+    n12 -= 1
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
     else:
-        if n7 * 26 > len(buf) - pos:
+        if n12 * 26 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_10(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.cluster_authorized_operations = -2147483648
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_10(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.cluster_authorized_operations = -2147483648
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_MetadataResponseTopic_12(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.name
     if v1 is None:
         out.append(0)
@@ -2983,7 +3048,7 @@ def _e_MetadataResponseTopic_12(o: MetadataResponseTopic, out: bytearray) -> Non
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_uo.pack(o.topic_id.bytes, o.is_internal)
+    out += _SP_uo(o.topic_id.bytes, o.is_internal)
     v4 = o.partitions
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -2992,7 +3057,7 @@ def _e_MetadataResponseTopic_12(o: MetadataResponseTopic, out: bytearray) -> Non
         out += write_uvarint(n5 + 1)
     for e6 in v4:
         _e_MetadataResponsePartition_9(e6, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _SP_i(o.topic_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -3003,7 +3068,7 @@ def _e_MetadataResponseTopic_12(o: MetadataResponseTopic, out: bytearray) -> Non
 def _e_MetadataResponse_12(o: MetadataResponse, out: bytearray) -> None:
     if o.cluster_authorized_operations != -2147483648:
         raise LocalProtocolError('attempted to write a non-default ClusterAuthorizedOperations at version 12 of MetadataResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.brokers
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -3025,7 +3090,7 @@ def _e_MetadataResponse_12(o: MetadataResponse, out: bytearray) -> None:
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_i.pack(o.controller_id)
+    out += _SP_i(o.controller_id)
     v7 = o.topics
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -3042,109 +3107,145 @@ def _e_MetadataResponse_12(o: MetadataResponse, out: bytearray) -> None:
 
 
 def _d_MetadataResponseTopic_12(buf: bytes, pos: int) -> tuple[MetadataResponseTopic, int]:
-    o = new_instance(MetadataResponseTopic)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(MetadataResponseTopic)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.name = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    u3, o.is_internal = _S_uo.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
+        o1.name, pos = read_nullable_compact_string(buf, pos, 'Name')
+    b4, o1.is_internal = _SU_uo(buf, pos)
+    o1.topic_id = uuid_from_bytes(b4)
     pos += 17
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
-    else:
-        if n4 * 18 > len(buf) - pos:
-            raise truncated('Partitions')
-        a5: list[MetadataResponsePartition] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_MetadataResponsePartition_9(buf, pos)
-            ap7(e6)
-        o.partitions = a5
-    o.topic_authorized_operations, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_MetadataResponse_12(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
-    o = new_instance(MetadataResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
-    else:
-        if n1 * 11 > len(buf) - pos:
-            raise truncated('Brokers')
-        a2: list[MetadataResponseBroker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_MetadataResponseBroker_9(buf, pos)
-            ap4(e3)
-        o.brokers = a2
     n5 = buf[pos]
     pos += 1
     if n5 > 127:
         n5, pos = read_uvarint(buf, pos - 1)
     n5 -= 1
     if n5 < 0:
-        o.cluster_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+        raise RemoteProtocolError('non-nullable field Partitions of MetadataResponseTopic was serialized as null')
     else:
-        end6 = pos + n5
-        o.cluster_id = buf[pos:end6].decode()
-        pos = end6
-    o.controller_id, = _S_i.unpack_from(buf, pos)
+        if n5 * 18 > len(buf) - pos:
+            raise truncated('Partitions')
+        a6: list[MetadataResponsePartition] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(MetadataResponsePartition)
+            o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
+            pos += 14
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.partitions = a6
+    o1.topic_authorized_operations, = _SU_i(buf, pos)
     pos += 4
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
-    else:
-        if n7 * 26 > len(buf) - pos:
-            raise truncated('Topics')
-        a8: list[MetadataResponseTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_MetadataResponseTopic_12(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.cluster_authorized_operations = -2147483648
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_MetadataResponse_12(buf: bytes, pos: int) -> tuple[MetadataResponse, int]:
+    o1 = new_instance(MetadataResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
+    pos += 4
+    n2 = buf[pos]
+    pos += 1
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        raise RemoteProtocolError('non-nullable field Brokers of MetadataResponse was serialized as null')
+    else:
+        if n2 * 11 > len(buf) - pos:
+            raise truncated('Brokers')
+        a3: list[MetadataResponseBroker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(MetadataResponseBroker)
+            o5.node_id, = _SU_i(buf, pos)
+            pos += 4
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.host = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.host, pos = read_compact_string(buf, pos, 'Host')
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.rack = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.brokers = a3
+    n10 = buf[pos] - 1
+    if 0 <= n10 < 127:
+        end11 = pos + 1 + n10
+        o1.cluster_id = buf[pos + 1:end11].decode()
+        pos = end11
+    else:
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.controller_id, = _SU_i(buf, pos)
+    pos += 4
+    n12 = buf[pos]
+    pos += 1
+    if n12 > 127:
+        n12, pos = read_uvarint(buf, pos - 1)
+    n12 -= 1
+    if n12 < 0:
+        raise RemoteProtocolError('non-nullable field Topics of MetadataResponse was serialized as null')
+    else:
+        if n12 * 26 > len(buf) - pos:
+            raise truncated('Topics')
+        a13: list[MetadataResponseTopic] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            e15, pos = _d_MetadataResponseTopic_12(buf, pos)
+            ap14(e15)
+        o1.topics = a13
+    o1.cluster_authorized_operations = -2147483648
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 MetadataRequest._ENCODERS = {0: _e_MetadataRequest_0, 1: _e_MetadataRequest_1, 2: _e_MetadataRequest_2, 3: _e_MetadataRequest_3, 4: _e_MetadataRequest_4, 5: _e_MetadataRequest_5, 6: _e_MetadataRequest_6, 7: _e_MetadataRequest_7, 8: _e_MetadataRequest_8, 9: _e_MetadataRequest_9, 10: _e_MetadataRequest_10, 11: _e_MetadataRequest_11, 12: _e_MetadataRequest_12}

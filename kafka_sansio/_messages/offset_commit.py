@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,13 +23,20 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_iq = structure('>iq')
-_S_iqi = structure('>iqi')
-_S_iqq = structure('>iqq')
-_S_q = structure('>q')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_iqi = structure('>iqi').unpack_from
+_SP_iqi = structure('>iqi').pack
+_SU_iqq = structure('>iqq').unpack_from
+_SP_iqq = structure('>iqq').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
 
 
 class OffsetCommitRequestPartition(Struct):
@@ -43,7 +55,7 @@ class OffsetCommitRequestPartition(Struct):
     """The timestamp of the commit."""
     committed_metadata: str | None
     """Any associated metadata the client wants to keep."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -53,14 +65,14 @@ class OffsetCommitRequestPartition(Struct):
         committed_leader_epoch: int = -1,
         commit_timestamp: int = -1,
         committed_metadata: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.committed_offset = committed_offset
         self.committed_leader_epoch = committed_leader_epoch
         self.commit_timestamp = commit_timestamp
         self.committed_metadata = committed_metadata
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetCommitRequestTopic(Struct):
@@ -73,18 +85,18 @@ class OffsetCommitRequestTopic(Struct):
     """The topic name."""
     partitions: list[OffsetCommitRequestPartition]
     """Each partition to commit offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[OffsetCommitRequestPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetCommitRequest(Message):
@@ -112,7 +124,7 @@ class OffsetCommitRequest(Message):
     """The time period in ms to retain the offset."""
     topics: list[OffsetCommitRequestTopic]
     """The topics to commit offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -123,7 +135,7 @@ class OffsetCommitRequest(Message):
         group_instance_id: str | None = None,
         retention_time_ms: int = -1,
         topics: list[OffsetCommitRequestTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.generation_id_or_member_epoch = generation_id_or_member_epoch
@@ -131,7 +143,7 @@ class OffsetCommitRequest(Message):
         self.group_instance_id = group_instance_id
         self.retention_time_ms = retention_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetCommitResponsePartition(Struct):
@@ -144,18 +156,18 @@ class OffsetCommitResponsePartition(Struct):
     """The partition index."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetCommitResponseTopic(Struct):
@@ -168,18 +180,18 @@ class OffsetCommitResponseTopic(Struct):
     """The topic name."""
     partitions: list[OffsetCommitResponsePartition]
     """The responses for each partition in the topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[OffsetCommitResponsePartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetCommitResponse(Message):
@@ -199,24 +211,24 @@ class OffsetCommitResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     topics: list[OffsetCommitResponseTopic]
     """The responses for each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         topics: list[OffsetCommitResponseTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_OffsetCommitRequestPartition_0(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 0 of OffsetCommitRequestPartition')
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -225,7 +237,7 @@ def _e_OffsetCommitRequestPartition_0(o: OffsetCommitRequestPartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequestPartition version 0 cannot carry tagged fields')
@@ -237,11 +249,11 @@ def _e_OffsetCommitRequestTopic_0(o: OffsetCommitRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestPartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -256,95 +268,90 @@ def _e_OffsetCommitRequest_0(o: OffsetCommitRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestTopic_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequest version 0 cannot carry tagged fields')
 
 
-def _d_OffsetCommitRequestPartition_0(buf: bytes, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    o = new_instance(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.committed_metadata = None
-    else:
-        end2 = pos + n1
-        o.committed_metadata = buf[pos:end2].decode()
-        pos = end2
-    o.committed_leader_epoch = -1
-    o.commit_timestamp = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetCommitRequestTopic_0(buf: bytes, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
-    o = new_instance(OffsetCommitRequestTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequestTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of OffsetCommitRequestTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetCommitRequestTopic was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetCommitRequestPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetCommitRequestPartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetCommitRequestPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetCommitRequestPartition)
+            o7.partition_index, o7.committed_offset = _SU_iq(buf, pos)
+            pos += 12
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.committed_metadata = None
+            else:
+                end9 = pos + n8
+                o7.committed_metadata = buf[pos:end9].decode()
+                pos = end9
+            o7.committed_leader_epoch = -1
+            o7.commit_timestamp = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetCommitRequest_0(buf: bytes, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = new_instance(OffsetCommitRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetCommitRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitRequest was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OffsetCommitRequestTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetCommitRequestTopic_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.generation_id_or_member_epoch = -1
-    o.member_id = ''
-    o.group_instance_id = None
-    o.retention_time_ms = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetCommitRequestTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_OffsetCommitRequestTopic_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.generation_id_or_member_epoch = -1
+    o1.member_id = ''
+    o1.group_instance_id = None
+    o1.retention_time_ms = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetCommitRequestPartition_1(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqq.pack(o.partition_index, o.committed_offset, o.commit_timestamp)
+    out += _SP_iqq(o.partition_index, o.committed_offset, o.commit_timestamp)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -353,7 +360,7 @@ def _e_OffsetCommitRequestPartition_1(o: OffsetCommitRequestPartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequestPartition version 1 cannot carry tagged fields')
@@ -365,11 +372,11 @@ def _e_OffsetCommitRequestTopic_1(o: OffsetCommitRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestPartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -384,112 +391,107 @@ def _e_OffsetCommitRequest_1(o: OffsetCommitRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_OffsetCommitRequestTopic_1(e9, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequest version 1 cannot carry tagged fields')
 
 
-def _d_OffsetCommitRequestPartition_1(buf: bytes, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    o = new_instance(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.commit_timestamp = _S_iqq.unpack_from(buf, pos)
-    pos += 20
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.committed_metadata = None
-    else:
-        end2 = pos + n1
-        o.committed_metadata = buf[pos:end2].decode()
-        pos = end2
-    o.committed_leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetCommitRequestTopic_1(buf: bytes, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
-    o = new_instance(OffsetCommitRequestTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequestTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of OffsetCommitRequestTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetCommitRequestTopic was serialized as null')
     else:
-        if n3 * 22 > len(buf) - pos:
+        if n4 * 22 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetCommitRequestPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetCommitRequestPartition_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetCommitRequestPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetCommitRequestPartition)
+            o7.partition_index, o7.committed_offset, o7.commit_timestamp = _SU_iqq(buf, pos)
+            pos += 20
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.committed_metadata = None
+            else:
+                end9 = pos + n8
+                o7.committed_metadata = buf[pos:end9].decode()
+                pos = end9
+            o7.committed_leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetCommitRequest_1(buf: bytes, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = new_instance(OffsetCommitRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetCommitRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id_or_member_epoch, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id_or_member_epoch, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of OffsetCommitRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_i.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[OffsetCommitRequestTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_OffsetCommitRequestTopic_1(buf, pos)
-            ap8(e7)
-        o.topics = a6
-    o.group_instance_id = None
-    o.retention_time_ms = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[OffsetCommitRequestTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_OffsetCommitRequestTopic_1(buf, pos)
+            ap8(e9)
+        o1.topics = a7
+    o1.group_instance_id = None
+    o1.retention_time_ms = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetCommitRequestPartition_2(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 2 of OffsetCommitRequestPartition')
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -498,7 +500,7 @@ def _e_OffsetCommitRequestPartition_2(o: OffsetCommitRequestPartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequestPartition version 2 cannot carry tagged fields')
@@ -510,11 +512,11 @@ def _e_OffsetCommitRequestTopic_2(o: OffsetCommitRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestPartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -529,20 +531,20 @@ def _e_OffsetCommitRequest_2(o: OffsetCommitRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_q.pack(o.retention_time_ms)
+    out += _SP_q(o.retention_time_ms)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_OffsetCommitRequestTopic_2(e9, out)
     if o.unknown_tagged_fields:
@@ -550,49 +552,49 @@ def _e_OffsetCommitRequest_2(o: OffsetCommitRequest, out: bytearray) -> None:
 
 
 def _d_OffsetCommitRequest_2(buf: bytes, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = new_instance(OffsetCommitRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetCommitRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id_or_member_epoch, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id_or_member_epoch, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of OffsetCommitRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.retention_time_ms, = _S_q.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    o1.retention_time_ms, = _SU_q(buf, pos)
     pos += 8
-    (n5,) = _S_i.unpack_from(buf, pos)
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[OffsetCommitRequestTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_OffsetCommitRequestTopic_0(buf, pos)
-            ap8(e7)
-        o.topics = a6
-    o.group_instance_id = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[OffsetCommitRequestTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_OffsetCommitRequestTopic_0(buf, pos)
+            ap8(e9)
+        o1.topics = a7
+    o1.group_instance_id = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetCommitRequestPartition_3(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 3 of OffsetCommitRequestPartition')
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -601,7 +603,7 @@ def _e_OffsetCommitRequestPartition_3(o: OffsetCommitRequestPartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequestPartition version 3 cannot carry tagged fields')
@@ -613,11 +615,11 @@ def _e_OffsetCommitRequestTopic_3(o: OffsetCommitRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestPartition_3(e6, out)
     if o.unknown_tagged_fields:
@@ -632,20 +634,20 @@ def _e_OffsetCommitRequest_3(o: OffsetCommitRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_q.pack(o.retention_time_ms)
+    out += _SP_q(o.retention_time_ms)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_OffsetCommitRequestTopic_3(e9, out)
     if o.unknown_tagged_fields:
@@ -655,7 +657,7 @@ def _e_OffsetCommitRequest_3(o: OffsetCommitRequest, out: bytearray) -> None:
 def _e_OffsetCommitRequestPartition_4(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 4 of OffsetCommitRequestPartition')
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -664,7 +666,7 @@ def _e_OffsetCommitRequestPartition_4(o: OffsetCommitRequestPartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequestPartition version 4 cannot carry tagged fields')
@@ -676,11 +678,11 @@ def _e_OffsetCommitRequestTopic_4(o: OffsetCommitRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestPartition_4(e6, out)
     if o.unknown_tagged_fields:
@@ -695,20 +697,20 @@ def _e_OffsetCommitRequest_4(o: OffsetCommitRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_q.pack(o.retention_time_ms)
+    out += _SP_q(o.retention_time_ms)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_OffsetCommitRequestTopic_4(e9, out)
     if o.unknown_tagged_fields:
@@ -718,7 +720,7 @@ def _e_OffsetCommitRequest_4(o: OffsetCommitRequest, out: bytearray) -> None:
 def _e_OffsetCommitRequestPartition_5(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 5 of OffsetCommitRequestPartition')
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -727,7 +729,7 @@ def _e_OffsetCommitRequestPartition_5(o: OffsetCommitRequestPartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequestPartition version 5 cannot carry tagged fields')
@@ -739,11 +741,11 @@ def _e_OffsetCommitRequestTopic_5(o: OffsetCommitRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestPartition_5(e6, out)
     if o.unknown_tagged_fields:
@@ -758,19 +760,19 @@ def _e_OffsetCommitRequest_5(o: OffsetCommitRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_OffsetCommitRequestTopic_5(e9, out)
     if o.unknown_tagged_fields:
@@ -778,48 +780,48 @@ def _e_OffsetCommitRequest_5(o: OffsetCommitRequest, out: bytearray) -> None:
 
 
 def _d_OffsetCommitRequest_5(buf: bytes, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = new_instance(OffsetCommitRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetCommitRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id_or_member_epoch, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id_or_member_epoch, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of OffsetCommitRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_i.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[OffsetCommitRequestTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_OffsetCommitRequestTopic_0(buf, pos)
-            ap8(e7)
-        o.topics = a6
-    o.group_instance_id = None
-    o.retention_time_ms = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[OffsetCommitRequestTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_OffsetCommitRequestTopic_0(buf, pos)
+            ap8(e9)
+        o1.topics = a7
+    o1.group_instance_id = None
+    o1.retention_time_ms = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetCommitRequestPartition_6(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 6 of OffsetCommitRequestPartition')
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -828,7 +830,7 @@ def _e_OffsetCommitRequestPartition_6(o: OffsetCommitRequestPartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequestPartition version 6 cannot carry tagged fields')
@@ -840,11 +842,11 @@ def _e_OffsetCommitRequestTopic_6(o: OffsetCommitRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestPartition_6(e6, out)
     if o.unknown_tagged_fields:
@@ -859,112 +861,107 @@ def _e_OffsetCommitRequest_6(o: OffsetCommitRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_OffsetCommitRequestTopic_6(e9, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequest version 6 cannot carry tagged fields')
 
 
-def _d_OffsetCommitRequestPartition_6(buf: bytes, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    o = new_instance(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.committed_metadata = None
-    else:
-        end2 = pos + n1
-        o.committed_metadata = buf[pos:end2].decode()
-        pos = end2
-    o.commit_timestamp = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetCommitRequestTopic_6(buf: bytes, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
-    o = new_instance(OffsetCommitRequestTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequestTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of OffsetCommitRequestTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetCommitRequestTopic was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetCommitRequestPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetCommitRequestPartition_6(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetCommitRequestPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetCommitRequestPartition)
+            o7.partition_index, o7.committed_offset, o7.committed_leader_epoch = _SU_iqi(buf, pos)
+            pos += 16
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.committed_metadata = None
+            else:
+                end9 = pos + n8
+                o7.committed_metadata = buf[pos:end9].decode()
+                pos = end9
+            o7.commit_timestamp = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetCommitRequest_6(buf: bytes, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = new_instance(OffsetCommitRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetCommitRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id_or_member_epoch, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id_or_member_epoch, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of OffsetCommitRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_i.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[OffsetCommitRequestTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_OffsetCommitRequestTopic_6(buf, pos)
-            ap8(e7)
-        o.topics = a6
-    o.group_instance_id = None
-    o.retention_time_ms = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[OffsetCommitRequestTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_OffsetCommitRequestTopic_6(buf, pos)
+            ap8(e9)
+        o1.topics = a7
+    o1.group_instance_id = None
+    o1.retention_time_ms = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetCommitRequestPartition_7(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 7 of OffsetCommitRequestPartition')
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -973,7 +970,7 @@ def _e_OffsetCommitRequestPartition_7(o: OffsetCommitRequestPartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitRequestPartition version 7 cannot carry tagged fields')
@@ -985,11 +982,11 @@ def _e_OffsetCommitRequestTopic_7(o: OffsetCommitRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitRequestPartition_7(e6, out)
     if o.unknown_tagged_fields:
@@ -1002,15 +999,15 @@ def _e_OffsetCommitRequest_7(o: OffsetCommitRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.group_instance_id
     if v7 is None:
@@ -1020,11 +1017,11 @@ def _e_OffsetCommitRequest_7(o: OffsetCommitRequest, out: bytearray) -> None:
         n9 = len(b8)
         if n9 > 32767:
             raise LocalProtocolError('GroupInstanceId longer than 32767 bytes')
-        out += _S_h.pack(n9)
+        out += _SP_h(n9)
         out += b8
     v10 = o.topics
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_OffsetCommitRequestTopic_7(e12, out)
     if o.unknown_tagged_fields:
@@ -1032,55 +1029,55 @@ def _e_OffsetCommitRequest_7(o: OffsetCommitRequest, out: bytearray) -> None:
 
 
 def _d_OffsetCommitRequest_7(buf: bytes, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = new_instance(OffsetCommitRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetCommitRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id_or_member_epoch, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id_or_member_epoch, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of OffsetCommitRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.group_instance_id = None
+    if n6 < 0:
+        o1.group_instance_id = None
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.group_instance_id = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitRequest was serialized as null')
     else:
-        if n7 * 6 > len(buf) - pos:
+        if n8 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[OffsetCommitRequestTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_OffsetCommitRequestTopic_6(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.retention_time_ms = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a9: list[OffsetCommitRequestTopic] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            e11, pos = _d_OffsetCommitRequestTopic_6(buf, pos)
+            ap10(e11)
+        o1.topics = a9
+    o1.retention_time_ms = -1
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetCommitRequestPartition_8(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 8 of OffsetCommitRequestPartition')
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.committed_metadata
     if v1 is None:
         out.append(0)
@@ -1138,7 +1135,7 @@ def _e_OffsetCommitRequest_8(o: OffsetCommitRequest, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -1177,143 +1174,108 @@ def _e_OffsetCommitRequest_8(o: OffsetCommitRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_OffsetCommitRequestPartition_8(buf: bytes, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    o = new_instance(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.committed_metadata = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field CommittedMetadata had invalid length')
-    else:
-        end2 = pos + n1
-        o.committed_metadata = buf[pos:end2].decode()
-        pos = end2
-    o.commit_timestamp = -1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OffsetCommitRequestTopic_8(buf: bytes, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
-    o = new_instance(OffsetCommitRequestTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of OffsetCommitRequestTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(OffsetCommitRequestTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetCommitRequestTopic was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetCommitRequestPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetCommitRequestPartition_8(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[OffsetCommitRequestPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetCommitRequestPartition)
+            o7.partition_index, o7.committed_offset, o7.committed_leader_epoch = _SU_iqi(buf, pos)
+            pos += 16
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.committed_metadata = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.committed_metadata, pos = read_nullable_compact_string(buf, pos, 'CommittedMetadata')
+            o7.commit_timestamp = -1
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetCommitRequest_8(buf: bytes, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = new_instance(OffsetCommitRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of OffsetCommitRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(OffsetCommitRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id_or_member_epoch, = _S_i.unpack_from(buf, pos)
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    o1.generation_id_or_member_epoch, = _SU_i(buf, pos)
     pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of OffsetCommitRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.group_instance_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.group_instance_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
+        o1.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitRequest was serialized as null')
     else:
-        if n7 * 3 > len(buf) - pos:
+        if n8 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a8: list[OffsetCommitRequestTopic] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_OffsetCommitRequestTopic_8(buf, pos)
-            ap10(e9)
-        o.topics = a8
-    o.retention_time_ms = -1
+        a9: list[OffsetCommitRequestTopic] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            e11, pos = _d_OffsetCommitRequestTopic_8(buf, pos)
+            ap10(e11)
+        o1.topics = a9
+    o1.retention_time_ms = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_OffsetCommitRequestPartition_9(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise LocalProtocolError('attempted to write a non-default CommitTimestamp at version 9 of OffsetCommitRequestPartition')
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.committed_metadata
     if v1 is None:
         out.append(0)
@@ -1371,7 +1333,7 @@ def _e_OffsetCommitRequest_9(o: OffsetCommitRequest, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _SP_i(o.generation_id_or_member_epoch)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -1411,7 +1373,7 @@ def _e_OffsetCommitRequest_9(o: OffsetCommitRequest, out: bytearray) -> None:
 
 
 def _e_OffsetCommitResponsePartition_0(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponsePartition version 0 cannot carry tagged fields')
 
@@ -1422,11 +1384,11 @@ def _e_OffsetCommitResponseTopic_0(o: OffsetCommitResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitResponsePartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -1436,70 +1398,65 @@ def _e_OffsetCommitResponseTopic_0(o: OffsetCommitResponseTopic, out: bytearray)
 def _e_OffsetCommitResponse_0(o: OffsetCommitResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetCommitResponseTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponse version 0 cannot carry tagged fields')
 
 
-def _d_OffsetCommitResponsePartition_0(buf: bytes, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
-    o = new_instance(OffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetCommitResponseTopic_0(buf: bytes, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
-    o = new_instance(OffsetCommitResponseTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitResponseTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of OffsetCommitResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetCommitResponseTopic was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetCommitResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetCommitResponsePartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetCommitResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetCommitResponsePartition)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetCommitResponse_0(buf: bytes, pos: int) -> tuple[OffsetCommitResponse, int]:
-    o = new_instance(OffsetCommitResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetCommitResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetCommitResponseTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetCommitResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetCommitResponseTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetCommitResponsePartition_1(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponsePartition version 1 cannot carry tagged fields')
 
@@ -1510,11 +1467,11 @@ def _e_OffsetCommitResponseTopic_1(o: OffsetCommitResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitResponsePartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -1524,7 +1481,7 @@ def _e_OffsetCommitResponseTopic_1(o: OffsetCommitResponseTopic, out: bytearray)
 def _e_OffsetCommitResponse_1(o: OffsetCommitResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetCommitResponseTopic_1(e3, out)
     if o.unknown_tagged_fields:
@@ -1532,7 +1489,7 @@ def _e_OffsetCommitResponse_1(o: OffsetCommitResponse, out: bytearray) -> None:
 
 
 def _e_OffsetCommitResponsePartition_2(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponsePartition version 2 cannot carry tagged fields')
 
@@ -1543,11 +1500,11 @@ def _e_OffsetCommitResponseTopic_2(o: OffsetCommitResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitResponsePartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -1557,7 +1514,7 @@ def _e_OffsetCommitResponseTopic_2(o: OffsetCommitResponseTopic, out: bytearray)
 def _e_OffsetCommitResponse_2(o: OffsetCommitResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetCommitResponseTopic_2(e3, out)
     if o.unknown_tagged_fields:
@@ -1565,7 +1522,7 @@ def _e_OffsetCommitResponse_2(o: OffsetCommitResponse, out: bytearray) -> None:
 
 
 def _e_OffsetCommitResponsePartition_3(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponsePartition version 3 cannot carry tagged fields')
 
@@ -1576,11 +1533,11 @@ def _e_OffsetCommitResponseTopic_3(o: OffsetCommitResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitResponsePartition_3(e6, out)
     if o.unknown_tagged_fields:
@@ -1588,10 +1545,10 @@ def _e_OffsetCommitResponseTopic_3(o: OffsetCommitResponseTopic, out: bytearray)
 
 
 def _e_OffsetCommitResponse_3(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetCommitResponseTopic_3(e3, out)
     if o.unknown_tagged_fields:
@@ -1599,28 +1556,28 @@ def _e_OffsetCommitResponse_3(o: OffsetCommitResponse, out: bytearray) -> None:
 
 
 def _d_OffsetCommitResponse_3(buf: bytes, pos: int) -> tuple[OffsetCommitResponse, int]:
-    o = new_instance(OffsetCommitResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetCommitResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetCommitResponseTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetCommitResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetCommitResponseTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetCommitResponsePartition_4(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponsePartition version 4 cannot carry tagged fields')
 
@@ -1631,11 +1588,11 @@ def _e_OffsetCommitResponseTopic_4(o: OffsetCommitResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitResponsePartition_4(e6, out)
     if o.unknown_tagged_fields:
@@ -1643,10 +1600,10 @@ def _e_OffsetCommitResponseTopic_4(o: OffsetCommitResponseTopic, out: bytearray)
 
 
 def _e_OffsetCommitResponse_4(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetCommitResponseTopic_4(e3, out)
     if o.unknown_tagged_fields:
@@ -1654,7 +1611,7 @@ def _e_OffsetCommitResponse_4(o: OffsetCommitResponse, out: bytearray) -> None:
 
 
 def _e_OffsetCommitResponsePartition_5(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponsePartition version 5 cannot carry tagged fields')
 
@@ -1665,11 +1622,11 @@ def _e_OffsetCommitResponseTopic_5(o: OffsetCommitResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitResponsePartition_5(e6, out)
     if o.unknown_tagged_fields:
@@ -1677,10 +1634,10 @@ def _e_OffsetCommitResponseTopic_5(o: OffsetCommitResponseTopic, out: bytearray)
 
 
 def _e_OffsetCommitResponse_5(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetCommitResponseTopic_5(e3, out)
     if o.unknown_tagged_fields:
@@ -1688,7 +1645,7 @@ def _e_OffsetCommitResponse_5(o: OffsetCommitResponse, out: bytearray) -> None:
 
 
 def _e_OffsetCommitResponsePartition_6(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponsePartition version 6 cannot carry tagged fields')
 
@@ -1699,11 +1656,11 @@ def _e_OffsetCommitResponseTopic_6(o: OffsetCommitResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitResponsePartition_6(e6, out)
     if o.unknown_tagged_fields:
@@ -1711,10 +1668,10 @@ def _e_OffsetCommitResponseTopic_6(o: OffsetCommitResponseTopic, out: bytearray)
 
 
 def _e_OffsetCommitResponse_6(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetCommitResponseTopic_6(e3, out)
     if o.unknown_tagged_fields:
@@ -1722,7 +1679,7 @@ def _e_OffsetCommitResponse_6(o: OffsetCommitResponse, out: bytearray) -> None:
 
 
 def _e_OffsetCommitResponsePartition_7(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetCommitResponsePartition version 7 cannot carry tagged fields')
 
@@ -1733,11 +1690,11 @@ def _e_OffsetCommitResponseTopic_7(o: OffsetCommitResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetCommitResponsePartition_7(e6, out)
     if o.unknown_tagged_fields:
@@ -1745,10 +1702,10 @@ def _e_OffsetCommitResponseTopic_7(o: OffsetCommitResponseTopic, out: bytearray)
 
 
 def _e_OffsetCommitResponse_7(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetCommitResponseTopic_7(e3, out)
     if o.unknown_tagged_fields:
@@ -1756,7 +1713,7 @@ def _e_OffsetCommitResponse_7(o: OffsetCommitResponse, out: bytearray) -> None:
 
 
 def _e_OffsetCommitResponsePartition_8(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1791,7 +1748,7 @@ def _e_OffsetCommitResponseTopic_8(o: OffsetCommitResponseTopic, out: bytearray)
 
 
 def _e_OffsetCommitResponse_8(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1807,83 +1764,72 @@ def _e_OffsetCommitResponse_8(o: OffsetCommitResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_OffsetCommitResponsePartition_8(buf: bytes, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
-    o = new_instance(OffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OffsetCommitResponseTopic_8(buf: bytes, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
-    o = new_instance(OffsetCommitResponseTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of OffsetCommitResponseTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(OffsetCommitResponseTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetCommitResponseTopic was serialized as null')
     else:
-        if n3 * 7 > len(buf) - pos:
+        if n4 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetCommitResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetCommitResponsePartition_8(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[OffsetCommitResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetCommitResponsePartition)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetCommitResponse_8(buf: bytes, pos: int) -> tuple[OffsetCommitResponse, int]:
-    o = new_instance(OffsetCommitResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetCommitResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetCommitResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetCommitResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetCommitResponseTopic_8(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[OffsetCommitResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetCommitResponseTopic_8(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 OffsetCommitRequest._ENCODERS = {0: _e_OffsetCommitRequest_0, 1: _e_OffsetCommitRequest_1, 2: _e_OffsetCommitRequest_2, 3: _e_OffsetCommitRequest_3, 4: _e_OffsetCommitRequest_4, 5: _e_OffsetCommitRequest_5, 6: _e_OffsetCommitRequest_6, 7: _e_OffsetCommitRequest_7, 8: _e_OffsetCommitRequest_8, 9: _e_OffsetCommitRequest_9}

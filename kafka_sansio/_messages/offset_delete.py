@@ -4,13 +4,19 @@
 
 from __future__ import annotations
 
-from .._errors import LocalProtocolError, RemoteProtocolError
-from .._wire import MISSING, Message, Struct, new_instance, structure, truncated
+from collections.abc import Mapping
 
-_S_h = structure('>h')
-_S_hi = structure('>hi')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._wire import MISSING, NO_TAGS, Message, Struct, new_instance, structure, truncated
+
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hi = structure('>hi').unpack_from
+_SP_hi = structure('>hi').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class OffsetDeleteRequestPartition(Struct):
@@ -21,16 +27,16 @@ class OffsetDeleteRequestPartition(Struct):
 
     partition_index: int
     """The partition index."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetDeleteRequestTopic(Struct):
@@ -43,18 +49,18 @@ class OffsetDeleteRequestTopic(Struct):
     """The topic name."""
     partitions: list[OffsetDeleteRequestPartition]
     """Each partition to delete offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[OffsetDeleteRequestPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetDeleteRequest(Message):
@@ -74,18 +80,18 @@ class OffsetDeleteRequest(Message):
     """The unique group identifier."""
     topics: list[OffsetDeleteRequestTopic]
     """The topics to delete offsets for"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         group_id: str = '',
         topics: list[OffsetDeleteRequestTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetDeleteResponsePartition(Struct):
@@ -98,18 +104,18 @@ class OffsetDeleteResponsePartition(Struct):
     """The partition index."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetDeleteResponseTopic(Struct):
@@ -122,18 +128,18 @@ class OffsetDeleteResponseTopic(Struct):
     """The topic name."""
     partitions: list[OffsetDeleteResponsePartition]
     """The responses for each partition in the topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[OffsetDeleteResponsePartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetDeleteResponse(Message):
@@ -155,7 +161,7 @@ class OffsetDeleteResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     topics: list[OffsetDeleteResponseTopic]
     """The responses for each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -163,16 +169,16 @@ class OffsetDeleteResponse(Message):
         error_code: int = 0,
         throttle_time_ms: int = 0,
         topics: list[OffsetDeleteResponseTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_OffsetDeleteRequestPartition_0(o: OffsetDeleteRequestPartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetDeleteRequestPartition version 0 cannot carry tagged fields')
 
@@ -183,11 +189,11 @@ def _e_OffsetDeleteRequestTopic_0(o: OffsetDeleteRequestTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetDeleteRequestPartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -200,81 +206,76 @@ def _e_OffsetDeleteRequest_0(o: OffsetDeleteRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetDeleteRequestTopic_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetDeleteRequest version 0 cannot carry tagged fields')
 
 
-def _d_OffsetDeleteRequestPartition_0(buf: bytes, pos: int) -> tuple[OffsetDeleteRequestPartition, int]:
-    o = new_instance(OffsetDeleteRequestPartition)
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetDeleteRequestTopic_0(buf: bytes, pos: int) -> tuple[OffsetDeleteRequestTopic, int]:
-    o = new_instance(OffsetDeleteRequestTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetDeleteRequestTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of OffsetDeleteRequestTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetDeleteRequestTopic was serialized as null')
     else:
-        if n3 * 4 > len(buf) - pos:
+        if n4 * 4 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetDeleteRequestPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetDeleteRequestPartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetDeleteRequestPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetDeleteRequestPartition)
+            o7.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetDeleteRequest_0(buf: bytes, pos: int) -> tuple[OffsetDeleteRequest, int]:
-    o = new_instance(OffsetDeleteRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetDeleteRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetDeleteRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetDeleteRequest was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OffsetDeleteRequestTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetDeleteRequestTopic_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetDeleteRequestTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_OffsetDeleteRequestTopic_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetDeleteResponsePartition_0(o: OffsetDeleteResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetDeleteResponsePartition version 0 cannot carry tagged fields')
 
@@ -285,11 +286,11 @@ def _e_OffsetDeleteResponseTopic_0(o: OffsetDeleteResponseTopic, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetDeleteResponsePartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -297,70 +298,65 @@ def _e_OffsetDeleteResponseTopic_0(o: OffsetDeleteResponseTopic, out: bytearray)
 
 
 def _e_OffsetDeleteResponse_0(o: OffsetDeleteResponse, out: bytearray) -> None:
-    out += _S_hi.pack(o.error_code, o.throttle_time_ms)
+    out += _SP_hi(o.error_code, o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetDeleteResponseTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetDeleteResponse version 0 cannot carry tagged fields')
 
 
-def _d_OffsetDeleteResponsePartition_0(buf: bytes, pos: int) -> tuple[OffsetDeleteResponsePartition, int]:
-    o = new_instance(OffsetDeleteResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetDeleteResponseTopic_0(buf: bytes, pos: int) -> tuple[OffsetDeleteResponseTopic, int]:
-    o = new_instance(OffsetDeleteResponseTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetDeleteResponseTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of OffsetDeleteResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetDeleteResponseTopic was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetDeleteResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetDeleteResponsePartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetDeleteResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetDeleteResponsePartition)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetDeleteResponse_0(buf: bytes, pos: int) -> tuple[OffsetDeleteResponse, int]:
-    o = new_instance(OffsetDeleteResponse)
-    o.error_code, o.throttle_time_ms = _S_hi.unpack_from(buf, pos)
+    o1 = new_instance(OffsetDeleteResponse)
+    o1.error_code, o1.throttle_time_ms = _SU_hi(buf, pos)
     pos += 6
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetDeleteResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetDeleteResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetDeleteResponseTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetDeleteResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetDeleteResponseTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 OffsetDeleteRequest._ENCODERS = {0: _e_OffsetDeleteRequest_0}

@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,11 +26,17 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_iq = structure('>iq')
-_S_iqi = structure('>iqi')
-_S_o = structure('>?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_iqi = structure('>iqi').unpack_from
+_SP_iqi = structure('>iqi').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
+_AU_i = array_unpacker('i')
 
 
 class OffsetFetchRequestTopic(Struct):
@@ -37,18 +49,18 @@ class OffsetFetchRequestTopic(Struct):
     """The topic name."""
     partition_indexes: list[int]
     """The partition indexes we would like to fetch offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partition_indexes: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partition_indexes = [] if partition_indexes is MISSING else partition_indexes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchRequestTopics(Struct):
@@ -61,18 +73,18 @@ class OffsetFetchRequestTopics(Struct):
     """The topic name."""
     partition_indexes: list[int]
     """The partition indexes we would like to fetch offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partition_indexes: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partition_indexes = [] if partition_indexes is MISSING else partition_indexes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchRequestGroup(Struct):
@@ -89,7 +101,7 @@ class OffsetFetchRequestGroup(Struct):
     """The member epoch if using the new consumer protocol (KIP-848)."""
     topics: list[OffsetFetchRequestTopics] | None
     """Each topic we would like to fetch offsets for, or null to fetch offsets for all topics."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -98,13 +110,13 @@ class OffsetFetchRequestGroup(Struct):
         member_id: str | None = None,
         member_epoch: int = -1,
         topics: list[OffsetFetchRequestTopics] | None = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.member_id = member_id
         self.member_epoch = member_epoch
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchRequest(Message):
@@ -128,7 +140,7 @@ class OffsetFetchRequest(Message):
     """Each group we would like to fetch offsets for"""
     require_stable: bool
     """Whether broker should hold on returning unstable offsets but set a retriable error code for the partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -137,13 +149,13 @@ class OffsetFetchRequest(Message):
         topics: list[OffsetFetchRequestTopic] | None = MISSING,
         groups: list[OffsetFetchRequestGroup] = MISSING,
         require_stable: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = [] if topics is MISSING else topics
         self.groups = [] if groups is MISSING else groups
         self.require_stable = require_stable
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchResponsePartition(Struct):
@@ -162,7 +174,7 @@ class OffsetFetchResponsePartition(Struct):
     """The partition metadata."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -172,14 +184,14 @@ class OffsetFetchResponsePartition(Struct):
         committed_leader_epoch: int = -1,
         metadata: str | None = '',
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.committed_offset = committed_offset
         self.committed_leader_epoch = committed_leader_epoch
         self.metadata = metadata
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchResponseTopic(Struct):
@@ -192,18 +204,18 @@ class OffsetFetchResponseTopic(Struct):
     """The topic name."""
     partitions: list[OffsetFetchResponsePartition]
     """The responses per partition"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[OffsetFetchResponsePartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchResponsePartitions(Struct):
@@ -222,7 +234,7 @@ class OffsetFetchResponsePartitions(Struct):
     """The partition metadata."""
     error_code: int
     """The partition-level error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -232,14 +244,14 @@ class OffsetFetchResponsePartitions(Struct):
         committed_leader_epoch: int = -1,
         metadata: str | None = '',
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.committed_offset = committed_offset
         self.committed_leader_epoch = committed_leader_epoch
         self.metadata = metadata
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchResponseTopics(Struct):
@@ -252,18 +264,18 @@ class OffsetFetchResponseTopics(Struct):
     """The topic name."""
     partitions: list[OffsetFetchResponsePartitions]
     """The responses per partition"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[OffsetFetchResponsePartitions] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchResponseGroup(Struct):
@@ -278,7 +290,7 @@ class OffsetFetchResponseGroup(Struct):
     """The responses per topic."""
     error_code: int
     """The group-level error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -286,12 +298,12 @@ class OffsetFetchResponseGroup(Struct):
         group_id: str = '',
         topics: list[OffsetFetchResponseTopics] = MISSING,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = [] if topics is MISSING else topics
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetFetchResponse(Message):
@@ -315,7 +327,7 @@ class OffsetFetchResponse(Message):
     """The top-level error code, or 0 if there was no error."""
     groups: list[OffsetFetchResponseGroup]
     """The responses per group id."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -324,13 +336,13 @@ class OffsetFetchResponse(Message):
         topics: list[OffsetFetchResponseTopic] = MISSING,
         error_code: int = 0,
         groups: list[OffsetFetchResponseGroup] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
         self.error_code = error_code
         self.groups = [] if groups is MISSING else groups
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_OffsetFetchRequestTopic_0(o: OffsetFetchRequestTopic, out: bytearray) -> None:
@@ -339,11 +351,11 @@ def _e_OffsetFetchRequestTopic_0(o: OffsetFetchRequestTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_indexes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchRequestTopic version 0 cannot carry tagged fields')
@@ -359,70 +371,57 @@ def _e_OffsetFetchRequest_0(o: OffsetFetchRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     if v4 is None:
         raise LocalProtocolError('Topics of OffsetFetchRequest is not nullable at version 0')
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_OffsetFetchRequestTopic_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchRequest version 0 cannot carry tagged fields')
 
 
-def _d_OffsetFetchRequestTopic_0(buf: bytes, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
-    o = new_instance(OffsetFetchRequestTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of OffsetFetchRequestTopic was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of OffsetFetchRequestTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetFetchRequest_0(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, int]:
-    o = new_instance(OffsetFetchRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetFetchRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetFetchRequest was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OffsetFetchRequestTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchRequestTopic_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.groups = []
-    o.require_stable = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetFetchRequestTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchRequestTopic)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Name of OffsetFetchRequestTopic was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.name = buf[pos:end9].decode()
+                pos = end9
+            o7.partition_indexes, pos = read_array(buf, pos, 'i', False, 'PartitionIndexes')
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.topics = a5
+    o1.groups = []
+    o1.require_stable = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetFetchRequestTopic_1(o: OffsetFetchRequestTopic, out: bytearray) -> None:
@@ -431,11 +430,11 @@ def _e_OffsetFetchRequestTopic_1(o: OffsetFetchRequestTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_indexes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchRequestTopic version 1 cannot carry tagged fields')
@@ -451,14 +450,14 @@ def _e_OffsetFetchRequest_1(o: OffsetFetchRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     if v4 is None:
         raise LocalProtocolError('Topics of OffsetFetchRequest is not nullable at version 1')
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_OffsetFetchRequestTopic_1(e6, out)
     if o.unknown_tagged_fields:
@@ -471,11 +470,11 @@ def _e_OffsetFetchRequestTopic_2(o: OffsetFetchRequestTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_indexes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchRequestTopic version 2 cannot carry tagged fields')
@@ -491,14 +490,14 @@ def _e_OffsetFetchRequest_2(o: OffsetFetchRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_OffsetFetchRequestTopic_2(e6, out)
     if o.unknown_tagged_fields:
@@ -506,32 +505,42 @@ def _e_OffsetFetchRequest_2(o: OffsetFetchRequest, out: bytearray) -> None:
 
 
 def _d_OffsetFetchRequest_2(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, int]:
-    o = new_instance(OffsetFetchRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of OffsetFetchRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
-        o.topics = None
+    if n4 < 0:
+        o1.topics = None
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OffsetFetchRequestTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchRequestTopic_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.groups = []
-    o.require_stable = False
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetFetchRequestTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchRequestTopic)
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Name of OffsetFetchRequestTopic was serialized as null')
+            else:
+                end9 = pos + n8
+                o7.name = buf[pos:end9].decode()
+                pos = end9
+            o7.partition_indexes, pos = read_array(buf, pos, 'i', False, 'PartitionIndexes')
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.topics = a5
+    o1.groups = []
+    o1.require_stable = False
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetFetchRequestTopic_3(o: OffsetFetchRequestTopic, out: bytearray) -> None:
@@ -540,11 +549,11 @@ def _e_OffsetFetchRequestTopic_3(o: OffsetFetchRequestTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_indexes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchRequestTopic version 3 cannot carry tagged fields')
@@ -560,14 +569,14 @@ def _e_OffsetFetchRequest_3(o: OffsetFetchRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_OffsetFetchRequestTopic_3(e6, out)
     if o.unknown_tagged_fields:
@@ -580,11 +589,11 @@ def _e_OffsetFetchRequestTopic_4(o: OffsetFetchRequestTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_indexes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchRequestTopic version 4 cannot carry tagged fields')
@@ -600,14 +609,14 @@ def _e_OffsetFetchRequest_4(o: OffsetFetchRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_OffsetFetchRequestTopic_4(e6, out)
     if o.unknown_tagged_fields:
@@ -620,11 +629,11 @@ def _e_OffsetFetchRequestTopic_5(o: OffsetFetchRequestTopic, out: bytearray) -> 
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_indexes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchRequestTopic version 5 cannot carry tagged fields')
@@ -640,14 +649,14 @@ def _e_OffsetFetchRequest_5(o: OffsetFetchRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.topics
     if v4 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n5 = len(v4)
-        out += _S_i.pack(n5)
+        out += _SP_i(n5)
         for e6 in v4:
             _e_OffsetFetchRequestTopic_5(e6, out)
     if o.unknown_tagged_fields:
@@ -712,80 +721,57 @@ def _e_OffsetFetchRequest_6(o: OffsetFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_OffsetFetchRequestTopic_6(buf: bytes, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
-    o = new_instance(OffsetFetchRequestTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of OffsetFetchRequestTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of OffsetFetchRequestTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OffsetFetchRequest_6(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, int]:
-    o = new_instance(OffsetFetchRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of OffsetFetchRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(OffsetFetchRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.topics = None
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        o1.topics = None
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OffsetFetchRequestTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchRequestTopic_6(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.groups = []
-    o.require_stable = False
+        a5: list[OffsetFetchRequestTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchRequestTopic)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.name, pos = read_compact_string(buf, pos, 'Name')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.topics = a5
+    o1.groups = []
+    o1.require_stable = False
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_OffsetFetchRequest_7(o: OffsetFetchRequest, out: bytearray) -> None:
@@ -812,7 +798,7 @@ def _e_OffsetFetchRequest_7(o: OffsetFetchRequest, out: bytearray) -> None:
             out += write_uvarint(n5 + 1)
         for e6 in v4:
             _e_OffsetFetchRequestTopic_6(e6, out)
-    out += _S_o.pack(o.require_stable)
+    out += _SP_o(o.require_stable)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -821,45 +807,57 @@ def _e_OffsetFetchRequest_7(o: OffsetFetchRequest, out: bytearray) -> None:
 
 
 def _d_OffsetFetchRequest_7(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, int]:
-    o = new_instance(OffsetFetchRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of OffsetFetchRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(OffsetFetchRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.topics = None
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        o1.topics = None
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OffsetFetchRequestTopic] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchRequestTopic_6(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.require_stable, = _S_o.unpack_from(buf, pos)
+        a5: list[OffsetFetchRequestTopic] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchRequestTopic)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.name, pos = read_compact_string(buf, pos, 'Name')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.topics = a5
+    o1.require_stable, = _SU_o(buf, pos)
     pos += 1
-    o.groups = []
+    o1.groups = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_OffsetFetchRequestTopics_8(o: OffsetFetchRequestTopics, out: bytearray) -> None:
@@ -929,7 +927,7 @@ def _e_OffsetFetchRequest_8(o: OffsetFetchRequest, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_OffsetFetchRequestGroup_8(e3, out)
-    out += _S_o.pack(o.require_stable)
+    out += _SP_o(o.require_stable)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -937,110 +935,87 @@ def _e_OffsetFetchRequest_8(o: OffsetFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_OffsetFetchRequestTopics_8(buf: bytes, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
-    o = new_instance(OffsetFetchRequestTopics)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of OffsetFetchRequestTopics was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of OffsetFetchRequestTopics was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OffsetFetchRequestGroup_8(buf: bytes, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
-    o = new_instance(OffsetFetchRequestGroup)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of OffsetFetchRequestGroup was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(OffsetFetchRequestGroup)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.topics = None
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        o1.topics = None
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OffsetFetchRequestTopics] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchRequestTopics_8(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.member_id = None
-    o.member_epoch = -1
+        a5: list[OffsetFetchRequestTopics] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchRequestTopics)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.name = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.name, pos = read_compact_string(buf, pos, 'Name')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.topics = a5
+    o1.member_id = None
+    o1.member_epoch = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetFetchRequest_8(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, int]:
-    o = new_instance(OffsetFetchRequest)
-    n1 = buf[pos]
+    o1 = new_instance(OffsetFetchRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of OffsetFetchRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[OffsetFetchRequestGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetFetchRequestGroup_8(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.require_stable, = _S_o.unpack_from(buf, pos)
+        a3: list[OffsetFetchRequestGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetFetchRequestGroup_8(buf, pos)
+            ap4(e5)
+        o1.groups = a3
+    o1.require_stable, = _SU_o(buf, pos)
     pos += 1
-    o.group_id = ''
-    o.topics = []
+    o1.group_id = ''
+    o1.topics = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_OffsetFetchRequestGroup_9(o: OffsetFetchRequestGroup, out: bytearray) -> None:
@@ -1067,7 +1042,7 @@ def _e_OffsetFetchRequestGroup_9(o: OffsetFetchRequestGroup, out: bytearray) -> 
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_i.pack(o.member_epoch)
+    out += _SP_i(o.member_epoch)
     v7 = o.topics
     if v7 is None:
         out.append(0)
@@ -1099,7 +1074,7 @@ def _e_OffsetFetchRequest_9(o: OffsetFetchRequest, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_OffsetFetchRequestGroup_9(e3, out)
-    out += _S_o.pack(o.require_stable)
+    out += _SP_o(o.require_stable)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1108,91 +1083,97 @@ def _e_OffsetFetchRequest_9(o: OffsetFetchRequest, out: bytearray) -> None:
 
 
 def _d_OffsetFetchRequestGroup_9(buf: bytes, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
-    o = new_instance(OffsetFetchRequestGroup)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of OffsetFetchRequestGroup was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(OffsetFetchRequestGroup)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.member_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.member_epoch, = _S_i.unpack_from(buf, pos)
+        o1.member_id, pos = read_nullable_compact_string(buf, pos, 'MemberId')
+    o1.member_epoch, = _SU_i(buf, pos)
     pos += 4
-    n5 = buf[pos]
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.topics = None
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
+        o1.topics = None
     else:
-        if n5 * 3 > len(buf) - pos:
+        if n6 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[OffsetFetchRequestTopics] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_OffsetFetchRequestTopics_8(buf, pos)
-            ap8(e7)
-        o.topics = a6
+        a7: list[OffsetFetchRequestTopics] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(OffsetFetchRequestTopics)
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o9.name = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o9.name, pos = read_compact_string(buf, pos, 'Name')
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                o9.partition_indexes = list(_AU_i[n12](buf, pos + 1))
+                pos += 1 + 4 * n12
+            else:
+                o9.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
+            if buf[pos] == 0:
+                o9.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap8(o9)
+        o1.topics = a7
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetFetchRequest_9(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, int]:
-    o = new_instance(OffsetFetchRequest)
-    n1 = buf[pos]
+    o1 = new_instance(OffsetFetchRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of OffsetFetchRequest was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[OffsetFetchRequestGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetFetchRequestGroup_9(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.require_stable, = _S_o.unpack_from(buf, pos)
+        a3: list[OffsetFetchRequestGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetFetchRequestGroup_9(buf, pos)
+            ap4(e5)
+        o1.groups = a3
+    o1.require_stable, = _SU_o(buf, pos)
     pos += 1
-    o.group_id = ''
-    o.topics = []
+    o1.group_id = ''
+    o1.topics = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_OffsetFetchResponsePartition_0(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -1201,9 +1182,9 @@ def _e_OffsetFetchResponsePartition_0(o: OffsetFetchResponsePartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Metadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponsePartition version 0 cannot carry tagged fields')
 
@@ -1214,11 +1195,11 @@ def _e_OffsetFetchResponseTopic_0(o: OffsetFetchResponseTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetFetchResponsePartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -1230,83 +1211,78 @@ def _e_OffsetFetchResponse_0(o: OffsetFetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Groups at version 0 of OffsetFetchResponse')
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetFetchResponseTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponse version 0 cannot carry tagged fields')
 
 
-def _d_OffsetFetchResponsePartition_0(buf: bytes, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    o = new_instance(OffsetFetchResponsePartition)
-    o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.metadata = None
-    else:
-        end2 = pos + n1
-        o.metadata = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.committed_leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetFetchResponseTopic_0(buf: bytes, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
-    o = new_instance(OffsetFetchResponseTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchResponseTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of OffsetFetchResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetFetchResponseTopic was serialized as null')
     else:
-        if n3 * 16 > len(buf) - pos:
+        if n4 * 16 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetFetchResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchResponsePartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetFetchResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchResponsePartition)
+            o7.partition_index, o7.committed_offset = _SU_iq(buf, pos)
+            pos += 12
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.metadata = None
+            else:
+                end9 = pos + n8
+                o7.metadata = buf[pos:end9].decode()
+                pos = end9
+            o7.error_code, = _SU_h(buf, pos)
+            pos += 2
+            o7.committed_leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetFetchResponse_0(buf: bytes, pos: int) -> tuple[OffsetFetchResponse, int]:
-    o = new_instance(OffsetFetchResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetFetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetFetchResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetFetchResponseTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.throttle_time_ms = 0
-    o.error_code = 0
-    o.groups = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetFetchResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetFetchResponseTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.throttle_time_ms = 0
+    o1.error_code = 0
+    o1.groups = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetFetchResponsePartition_1(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -1315,9 +1291,9 @@ def _e_OffsetFetchResponsePartition_1(o: OffsetFetchResponsePartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Metadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponsePartition version 1 cannot carry tagged fields')
 
@@ -1328,11 +1304,11 @@ def _e_OffsetFetchResponseTopic_1(o: OffsetFetchResponseTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetFetchResponsePartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -1344,7 +1320,7 @@ def _e_OffsetFetchResponse_1(o: OffsetFetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Groups at version 1 of OffsetFetchResponse')
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetFetchResponseTopic_1(e3, out)
     if o.unknown_tagged_fields:
@@ -1352,7 +1328,7 @@ def _e_OffsetFetchResponse_1(o: OffsetFetchResponse, out: bytearray) -> None:
 
 
 def _e_OffsetFetchResponsePartition_2(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -1361,9 +1337,9 @@ def _e_OffsetFetchResponsePartition_2(o: OffsetFetchResponsePartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Metadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponsePartition version 2 cannot carry tagged fields')
 
@@ -1374,11 +1350,11 @@ def _e_OffsetFetchResponseTopic_2(o: OffsetFetchResponseTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetFetchResponsePartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -1390,39 +1366,39 @@ def _e_OffsetFetchResponse_2(o: OffsetFetchResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Groups at version 2 of OffsetFetchResponse')
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetFetchResponseTopic_2(e3, out)
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponse version 2 cannot carry tagged fields')
 
 
 def _d_OffsetFetchResponse_2(buf: bytes, pos: int) -> tuple[OffsetFetchResponse, int]:
-    o = new_instance(OffsetFetchResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetFetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetFetchResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetFetchResponseTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.error_code, = _S_h.unpack_from(buf, pos)
+        a3: list[OffsetFetchResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetFetchResponseTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    o.throttle_time_ms = 0
-    o.groups = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.throttle_time_ms = 0
+    o1.groups = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetFetchResponsePartition_3(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -1431,9 +1407,9 @@ def _e_OffsetFetchResponsePartition_3(o: OffsetFetchResponsePartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Metadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponsePartition version 3 cannot carry tagged fields')
 
@@ -1444,11 +1420,11 @@ def _e_OffsetFetchResponseTopic_3(o: OffsetFetchResponseTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetFetchResponsePartition_3(e6, out)
     if o.unknown_tagged_fields:
@@ -1458,43 +1434,43 @@ def _e_OffsetFetchResponseTopic_3(o: OffsetFetchResponseTopic, out: bytearray) -
 def _e_OffsetFetchResponse_3(o: OffsetFetchResponse, out: bytearray) -> None:
     if o.groups:
         raise LocalProtocolError('attempted to write a non-default Groups at version 3 of OffsetFetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetFetchResponseTopic_3(e3, out)
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponse version 3 cannot carry tagged fields')
 
 
 def _d_OffsetFetchResponse_3(buf: bytes, pos: int) -> tuple[OffsetFetchResponse, int]:
-    o = new_instance(OffsetFetchResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetFetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetFetchResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetFetchResponseTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.error_code, = _S_h.unpack_from(buf, pos)
+        a3: list[OffsetFetchResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetFetchResponseTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    o.groups = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.groups = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetFetchResponsePartition_4(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -1503,9 +1479,9 @@ def _e_OffsetFetchResponsePartition_4(o: OffsetFetchResponsePartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Metadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponsePartition version 4 cannot carry tagged fields')
 
@@ -1516,11 +1492,11 @@ def _e_OffsetFetchResponseTopic_4(o: OffsetFetchResponseTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetFetchResponsePartition_4(e6, out)
     if o.unknown_tagged_fields:
@@ -1530,19 +1506,19 @@ def _e_OffsetFetchResponseTopic_4(o: OffsetFetchResponseTopic, out: bytearray) -
 def _e_OffsetFetchResponse_4(o: OffsetFetchResponse, out: bytearray) -> None:
     if o.groups:
         raise LocalProtocolError('attempted to write a non-default Groups at version 4 of OffsetFetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetFetchResponseTopic_4(e3, out)
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponse version 4 cannot carry tagged fields')
 
 
 def _e_OffsetFetchResponsePartition_5(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -1551,9 +1527,9 @@ def _e_OffsetFetchResponsePartition_5(o: OffsetFetchResponsePartition, out: byte
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('Metadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponsePartition version 5 cannot carry tagged fields')
 
@@ -1564,11 +1540,11 @@ def _e_OffsetFetchResponseTopic_5(o: OffsetFetchResponseTopic, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetFetchResponsePartition_5(e6, out)
     if o.unknown_tagged_fields:
@@ -1578,88 +1554,83 @@ def _e_OffsetFetchResponseTopic_5(o: OffsetFetchResponseTopic, out: bytearray) -
 def _e_OffsetFetchResponse_5(o: OffsetFetchResponse, out: bytearray) -> None:
     if o.groups:
         raise LocalProtocolError('attempted to write a non-default Groups at version 5 of OffsetFetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetFetchResponseTopic_5(e3, out)
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetFetchResponse version 5 cannot carry tagged fields')
 
 
-def _d_OffsetFetchResponsePartition_5(buf: bytes, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    o = new_instance(OffsetFetchResponsePartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.metadata = None
-    else:
-        end2 = pos + n1
-        o.metadata = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetFetchResponseTopic_5(buf: bytes, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
-    o = new_instance(OffsetFetchResponseTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchResponseTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of OffsetFetchResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetFetchResponseTopic was serialized as null')
     else:
-        if n3 * 20 > len(buf) - pos:
+        if n4 * 20 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetFetchResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchResponsePartition_5(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetFetchResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchResponsePartition)
+            o7.partition_index, o7.committed_offset, o7.committed_leader_epoch = _SU_iqi(buf, pos)
+            pos += 16
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.metadata = None
+            else:
+                end9 = pos + n8
+                o7.metadata = buf[pos:end9].decode()
+                pos = end9
+            o7.error_code, = _SU_h(buf, pos)
+            pos += 2
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetFetchResponse_5(buf: bytes, pos: int) -> tuple[OffsetFetchResponse, int]:
-    o = new_instance(OffsetFetchResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetFetchResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetFetchResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetFetchResponseTopic_5(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.error_code, = _S_h.unpack_from(buf, pos)
+        a3: list[OffsetFetchResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetFetchResponseTopic_5(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    o.groups = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.groups = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetFetchResponsePartition_6(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.metadata
     if v1 is None:
         out.append(0)
@@ -1673,7 +1644,7 @@ def _e_OffsetFetchResponsePartition_6(o: OffsetFetchResponsePartition, out: byte
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1710,7 +1681,7 @@ def _e_OffsetFetchResponseTopic_6(o: OffsetFetchResponseTopic, out: bytearray) -
 def _e_OffsetFetchResponse_6(o: OffsetFetchResponse, out: bytearray) -> None:
     if o.groups:
         raise LocalProtocolError('attempted to write a non-default Groups at version 6 of OffsetFetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1719,7 +1690,7 @@ def _e_OffsetFetchResponse_6(o: OffsetFetchResponse, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_OffsetFetchResponseTopic_6(e3, out)
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1727,107 +1698,90 @@ def _e_OffsetFetchResponse_6(o: OffsetFetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_OffsetFetchResponsePartition_6(buf: bytes, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    o = new_instance(OffsetFetchResponsePartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.metadata = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Metadata had invalid length')
-    else:
-        end2 = pos + n1
-        o.metadata = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OffsetFetchResponseTopic_6(buf: bytes, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
-    o = new_instance(OffsetFetchResponseTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of OffsetFetchResponseTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(OffsetFetchResponseTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetFetchResponseTopic was serialized as null')
     else:
-        if n3 * 20 > len(buf) - pos:
+        if n4 * 20 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetFetchResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchResponsePartition_6(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[OffsetFetchResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchResponsePartition)
+            o7.partition_index, o7.committed_offset, o7.committed_leader_epoch = _SU_iqi(buf, pos)
+            pos += 16
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.metadata = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.metadata, pos = read_nullable_compact_string(buf, pos, 'Metadata')
+            o7.error_code, = _SU_h(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetFetchResponse_6(buf: bytes, pos: int) -> tuple[OffsetFetchResponse, int]:
-    o = new_instance(OffsetFetchResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetFetchResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetFetchResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetFetchResponseTopic_6(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.error_code, = _S_h.unpack_from(buf, pos)
+        a3: list[OffsetFetchResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetFetchResponseTopic_6(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    o.groups = []
+    o1.groups = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_OffsetFetchResponse_7(o: OffsetFetchResponse, out: bytearray) -> None:
     if o.groups:
         raise LocalProtocolError('attempted to write a non-default Groups at version 7 of OffsetFetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1836,7 +1790,7 @@ def _e_OffsetFetchResponse_7(o: OffsetFetchResponse, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_OffsetFetchResponseTopic_6(e3, out)
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1845,7 +1799,7 @@ def _e_OffsetFetchResponse_7(o: OffsetFetchResponse, out: bytearray) -> None:
 
 
 def _e_OffsetFetchResponsePartitions_8(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.metadata
     if v1 is None:
         out.append(0)
@@ -1859,7 +1813,7 @@ def _e_OffsetFetchResponsePartitions_8(o: OffsetFetchResponsePartitions, out: by
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1912,7 +1866,7 @@ def _e_OffsetFetchResponseGroup_8(o: OffsetFetchResponseGroup, out: bytearray) -
         out += write_uvarint(n5 + 1)
     for e6 in v4:
         _e_OffsetFetchResponseTopics_8(e6, out)
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1923,7 +1877,7 @@ def _e_OffsetFetchResponseGroup_8(o: OffsetFetchResponseGroup, out: bytearray) -
 def _e_OffsetFetchResponse_8(o: OffsetFetchResponse, out: bytearray) -> None:
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 8 of OffsetFetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.groups
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1939,147 +1893,124 @@ def _e_OffsetFetchResponse_8(o: OffsetFetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_OffsetFetchResponsePartitions_8(buf: bytes, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
-    o = new_instance(OffsetFetchResponsePartitions)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.metadata = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Metadata had invalid length')
-    else:
-        end2 = pos + n1
-        o.metadata = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OffsetFetchResponseTopics_8(buf: bytes, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
-    o = new_instance(OffsetFetchResponseTopics)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of OffsetFetchResponseTopics was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(OffsetFetchResponseTopics)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetFetchResponseTopics was serialized as null')
     else:
-        if n3 * 20 > len(buf) - pos:
+        if n4 * 20 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetFetchResponsePartitions] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchResponsePartitions_8(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[OffsetFetchResponsePartitions] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetFetchResponsePartitions)
+            o7.partition_index, o7.committed_offset, o7.committed_leader_epoch = _SU_iqi(buf, pos)
+            pos += 16
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.metadata = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.metadata, pos = read_nullable_compact_string(buf, pos, 'Metadata')
+            o7.error_code, = _SU_h(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetFetchResponseGroup_8(buf: bytes, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
-    o = new_instance(OffsetFetchResponseGroup)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of OffsetFetchResponseGroup was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(OffsetFetchResponseGroup)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetFetchResponseGroup was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[OffsetFetchResponseTopics] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetFetchResponseTopics_8(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.error_code, = _S_h.unpack_from(buf, pos)
+        a5: list[OffsetFetchResponseTopics] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_OffsetFetchResponseTopics_8(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetFetchResponse_8(buf: bytes, pos: int) -> tuple[OffsetFetchResponse, int]:
-    o = new_instance(OffsetFetchResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetFetchResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of OffsetFetchResponse was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[OffsetFetchResponseGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetFetchResponseGroup_8(buf, pos)
-            ap4(e3)
-        o.groups = a2
-    o.topics = []
-    o.error_code = 0
+        a3: list[OffsetFetchResponseGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetFetchResponseGroup_8(buf, pos)
+            ap4(e5)
+        o1.groups = a3
+    o1.topics = []
+    o1.error_code = 0
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_OffsetFetchResponse_9(o: OffsetFetchResponse, out: bytearray) -> None:
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 9 of OffsetFetchResponse')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.groups
     n2 = len(v1)
     if n2 + 1 < 128:

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,12 +22,18 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_hiiq = structure('>hiiq')
-_S_hiq = structure('>hiq')
-_S_i = structure('>i')
-_S_ii = structure('>ii')
-_S_iii = structure('>iii')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hiiq = structure('>hiiq').unpack_from
+_SP_hiiq = structure('>hiiq').pack
+_SU_hiq = structure('>hiq').unpack_from
+_SP_hiq = structure('>hiq').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_iii = structure('>iii').unpack_from
+_SP_iii = structure('>iii').pack
 
 
 class OffsetForLeaderPartition(Struct):
@@ -38,7 +48,7 @@ class OffsetForLeaderPartition(Struct):
     """An epoch used to fence consumers/replicas with old metadata. If the epoch provided by the client is larger than the current epoch known to the broker, then the UNKNOWN_LEADER_EPOCH error code will be returned. If the provided epoch is smaller, then the FENCED_LEADER_EPOCH error code will be returned."""
     leader_epoch: int
     """The epoch to look up an offset for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -46,12 +56,12 @@ class OffsetForLeaderPartition(Struct):
         partition: int = 0,
         current_leader_epoch: int = -1,
         leader_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
         self.current_leader_epoch = current_leader_epoch
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetForLeaderTopic(Struct):
@@ -64,18 +74,18 @@ class OffsetForLeaderTopic(Struct):
     """The topic name."""
     partitions: list[OffsetForLeaderPartition]
     """Each partition to get offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic: str = '',
         partitions: list[OffsetForLeaderPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetForLeaderEpochRequest(Message):
@@ -95,18 +105,18 @@ class OffsetForLeaderEpochRequest(Message):
     """The broker ID of the follower, of -1 if this request is from a consumer."""
     topics: list[OffsetForLeaderTopic]
     """Each topic to get offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         replica_id: int = -2,
         topics: list[OffsetForLeaderTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.replica_id = replica_id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class EpochEndOffset(Struct):
@@ -123,7 +133,7 @@ class EpochEndOffset(Struct):
     """The leader epoch of the partition."""
     end_offset: int
     """The end offset of the epoch."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -132,13 +142,13 @@ class EpochEndOffset(Struct):
         partition: int = 0,
         leader_epoch: int = -1,
         end_offset: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.partition = partition
         self.leader_epoch = leader_epoch
         self.end_offset = end_offset
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetForLeaderTopicResult(Struct):
@@ -151,18 +161,18 @@ class OffsetForLeaderTopicResult(Struct):
     """The topic name."""
     partitions: list[EpochEndOffset]
     """Each partition in the topic we fetched offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic: str = '',
         partitions: list[EpochEndOffset] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic = topic
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class OffsetForLeaderEpochResponse(Message):
@@ -182,22 +192,22 @@ class OffsetForLeaderEpochResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     topics: list[OffsetForLeaderTopicResult]
     """Each topic we fetched offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         topics: list[OffsetForLeaderTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_OffsetForLeaderPartition_0(o: OffsetForLeaderPartition, out: bytearray) -> None:
-    out += _S_ii.pack(o.partition, o.leader_epoch)
+    out += _SP_ii(o.partition, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetForLeaderPartition version 0 cannot carry tagged fields')
 
@@ -208,11 +218,11 @@ def _e_OffsetForLeaderTopic_0(o: OffsetForLeaderTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetForLeaderPartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -222,71 +232,66 @@ def _e_OffsetForLeaderTopic_0(o: OffsetForLeaderTopic, out: bytearray) -> None:
 def _e_OffsetForLeaderEpochRequest_0(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetForLeaderTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetForLeaderEpochRequest version 0 cannot carry tagged fields')
 
 
-def _d_OffsetForLeaderPartition_0(buf: bytes, pos: int) -> tuple[OffsetForLeaderPartition, int]:
-    o = new_instance(OffsetForLeaderPartition)
-    o.partition, o.leader_epoch = _S_ii.unpack_from(buf, pos)
-    pos += 8
-    o.current_leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetForLeaderTopic_0(buf: bytes, pos: int) -> tuple[OffsetForLeaderTopic, int]:
-    o = new_instance(OffsetForLeaderTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of OffsetForLeaderTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetForLeaderTopic was serialized as null')
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetForLeaderPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetForLeaderPartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetForLeaderPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetForLeaderPartition)
+            o7.partition, o7.leader_epoch = _SU_ii(buf, pos)
+            pos += 8
+            o7.current_leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetForLeaderEpochRequest_0(buf: bytes, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
-    o = new_instance(OffsetForLeaderEpochRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderEpochRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetForLeaderEpochRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetForLeaderTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetForLeaderTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.replica_id = -2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetForLeaderTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetForLeaderTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.replica_id = -2
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetForLeaderPartition_1(o: OffsetForLeaderPartition, out: bytearray) -> None:
-    out += _S_ii.pack(o.partition, o.leader_epoch)
+    out += _SP_ii(o.partition, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetForLeaderPartition version 1 cannot carry tagged fields')
 
@@ -297,11 +302,11 @@ def _e_OffsetForLeaderTopic_1(o: OffsetForLeaderTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetForLeaderPartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -311,7 +316,7 @@ def _e_OffsetForLeaderTopic_1(o: OffsetForLeaderTopic, out: bytearray) -> None:
 def _e_OffsetForLeaderEpochRequest_1(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetForLeaderTopic_1(e3, out)
     if o.unknown_tagged_fields:
@@ -319,7 +324,7 @@ def _e_OffsetForLeaderEpochRequest_1(o: OffsetForLeaderEpochRequest, out: bytear
 
 
 def _e_OffsetForLeaderPartition_2(o: OffsetForLeaderPartition, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition, o.current_leader_epoch, o.leader_epoch)
+    out += _SP_iii(o.partition, o.current_leader_epoch, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetForLeaderPartition version 2 cannot carry tagged fields')
 
@@ -330,11 +335,11 @@ def _e_OffsetForLeaderTopic_2(o: OffsetForLeaderTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetForLeaderPartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -344,70 +349,65 @@ def _e_OffsetForLeaderTopic_2(o: OffsetForLeaderTopic, out: bytearray) -> None:
 def _e_OffsetForLeaderEpochRequest_2(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetForLeaderTopic_2(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetForLeaderEpochRequest version 2 cannot carry tagged fields')
 
 
-def _d_OffsetForLeaderPartition_2(buf: bytes, pos: int) -> tuple[OffsetForLeaderPartition, int]:
-    o = new_instance(OffsetForLeaderPartition)
-    o.partition, o.current_leader_epoch, o.leader_epoch = _S_iii.unpack_from(buf, pos)
-    pos += 12
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetForLeaderTopic_2(buf: bytes, pos: int) -> tuple[OffsetForLeaderTopic, int]:
-    o = new_instance(OffsetForLeaderTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of OffsetForLeaderTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetForLeaderTopic was serialized as null')
     else:
-        if n3 * 12 > len(buf) - pos:
+        if n4 * 12 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetForLeaderPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetForLeaderPartition_2(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[OffsetForLeaderPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetForLeaderPartition)
+            o7.partition, o7.current_leader_epoch, o7.leader_epoch = _SU_iii(buf, pos)
+            pos += 12
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetForLeaderEpochRequest_2(buf: bytes, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
-    o = new_instance(OffsetForLeaderEpochRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderEpochRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetForLeaderEpochRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetForLeaderTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetForLeaderTopic_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.replica_id = -2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetForLeaderTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetForLeaderTopic_2(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.replica_id = -2
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetForLeaderPartition_3(o: OffsetForLeaderPartition, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition, o.current_leader_epoch, o.leader_epoch)
+    out += _SP_iii(o.partition, o.current_leader_epoch, o.leader_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetForLeaderPartition version 3 cannot carry tagged fields')
 
@@ -418,11 +418,11 @@ def _e_OffsetForLeaderTopic_3(o: OffsetForLeaderTopic, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_OffsetForLeaderPartition_3(e6, out)
     if o.unknown_tagged_fields:
@@ -430,10 +430,10 @@ def _e_OffsetForLeaderTopic_3(o: OffsetForLeaderTopic, out: bytearray) -> None:
 
 
 def _e_OffsetForLeaderEpochRequest_3(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.replica_id)
+    out += _SP_i(o.replica_id)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetForLeaderTopic_3(e3, out)
     if o.unknown_tagged_fields:
@@ -441,28 +441,28 @@ def _e_OffsetForLeaderEpochRequest_3(o: OffsetForLeaderEpochRequest, out: bytear
 
 
 def _d_OffsetForLeaderEpochRequest_3(buf: bytes, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
-    o = new_instance(OffsetForLeaderEpochRequest)
-    o.replica_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderEpochRequest)
+    o1.replica_id, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetForLeaderEpochRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetForLeaderTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetForLeaderTopic_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetForLeaderTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetForLeaderTopic_2(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_OffsetForLeaderPartition_4(o: OffsetForLeaderPartition, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition, o.current_leader_epoch, o.leader_epoch)
+    out += _SP_iii(o.partition, o.current_leader_epoch, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -497,7 +497,7 @@ def _e_OffsetForLeaderTopic_4(o: OffsetForLeaderTopic, out: bytearray) -> None:
 
 
 def _e_OffsetForLeaderEpochRequest_4(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.replica_id)
+    out += _SP_i(o.replica_id)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -513,87 +513,76 @@ def _e_OffsetForLeaderEpochRequest_4(o: OffsetForLeaderEpochRequest, out: bytear
         out.append(0)
 
 
-def _d_OffsetForLeaderPartition_4(buf: bytes, pos: int) -> tuple[OffsetForLeaderPartition, int]:
-    o = new_instance(OffsetForLeaderPartition)
-    o.partition, o.current_leader_epoch, o.leader_epoch = _S_iii.unpack_from(buf, pos)
-    pos += 12
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OffsetForLeaderTopic_4(buf: bytes, pos: int) -> tuple[OffsetForLeaderTopic, int]:
-    o = new_instance(OffsetForLeaderTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of OffsetForLeaderTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
+    o1 = new_instance(OffsetForLeaderTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic, pos = read_compact_string(buf, pos, 'Topic')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetForLeaderTopic was serialized as null')
     else:
-        if n3 * 13 > len(buf) - pos:
+        if n4 * 13 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[OffsetForLeaderPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_OffsetForLeaderPartition_4(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[OffsetForLeaderPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(OffsetForLeaderPartition)
+            o7.partition, o7.current_leader_epoch, o7.leader_epoch = _SU_iii(buf, pos)
+            pos += 12
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetForLeaderEpochRequest_4(buf: bytes, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
-    o = new_instance(OffsetForLeaderEpochRequest)
-    o.replica_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderEpochRequest)
+    o1.replica_id, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetForLeaderEpochRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetForLeaderTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetForLeaderTopic_4(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[OffsetForLeaderTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetForLeaderTopic_4(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_EpochEndOffset_0(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_hiq.pack(o.error_code, o.partition, o.end_offset)
+    out += _SP_hiq(o.error_code, o.partition, o.end_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EpochEndOffset version 0 cannot carry tagged fields')
 
@@ -604,11 +593,11 @@ def _e_OffsetForLeaderTopicResult_0(o: OffsetForLeaderTopicResult, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_EpochEndOffset_0(e6, out)
     if o.unknown_tagged_fields:
@@ -618,71 +607,66 @@ def _e_OffsetForLeaderTopicResult_0(o: OffsetForLeaderTopicResult, out: bytearra
 def _e_OffsetForLeaderEpochResponse_0(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetForLeaderTopicResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetForLeaderEpochResponse version 0 cannot carry tagged fields')
 
 
-def _d_EpochEndOffset_0(buf: bytes, pos: int) -> tuple[EpochEndOffset, int]:
-    o = new_instance(EpochEndOffset)
-    o.error_code, o.partition, o.end_offset = _S_hiq.unpack_from(buf, pos)
-    pos += 14
-    o.leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetForLeaderTopicResult_0(buf: bytes, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
-    o = new_instance(OffsetForLeaderTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderTopicResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of OffsetForLeaderTopicResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetForLeaderTopicResult was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[EpochEndOffset] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EpochEndOffset_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[EpochEndOffset] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(EpochEndOffset)
+            o7.error_code, o7.partition, o7.end_offset = _SU_hiq(buf, pos)
+            pos += 14
+            o7.leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetForLeaderEpochResponse_0(buf: bytes, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
-    o = new_instance(OffsetForLeaderEpochResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderEpochResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetForLeaderEpochResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetForLeaderTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetForLeaderTopicResult_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetForLeaderTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetForLeaderTopicResult_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_EpochEndOffset_1(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_hiiq.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
+    out += _SP_hiiq(o.error_code, o.partition, o.leader_epoch, o.end_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EpochEndOffset version 1 cannot carry tagged fields')
 
@@ -693,11 +677,11 @@ def _e_OffsetForLeaderTopicResult_1(o: OffsetForLeaderTopicResult, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_EpochEndOffset_1(e6, out)
     if o.unknown_tagged_fields:
@@ -707,70 +691,65 @@ def _e_OffsetForLeaderTopicResult_1(o: OffsetForLeaderTopicResult, out: bytearra
 def _e_OffsetForLeaderEpochResponse_1(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetForLeaderTopicResult_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('OffsetForLeaderEpochResponse version 1 cannot carry tagged fields')
 
 
-def _d_EpochEndOffset_1(buf: bytes, pos: int) -> tuple[EpochEndOffset, int]:
-    o = new_instance(EpochEndOffset)
-    o.error_code, o.partition, o.leader_epoch, o.end_offset = _S_hiiq.unpack_from(buf, pos)
-    pos += 18
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_OffsetForLeaderTopicResult_1(buf: bytes, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
-    o = new_instance(OffsetForLeaderTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderTopicResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topic of OffsetForLeaderTopicResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetForLeaderTopicResult was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[EpochEndOffset] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EpochEndOffset_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[EpochEndOffset] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(EpochEndOffset)
+            o7.error_code, o7.partition, o7.leader_epoch, o7.end_offset = _SU_hiiq(buf, pos)
+            pos += 18
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_OffsetForLeaderEpochResponse_1(buf: bytes, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
-    o = new_instance(OffsetForLeaderEpochResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderEpochResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetForLeaderEpochResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetForLeaderTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetForLeaderTopicResult_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetForLeaderTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetForLeaderTopicResult_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.throttle_time_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_EpochEndOffset_2(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_hiiq.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
+    out += _SP_hiiq(o.error_code, o.partition, o.leader_epoch, o.end_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EpochEndOffset version 2 cannot carry tagged fields')
 
@@ -781,11 +760,11 @@ def _e_OffsetForLeaderTopicResult_2(o: OffsetForLeaderTopicResult, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_EpochEndOffset_2(e6, out)
     if o.unknown_tagged_fields:
@@ -793,10 +772,10 @@ def _e_OffsetForLeaderTopicResult_2(o: OffsetForLeaderTopicResult, out: bytearra
 
 
 def _e_OffsetForLeaderEpochResponse_2(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetForLeaderTopicResult_2(e3, out)
     if o.unknown_tagged_fields:
@@ -804,28 +783,28 @@ def _e_OffsetForLeaderEpochResponse_2(o: OffsetForLeaderEpochResponse, out: byte
 
 
 def _d_OffsetForLeaderEpochResponse_2(buf: bytes, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
-    o = new_instance(OffsetForLeaderEpochResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderEpochResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetForLeaderEpochResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetForLeaderTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetForLeaderTopicResult_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[OffsetForLeaderTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetForLeaderTopicResult_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_EpochEndOffset_3(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_hiiq.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
+    out += _SP_hiiq(o.error_code, o.partition, o.leader_epoch, o.end_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('EpochEndOffset version 3 cannot carry tagged fields')
 
@@ -836,11 +815,11 @@ def _e_OffsetForLeaderTopicResult_3(o: OffsetForLeaderTopicResult, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Topic longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_EpochEndOffset_3(e6, out)
     if o.unknown_tagged_fields:
@@ -848,10 +827,10 @@ def _e_OffsetForLeaderTopicResult_3(o: OffsetForLeaderTopicResult, out: bytearra
 
 
 def _e_OffsetForLeaderEpochResponse_3(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_OffsetForLeaderTopicResult_3(e3, out)
     if o.unknown_tagged_fields:
@@ -859,7 +838,7 @@ def _e_OffsetForLeaderEpochResponse_3(o: OffsetForLeaderEpochResponse, out: byte
 
 
 def _e_EpochEndOffset_4(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_hiiq.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
+    out += _SP_hiiq(o.error_code, o.partition, o.leader_epoch, o.end_offset)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -894,7 +873,7 @@ def _e_OffsetForLeaderTopicResult_4(o: OffsetForLeaderTopicResult, out: bytearra
 
 
 def _e_OffsetForLeaderEpochResponse_4(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -910,83 +889,72 @@ def _e_OffsetForLeaderEpochResponse_4(o: OffsetForLeaderEpochResponse, out: byte
         out.append(0)
 
 
-def _d_EpochEndOffset_4(buf: bytes, pos: int) -> tuple[EpochEndOffset, int]:
-    o = new_instance(EpochEndOffset)
-    o.error_code, o.partition, o.leader_epoch, o.end_offset = _S_hiiq.unpack_from(buf, pos)
-    pos += 18
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_OffsetForLeaderTopicResult_4(buf: bytes, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
-    o = new_instance(OffsetForLeaderTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Topic of OffsetForLeaderTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Topic had invalid length')
+    o1 = new_instance(OffsetForLeaderTopicResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic, pos = read_compact_string(buf, pos, 'Topic')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of OffsetForLeaderTopicResult was serialized as null')
     else:
-        if n3 * 19 > len(buf) - pos:
+        if n4 * 19 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[EpochEndOffset] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_EpochEndOffset_4(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[EpochEndOffset] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(EpochEndOffset)
+            o7.error_code, o7.partition, o7.leader_epoch, o7.end_offset = _SU_hiiq(buf, pos)
+            pos += 18
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_OffsetForLeaderEpochResponse_4(buf: bytes, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
-    o = new_instance(OffsetForLeaderEpochResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(OffsetForLeaderEpochResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of OffsetForLeaderEpochResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[OffsetForLeaderTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_OffsetForLeaderTopicResult_4(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[OffsetForLeaderTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_OffsetForLeaderTopicResult_4(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 OffsetForLeaderEpochRequest._ENCODERS = {0: _e_OffsetForLeaderEpochRequest_0, 1: _e_OffsetForLeaderEpochRequest_1, 2: _e_OffsetForLeaderEpochRequest_2, 3: _e_OffsetForLeaderEpochRequest_3, 4: _e_OffsetForLeaderEpochRequest_4}

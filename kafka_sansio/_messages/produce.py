@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,13 +23,20 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_hi = structure('>hi')
-_S_i = structure('>i')
-_S_ihq = structure('>ihq')
-_S_ihqq = structure('>ihqq')
-_S_ihqqq = structure('>ihqqq')
-_S_ii = structure('>ii')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hi = structure('>hi').unpack_from
+_SP_hi = structure('>hi').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ihq = structure('>ihq').unpack_from
+_SP_ihq = structure('>ihq').pack
+_SU_ihqq = structure('>ihqq').unpack_from
+_SP_ihqq = structure('>ihqq').pack
+_SU_ihqqq = structure('>ihqqq').unpack_from
+_SP_ihqqq = structure('>ihqqq').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
 
 
 class PartitionProduceData(Struct):
@@ -37,18 +49,18 @@ class PartitionProduceData(Struct):
     """The partition index."""
     records: bytes | memoryview | None
     """The record data to be produced."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         index: int = 0,
         records: bytes | memoryview | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.index = index
         self.records = records
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TopicProduceData(Struct):
@@ -61,18 +73,18 @@ class TopicProduceData(Struct):
     """The topic name."""
     partition_data: list[PartitionProduceData]
     """Each partition to produce to."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partition_data: list[PartitionProduceData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partition_data = [] if partition_data is MISSING else partition_data
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ProduceRequest(Message):
@@ -96,7 +108,7 @@ class ProduceRequest(Message):
     """The timeout to await a response in milliseconds."""
     topic_data: list[TopicProduceData]
     """Each topic to produce to."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -105,13 +117,13 @@ class ProduceRequest(Message):
         acks: int = 0,
         timeout_ms: int = 0,
         topic_data: list[TopicProduceData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.acks = acks
         self.timeout_ms = timeout_ms
         self.topic_data = [] if topic_data is MISSING else topic_data
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class BatchIndexAndErrorMessage(Struct):
@@ -124,18 +136,18 @@ class BatchIndexAndErrorMessage(Struct):
     """The batch index of the record that cause the batch to be dropped"""
     batch_index_error_message: str | None
     """The error message of the record that caused the batch to be dropped"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         batch_index: int = 0,
         batch_index_error_message: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.batch_index = batch_index
         self.batch_index_error_message = batch_index_error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderIdAndEpoch(Struct):
@@ -148,18 +160,18 @@ class LeaderIdAndEpoch(Struct):
     """The ID of the current leader or -1 if the leader is unknown."""
     leader_epoch: int
     """The latest known leader epoch"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         leader_id: int = -1,
         leader_epoch: int = -1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionProduceResponse(Struct):
@@ -183,7 +195,7 @@ class PartitionProduceResponse(Struct):
     error_message: str | None
     """The global error message summarizing the common root cause of the records that caused the batch to be dropped"""
     current_leader: LeaderIdAndEpoch
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -196,7 +208,7 @@ class PartitionProduceResponse(Struct):
         record_errors: list[BatchIndexAndErrorMessage] = MISSING,
         error_message: str | None = None,
         current_leader: LeaderIdAndEpoch = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.index = index
         self.error_code = error_code
@@ -206,7 +218,7 @@ class PartitionProduceResponse(Struct):
         self.record_errors = [] if record_errors is MISSING else record_errors
         self.error_message = error_message
         self.current_leader = LeaderIdAndEpoch() if current_leader is MISSING else current_leader
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TopicProduceResponse(Struct):
@@ -219,18 +231,18 @@ class TopicProduceResponse(Struct):
     """The topic name"""
     partition_responses: list[PartitionProduceResponse]
     """Each partition that we produced to within the topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partition_responses: list[PartitionProduceResponse] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partition_responses = [] if partition_responses is MISSING else partition_responses
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class NodeEndpoint(Struct):
@@ -247,7 +259,7 @@ class NodeEndpoint(Struct):
     """The node's port."""
     rack: str | None
     """The rack of the node, or null if it has not been assigned to a rack."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -256,13 +268,13 @@ class NodeEndpoint(Struct):
         host: str = '',
         port: int = 0,
         rack: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
         self.port = port
         self.rack = rack
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ProduceResponse(Message):
@@ -284,7 +296,7 @@ class ProduceResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     node_endpoints: list[NodeEndpoint]
     """Endpoints for all current-leaders enumerated in PartitionProduceResponses, with errors NOT_LEADER_OR_FOLLOWER."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -292,22 +304,22 @@ class ProduceResponse(Message):
         responses: list[TopicProduceResponse] = MISSING,
         throttle_time_ms: int = 0,
         node_endpoints: list[NodeEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.responses = [] if responses is MISSING else responses
         self.throttle_time_ms = throttle_time_ms
         self.node_endpoints = [] if node_endpoints is MISSING else node_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_PartitionProduceData_0(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 0 cannot carry tagged fields')
@@ -319,11 +331,11 @@ def _e_TopicProduceData_0(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_0(e6, out)
     if o.unknown_tagged_fields:
@@ -333,91 +345,86 @@ def _e_TopicProduceData_0(o: TopicProduceData, out: bytearray) -> None:
 def _e_ProduceRequest_0(o: ProduceRequest, out: bytearray) -> None:
     if o.transactional_id is not None:
         raise LocalProtocolError('attempted to write a non-default TransactionalId at version 0 of ProduceRequest')
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v1 = o.topic_data
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceData_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceRequest version 0 cannot carry tagged fields')
 
 
-def _d_PartitionProduceData_0(buf: bytes, pos: int) -> tuple[PartitionProduceData, int]:
-    o = new_instance(PartitionProduceData)
-    o.index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        o.records = None
-    else:
-        end2 = pos + n1
-        if end2 > len(buf):
-            raise truncated('Records')
-        o.records = memoryview(buf)[pos:end2]
-        pos = end2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_TopicProduceData_0(buf: bytes, pos: int) -> tuple[TopicProduceData, int]:
-    o = new_instance(TopicProduceData)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TopicProduceData)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of TopicProduceData was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionData of TopicProduceData was serialized as null')
     else:
-        if n3 * 8 > len(buf) - pos:
+        if n4 * 8 > len(buf) - pos:
             raise truncated('PartitionData')
-        a4: list[PartitionProduceData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionProduceData_0(buf, pos)
-            ap6(e5)
-        o.partition_data = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionProduceData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(PartitionProduceData)
+            o7.index, = _SU_i(buf, pos)
+            pos += 4
+            (n8,) = _SU_i(buf, pos)
+            pos += 4
+            if n8 < 0:
+                o7.records = None
+            else:
+                end9 = pos + n8
+                if end9 > len(buf):
+                    raise truncated('Records')
+                o7.records = memoryview(buf)[pos:end9]
+                pos = end9
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partition_data = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ProduceRequest_0(buf: bytes, pos: int) -> tuple[ProduceRequest, int]:
-    o = new_instance(ProduceRequest)
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+    o1 = new_instance(ProduceRequest)
+    o1.acks, o1.timeout_ms = _SU_hi(buf, pos)
     pos += 6
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicData of ProduceRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('TopicData')
-        a2: list[TopicProduceData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicProduceData_0(buf, pos)
-            ap4(e3)
-        o.topic_data = a2
-    o.transactional_id = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[TopicProduceData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicProduceData_0(buf, pos)
+            ap4(e5)
+        o1.topic_data = a3
+    o1.transactional_id = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionProduceData_1(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 1 cannot carry tagged fields')
@@ -429,11 +436,11 @@ def _e_TopicProduceData_1(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_1(e6, out)
     if o.unknown_tagged_fields:
@@ -443,10 +450,10 @@ def _e_TopicProduceData_1(o: TopicProduceData, out: bytearray) -> None:
 def _e_ProduceRequest_1(o: ProduceRequest, out: bytearray) -> None:
     if o.transactional_id is not None:
         raise LocalProtocolError('attempted to write a non-default TransactionalId at version 1 of ProduceRequest')
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v1 = o.topic_data
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceData_1(e3, out)
     if o.unknown_tagged_fields:
@@ -454,13 +461,13 @@ def _e_ProduceRequest_1(o: ProduceRequest, out: bytearray) -> None:
 
 
 def _e_PartitionProduceData_2(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 2 cannot carry tagged fields')
@@ -472,11 +479,11 @@ def _e_TopicProduceData_2(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_2(e6, out)
     if o.unknown_tagged_fields:
@@ -486,10 +493,10 @@ def _e_TopicProduceData_2(o: TopicProduceData, out: bytearray) -> None:
 def _e_ProduceRequest_2(o: ProduceRequest, out: bytearray) -> None:
     if o.transactional_id is not None:
         raise LocalProtocolError('attempted to write a non-default TransactionalId at version 2 of ProduceRequest')
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v1 = o.topic_data
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceData_2(e3, out)
     if o.unknown_tagged_fields:
@@ -497,13 +504,13 @@ def _e_ProduceRequest_2(o: ProduceRequest, out: bytearray) -> None:
 
 
 def _e_PartitionProduceData_3(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 3 cannot carry tagged fields')
@@ -515,11 +522,11 @@ def _e_TopicProduceData_3(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_3(e6, out)
     if o.unknown_tagged_fields:
@@ -535,12 +542,12 @@ def _e_ProduceRequest_3(o: ProduceRequest, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v4 = o.topic_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TopicProduceData_3(e6, out)
     if o.unknown_tagged_fields:
@@ -548,42 +555,42 @@ def _e_ProduceRequest_3(o: ProduceRequest, out: bytearray) -> None:
 
 
 def _d_ProduceRequest_3(buf: bytes, pos: int) -> tuple[ProduceRequest, int]:
-    o = new_instance(ProduceRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(ProduceRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.transactional_id = None
+    if n2 < 0:
+        o1.transactional_id = None
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.transactional_id = buf[pos:end3].decode()
+        pos = end3
+    o1.acks, o1.timeout_ms = _SU_hi(buf, pos)
     pos += 6
-    (n3,) = _S_i.unpack_from(buf, pos)
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field TopicData of ProduceRequest was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('TopicData')
-        a4: list[TopicProduceData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_TopicProduceData_0(buf, pos)
-            ap6(e5)
-        o.topic_data = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[TopicProduceData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_TopicProduceData_0(buf, pos)
+            ap6(e7)
+        o1.topic_data = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionProduceData_4(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 4 cannot carry tagged fields')
@@ -595,11 +602,11 @@ def _e_TopicProduceData_4(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_4(e6, out)
     if o.unknown_tagged_fields:
@@ -615,12 +622,12 @@ def _e_ProduceRequest_4(o: ProduceRequest, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v4 = o.topic_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TopicProduceData_4(e6, out)
     if o.unknown_tagged_fields:
@@ -628,13 +635,13 @@ def _e_ProduceRequest_4(o: ProduceRequest, out: bytearray) -> None:
 
 
 def _e_PartitionProduceData_5(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 5 cannot carry tagged fields')
@@ -646,11 +653,11 @@ def _e_TopicProduceData_5(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_5(e6, out)
     if o.unknown_tagged_fields:
@@ -666,12 +673,12 @@ def _e_ProduceRequest_5(o: ProduceRequest, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v4 = o.topic_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TopicProduceData_5(e6, out)
     if o.unknown_tagged_fields:
@@ -679,13 +686,13 @@ def _e_ProduceRequest_5(o: ProduceRequest, out: bytearray) -> None:
 
 
 def _e_PartitionProduceData_6(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 6 cannot carry tagged fields')
@@ -697,11 +704,11 @@ def _e_TopicProduceData_6(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_6(e6, out)
     if o.unknown_tagged_fields:
@@ -717,12 +724,12 @@ def _e_ProduceRequest_6(o: ProduceRequest, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v4 = o.topic_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TopicProduceData_6(e6, out)
     if o.unknown_tagged_fields:
@@ -730,13 +737,13 @@ def _e_ProduceRequest_6(o: ProduceRequest, out: bytearray) -> None:
 
 
 def _e_PartitionProduceData_7(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 7 cannot carry tagged fields')
@@ -748,11 +755,11 @@ def _e_TopicProduceData_7(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_7(e6, out)
     if o.unknown_tagged_fields:
@@ -768,12 +775,12 @@ def _e_ProduceRequest_7(o: ProduceRequest, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v4 = o.topic_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TopicProduceData_7(e6, out)
     if o.unknown_tagged_fields:
@@ -781,13 +788,13 @@ def _e_ProduceRequest_7(o: ProduceRequest, out: bytearray) -> None:
 
 
 def _e_PartitionProduceData_8(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out += b"\xff\xff\xff\xff"
     else:
         n2 = len(v1)
-        out += _S_i.pack(n2)
+        out += _SP_i(n2)
         out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceData version 8 cannot carry tagged fields')
@@ -799,11 +806,11 @@ def _e_TopicProduceData_8(o: TopicProduceData, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceData_8(e6, out)
     if o.unknown_tagged_fields:
@@ -819,12 +826,12 @@ def _e_ProduceRequest_8(o: ProduceRequest, out: bytearray) -> None:
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v4 = o.topic_data
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TopicProduceData_8(e6, out)
     if o.unknown_tagged_fields:
@@ -832,7 +839,7 @@ def _e_ProduceRequest_8(o: ProduceRequest, out: bytearray) -> None:
 
 
 def _e_PartitionProduceData_9(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+    out += _SP_i(o.index)
     v1 = o.records
     if v1 is None:
         out.append(0)
@@ -890,7 +897,7 @@ def _e_ProduceRequest_9(o: ProduceRequest, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_hi.pack(o.acks, o.timeout_ms)
+    out += _SP_hi(o.acks, o.timeout_ms)
     v4 = o.topic_data
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -906,115 +913,98 @@ def _e_ProduceRequest_9(o: ProduceRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_PartitionProduceData_9(buf: bytes, pos: int) -> tuple[PartitionProduceData, int]:
-    o = new_instance(PartitionProduceData)
-    o.index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.records = None
-    else:
-        end2 = pos + n1
-        if end2 > len(buf):
-            raise truncated('Records')
-        o.records = memoryview(buf)[pos:end2]
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_TopicProduceData_9(buf: bytes, pos: int) -> tuple[TopicProduceData, int]:
-    o = new_instance(TopicProduceData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicProduceData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(TopicProduceData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionData of TopicProduceData was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('PartitionData')
-        a4: list[PartitionProduceData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionProduceData_9(buf, pos)
-            ap6(e5)
-        o.partition_data = a4
+        a5: list[PartitionProduceData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(PartitionProduceData)
+            o7.index, = _SU_i(buf, pos)
+            pos += 4
+            n8 = buf[pos]
+            pos += 1
+            if n8 > 127:
+                n8, pos = read_uvarint(buf, pos - 1)
+            n8 -= 1
+            if n8 < 0:
+                o7.records = None
+            else:
+                end9 = pos + n8
+                if end9 > len(buf):
+                    raise truncated('Records')
+                o7.records = memoryview(buf)[pos:end9]
+                pos = end9
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partition_data = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ProduceRequest_9(buf: bytes, pos: int) -> tuple[ProduceRequest, int]:
-    o = new_instance(ProduceRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.transactional_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    o1 = new_instance(ProduceRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+        o1.transactional_id, pos = read_nullable_compact_string(buf, pos, 'TransactionalId')
+    o1.acks, o1.timeout_ms = _SU_hi(buf, pos)
     pos += 6
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field TopicData of ProduceRequest was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('TopicData')
-        a4: list[TopicProduceData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_TopicProduceData_9(buf, pos)
-            ap6(e5)
-        o.topic_data = a4
+        a5: list[TopicProduceData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_TopicProduceData_9(buf, pos)
+            ap6(e7)
+        o1.topic_data = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_PartitionProduceResponse_0(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 0 of PartitionProduceResponse')
-    out += _S_ihq.pack(o.index, o.error_code, o.base_offset)
+    out += _SP_ihq(o.index, o.error_code, o.base_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 0 cannot carry tagged fields')
 
@@ -1025,11 +1015,11 @@ def _e_TopicProduceResponse_0(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_0(e6, out)
     if o.unknown_tagged_fields:
@@ -1041,78 +1031,73 @@ def _e_ProduceResponse_0(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 0 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 0 cannot carry tagged fields')
 
 
-def _d_PartitionProduceResponse_0(buf: bytes, pos: int) -> tuple[PartitionProduceResponse, int]:
-    o = new_instance(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset = _S_ihq.unpack_from(buf, pos)
-    pos += 14
-    o.log_append_time_ms = -1
-    o.log_start_offset = -1
-    o.record_errors = []
-    o.error_message = None
-    o.current_leader = LeaderIdAndEpoch()
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_TopicProduceResponse_0(buf: bytes, pos: int) -> tuple[TopicProduceResponse, int]:
-    o = new_instance(TopicProduceResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TopicProduceResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of TopicProduceResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionResponses of TopicProduceResponse was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('PartitionResponses')
-        a4: list[PartitionProduceResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionProduceResponse_0(buf, pos)
-            ap6(e5)
-        o.partition_responses = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionProduceResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(PartitionProduceResponse)
+            o7.index, o7.error_code, o7.base_offset = _SU_ihq(buf, pos)
+            pos += 14
+            o7.log_append_time_ms = -1
+            o7.log_start_offset = -1
+            o7.record_errors = []
+            o7.error_message = None
+            o7.current_leader = LeaderIdAndEpoch()
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partition_responses = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ProduceResponse_0(buf: bytes, pos: int) -> tuple[ProduceResponse, int]:
-    o = new_instance(ProduceResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ProduceResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of ProduceResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[TopicProduceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicProduceResponse_0(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms = 0
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[TopicProduceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicProduceResponse_0(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.throttle_time_ms = 0
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionProduceResponse_1(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 1 of PartitionProduceResponse')
-    out += _S_ihq.pack(o.index, o.error_code, o.base_offset)
+    out += _SP_ihq(o.index, o.error_code, o.base_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 1 cannot carry tagged fields')
 
@@ -1123,11 +1108,11 @@ def _e_TopicProduceResponse_1(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_1(e6, out)
     if o.unknown_tagged_fields:
@@ -1139,40 +1124,40 @@ def _e_ProduceResponse_1(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 1 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_1(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 1 cannot carry tagged fields')
 
 
 def _d_ProduceResponse_1(buf: bytes, pos: int) -> tuple[ProduceResponse, int]:
-    o = new_instance(ProduceResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ProduceResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of ProduceResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[TopicProduceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicProduceResponse_0(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicProduceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicProduceResponse_0(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionProduceResponse_2(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 2 of PartitionProduceResponse')
-    out += _S_ihqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
+    out += _SP_ihqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 2 cannot carry tagged fields')
 
@@ -1183,11 +1168,11 @@ def _e_TopicProduceResponse_2(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_2(e6, out)
     if o.unknown_tagged_fields:
@@ -1199,79 +1184,74 @@ def _e_ProduceResponse_2(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 2 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_2(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 2 cannot carry tagged fields')
 
 
-def _d_PartitionProduceResponse_2(buf: bytes, pos: int) -> tuple[PartitionProduceResponse, int]:
-    o = new_instance(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms = _S_ihqq.unpack_from(buf, pos)
-    pos += 22
-    o.log_start_offset = -1
-    o.record_errors = []
-    o.error_message = None
-    o.current_leader = LeaderIdAndEpoch()
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_TopicProduceResponse_2(buf: bytes, pos: int) -> tuple[TopicProduceResponse, int]:
-    o = new_instance(TopicProduceResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TopicProduceResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of TopicProduceResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionResponses of TopicProduceResponse was serialized as null')
     else:
-        if n3 * 22 > len(buf) - pos:
+        if n4 * 22 > len(buf) - pos:
             raise truncated('PartitionResponses')
-        a4: list[PartitionProduceResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionProduceResponse_2(buf, pos)
-            ap6(e5)
-        o.partition_responses = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionProduceResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(PartitionProduceResponse)
+            o7.index, o7.error_code, o7.base_offset, o7.log_append_time_ms = _SU_ihqq(buf, pos)
+            pos += 22
+            o7.log_start_offset = -1
+            o7.record_errors = []
+            o7.error_message = None
+            o7.current_leader = LeaderIdAndEpoch()
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partition_responses = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ProduceResponse_2(buf: bytes, pos: int) -> tuple[ProduceResponse, int]:
-    o = new_instance(ProduceResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ProduceResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of ProduceResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[TopicProduceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicProduceResponse_2(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicProduceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicProduceResponse_2(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionProduceResponse_3(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 3 of PartitionProduceResponse')
-    out += _S_ihqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
+    out += _SP_ihqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 3 cannot carry tagged fields')
 
@@ -1282,11 +1262,11 @@ def _e_TopicProduceResponse_3(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_3(e6, out)
     if o.unknown_tagged_fields:
@@ -1298,10 +1278,10 @@ def _e_ProduceResponse_3(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 3 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_3(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 3 cannot carry tagged fields')
 
@@ -1309,7 +1289,7 @@ def _e_ProduceResponse_3(o: ProduceResponse, out: bytearray) -> None:
 def _e_PartitionProduceResponse_4(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 4 of PartitionProduceResponse')
-    out += _S_ihqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
+    out += _SP_ihqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 4 cannot carry tagged fields')
 
@@ -1320,11 +1300,11 @@ def _e_TopicProduceResponse_4(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_4(e6, out)
     if o.unknown_tagged_fields:
@@ -1336,10 +1316,10 @@ def _e_ProduceResponse_4(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 4 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_4(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 4 cannot carry tagged fields')
 
@@ -1347,7 +1327,7 @@ def _e_ProduceResponse_4(o: ProduceResponse, out: bytearray) -> None:
 def _e_PartitionProduceResponse_5(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 5 of PartitionProduceResponse')
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    out += _SP_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 5 cannot carry tagged fields')
 
@@ -1358,11 +1338,11 @@ def _e_TopicProduceResponse_5(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_5(e6, out)
     if o.unknown_tagged_fields:
@@ -1374,78 +1354,73 @@ def _e_ProduceResponse_5(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 5 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_5(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 5 cannot carry tagged fields')
 
 
-def _d_PartitionProduceResponse_5(buf: bytes, pos: int) -> tuple[PartitionProduceResponse, int]:
-    o = new_instance(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
-    pos += 30
-    o.record_errors = []
-    o.error_message = None
-    o.current_leader = LeaderIdAndEpoch()
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_TopicProduceResponse_5(buf: bytes, pos: int) -> tuple[TopicProduceResponse, int]:
-    o = new_instance(TopicProduceResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TopicProduceResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of TopicProduceResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionResponses of TopicProduceResponse was serialized as null')
     else:
-        if n3 * 30 > len(buf) - pos:
+        if n4 * 30 > len(buf) - pos:
             raise truncated('PartitionResponses')
-        a4: list[PartitionProduceResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionProduceResponse_5(buf, pos)
-            ap6(e5)
-        o.partition_responses = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionProduceResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(PartitionProduceResponse)
+            o7.index, o7.error_code, o7.base_offset, o7.log_append_time_ms, o7.log_start_offset = _SU_ihqqq(buf, pos)
+            pos += 30
+            o7.record_errors = []
+            o7.error_message = None
+            o7.current_leader = LeaderIdAndEpoch()
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partition_responses = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ProduceResponse_5(buf: bytes, pos: int) -> tuple[ProduceResponse, int]:
-    o = new_instance(ProduceResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ProduceResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of ProduceResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[TopicProduceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicProduceResponse_5(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicProduceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicProduceResponse_5(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_PartitionProduceResponse_6(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 6 of PartitionProduceResponse')
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    out += _SP_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 6 cannot carry tagged fields')
 
@@ -1456,11 +1431,11 @@ def _e_TopicProduceResponse_6(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_6(e6, out)
     if o.unknown_tagged_fields:
@@ -1472,10 +1447,10 @@ def _e_ProduceResponse_6(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 6 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_6(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 6 cannot carry tagged fields')
 
@@ -1483,7 +1458,7 @@ def _e_ProduceResponse_6(o: ProduceResponse, out: bytearray) -> None:
 def _e_PartitionProduceResponse_7(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 7 of PartitionProduceResponse')
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    out += _SP_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 7 cannot carry tagged fields')
 
@@ -1494,11 +1469,11 @@ def _e_TopicProduceResponse_7(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_7(e6, out)
     if o.unknown_tagged_fields:
@@ -1510,16 +1485,16 @@ def _e_ProduceResponse_7(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 7 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_7(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 7 cannot carry tagged fields')
 
 
 def _e_BatchIndexAndErrorMessage_8(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
-    out += _S_i.pack(o.batch_index)
+    out += _SP_i(o.batch_index)
     v1 = o.batch_index_error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -1528,7 +1503,7 @@ def _e_BatchIndexAndErrorMessage_8(o: BatchIndexAndErrorMessage, out: bytearray)
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('BatchIndexErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('BatchIndexAndErrorMessage version 8 cannot carry tagged fields')
@@ -1537,10 +1512,10 @@ def _e_BatchIndexAndErrorMessage_8(o: BatchIndexAndErrorMessage, out: bytearray)
 def _e_PartitionProduceResponse_8(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 8 of PartitionProduceResponse')
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    out += _SP_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     v1 = o.record_errors
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_BatchIndexAndErrorMessage_8(e3, out)
     v4 = o.error_message
@@ -1551,7 +1526,7 @@ def _e_PartitionProduceResponse_8(o: PartitionProduceResponse, out: bytearray) -
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('PartitionProduceResponse version 8 cannot carry tagged fields')
@@ -1563,11 +1538,11 @@ def _e_TopicProduceResponse_8(o: TopicProduceResponse, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_responses
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_PartitionProduceResponse_8(e6, out)
     if o.unknown_tagged_fields:
@@ -1579,111 +1554,106 @@ def _e_ProduceResponse_8(o: ProduceResponse, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 8 of ProduceResponse')
     v1 = o.responses
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TopicProduceResponse_8(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('ProduceResponse version 8 cannot carry tagged fields')
 
 
-def _d_BatchIndexAndErrorMessage_8(buf: bytes, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
-    o = new_instance(BatchIndexAndErrorMessage)
-    o.batch_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.batch_index_error_message = None
-    else:
-        end2 = pos + n1
-        o.batch_index_error_message = buf[pos:end2].decode()
-        pos = end2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_PartitionProduceResponse_8(buf: bytes, pos: int) -> tuple[PartitionProduceResponse, int]:
-    o = new_instance(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o1 = new_instance(PartitionProduceResponse)
+    o1.index, o1.error_code, o1.base_offset, o1.log_append_time_ms, o1.log_start_offset = _SU_ihqqq(buf, pos)
     pos += 30
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field RecordErrors of PartitionProduceResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('RecordErrors')
-        a2: list[BatchIndexAndErrorMessage] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_BatchIndexAndErrorMessage_8(buf, pos)
-            ap4(e3)
-        o.record_errors = a2
-    (n5,) = _S_h.unpack_from(buf, pos)
+        a3: list[BatchIndexAndErrorMessage] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(BatchIndexAndErrorMessage)
+            o5.batch_index, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                o5.batch_index_error_message = None
+            else:
+                end7 = pos + n6
+                o5.batch_index_error_message = buf[pos:end7].decode()
+                pos = end7
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.record_errors = a3
+    (n8,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.error_message = None
+    if n8 < 0:
+        o1.error_message = None
     else:
-        end6 = pos + n5
-        o.error_message = buf[pos:end6].decode()
-        pos = end6
-    o.current_leader = LeaderIdAndEpoch()
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end9 = pos + n8
+        o1.error_message = buf[pos:end9].decode()
+        pos = end9
+    o1.current_leader = LeaderIdAndEpoch()
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_TopicProduceResponse_8(buf: bytes, pos: int) -> tuple[TopicProduceResponse, int]:
-    o = new_instance(TopicProduceResponse)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TopicProduceResponse)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of TopicProduceResponse was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionResponses of TopicProduceResponse was serialized as null')
     else:
-        if n3 * 36 > len(buf) - pos:
+        if n4 * 36 > len(buf) - pos:
             raise truncated('PartitionResponses')
-        a4: list[PartitionProduceResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionProduceResponse_8(buf, pos)
-            ap6(e5)
-        o.partition_responses = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[PartitionProduceResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_PartitionProduceResponse_8(buf, pos)
+            ap6(e7)
+        o1.partition_responses = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_ProduceResponse_8(buf: bytes, pos: int) -> tuple[ProduceResponse, int]:
-    o = new_instance(ProduceResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ProduceResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of ProduceResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[TopicProduceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicProduceResponse_8(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicProduceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicProduceResponse_8(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.node_endpoints = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.node_endpoints = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_BatchIndexAndErrorMessage_9(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
-    out += _S_i.pack(o.batch_index)
+    out += _SP_i(o.batch_index)
     v1 = o.batch_index_error_message
     if v1 is None:
         out.append(0)
@@ -1707,7 +1677,7 @@ def _e_BatchIndexAndErrorMessage_9(o: BatchIndexAndErrorMessage, out: bytearray)
 def _e_PartitionProduceResponse_9(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != LeaderIdAndEpoch():
         raise LocalProtocolError('attempted to write a non-default CurrentLeader at version 9 of PartitionProduceResponse')
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    out += _SP_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     v1 = o.record_errors
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1773,7 +1743,7 @@ def _e_ProduceResponse_9(o: ProduceResponse, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_TopicProduceResponse_9(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1781,143 +1751,120 @@ def _e_ProduceResponse_9(o: ProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_BatchIndexAndErrorMessage_9(buf: bytes, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
-    o = new_instance(BatchIndexAndErrorMessage)
-    o.batch_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.batch_index_error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field BatchIndexErrorMessage had invalid length')
-    else:
-        end2 = pos + n1
-        o.batch_index_error_message = buf[pos:end2].decode()
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_PartitionProduceResponse_9(buf: bytes, pos: int) -> tuple[PartitionProduceResponse, int]:
-    o = new_instance(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o1 = new_instance(PartitionProduceResponse)
+    o1.index, o1.error_code, o1.base_offset, o1.log_append_time_ms, o1.log_start_offset = _SU_ihqqq(buf, pos)
     pos += 30
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field RecordErrors of PartitionProduceResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('RecordErrors')
-        a2: list[BatchIndexAndErrorMessage] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_BatchIndexAndErrorMessage_9(buf, pos)
-            ap4(e3)
-        o.record_errors = a2
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.error_message = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+        a3: list[BatchIndexAndErrorMessage] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(BatchIndexAndErrorMessage)
+            o5.batch_index, = _SU_i(buf, pos)
+            pos += 4
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.batch_index_error_message = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.batch_index_error_message, pos = read_nullable_compact_string(buf, pos, 'BatchIndexErrorMessage')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.record_errors = a3
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.error_message = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end6 = pos + n5
-        o.error_message = buf[pos:end6].decode()
-        pos = end6
-    o.current_leader = LeaderIdAndEpoch()
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.current_leader = LeaderIdAndEpoch()
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_TopicProduceResponse_9(buf: bytes, pos: int) -> tuple[TopicProduceResponse, int]:
-    o = new_instance(TopicProduceResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicProduceResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(TopicProduceResponse)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionResponses of TopicProduceResponse was serialized as null')
     else:
-        if n3 * 33 > len(buf) - pos:
+        if n4 * 33 > len(buf) - pos:
             raise truncated('PartitionResponses')
-        a4: list[PartitionProduceResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionProduceResponse_9(buf, pos)
-            ap6(e5)
-        o.partition_responses = a4
+        a5: list[PartitionProduceResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_PartitionProduceResponse_9(buf, pos)
+            ap6(e7)
+        o1.partition_responses = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ProduceResponse_9(buf: bytes, pos: int) -> tuple[ProduceResponse, int]:
-    o = new_instance(ProduceResponse)
-    n1 = buf[pos]
+    o1 = new_instance(ProduceResponse)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of ProduceResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[TopicProduceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicProduceResponse_9(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicProduceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicProduceResponse_9(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.node_endpoints = []
+    o1.node_endpoints = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaderIdAndEpoch_10(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+    out += _SP_ii(o.leader_id, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1926,7 +1873,7 @@ def _e_LeaderIdAndEpoch_10(o: LeaderIdAndEpoch, out: bytearray) -> None:
 
 
 def _e_PartitionProduceResponse_10(o: PartitionProduceResponse, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    out += _SP_ihqqq(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
     v1 = o.record_errors
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1984,7 +1931,7 @@ def _e_TopicProduceResponse_10(o: TopicProduceResponse, out: bytearray) -> None:
 
 
 def _e_NodeEndpoint_10(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -1995,7 +1942,7 @@ def _e_NodeEndpoint_10(o: NodeEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out.append(0)
@@ -2025,7 +1972,7 @@ def _e_ProduceResponse_10(o: ProduceResponse, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_TopicProduceResponse_10(e3, out)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     tags: list[tuple[int, bytes | bytearray]] = []
     if o.node_endpoints:
         tb4 = bytearray()
@@ -2042,51 +1989,59 @@ def _e_ProduceResponse_10(o: ProduceResponse, out: bytearray) -> None:
 
 
 def _d_LeaderIdAndEpoch_10(buf: bytes, pos: int) -> tuple[LeaderIdAndEpoch, int]:
-    o = new_instance(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(LeaderIdAndEpoch)
+    o1.leader_id, o1.leader_epoch = _SU_ii(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_PartitionProduceResponse_10(buf: bytes, pos: int) -> tuple[PartitionProduceResponse, int]:
-    o = new_instance(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o1 = new_instance(PartitionProduceResponse)
+    o1.index, o1.error_code, o1.base_offset, o1.log_append_time_ms, o1.log_start_offset = _SU_ihqqq(buf, pos)
     pos += 30
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field RecordErrors of PartitionProduceResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('RecordErrors')
-        a2: list[BatchIndexAndErrorMessage] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_BatchIndexAndErrorMessage_9(buf, pos)
-            ap4(e3)
-        o.record_errors = a2
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.error_message = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+        a3: list[BatchIndexAndErrorMessage] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(BatchIndexAndErrorMessage)
+            o5.batch_index, = _SU_i(buf, pos)
+            pos += 4
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.batch_index_error_message = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.batch_index_error_message, pos = read_nullable_compact_string(buf, pos, 'BatchIndexErrorMessage')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.record_errors = a3
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.error_message = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end6 = pos + n5
-        o.error_message = buf[pos:end6].decode()
-        pos = end6
-    o.current_leader = LeaderIdAndEpoch()
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.current_leader = LeaderIdAndEpoch()
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -2105,116 +2060,70 @@ def _d_PartitionProduceResponse_10(buf: bytes, pos: int) -> tuple[PartitionProdu
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            o.current_leader, tpos = _d_LeaderIdAndEpoch_10(tbuf, tpos)
+            o1.current_leader, tpos = _d_LeaderIdAndEpoch_10(tbuf, tpos)
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field CurrentLeader has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _d_TopicProduceResponse_10(buf: bytes, pos: int) -> tuple[TopicProduceResponse, int]:
-    o = new_instance(TopicProduceResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TopicProduceResponse was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(TopicProduceResponse)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionResponses of TopicProduceResponse was serialized as null')
     else:
-        if n3 * 33 > len(buf) - pos:
+        if n4 * 33 > len(buf) - pos:
             raise truncated('PartitionResponses')
-        a4: list[PartitionProduceResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_PartitionProduceResponse_10(buf, pos)
-            ap6(e5)
-        o.partition_responses = a4
+        a5: list[PartitionProduceResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_PartitionProduceResponse_10(buf, pos)
+            ap6(e7)
+        o1.partition_responses = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_NodeEndpoint_10(buf: bytes, pos: int) -> tuple[NodeEndpoint, int]:
-    o = new_instance(NodeEndpoint)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of NodeEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.rack = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
-    else:
-        end4 = pos + n3
-        o.rack = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ProduceResponse_10(buf: bytes, pos: int) -> tuple[ProduceResponse, int]:
-    o = new_instance(ProduceResponse)
-    n1 = buf[pos]
+    o1 = new_instance(ProduceResponse)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Responses of ProduceResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Responses')
-        a2: list[TopicProduceResponse] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicProduceResponse_10(buf, pos)
-            ap4(e3)
-        o.responses = a2
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+        a3: list[TopicProduceResponse] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TopicProduceResponse_10(buf, pos)
+            ap4(e5)
+        o1.responses = a3
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    o.node_endpoints = []
+    o1.node_endpoints = []
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -2233,29 +2142,52 @@ def _d_ProduceResponse_10(buf: bytes, pos: int) -> tuple[ProduceResponse, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
+            n6 = tbuf[tpos]
             tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
+            if n6 > 127:
+                n6, tpos = read_uvarint(tbuf, tpos - 1)
+            n6 -= 1
+            if n6 < 0:
                 raise RemoteProtocolError('non-nullable field NodeEndpoints of ProduceResponse was serialized as null')
             else:
-                if n5 * 11 > len(tbuf) - tpos:
+                if n6 * 11 > len(tbuf) - tpos:
                     raise truncated('NodeEndpoints')
-                a6: list[NodeEndpoint] = []
-                ap8 = a6.append
-                for _ in range(n5):
-                    e7, tpos = _d_NodeEndpoint_10(tbuf, tpos)
-                    ap8(e7)
-                o.node_endpoints = a6
+                a7: list[NodeEndpoint] = []
+                ap8 = a7.append
+                for _ in range(n6):
+                    o9 = new_instance(NodeEndpoint)
+                    o9.node_id, = _SU_i(tbuf, tpos)
+                    tpos += 4
+                    n10 = tbuf[tpos] - 1
+                    if 0 <= n10 < 127:
+                        end11 = tpos + 1 + n10
+                        o9.host = tbuf[tpos + 1:end11].decode()
+                        tpos = end11
+                    else:
+                        o9.host, tpos = read_compact_string(tbuf, tpos, 'Host')
+                    o9.port, = _SU_i(tbuf, tpos)
+                    tpos += 4
+                    n12 = tbuf[tpos] - 1
+                    if 0 <= n12 < 127:
+                        end13 = tpos + 1 + n12
+                        o9.rack = tbuf[tpos + 1:end13].decode()
+                        tpos = end13
+                    else:
+                        o9.rack, tpos = read_nullable_compact_string(tbuf, tpos, 'Rack')
+                    if tbuf[tpos] == 0:
+                        o9.unknown_tagged_fields = NO_TAGS
+                        tpos += 1
+                    else:
+                        o9.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap8(o9)
+                o1.node_endpoints = a7
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field NodeEndpoints has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 ProduceRequest._ENCODERS = {0: _e_ProduceRequest_0, 1: _e_ProduceRequest_1, 2: _e_ProduceRequest_2, 3: _e_ProduceRequest_3, 4: _e_ProduceRequest_4, 5: _e_ProduceRequest_5, 6: _e_ProduceRequest_6, 7: _e_ProduceRequest_7, 8: _e_ProduceRequest_8, 9: _e_ProduceRequest_9, 10: _e_ProduceRequest_9, 11: _e_ProduceRequest_9}

@@ -4,23 +4,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import RemoteProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_ih = structure('>ih')
-_S_uiob = structure('>16si?b')
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_uiob = structure('>16si?b').unpack_from
+_SP_uiob = structure('>16si?b').pack
 
 
 class PushTelemetryRequest(Message):
@@ -46,7 +51,7 @@ class PushTelemetryRequest(Message):
     """Compression codec used to compress the metrics."""
     metrics: bytes
     """Metrics encoded in OpenTelemetry MetricsData v1 protobuf format."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -56,14 +61,14 @@ class PushTelemetryRequest(Message):
         terminating: bool = False,
         compression_type: int = 0,
         metrics: bytes = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.client_instance_id = client_instance_id
         self.subscription_id = subscription_id
         self.terminating = terminating
         self.compression_type = compression_type
         self.metrics = metrics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PushTelemetryResponse(Message):
@@ -83,22 +88,22 @@ class PushTelemetryResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_PushTelemetryRequest_0(o: PushTelemetryRequest, out: bytearray) -> None:
-    out += _S_uiob.pack(o.client_instance_id.bytes, o.subscription_id, o.terminating, o.compression_type)
+    out += _SP_uiob(o.client_instance_id.bytes, o.subscription_id, o.terminating, o.compression_type)
     v1 = o.metrics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -114,33 +119,33 @@ def _e_PushTelemetryRequest_0(o: PushTelemetryRequest, out: bytearray) -> None:
 
 
 def _d_PushTelemetryRequest_0(buf: bytes, pos: int) -> tuple[PushTelemetryRequest, int]:
-    o = new_instance(PushTelemetryRequest)
-    u1, o.subscription_id, o.terminating, o.compression_type = _S_uiob.unpack_from(buf, pos)
-    o.client_instance_id = UUID(bytes=u1)
+    o1 = new_instance(PushTelemetryRequest)
+    b2, o1.subscription_id, o1.terminating, o1.compression_type = _SU_uiob(buf, pos)
+    o1.client_instance_id = uuid_from_bytes(b2)
     pos += 22
-    n2 = buf[pos]
+    n3 = buf[pos]
     pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
         raise RemoteProtocolError('non-nullable field Metrics of PushTelemetryRequest was serialized as null')
     else:
-        end3 = pos + n2
-        if end3 > len(buf):
+        end4 = pos + n3
+        if end4 > len(buf):
             raise truncated('Metrics')
-        o.metrics = buf[pos:end3]
-        pos = end3
+        o1.metrics = buf[pos:end4]
+        pos = end4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_PushTelemetryResponse_0(o: PushTelemetryResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -149,15 +154,15 @@ def _e_PushTelemetryResponse_0(o: PushTelemetryResponse, out: bytearray) -> None
 
 
 def _d_PushTelemetryResponse_0(buf: bytes, pos: int) -> tuple[PushTelemetryResponse, int]:
-    o = new_instance(PushTelemetryResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(PushTelemetryResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 PushTelemetryRequest._ENCODERS = {0: _e_PushTelemetryRequest_0}

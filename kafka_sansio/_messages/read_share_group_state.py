@@ -4,28 +4,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_ih = structure('>ih')
-_S_ii = structure('>ii')
-_S_iq = structure('>iq')
-_S_qqbh = structure('>qqbh')
-_S_u = structure('>16s')
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_qqbh = structure('>qqbh').unpack_from
+_SP_qqbh = structure('>qqbh').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
 
 
 class PartitionData(Struct):
@@ -38,18 +48,18 @@ class PartitionData(Struct):
     """The partition index."""
     leader_epoch: int
     """The leader epoch of the share-partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition: int = 0,
         leader_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReadStateData(Struct):
@@ -62,18 +72,18 @@ class ReadStateData(Struct):
     """The topic identifier."""
     partitions: list[PartitionData]
     """The data for the partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[PartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReadShareGroupStateRequest(Message):
@@ -93,18 +103,18 @@ class ReadShareGroupStateRequest(Message):
     """The group identifier."""
     topics: list[ReadStateData]
     """The data for the topics."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         group_id: str = '',
         topics: list[ReadStateData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class StateBatch(Struct):
@@ -121,7 +131,7 @@ class StateBatch(Struct):
     """The state - 0:Available,2:Acked,4:Archived."""
     delivery_count: int
     """The delivery count."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -130,13 +140,13 @@ class StateBatch(Struct):
         last_offset: int = 0,
         delivery_state: int = 0,
         delivery_count: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.first_offset = first_offset
         self.last_offset = last_offset
         self.delivery_state = delivery_state
         self.delivery_count = delivery_count
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionResult(Struct):
@@ -156,7 +166,7 @@ class PartitionResult(Struct):
     start_offset: int
     """The share-partition start offset, which can be -1 if it is not yet initialized."""
     state_batches: list[StateBatch]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -167,7 +177,7 @@ class PartitionResult(Struct):
         state_epoch: int = 0,
         start_offset: int = 0,
         state_batches: list[StateBatch] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
         self.error_code = error_code
@@ -175,7 +185,7 @@ class PartitionResult(Struct):
         self.state_epoch = state_epoch
         self.start_offset = start_offset
         self.state_batches = [] if state_batches is MISSING else state_batches
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReadStateResult(Struct):
@@ -188,18 +198,18 @@ class ReadStateResult(Struct):
     """The topic identifier"""
     partitions: list[PartitionResult]
     """The results for the partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[PartitionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ReadShareGroupStateResponse(Message):
@@ -217,20 +227,20 @@ class ReadShareGroupStateResponse(Message):
 
     results: list[ReadStateResult]
     """The read results"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         results: list[ReadStateResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
-    out += _S_ii.pack(o.partition, o.leader_epoch)
+    out += _SP_ii(o.partition, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -239,7 +249,7 @@ def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
 
 
 def _e_ReadStateData_0(o: ReadStateData, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -281,88 +291,77 @@ def _e_ReadShareGroupStateRequest_0(o: ReadShareGroupStateRequest, out: bytearra
         out.append(0)
 
 
-def _d_PartitionData_0(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition, o.leader_epoch = _S_ii.unpack_from(buf, pos)
-    pos += 8
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_ReadStateData_0(buf: bytes, pos: int) -> tuple[ReadStateData, int]:
-    o = new_instance(ReadStateData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(ReadStateData)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of ReadStateData was serialized as null')
-    else:
-        if n2 * 9 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[PartitionData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_PartitionData_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_ReadShareGroupStateRequest_0(buf: bytes, pos: int) -> tuple[ReadShareGroupStateRequest, int]:
-    o = new_instance(ReadShareGroupStateRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of ReadShareGroupStateRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
     n3 = buf[pos]
     pos += 1
     if n3 > 127:
         n3, pos = read_uvarint(buf, pos - 1)
     n3 -= 1
     if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Topics of ReadShareGroupStateRequest was serialized as null')
+        raise RemoteProtocolError('non-nullable field Partitions of ReadStateData was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
-            raise truncated('Topics')
-        a4: list[ReadStateData] = []
-        ap6 = a4.append
+        if n3 * 9 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[PartitionData] = []
+        ap5 = a4.append
         for _ in range(n3):
-            e5, pos = _d_ReadStateData_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
+            o6 = new_instance(PartitionData)
+            o6.partition, o6.leader_epoch = _SU_ii(buf, pos)
+            pos += 8
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_ReadShareGroupStateRequest_0(buf: bytes, pos: int) -> tuple[ReadShareGroupStateRequest, int]:
+    o1 = new_instance(ReadShareGroupStateRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
+    else:
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
+    pos += 1
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        raise RemoteProtocolError('non-nullable field Topics of ReadShareGroupStateRequest was serialized as null')
+    else:
+        if n4 * 18 > len(buf) - pos:
+            raise truncated('Topics')
+        a5: list[ReadStateData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_ReadStateData_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_StateBatch_0(o: StateBatch, out: bytearray) -> None:
-    out += _S_qqbh.pack(o.first_offset, o.last_offset, o.delivery_state, o.delivery_count)
+    out += _SP_qqbh(o.first_offset, o.last_offset, o.delivery_state, o.delivery_count)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -371,7 +370,7 @@ def _e_StateBatch_0(o: StateBatch, out: bytearray) -> None:
 
 
 def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition, o.error_code)
+    out += _SP_ih(o.partition, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -385,7 +384,7 @@ def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_iq.pack(o.state_epoch, o.start_offset)
+    out += _SP_iq(o.state_epoch, o.start_offset)
     v4 = o.state_batches
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -402,7 +401,7 @@ def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
 
 
 def _e_ReadStateResult_0(o: ReadStateResult, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -434,114 +433,103 @@ def _e_ReadShareGroupStateResponse_0(o: ReadShareGroupStateResponse, out: bytear
         out.append(0)
 
 
-def _d_StateBatch_0(buf: bytes, pos: int) -> tuple[StateBatch, int]:
-    o = new_instance(StateBatch)
-    o.first_offset, o.last_offset, o.delivery_state, o.delivery_count = _S_qqbh.unpack_from(buf, pos)
-    pos += 19
+def _d_PartitionResult_0(buf: bytes, pos: int) -> tuple[PartitionResult, int]:
+    o1 = new_instance(PartitionResult)
+    o1.partition, o1.error_code = _SU_ih(buf, pos)
+    pos += 6
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
+    else:
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.state_epoch, o1.start_offset = _SU_iq(buf, pos)
+    pos += 12
+    n4 = buf[pos]
+    pos += 1
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        raise RemoteProtocolError('non-nullable field StateBatches of PartitionResult was serialized as null')
+    else:
+        if n4 * 20 > len(buf) - pos:
+            raise truncated('StateBatches')
+        a5: list[StateBatch] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(StateBatch)
+            o7.first_offset, o7.last_offset, o7.delivery_state, o7.delivery_count = _SU_qqbh(buf, pos)
+            pos += 19
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.state_batches = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
-def _d_PartitionResult_0(buf: bytes, pos: int) -> tuple[PartitionResult, int]:
-    o = new_instance(PartitionResult)
-    o.partition, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.state_epoch, o.start_offset = _S_iq.unpack_from(buf, pos)
-    pos += 12
+def _d_ReadStateResult_0(buf: bytes, pos: int) -> tuple[ReadStateResult, int]:
+    o1 = new_instance(ReadStateResult)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
+    pos += 16
     n3 = buf[pos]
     pos += 1
     if n3 > 127:
         n3, pos = read_uvarint(buf, pos - 1)
     n3 -= 1
     if n3 < 0:
-        raise RemoteProtocolError('non-nullable field StateBatches of PartitionResult was serialized as null')
+        raise RemoteProtocolError('non-nullable field Partitions of ReadStateResult was serialized as null')
     else:
-        if n3 * 20 > len(buf) - pos:
-            raise truncated('StateBatches')
-        a4: list[StateBatch] = []
-        ap6 = a4.append
+        if n3 * 21 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[PartitionResult] = []
+        ap5 = a4.append
         for _ in range(n3):
-            e5, pos = _d_StateBatch_0(buf, pos)
-            ap6(e5)
-        o.state_batches = a4
+            e6, pos = _d_PartitionResult_0(buf, pos)
+            ap5(e6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
-def _d_ReadStateResult_0(buf: bytes, pos: int) -> tuple[ReadStateResult, int]:
-    o = new_instance(ReadStateResult)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
+def _d_ReadShareGroupStateResponse_0(buf: bytes, pos: int) -> tuple[ReadShareGroupStateResponse, int]:
+    o1 = new_instance(ReadShareGroupStateResponse)
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of ReadStateResult was serialized as null')
-    else:
-        if n2 * 21 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[PartitionResult] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_PartitionResult_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_ReadShareGroupStateResponse_0(buf: bytes, pos: int) -> tuple[ReadShareGroupStateResponse, int]:
-    o = new_instance(ReadShareGroupStateResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Results of ReadShareGroupStateResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[ReadStateResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_ReadStateResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[ReadStateResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_ReadStateResult_0(buf, pos)
+            ap4(e5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ReadShareGroupStateRequest._ENCODERS = {0: _e_ReadShareGroupStateRequest_0}

@@ -4,22 +4,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
-from .._errors import LocalProtocolError, RemoteProtocolError
+from .._errors import LocalProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
+    read_nullable_compact_string,
     read_tags,
-    read_uvarint,
     structure,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_ih = structure('>ih')
-_S_iu = structure('>i16s')
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iu = structure('>i16s').unpack_from
+_SP_iu = structure('>i16s').pack
 
 
 class RemoveRaftVoterRequest(Message):
@@ -40,7 +45,7 @@ class RemoveRaftVoterRequest(Message):
     """The replica id of the voter getting removed from the topic partition"""
     voter_directory_id: UUID
     """The directory id of the voter getting removed from the topic partition"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -48,12 +53,12 @@ class RemoveRaftVoterRequest(Message):
         cluster_id: str | None = '',
         voter_id: int = 0,
         voter_directory_id: UUID = _ZERO_UUID,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.voter_id = voter_id
         self.voter_directory_id = voter_directory_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class RemoveRaftVoterResponse(Message):
@@ -75,7 +80,7 @@ class RemoveRaftVoterResponse(Message):
     """The error code, or 0 if there was no error"""
     error_message: str | None
     """The error message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -83,12 +88,12 @@ class RemoveRaftVoterResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_RemoveRaftVoterRequest_0(o: RemoveRaftVoterRequest, out: bytearray) -> None:
@@ -105,7 +110,7 @@ def _e_RemoveRaftVoterRequest_0(o: RemoveRaftVoterRequest, out: bytearray) -> No
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_iu.pack(o.voter_id, o.voter_directory_id.bytes)
+    out += _SP_iu(o.voter_id, o.voter_directory_id.bytes)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -114,33 +119,27 @@ def _e_RemoveRaftVoterRequest_0(o: RemoveRaftVoterRequest, out: bytearray) -> No
 
 
 def _d_RemoveRaftVoterRequest_0(buf: bytes, pos: int) -> tuple[RemoveRaftVoterRequest, int]:
-    o = new_instance(RemoveRaftVoterRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.cluster_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    o1 = new_instance(RemoveRaftVoterRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    o.voter_id, u3 = _S_iu.unpack_from(buf, pos)
-    o.voter_directory_id = UUID(bytes=u3)
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.voter_id, b4 = _SU_iu(buf, pos)
+    o1.voter_directory_id = uuid_from_bytes(b4)
     pos += 20
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_RemoveRaftVoterResponse_0(o: RemoveRaftVoterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -162,28 +161,22 @@ def _e_RemoveRaftVoterResponse_0(o: RemoveRaftVoterResponse, out: bytearray) -> 
 
 
 def _d_RemoveRaftVoterResponse_0(buf: bytes, pos: int) -> tuple[RemoveRaftVoterResponse, int]:
-    o = new_instance(RemoveRaftVoterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(RemoveRaftVoterResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 RemoveRaftVoterRequest._ENCODERS = {0: _e_RemoveRaftVoterRequest_0}

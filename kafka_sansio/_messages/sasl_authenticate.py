@@ -4,10 +4,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -16,9 +20,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_q = structure('>q')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
 
 
 class SaslAuthenticateRequest(Message):
@@ -36,16 +43,16 @@ class SaslAuthenticateRequest(Message):
 
     auth_bytes: bytes
     """The SASL authentication bytes from the client, as defined by the SASL mechanism."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         auth_bytes: bytes = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.auth_bytes = auth_bytes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class SaslAuthenticateResponse(Message):
@@ -69,7 +76,7 @@ class SaslAuthenticateResponse(Message):
     """The SASL authentication bytes from the server, as defined by the SASL mechanism."""
     session_lifetime_ms: int
     """Number of milliseconds after which only re-authentication over the existing connection to create a new session can occur."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -78,44 +85,44 @@ class SaslAuthenticateResponse(Message):
         error_message: str | None = '',
         auth_bytes: bytes = b"",
         session_lifetime_ms: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
         self.auth_bytes = auth_bytes
         self.session_lifetime_ms = session_lifetime_ms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_SaslAuthenticateRequest_0(o: SaslAuthenticateRequest, out: bytearray) -> None:
     v1 = o.auth_bytes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SaslAuthenticateRequest version 0 cannot carry tagged fields')
 
 
 def _d_SaslAuthenticateRequest_0(buf: bytes, pos: int) -> tuple[SaslAuthenticateRequest, int]:
-    o = new_instance(SaslAuthenticateRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(SaslAuthenticateRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field AuthBytes of SaslAuthenticateRequest was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('AuthBytes')
-        o.auth_bytes = buf[pos:end2]
-        pos = end2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        o1.auth_bytes = buf[pos:end3]
+        pos = end3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SaslAuthenticateRequest_1(o: SaslAuthenticateRequest, out: bytearray) -> None:
     v1 = o.auth_bytes
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SaslAuthenticateRequest version 1 cannot carry tagged fields')
@@ -137,30 +144,30 @@ def _e_SaslAuthenticateRequest_2(o: SaslAuthenticateRequest, out: bytearray) -> 
 
 
 def _d_SaslAuthenticateRequest_2(buf: bytes, pos: int) -> tuple[SaslAuthenticateRequest, int]:
-    o = new_instance(SaslAuthenticateRequest)
-    n1 = buf[pos]
+    o1 = new_instance(SaslAuthenticateRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field AuthBytes of SaslAuthenticateRequest was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('AuthBytes')
-        o.auth_bytes = buf[pos:end2]
-        pos = end2
+        o1.auth_bytes = buf[pos:end3]
+        pos = end3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_SaslAuthenticateResponse_0(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -169,45 +176,45 @@ def _e_SaslAuthenticateResponse_0(o: SaslAuthenticateResponse, out: bytearray) -
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.auth_bytes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SaslAuthenticateResponse version 0 cannot carry tagged fields')
 
 
 def _d_SaslAuthenticateResponse_0(buf: bytes, pos: int) -> tuple[SaslAuthenticateResponse, int]:
-    o = new_instance(SaslAuthenticateResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(SaslAuthenticateResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field AuthBytes of SaslAuthenticateResponse was serialized as null')
     else:
-        end4 = pos + n3
-        if end4 > len(buf):
+        end5 = pos + n4
+        if end5 > len(buf):
             raise truncated('AuthBytes')
-        o.auth_bytes = buf[pos:end4]
-        pos = end4
-    o.session_lifetime_ms = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        o1.auth_bytes = buf[pos:end5]
+        pos = end5
+    o1.session_lifetime_ms = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SaslAuthenticateResponse_1(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out += b"\xff\xff"
@@ -216,47 +223,47 @@ def _e_SaslAuthenticateResponse_1(o: SaslAuthenticateResponse, out: bytearray) -
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('ErrorMessage longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     v4 = o.auth_bytes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
-    out += _S_q.pack(o.session_lifetime_ms)
+    out += _SP_q(o.session_lifetime_ms)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SaslAuthenticateResponse version 1 cannot carry tagged fields')
 
 
 def _d_SaslAuthenticateResponse_1(buf: bytes, pos: int) -> tuple[SaslAuthenticateResponse, int]:
-    o = new_instance(SaslAuthenticateResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(SaslAuthenticateResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_h.unpack_from(buf, pos)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
-        o.error_message = None
+    if n2 < 0:
+        o1.error_message = None
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.error_message = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field AuthBytes of SaslAuthenticateResponse was serialized as null')
     else:
-        end4 = pos + n3
-        if end4 > len(buf):
+        end5 = pos + n4
+        if end5 > len(buf):
             raise truncated('AuthBytes')
-        o.auth_bytes = buf[pos:end4]
-        pos = end4
-    o.session_lifetime_ms, = _S_q.unpack_from(buf, pos)
+        o1.auth_bytes = buf[pos:end5]
+        pos = end5
+    o1.session_lifetime_ms, = _SU_q(buf, pos)
     pos += 8
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SaslAuthenticateResponse_2(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -277,7 +284,7 @@ def _e_SaslAuthenticateResponse_2(o: SaslAuthenticateResponse, out: bytearray) -
     else:
         out += write_uvarint(n5 + 1)
     out += v4
-    out += _S_q.pack(o.session_lifetime_ms)
+    out += _SP_q(o.session_lifetime_ms)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -286,43 +293,37 @@ def _e_SaslAuthenticateResponse_2(o: SaslAuthenticateResponse, out: bytearray) -
 
 
 def _d_SaslAuthenticateResponse_2(buf: bytes, pos: int) -> tuple[SaslAuthenticateResponse, int]:
-    o = new_instance(SaslAuthenticateResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(SaslAuthenticateResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field AuthBytes of SaslAuthenticateResponse was serialized as null')
     else:
-        end4 = pos + n3
-        if end4 > len(buf):
+        end5 = pos + n4
+        if end5 > len(buf):
             raise truncated('AuthBytes')
-        o.auth_bytes = buf[pos:end4]
-        pos = end4
-    o.session_lifetime_ms, = _S_q.unpack_from(buf, pos)
+        o1.auth_bytes = buf[pos:end5]
+        pos = end5
+    o1.session_lifetime_ms, = _SU_q(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 SaslAuthenticateRequest._ENCODERS = {0: _e_SaslAuthenticateRequest_0, 1: _e_SaslAuthenticateRequest_1, 2: _e_SaslAuthenticateRequest_2}

@@ -4,11 +4,15 @@
 
 from __future__ import annotations
 
-from .._errors import LocalProtocolError, RemoteProtocolError
-from .._wire import MISSING, Message, new_instance, structure, truncated
+from collections.abc import Mapping
 
-_S_h = structure('>h')
-_S_i = structure('>i')
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._wire import MISSING, NO_TAGS, Message, new_instance, structure, truncated
+
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
 
 
 class SaslHandshakeRequest(Message):
@@ -26,16 +30,16 @@ class SaslHandshakeRequest(Message):
 
     mechanism: str
     """The SASL mechanism chosen by the client."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         mechanism: str = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.mechanism = mechanism
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class SaslHandshakeResponse(Message):
@@ -55,18 +59,18 @@ class SaslHandshakeResponse(Message):
     """The error code, or 0 if there was no error."""
     mechanisms: list[str]
     """The mechanisms enabled in the server."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         error_code: int = 0,
         mechanisms: list[str] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.mechanisms = [] if mechanisms is MISSING else mechanisms
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_SaslHandshakeRequest_0(o: SaslHandshakeRequest, out: bytearray) -> None:
@@ -75,24 +79,24 @@ def _e_SaslHandshakeRequest_0(o: SaslHandshakeRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Mechanism longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SaslHandshakeRequest version 0 cannot carry tagged fields')
 
 
 def _d_SaslHandshakeRequest_0(buf: bytes, pos: int) -> tuple[SaslHandshakeRequest, int]:
-    o = new_instance(SaslHandshakeRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(SaslHandshakeRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Mechanism of SaslHandshakeRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.mechanism = buf[pos:end2].decode()
-        pos = end2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end3 = pos + n2
+        o1.mechanism = buf[pos:end3].decode()
+        pos = end3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SaslHandshakeRequest_1(o: SaslHandshakeRequest, out: bytearray) -> None:
@@ -101,66 +105,66 @@ def _e_SaslHandshakeRequest_1(o: SaslHandshakeRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Mechanism longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SaslHandshakeRequest version 1 cannot carry tagged fields')
 
 
 def _e_SaslHandshakeResponse_0(o: SaslHandshakeResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.mechanisms
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('Mechanisms longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SaslHandshakeResponse version 0 cannot carry tagged fields')
 
 
 def _d_SaslHandshakeResponse_0(buf: bytes, pos: int) -> tuple[SaslHandshakeResponse, int]:
-    o = new_instance(SaslHandshakeResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(SaslHandshakeResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Mechanisms of SaslHandshakeResponse was serialized as null')
     else:
-        if n1 * 2 > len(buf) - pos:
+        if n2 * 2 > len(buf) - pos:
             raise truncated('Mechanisms')
-        a2: list[str] = []
-        for _ in range(n1):
-            (n4,) = _S_h.unpack_from(buf, pos)
+        a3: list[str] = []
+        for _ in range(n2):
+            (n5,) = _SU_h(buf, pos)
             pos += 2
-            if n4 < 0:
+            if n5 < 0:
                 raise RemoteProtocolError('non-nullable field Mechanisms of SaslHandshakeResponse was serialized as null')
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.mechanisms = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+                end6 = pos + n5
+                e4 = buf[pos:end6].decode()
+                pos = end6
+            a3.append(e4)
+        o1.mechanisms = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SaslHandshakeResponse_1(o: SaslHandshakeResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.mechanisms
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         b4 = e3.encode()
         n5 = len(b4)
         if n5 > 32767:
             raise LocalProtocolError('Mechanisms longer than 32767 bytes')
-        out += _S_h.pack(n5)
+        out += _SP_h(n5)
         out += b4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SaslHandshakeResponse version 1 cannot carry tagged fields')

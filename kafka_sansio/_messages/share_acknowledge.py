@@ -4,29 +4,42 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_ii = structure('>ii')
-_S_qq = structure('>qq')
-_S_u = structure('>16s')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_qq = structure('>qq').unpack_from
+_SP_qq = structure('>qq').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_b = array_unpacker('b')
 
 
 class AcknowledgementBatch(Struct):
@@ -41,7 +54,7 @@ class AcknowledgementBatch(Struct):
     """Last offset (inclusive) of batch of records to acknowledge."""
     acknowledge_types: list[int]
     """Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -49,12 +62,12 @@ class AcknowledgementBatch(Struct):
         first_offset: int = 0,
         last_offset: int = 0,
         acknowledge_types: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.first_offset = first_offset
         self.last_offset = last_offset
         self.acknowledge_types = [] if acknowledge_types is MISSING else acknowledge_types
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AcknowledgePartition(Struct):
@@ -67,18 +80,18 @@ class AcknowledgePartition(Struct):
     """The partition index."""
     acknowledgement_batches: list[AcknowledgementBatch]
     """Record batches to acknowledge."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         acknowledgement_batches: list[AcknowledgementBatch] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.acknowledgement_batches = [] if acknowledgement_batches is MISSING else acknowledgement_batches
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class AcknowledgeTopic(Struct):
@@ -91,18 +104,18 @@ class AcknowledgeTopic(Struct):
     """The unique topic ID."""
     partitions: list[AcknowledgePartition]
     """The partitions containing records to acknowledge."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[AcknowledgePartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ShareAcknowledgeRequest(Message):
@@ -126,7 +139,7 @@ class ShareAcknowledgeRequest(Message):
     """The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments for consecutive requests."""
     topics: list[AcknowledgeTopic]
     """The topics containing records to acknowledge."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -135,13 +148,13 @@ class ShareAcknowledgeRequest(Message):
         member_id: str | None = '',
         share_session_epoch: int = 0,
         topics: list[AcknowledgeTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.member_id = member_id
         self.share_session_epoch = share_session_epoch
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class LeaderIdAndEpoch(Struct):
@@ -154,18 +167,18 @@ class LeaderIdAndEpoch(Struct):
     """The ID of the current leader or -1 if the leader is unknown."""
     leader_epoch: int
     """The latest known leader epoch."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         leader_id: int = 0,
         leader_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionData(Struct):
@@ -181,7 +194,7 @@ class PartitionData(Struct):
     error_message: str | None
     """The error message, or null if there was no error."""
     current_leader: LeaderIdAndEpoch
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -190,13 +203,13 @@ class PartitionData(Struct):
         error_code: int = 0,
         error_message: str | None = None,
         current_leader: LeaderIdAndEpoch = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
         self.error_message = error_message
         self.current_leader = LeaderIdAndEpoch() if current_leader is MISSING else current_leader
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ShareAcknowledgeTopicResponse(Struct):
@@ -209,18 +222,18 @@ class ShareAcknowledgeTopicResponse(Struct):
     """The unique topic ID."""
     partitions: list[PartitionData]
     """The topic partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[PartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class NodeEndpoint(Struct):
@@ -237,7 +250,7 @@ class NodeEndpoint(Struct):
     """The node's port."""
     rack: str | None
     """The rack of the node, or null if it has not been assigned to a rack."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -246,13 +259,13 @@ class NodeEndpoint(Struct):
         host: str = '',
         port: int = 0,
         rack: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
         self.port = port
         self.rack = rack
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ShareAcknowledgeResponse(Message):
@@ -278,7 +291,7 @@ class ShareAcknowledgeResponse(Message):
     """The response topics."""
     node_endpoints: list[NodeEndpoint]
     """Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -288,18 +301,18 @@ class ShareAcknowledgeResponse(Message):
         error_message: str | None = None,
         responses: list[ShareAcknowledgeTopicResponse] = MISSING,
         node_endpoints: list[NodeEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
         self.responses = [] if responses is MISSING else responses
         self.node_endpoints = [] if node_endpoints is MISSING else node_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_AcknowledgementBatch_0(o: AcknowledgementBatch, out: bytearray) -> None:
-    out += _S_qq.pack(o.first_offset, o.last_offset)
+    out += _SP_qq(o.first_offset, o.last_offset)
     v1 = o.acknowledge_types
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -315,7 +328,7 @@ def _e_AcknowledgementBatch_0(o: AcknowledgementBatch, out: bytearray) -> None:
 
 
 def _e_AcknowledgePartition_0(o: AcknowledgePartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     v1 = o.acknowledgement_batches
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -332,7 +345,7 @@ def _e_AcknowledgePartition_0(o: AcknowledgePartition, out: bytearray) -> None:
 
 
 def _e_AcknowledgeTopic_0(o: AcknowledgeTopic, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -375,7 +388,7 @@ def _e_ShareAcknowledgeRequest_0(o: ShareAcknowledgeRequest, out: bytearray) -> 
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_i.pack(o.share_session_epoch)
+    out += _SP_i(o.share_session_epoch)
     v7 = o.topics
     n8 = len(v7)
     if n8 + 1 < 128:
@@ -391,143 +404,120 @@ def _e_ShareAcknowledgeRequest_0(o: ShareAcknowledgeRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _d_AcknowledgementBatch_0(buf: bytes, pos: int) -> tuple[AcknowledgementBatch, int]:
-    o = new_instance(AcknowledgementBatch)
-    o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field AcknowledgeTypes of AcknowledgementBatch was serialized as null')
-    else:
-        if n1 > len(buf) - pos:
-            raise truncated('AcknowledgeTypes')
-        o.acknowledge_types = list(unpack_from(f'>{n1}b', buf, pos))
-        pos += n1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_AcknowledgePartition_0(buf: bytes, pos: int) -> tuple[AcknowledgePartition, int]:
-    o = new_instance(AcknowledgePartition)
-    o.partition_index, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(AcknowledgePartition)
+    o1.partition_index, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field AcknowledgementBatches of AcknowledgePartition was serialized as null')
-    else:
-        if n1 * 18 > len(buf) - pos:
-            raise truncated('AcknowledgementBatches')
-        a2: list[AcknowledgementBatch] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_AcknowledgementBatch_0(buf, pos)
-            ap4(e3)
-        o.acknowledgement_batches = a2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_AcknowledgeTopic_0(buf: bytes, pos: int) -> tuple[AcknowledgeTopic, int]:
-    o = new_instance(AcknowledgeTopic)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of AcknowledgeTopic was serialized as null')
+        raise RemoteProtocolError('non-nullable field AcknowledgementBatches of AcknowledgePartition was serialized as null')
     else:
-        if n2 * 6 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[AcknowledgePartition] = []
-        ap5 = a3.append
+        if n2 * 18 > len(buf) - pos:
+            raise truncated('AcknowledgementBatches')
+        a3: list[AcknowledgementBatch] = []
+        ap4 = a3.append
         for _ in range(n2):
-            e4, pos = _d_AcknowledgePartition_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
+            o5 = new_instance(AcknowledgementBatch)
+            o5.first_offset, o5.last_offset = _SU_qq(buf, pos)
+            pos += 16
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                o5.acknowledge_types = list(_AU_b[n6](buf, pos + 1))
+                pos += 1 + n6
+            else:
+                o5.acknowledge_types, pos = read_array(buf, pos, 'b', True, 'AcknowledgeTypes')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.acknowledgement_batches = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
-def _d_ShareAcknowledgeRequest_0(buf: bytes, pos: int) -> tuple[ShareAcknowledgeRequest, int]:
-    o = new_instance(ShareAcknowledgeRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.group_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
+def _d_AcknowledgeTopic_0(buf: bytes, pos: int) -> tuple[AcknowledgeTopic, int]:
+    o1 = new_instance(AcknowledgeTopic)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
+    pos += 16
     n3 = buf[pos]
     pos += 1
     if n3 > 127:
         n3, pos = read_uvarint(buf, pos - 1)
     n3 -= 1
     if n3 < 0:
-        o.member_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        raise RemoteProtocolError('non-nullable field Partitions of AcknowledgeTopic was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.share_session_epoch, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field Topics of ShareAcknowledgeRequest was serialized as null')
-    else:
-        if n5 * 18 > len(buf) - pos:
-            raise truncated('Topics')
-        a6: list[AcknowledgeTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_AcknowledgeTopic_0(buf, pos)
-            ap8(e7)
-        o.topics = a6
+        if n3 * 6 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[AcknowledgePartition] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            e6, pos = _d_AcknowledgePartition_0(buf, pos)
+            ap5(e6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_ShareAcknowledgeRequest_0(buf: bytes, pos: int) -> tuple[ShareAcknowledgeRequest, int]:
+    o1 = new_instance(ShareAcknowledgeRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
+    else:
+        o1.group_id, pos = read_nullable_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
+    else:
+        o1.member_id, pos = read_nullable_compact_string(buf, pos, 'MemberId')
+    o1.share_session_epoch, = _SU_i(buf, pos)
+    pos += 4
+    n6 = buf[pos]
+    pos += 1
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
+        raise RemoteProtocolError('non-nullable field Topics of ShareAcknowledgeRequest was serialized as null')
+    else:
+        if n6 * 18 > len(buf) - pos:
+            raise truncated('Topics')
+        a7: list[AcknowledgeTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_AcknowledgeTopic_0(buf, pos)
+            ap8(e9)
+        o1.topics = a7
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+    out += _SP_ii(o.leader_id, o.leader_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -536,7 +526,7 @@ def _e_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
 
 
 def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -560,7 +550,7 @@ def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
 
 
 def _e_ShareAcknowledgeTopicResponse_0(o: ShareAcknowledgeTopicResponse, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -577,7 +567,7 @@ def _e_ShareAcknowledgeTopicResponse_0(o: ShareAcknowledgeTopicResponse, out: by
 
 
 def _e_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -588,7 +578,7 @@ def _e_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v4 = o.rack
     if v4 is None:
         out.append(0)
@@ -610,7 +600,7 @@ def _e_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
 
 
 def _e_ShareAcknowledgeResponse_0(o: ShareAcknowledgeResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -648,167 +638,138 @@ def _e_ShareAcknowledgeResponse_0(o: ShareAcknowledgeResponse, out: bytearray) -
 
 
 def _d_LeaderIdAndEpoch_0(buf: bytes, pos: int) -> tuple[LeaderIdAndEpoch, int]:
-    o = new_instance(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(LeaderIdAndEpoch)
+    o1.leader_id, o1.leader_epoch = _SU_ii(buf, pos)
     pos += 8
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_PartitionData_0(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(PartitionData)
+    o1.partition_index, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.current_leader, pos = _d_LeaderIdAndEpoch_0(buf, pos)
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.current_leader, pos = _d_LeaderIdAndEpoch_0(buf, pos)
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ShareAcknowledgeTopicResponse_0(buf: bytes, pos: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
-    o = new_instance(ShareAcknowledgeTopicResponse)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
+    o1 = new_instance(ShareAcknowledgeTopicResponse)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
     pos += 16
-    n2 = buf[pos]
-    pos += 1
-    if n2 > 127:
-        n2, pos = read_uvarint(buf, pos - 1)
-    n2 -= 1
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of ShareAcknowledgeTopicResponse was serialized as null')
-    else:
-        if n2 * 17 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[PartitionData] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_PartitionData_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_NodeEndpoint_0(buf: bytes, pos: int) -> tuple[NodeEndpoint, int]:
-    o = new_instance(NodeEndpoint)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of NodeEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
     n3 = buf[pos]
     pos += 1
     if n3 > 127:
         n3, pos = read_uvarint(buf, pos - 1)
     n3 -= 1
     if n3 < 0:
-        o.rack = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
+        raise RemoteProtocolError('non-nullable field Partitions of ShareAcknowledgeTopicResponse was serialized as null')
     else:
-        end4 = pos + n3
-        o.rack = buf[pos:end4].decode()
-        pos = end4
+        if n3 * 17 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[PartitionData] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            e6, pos = _d_PartitionData_0(buf, pos)
+            ap5(e6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ShareAcknowledgeResponse_0(buf: bytes, pos: int) -> tuple[ShareAcknowledgeResponse, int]:
-    o = new_instance(ShareAcknowledgeResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ShareAcknowledgeResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Responses of ShareAcknowledgeResponse was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Responses')
-        a4: list[ShareAcknowledgeTopicResponse] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_ShareAcknowledgeTopicResponse_0(buf, pos)
-            ap6(e5)
-        o.responses = a4
-    n7 = buf[pos]
+        a5: list[ShareAcknowledgeTopicResponse] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_ShareAcknowledgeTopicResponse_0(buf, pos)
+            ap6(e7)
+        o1.responses = a5
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field NodeEndpoints of ShareAcknowledgeResponse was serialized as null')
     else:
-        if n7 * 11 > len(buf) - pos:
+        if n8 * 11 > len(buf) - pos:
             raise truncated('NodeEndpoints')
-        a8: list[NodeEndpoint] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_NodeEndpoint_0(buf, pos)
-            ap10(e9)
-        o.node_endpoints = a8
+        a9: list[NodeEndpoint] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(NodeEndpoint)
+            o11.node_id, = _SU_i(buf, pos)
+            pos += 4
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o11.host = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o11.host, pos = read_compact_string(buf, pos, 'Host')
+            o11.port, = _SU_i(buf, pos)
+            pos += 4
+            n14 = buf[pos] - 1
+            if 0 <= n14 < 127:
+                end15 = pos + 1 + n14
+                o11.rack = buf[pos + 1:end15].decode()
+                pos = end15
+            else:
+                o11.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+            if buf[pos] == 0:
+                o11.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap10(o11)
+        o1.node_endpoints = a9
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ShareAcknowledgeRequest._ENCODERS = {0: _e_ShareAcknowledgeRequest_0}

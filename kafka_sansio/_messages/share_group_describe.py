@@ -4,29 +4,42 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ii = structure('>ii')
-_S_o = structure('>?')
-_S_u = structure('>16s')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_i = array_unpacker('i')
 
 
 class ShareGroupDescribeRequest(Message):
@@ -46,18 +59,18 @@ class ShareGroupDescribeRequest(Message):
     """The ids of the groups to describe"""
     include_authorized_operations: bool
     """Whether to include authorized operations."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         group_ids: list[str] = MISSING,
         include_authorized_operations: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_ids = [] if group_ids is MISSING else group_ids
         self.include_authorized_operations = include_authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TopicPartitions(Struct):
@@ -72,7 +85,7 @@ class TopicPartitions(Struct):
     """The topic name."""
     partitions: list[int]
     """The partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -80,12 +93,12 @@ class TopicPartitions(Struct):
         topic_id: UUID = _ZERO_UUID,
         topic_name: str = '',
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Assignment(Struct):
@@ -96,16 +109,16 @@ class Assignment(Struct):
 
     topic_partitions: list[TopicPartitions]
     """The assigned topic-partitions to the member."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_partitions: list[TopicPartitions] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_partitions = [] if topic_partitions is MISSING else topic_partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Member(Struct):
@@ -128,7 +141,7 @@ class Member(Struct):
     """The subscribed topic names."""
     assignment: Assignment
     """The current assignment."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -140,7 +153,7 @@ class Member(Struct):
         client_host: str = '',
         subscribed_topic_names: list[str] = MISSING,
         assignment: Assignment = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.member_id = member_id
         self.rack_id = rack_id
@@ -149,7 +162,7 @@ class Member(Struct):
         self.client_host = client_host
         self.subscribed_topic_names = [] if subscribed_topic_names is MISSING else subscribed_topic_names
         self.assignment = Assignment() if assignment is MISSING else assignment
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class DescribedGroup(Struct):
@@ -176,7 +189,7 @@ class DescribedGroup(Struct):
     """The members."""
     authorized_operations: int
     """32-bit bitfield to represent authorized operations for this group."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -190,7 +203,7 @@ class DescribedGroup(Struct):
         assignor_name: str = '',
         members: list[Member] = MISSING,
         authorized_operations: int = -2147483648,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.error_message = error_message
@@ -201,7 +214,7 @@ class DescribedGroup(Struct):
         self.assignor_name = assignor_name
         self.members = [] if members is MISSING else members
         self.authorized_operations = authorized_operations
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ShareGroupDescribeResponse(Message):
@@ -221,18 +234,18 @@ class ShareGroupDescribeResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     groups: list[DescribedGroup]
     """Each described group."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         groups: list[DescribedGroup] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.groups = [] if groups is MISSING else groups
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ShareGroupDescribeRequest_0(o: ShareGroupDescribeRequest, out: bytearray) -> None:
@@ -252,7 +265,7 @@ def _e_ShareGroupDescribeRequest_0(o: ShareGroupDescribeRequest, out: bytearray)
         else:
             out += write_uvarint(n5 + 1)
         out += b4
-    out += _S_o.pack(o.include_authorized_operations)
+    out += _SP_o(o.include_authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -261,46 +274,40 @@ def _e_ShareGroupDescribeRequest_0(o: ShareGroupDescribeRequest, out: bytearray)
 
 
 def _d_ShareGroupDescribeRequest_0(buf: bytes, pos: int) -> tuple[ShareGroupDescribeRequest, int]:
-    o = new_instance(ShareGroupDescribeRequest)
-    n1 = buf[pos]
+    o1 = new_instance(ShareGroupDescribeRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupIds of ShareGroupDescribeRequest was serialized as null')
     else:
-        if n1 > len(buf) - pos:
+        if n2 > len(buf) - pos:
             raise truncated('GroupIds')
-        a2: list[str] = []
-        for _ in range(n1):
-            n4 = buf[pos]
-            pos += 1
-            if n4 > 127:
-                n4, pos = read_uvarint(buf, pos - 1)
-            n4 -= 1
-            if n4 < 0:
-                raise RemoteProtocolError('non-nullable field GroupIds of ShareGroupDescribeRequest was serialized as null')
-            elif n4 > 32767:
-                raise RemoteProtocolError('string field GroupIds had invalid length')
+        a3: list[str] = []
+        for _ in range(n2):
+            n5 = buf[pos] - 1
+            if 0 <= n5 < 127:
+                end6 = pos + 1 + n5
+                e4 = buf[pos + 1:end6].decode()
+                pos = end6
             else:
-                end5 = pos + n4
-                e3 = buf[pos:end5].decode()
-                pos = end5
-            a2.append(e3)
-        o.group_ids = a2
-    o.include_authorized_operations, = _S_o.unpack_from(buf, pos)
+                e4, pos = read_compact_string(buf, pos, 'GroupIds')
+            a3.append(e4)
+        o1.group_ids = a3
+    o1.include_authorized_operations, = _SU_o(buf, pos)
     pos += 1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.topic_name
     b2 = v1.encode()
     n3 = len(b2)
@@ -365,7 +372,7 @@ def _e_Member_0(o: Member, out: bytearray) -> None:
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_i.pack(o.member_epoch)
+    out += _SP_i(o.member_epoch)
     v7 = o.client_id
     b8 = v7.encode()
     n9 = len(b8)
@@ -412,7 +419,7 @@ def _e_Member_0(o: Member, out: bytearray) -> None:
 
 
 def _e_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -446,7 +453,7 @@ def _e_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
     else:
         out += write_uvarint(n9 + 1)
     out += b8
-    out += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    out += _SP_ii(o.group_epoch, o.assignment_epoch)
     v10 = o.assignor_name
     b11 = v10.encode()
     n12 = len(b11)
@@ -465,7 +472,7 @@ def _e_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
         out += write_uvarint(n14 + 1)
     for e15 in v13:
         _e_Member_0(e15, out)
-    out += _S_i.pack(o.authorized_operations)
+    out += _SP_i(o.authorized_operations)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -474,7 +481,7 @@ def _e_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
 
 
 def _e_ShareGroupDescribeResponse_0(o: ShareGroupDescribeResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.groups
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -490,272 +497,201 @@ def _e_ShareGroupDescribeResponse_0(o: ShareGroupDescribeResponse, out: bytearra
         out.append(0)
 
 
-def _d_TopicPartitions_0(buf: bytes, pos: int) -> tuple[TopicPartitions, int]:
-    o = new_instance(TopicPartitions)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
+def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
+    o1 = new_instance(Assignment)
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicPartitions was serialized as null')
-    elif n2 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
-    else:
-        end3 = pos + n2
-        o.topic_name = buf[pos:end3].decode()
-        pos = end3
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicPartitions was serialized as null')
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
-    o = new_instance(Assignment)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field TopicPartitions of Assignment was serialized as null')
     else:
-        if n1 * 19 > len(buf) - pos:
+        if n2 * 19 > len(buf) - pos:
             raise truncated('TopicPartitions')
-        a2: list[TopicPartitions] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicPartitions_0(buf, pos)
-            ap4(e3)
-        o.topic_partitions = a2
+        a3: list[TopicPartitions] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(TopicPartitions)
+            b6, = _SU_u(buf, pos)
+            o5.topic_id = uuid_from_bytes(b6)
+            pos += 16
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                end8 = pos + 1 + n7
+                o5.topic_name = buf[pos + 1:end8].decode()
+                pos = end8
+            else:
+                o5.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o5.partitions = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o5.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topic_partitions = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_Member_0(buf: bytes, pos: int) -> tuple[Member, int]:
-    o = new_instance(Member)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of Member was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    o1 = new_instance(Member)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.member_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.rack_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field RackId had invalid length')
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.rack_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.rack_id = buf[pos:end4].decode()
-        pos = end4
-    o.member_epoch, = _S_i.unpack_from(buf, pos)
+        o1.rack_id, pos = read_nullable_compact_string(buf, pos, 'RackId')
+    o1.member_epoch, = _SU_i(buf, pos)
     pos += 4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field ClientId of Member was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field ClientId had invalid length')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.client_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.client_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field ClientHost of Member was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field ClientHost had invalid length')
+        o1.client_id, pos = read_compact_string(buf, pos, 'ClientId')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.client_host = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.client_host = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
+        o1.client_host, pos = read_compact_string(buf, pos, 'ClientHost')
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field SubscribedTopicNames of Member was serialized as null')
     else:
-        if n9 > len(buf) - pos:
+        if n10 > len(buf) - pos:
             raise truncated('SubscribedTopicNames')
-        a10: list[str] = []
-        for _ in range(n9):
-            n12 = buf[pos]
-            pos += 1
-            if n12 > 127:
-                n12, pos = read_uvarint(buf, pos - 1)
-            n12 -= 1
-            if n12 < 0:
-                raise RemoteProtocolError('non-nullable field SubscribedTopicNames of Member was serialized as null')
-            elif n12 > 32767:
-                raise RemoteProtocolError('string field SubscribedTopicNames had invalid length')
+        a11: list[str] = []
+        for _ in range(n10):
+            n13 = buf[pos] - 1
+            if 0 <= n13 < 127:
+                end14 = pos + 1 + n13
+                e12 = buf[pos + 1:end14].decode()
+                pos = end14
             else:
-                end13 = pos + n12
-                e11 = buf[pos:end13].decode()
-                pos = end13
-            a10.append(e11)
-        o.subscribed_topic_names = a10
-    o.assignment, pos = _d_Assignment_0(buf, pos)
+                e12, pos = read_compact_string(buf, pos, 'SubscribedTopicNames')
+            a11.append(e12)
+        o1.subscribed_topic_names = a11
+    o1.assignment, pos = _d_Assignment_0(buf, pos)
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_DescribedGroup_0(buf: bytes, pos: int) -> tuple[DescribedGroup, int]:
-    o = new_instance(DescribedGroup)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(DescribedGroup)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of DescribedGroup was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.group_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.group_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field GroupState of DescribedGroup was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupState had invalid length')
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.group_state = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.group_state = buf[pos:end6].decode()
-        pos = end6
-    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+        o1.group_state, pos = read_compact_string(buf, pos, 'GroupState')
+    o1.group_epoch, o1.assignment_epoch = _SU_ii(buf, pos)
     pos += 8
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        raise RemoteProtocolError('non-nullable field AssignorName of DescribedGroup was serialized as null')
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field AssignorName had invalid length')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.assignor_name = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.assignor_name = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
+        o1.assignor_name, pos = read_compact_string(buf, pos, 'AssignorName')
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Members of DescribedGroup was serialized as null')
     else:
-        if n9 * 12 > len(buf) - pos:
+        if n10 * 12 > len(buf) - pos:
             raise truncated('Members')
-        a10: list[Member] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_Member_0(buf, pos)
-            ap12(e11)
-        o.members = a10
-    o.authorized_operations, = _S_i.unpack_from(buf, pos)
+        a11: list[Member] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            e13, pos = _d_Member_0(buf, pos)
+            ap12(e13)
+        o1.members = a11
+    o1.authorized_operations, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ShareGroupDescribeResponse_0(buf: bytes, pos: int) -> tuple[ShareGroupDescribeResponse, int]:
-    o = new_instance(ShareGroupDescribeResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(ShareGroupDescribeResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Groups of ShareGroupDescribeResponse was serialized as null')
     else:
-        if n1 * 20 > len(buf) - pos:
+        if n2 * 20 > len(buf) - pos:
             raise truncated('Groups')
-        a2: list[DescribedGroup] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_DescribedGroup_0(buf, pos)
-            ap4(e3)
-        o.groups = a2
+        a3: list[DescribedGroup] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_DescribedGroup_0(buf, pos)
+            ap4(e5)
+        o1.groups = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ShareGroupDescribeRequest._ENCODERS = {0: _e_ShareGroupDescribeRequest_0}

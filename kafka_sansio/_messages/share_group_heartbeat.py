@@ -4,28 +4,40 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_ii = structure('>ii')
-_S_u = structure('>16s')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_i = array_unpacker('i')
 
 
 class ShareGroupHeartbeatRequest(Message):
@@ -51,7 +63,7 @@ class ShareGroupHeartbeatRequest(Message):
     """null if not provided or if it didn't change since the last heartbeat; the rack ID of consumer otherwise."""
     subscribed_topic_names: list[str] | None
     """null if it didn't change since the last heartbeat; the subscribed topic names otherwise."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -61,14 +73,14 @@ class ShareGroupHeartbeatRequest(Message):
         member_epoch: int = 0,
         rack_id: str | None = None,
         subscribed_topic_names: list[str] | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.member_id = member_id
         self.member_epoch = member_epoch
         self.rack_id = rack_id
         self.subscribed_topic_names = subscribed_topic_names
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TopicPartitions(Struct):
@@ -81,18 +93,18 @@ class TopicPartitions(Struct):
     """The topic ID."""
     partitions: list[int]
     """The partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class Assignment(Struct):
@@ -103,16 +115,16 @@ class Assignment(Struct):
 
     topic_partitions: list[TopicPartitions]
     """The partitions assigned to the member."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_partitions: list[TopicPartitions] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_partitions = [] if topic_partitions is MISSING else topic_partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class ShareGroupHeartbeatResponse(Message):
@@ -142,7 +154,7 @@ class ShareGroupHeartbeatResponse(Message):
     """The heartbeat interval in milliseconds."""
     assignment: Assignment | None
     """null if not provided; the assignment otherwise."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -154,7 +166,7 @@ class ShareGroupHeartbeatResponse(Message):
         member_epoch: int = 0,
         heartbeat_interval_ms: int = 0,
         assignment: Assignment | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
@@ -163,7 +175,7 @@ class ShareGroupHeartbeatResponse(Message):
         self.member_epoch = member_epoch
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.assignment = assignment
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_ShareGroupHeartbeatRequest_0(o: ShareGroupHeartbeatRequest, out: bytearray) -> None:
@@ -187,7 +199,7 @@ def _e_ShareGroupHeartbeatRequest_0(o: ShareGroupHeartbeatRequest, out: bytearra
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_i.pack(o.member_epoch)
+    out += _SP_i(o.member_epoch)
     v7 = o.rack_id
     if v7 is None:
         out.append(0)
@@ -228,85 +240,61 @@ def _e_ShareGroupHeartbeatRequest_0(o: ShareGroupHeartbeatRequest, out: bytearra
 
 
 def _d_ShareGroupHeartbeatRequest_0(buf: bytes, pos: int) -> tuple[ShareGroupHeartbeatRequest, int]:
-    o = new_instance(ShareGroupHeartbeatRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of ShareGroupHeartbeatRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(ShareGroupHeartbeatRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of ShareGroupHeartbeatRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.member_epoch, = _S_i.unpack_from(buf, pos)
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    o1.member_epoch, = _SU_i(buf, pos)
     pos += 4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.rack_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field RackId had invalid length')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.rack_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.rack_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
+        o1.rack_id, pos = read_nullable_compact_string(buf, pos, 'RackId')
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        o.subscribed_topic_names = None
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
+        o1.subscribed_topic_names = None
     else:
-        if n7 > len(buf) - pos:
+        if n8 > len(buf) - pos:
             raise truncated('SubscribedTopicNames')
-        a8: list[str] = []
-        for _ in range(n7):
-            n10 = buf[pos]
-            pos += 1
-            if n10 > 127:
-                n10, pos = read_uvarint(buf, pos - 1)
-            n10 -= 1
-            if n10 < 0:
-                raise RemoteProtocolError('non-nullable field SubscribedTopicNames of ShareGroupHeartbeatRequest was serialized as null')
-            elif n10 > 32767:
-                raise RemoteProtocolError('string field SubscribedTopicNames had invalid length')
+        a9: list[str] = []
+        for _ in range(n8):
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                e10 = buf[pos + 1:end12].decode()
+                pos = end12
             else:
-                end11 = pos + n10
-                e9 = buf[pos:end11].decode()
-                pos = end11
-            a8.append(e9)
-        o.subscribed_topic_names = a8
+                e10, pos = read_compact_string(buf, pos, 'SubscribedTopicNames')
+            a9.append(e10)
+        o1.subscribed_topic_names = a9
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -338,7 +326,7 @@ def _e_Assignment_0(o: Assignment, out: bytearray) -> None:
 
 
 def _e_ShareGroupHeartbeatResponse_0(o: ShareGroupHeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -365,7 +353,7 @@ def _e_ShareGroupHeartbeatResponse_0(o: ShareGroupHeartbeatResponse, out: bytear
         else:
             out += write_uvarint(n6 + 1)
         out += b5
-    out += _S_ii.pack(o.member_epoch, o.heartbeat_interval_ms)
+    out += _SP_ii(o.member_epoch, o.heartbeat_interval_ms)
     v7 = o.assignment
     if v7 is None:
         out.append(255)
@@ -379,100 +367,77 @@ def _e_ShareGroupHeartbeatResponse_0(o: ShareGroupHeartbeatResponse, out: bytear
         out.append(0)
 
 
-def _d_TopicPartitions_0(buf: bytes, pos: int) -> tuple[TopicPartitions, int]:
-    o = new_instance(TopicPartitions)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
+def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
+    o1 = new_instance(Assignment)
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of TopicPartitions was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Partitions')
-        o.partitions = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
-    o = new_instance(Assignment)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field TopicPartitions of Assignment was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('TopicPartitions')
-        a2: list[TopicPartitions] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TopicPartitions_0(buf, pos)
-            ap4(e3)
-        o.topic_partitions = a2
+        a3: list[TopicPartitions] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(TopicPartitions)
+            b6, = _SU_u(buf, pos)
+            o5.topic_id = uuid_from_bytes(b6)
+            pos += 16
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                o5.partitions = list(_AU_i[n7](buf, pos + 1))
+                pos += 1 + 4 * n7
+            else:
+                o5.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topic_partitions = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_ShareGroupHeartbeatResponse_0(buf: bytes, pos: int) -> tuple[ShareGroupHeartbeatResponse, int]:
-    o = new_instance(ShareGroupHeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(ShareGroupHeartbeatResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.member_id = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    o.member_epoch, o.heartbeat_interval_ms = _S_ii.unpack_from(buf, pos)
+        o1.member_id, pos = read_nullable_compact_string(buf, pos, 'MemberId')
+    o1.member_epoch, o1.heartbeat_interval_ms = _SU_ii(buf, pos)
     pos += 8
     if buf[pos] >= 128:
-        o.assignment = None
+        o1.assignment = None
         pos += 1
     else:
-        o.assignment, pos = _d_Assignment_0(buf, pos + 1)
+        o1.assignment, pos = _d_Assignment_0(buf, pos + 1)
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 ShareGroupHeartbeatRequest._ENCODERS = {0: _e_ShareGroupHeartbeatRequest_0}

@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,13 +25,21 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_iio = structure('>ii?')
-_S_iiq = structure('>iiq')
-_S_iiqo = structure('>iiq?')
-_S_ioiq = structure('>i?iq')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iio = structure('>ii?').unpack_from
+_SP_iio = structure('>ii?').pack
+_SU_iiq = structure('>iiq').unpack_from
+_SP_iiq = structure('>iiq').pack
+_SU_iiqo = structure('>iiq?').unpack_from
+_SP_iiqo = structure('>iiq?').pack
+_SU_ioiq = structure('>i?iq').unpack_from
+_SP_ioiq = structure('>i?iq').pack
+_AU_i = array_unpacker('i')
 
 
 class StopReplicaPartitionV0(Struct):
@@ -39,18 +52,18 @@ class StopReplicaPartitionV0(Struct):
     """The topic name."""
     partition_index: int
     """The partition index."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partition_index: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_index = partition_index
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class StopReplicaTopicV1(Struct):
@@ -63,18 +76,18 @@ class StopReplicaTopicV1(Struct):
     """The topic name."""
     partition_indexes: list[int]
     """The partition indexes."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partition_indexes: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partition_indexes = [] if partition_indexes is MISSING else partition_indexes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class StopReplicaPartitionState(Struct):
@@ -89,7 +102,7 @@ class StopReplicaPartitionState(Struct):
     """The leader epoch."""
     delete_partition: bool
     """Whether this partition should be deleted."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -97,12 +110,12 @@ class StopReplicaPartitionState(Struct):
         partition_index: int = 0,
         leader_epoch: int = -1,
         delete_partition: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.leader_epoch = leader_epoch
         self.delete_partition = delete_partition
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class StopReplicaTopicState(Struct):
@@ -115,18 +128,18 @@ class StopReplicaTopicState(Struct):
     """The topic name."""
     partition_states: list[StopReplicaPartitionState]
     """The state of each partition"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partition_states: list[StopReplicaPartitionState] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_states = [] if partition_states is MISSING else partition_states
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class StopReplicaRequest(Message):
@@ -158,7 +171,7 @@ class StopReplicaRequest(Message):
     """The topics to stop."""
     topic_states: list[StopReplicaTopicState]
     """Each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -171,7 +184,7 @@ class StopReplicaRequest(Message):
         ungrouped_partitions: list[StopReplicaPartitionV0] = MISSING,
         topics: list[StopReplicaTopicV1] = MISSING,
         topic_states: list[StopReplicaTopicState] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.controller_id = controller_id
         self.is_k_raft_controller = is_k_raft_controller
@@ -181,7 +194,7 @@ class StopReplicaRequest(Message):
         self.ungrouped_partitions = [] if ungrouped_partitions is MISSING else ungrouped_partitions
         self.topics = [] if topics is MISSING else topics
         self.topic_states = [] if topic_states is MISSING else topic_states
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class StopReplicaPartitionError(Struct):
@@ -196,7 +209,7 @@ class StopReplicaPartitionError(Struct):
     """The partition index."""
     error_code: int
     """The partition error code, or 0 if there was no partition error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -204,12 +217,12 @@ class StopReplicaPartitionError(Struct):
         topic_name: str = '',
         partition_index: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_index = partition_index
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class StopReplicaResponse(Message):
@@ -229,18 +242,18 @@ class StopReplicaResponse(Message):
     """The top-level error code, or 0 if there was no top-level error."""
     partition_errors: list[StopReplicaPartitionError]
     """The responses for each partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         error_code: int = 0,
         partition_errors: list[StopReplicaPartitionError] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.partition_errors = [] if partition_errors is MISSING else partition_errors
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_StopReplicaPartitionV0_0(o: StopReplicaPartitionV0, out: bytearray) -> None:
@@ -249,9 +262,9 @@ def _e_StopReplicaPartitionV0_0(o: StopReplicaPartitionV0, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.partition_index)
+    out += _SP_i(o.partition_index)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('StopReplicaPartitionV0 version 0 cannot carry tagged fields')
 
@@ -263,55 +276,50 @@ def _e_StopReplicaRequest_0(o: StopReplicaRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default Topics at version 0 of StopReplicaRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 0 of StopReplicaRequest')
-    out += _S_iio.pack(o.controller_id, o.controller_epoch, o.delete_partitions)
+    out += _SP_iio(o.controller_id, o.controller_epoch, o.delete_partitions)
     v1 = o.ungrouped_partitions
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_StopReplicaPartitionV0_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('StopReplicaRequest version 0 cannot carry tagged fields')
 
 
-def _d_StopReplicaPartitionV0_0(buf: bytes, pos: int) -> tuple[StopReplicaPartitionV0, int]:
-    o = new_instance(StopReplicaPartitionV0)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of StopReplicaPartitionV0 was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_StopReplicaRequest_0(buf: bytes, pos: int) -> tuple[StopReplicaRequest, int]:
-    o = new_instance(StopReplicaRequest)
-    o.controller_id, o.controller_epoch, o.delete_partitions = _S_iio.unpack_from(buf, pos)
+    o1 = new_instance(StopReplicaRequest)
+    o1.controller_id, o1.controller_epoch, o1.delete_partitions = _SU_iio(buf, pos)
     pos += 9
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UngroupedPartitions of StopReplicaRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('UngroupedPartitions')
-        a2: list[StopReplicaPartitionV0] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_StopReplicaPartitionV0_0(buf, pos)
-            ap4(e3)
-        o.ungrouped_partitions = a2
-    o.is_k_raft_controller = False
-    o.broker_epoch = -1
-    o.topics = []
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[StopReplicaPartitionV0] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(StopReplicaPartitionV0)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of StopReplicaPartitionV0 was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, = _SU_i(buf, pos)
+            pos += 4
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.ungrouped_partitions = a3
+    o1.is_k_raft_controller = False
+    o1.broker_epoch = -1
+    o1.topics = []
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_StopReplicaTopicV1_1(o: StopReplicaTopicV1, out: bytearray) -> None:
@@ -320,11 +328,11 @@ def _e_StopReplicaTopicV1_1(o: StopReplicaTopicV1, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_indexes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('StopReplicaTopicV1 version 1 cannot carry tagged fields')
@@ -337,61 +345,48 @@ def _e_StopReplicaRequest_1(o: StopReplicaRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitions at version 1 of StopReplicaRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 1 of StopReplicaRequest')
-    out += _S_iiqo.pack(o.controller_id, o.controller_epoch, o.broker_epoch, o.delete_partitions)
+    out += _SP_iiqo(o.controller_id, o.controller_epoch, o.broker_epoch, o.delete_partitions)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_StopReplicaTopicV1_1(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('StopReplicaRequest version 1 cannot carry tagged fields')
 
 
-def _d_StopReplicaTopicV1_1(buf: bytes, pos: int) -> tuple[StopReplicaTopicV1, int]:
-    o = new_instance(StopReplicaTopicV1)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of StopReplicaTopicV1 was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of StopReplicaTopicV1 was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_StopReplicaRequest_1(buf: bytes, pos: int) -> tuple[StopReplicaRequest, int]:
-    o = new_instance(StopReplicaRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch, o.delete_partitions = _S_iiqo.unpack_from(buf, pos)
+    o1 = new_instance(StopReplicaRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch, o1.delete_partitions = _SU_iiqo(buf, pos)
     pos += 17
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of StopReplicaRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[StopReplicaTopicV1] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_StopReplicaTopicV1_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.is_k_raft_controller = False
-    o.ungrouped_partitions = []
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[StopReplicaTopicV1] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(StopReplicaTopicV1)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of StopReplicaTopicV1 was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_indexes, pos = read_array(buf, pos, 'i', False, 'PartitionIndexes')
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.is_k_raft_controller = False
+    o1.ungrouped_partitions = []
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_StopReplicaTopicV1_2(o: StopReplicaTopicV1, out: bytearray) -> None:
@@ -426,7 +421,7 @@ def _e_StopReplicaRequest_2(o: StopReplicaRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitions at version 2 of StopReplicaRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 2 of StopReplicaRequest')
-    out += _S_iiqo.pack(o.controller_id, o.controller_epoch, o.broker_epoch, o.delete_partitions)
+    out += _SP_iiqo(o.controller_id, o.controller_epoch, o.broker_epoch, o.delete_partitions)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -442,74 +437,57 @@ def _e_StopReplicaRequest_2(o: StopReplicaRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_StopReplicaTopicV1_2(buf: bytes, pos: int) -> tuple[StopReplicaTopicV1, int]:
-    o = new_instance(StopReplicaTopicV1)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of StopReplicaTopicV1 was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of StopReplicaTopicV1 was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_StopReplicaRequest_2(buf: bytes, pos: int) -> tuple[StopReplicaRequest, int]:
-    o = new_instance(StopReplicaRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch, o.delete_partitions = _S_iiqo.unpack_from(buf, pos)
+    o1 = new_instance(StopReplicaRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch, o1.delete_partitions = _SU_iiqo(buf, pos)
     pos += 17
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of StopReplicaRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[StopReplicaTopicV1] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_StopReplicaTopicV1_2(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.is_k_raft_controller = False
-    o.ungrouped_partitions = []
-    o.topic_states = []
+        a3: list[StopReplicaTopicV1] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(StopReplicaTopicV1)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o5.partition_indexes = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o5.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
+    o1.is_k_raft_controller = False
+    o1.ungrouped_partitions = []
+    o1.topic_states = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_StopReplicaPartitionState_3(o: StopReplicaPartitionState, out: bytearray) -> None:
-    out += _S_iio.pack(o.partition_index, o.leader_epoch, o.delete_partition)
+    out += _SP_iio(o.partition_index, o.leader_epoch, o.delete_partition)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -552,7 +530,7 @@ def _e_StopReplicaRequest_3(o: StopReplicaRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitions at version 3 of StopReplicaRequest')
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 3 of StopReplicaRequest')
-    out += _S_iiq.pack(o.controller_id, o.controller_epoch, o.broker_epoch)
+    out += _SP_iiq(o.controller_id, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -568,87 +546,76 @@ def _e_StopReplicaRequest_3(o: StopReplicaRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_StopReplicaPartitionState_3(buf: bytes, pos: int) -> tuple[StopReplicaPartitionState, int]:
-    o = new_instance(StopReplicaPartitionState)
-    o.partition_index, o.leader_epoch, o.delete_partition = _S_iio.unpack_from(buf, pos)
-    pos += 9
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_StopReplicaTopicState_3(buf: bytes, pos: int) -> tuple[StopReplicaTopicState, int]:
-    o = new_instance(StopReplicaTopicState)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of StopReplicaTopicState was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(StopReplicaTopicState)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionStates of StopReplicaTopicState was serialized as null')
     else:
-        if n3 * 10 > len(buf) - pos:
+        if n4 * 10 > len(buf) - pos:
             raise truncated('PartitionStates')
-        a4: list[StopReplicaPartitionState] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_StopReplicaPartitionState_3(buf, pos)
-            ap6(e5)
-        o.partition_states = a4
+        a5: list[StopReplicaPartitionState] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(StopReplicaPartitionState)
+            o7.partition_index, o7.leader_epoch, o7.delete_partition = _SU_iio(buf, pos)
+            pos += 9
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partition_states = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_StopReplicaRequest_3(buf: bytes, pos: int) -> tuple[StopReplicaRequest, int]:
-    o = new_instance(StopReplicaRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch = _S_iiq.unpack_from(buf, pos)
+    o1 = new_instance(StopReplicaRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch = _SU_iiq(buf, pos)
     pos += 16
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of StopReplicaRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[StopReplicaTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_StopReplicaTopicState_3(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    o.is_k_raft_controller = False
-    o.delete_partitions = False
-    o.ungrouped_partitions = []
-    o.topics = []
+        a3: list[StopReplicaTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_StopReplicaTopicState_3(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    o1.is_k_raft_controller = False
+    o1.delete_partitions = False
+    o1.ungrouped_partitions = []
+    o1.topics = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_StopReplicaRequest_4(o: StopReplicaRequest, out: bytearray) -> None:
@@ -658,7 +625,7 @@ def _e_StopReplicaRequest_4(o: StopReplicaRequest, out: bytearray) -> None:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitions at version 4 of StopReplicaRequest')
     if o.topics:
         raise LocalProtocolError('attempted to write a non-default Topics at version 4 of StopReplicaRequest')
-    out += _S_ioiq.pack(o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch)
+    out += _SP_ioiq(o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -675,34 +642,34 @@ def _e_StopReplicaRequest_4(o: StopReplicaRequest, out: bytearray) -> None:
 
 
 def _d_StopReplicaRequest_4(buf: bytes, pos: int) -> tuple[StopReplicaRequest, int]:
-    o = new_instance(StopReplicaRequest)
-    o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch = _S_ioiq.unpack_from(buf, pos)
+    o1 = new_instance(StopReplicaRequest)
+    o1.controller_id, o1.is_k_raft_controller, o1.controller_epoch, o1.broker_epoch = _SU_ioiq(buf, pos)
     pos += 17
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of StopReplicaRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[StopReplicaTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_StopReplicaTopicState_3(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    o.delete_partitions = False
-    o.ungrouped_partitions = []
-    o.topics = []
+        a3: list[StopReplicaTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_StopReplicaTopicState_3(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    o1.delete_partitions = False
+    o1.ungrouped_partitions = []
+    o1.topics = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_StopReplicaPartitionError_0(o: StopReplicaPartitionError, out: bytearray) -> None:
@@ -711,59 +678,54 @@ def _e_StopReplicaPartitionError_0(o: StopReplicaPartitionError, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('StopReplicaPartitionError version 0 cannot carry tagged fields')
 
 
 def _e_StopReplicaResponse_0(o: StopReplicaResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.partition_errors
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_StopReplicaPartitionError_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('StopReplicaResponse version 0 cannot carry tagged fields')
 
 
-def _d_StopReplicaPartitionError_0(buf: bytes, pos: int) -> tuple[StopReplicaPartitionError, int]:
-    o = new_instance(StopReplicaPartitionError)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of StopReplicaPartitionError was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_StopReplicaResponse_0(buf: bytes, pos: int) -> tuple[StopReplicaResponse, int]:
-    o = new_instance(StopReplicaResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(StopReplicaResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field PartitionErrors of StopReplicaResponse was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('PartitionErrors')
-        a2: list[StopReplicaPartitionError] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_StopReplicaPartitionError_0(buf, pos)
-            ap4(e3)
-        o.partition_errors = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[StopReplicaPartitionError] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(StopReplicaPartitionError)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of StopReplicaPartitionError was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.partition_errors = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_StopReplicaPartitionError_1(o: StopReplicaPartitionError, out: bytearray) -> None:
@@ -772,18 +734,18 @@ def _e_StopReplicaPartitionError_1(o: StopReplicaPartitionError, out: bytearray)
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('StopReplicaPartitionError version 1 cannot carry tagged fields')
 
 
 def _e_StopReplicaResponse_1(o: StopReplicaResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.partition_errors
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_StopReplicaPartitionError_1(e3, out)
     if o.unknown_tagged_fields:
@@ -801,7 +763,7 @@ def _e_StopReplicaPartitionError_2(o: StopReplicaPartitionError, out: bytearray)
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -810,7 +772,7 @@ def _e_StopReplicaPartitionError_2(o: StopReplicaPartitionError, out: bytearray)
 
 
 def _e_StopReplicaResponse_2(o: StopReplicaResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.partition_errors
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -826,57 +788,46 @@ def _e_StopReplicaResponse_2(o: StopReplicaResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_StopReplicaPartitionError_2(buf: bytes, pos: int) -> tuple[StopReplicaPartitionError, int]:
-    o = new_instance(StopReplicaPartitionError)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of StopReplicaPartitionError was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_StopReplicaResponse_2(buf: bytes, pos: int) -> tuple[StopReplicaResponse, int]:
-    o = new_instance(StopReplicaResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(StopReplicaResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field PartitionErrors of StopReplicaResponse was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('PartitionErrors')
-        a2: list[StopReplicaPartitionError] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_StopReplicaPartitionError_2(buf, pos)
-            ap4(e3)
-        o.partition_errors = a2
+        a3: list[StopReplicaPartitionError] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(StopReplicaPartitionError)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.topic_name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+            o5.partition_index, o5.error_code = _SU_ih(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.partition_errors = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 StopReplicaRequest._ENCODERS = {0: _e_StopReplicaRequest_0, 1: _e_StopReplicaRequest_1, 2: _e_StopReplicaRequest_2, 3: _e_StopReplicaRequest_3, 4: _e_StopReplicaRequest_4}

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,9 +23,12 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class SyncGroupRequestAssignment(Struct):
@@ -33,18 +41,18 @@ class SyncGroupRequestAssignment(Struct):
     """The ID of the member to assign."""
     assignment: bytes
     """The member assignment."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         member_id: str = '',
         assignment: bytes = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.member_id = member_id
         self.assignment = assignment
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class SyncGroupRequest(Message):
@@ -74,7 +82,7 @@ class SyncGroupRequest(Message):
     """The group protocol name."""
     assignments: list[SyncGroupRequestAssignment]
     """Each assignment."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -86,7 +94,7 @@ class SyncGroupRequest(Message):
         protocol_type: str | None = None,
         protocol_name: str | None = None,
         assignments: list[SyncGroupRequestAssignment] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.generation_id = generation_id
@@ -95,7 +103,7 @@ class SyncGroupRequest(Message):
         self.protocol_type = protocol_type
         self.protocol_name = protocol_name
         self.assignments = [] if assignments is MISSING else assignments
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class SyncGroupResponse(Message):
@@ -121,7 +129,7 @@ class SyncGroupResponse(Message):
     """The group protocol name."""
     assignment: bytes
     """The member assignment."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -131,14 +139,14 @@ class SyncGroupResponse(Message):
         protocol_type: str | None = None,
         protocol_name: str | None = None,
         assignment: bytes = b"",
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.protocol_type = protocol_type
         self.protocol_name = protocol_name
         self.assignment = assignment
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_SyncGroupRequestAssignment_0(o: SyncGroupRequestAssignment, out: bytearray) -> None:
@@ -147,11 +155,11 @@ def _e_SyncGroupRequestAssignment_0(o: SyncGroupRequestAssignment, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.assignment
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupRequestAssignment version 0 cannot carry tagged fields')
@@ -165,87 +173,82 @@ def _e_SyncGroupRequest_0(o: SyncGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.assignments
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_SyncGroupRequestAssignment_0(e9, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupRequest version 0 cannot carry tagged fields')
 
 
-def _d_SyncGroupRequestAssignment_0(buf: bytes, pos: int) -> tuple[SyncGroupRequestAssignment, int]:
-    o = new_instance(SyncGroupRequestAssignment)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of SyncGroupRequestAssignment was serialized as null')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Assignment of SyncGroupRequestAssignment was serialized as null')
-    else:
-        end4 = pos + n3
-        if end4 > len(buf):
-            raise truncated('Assignment')
-        o.assignment = buf[pos:end4]
-        pos = end4
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_SyncGroupRequest_0(buf: bytes, pos: int) -> tuple[SyncGroupRequest, int]:
-    o = new_instance(SyncGroupRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(SyncGroupRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of SyncGroupRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of SyncGroupRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_i.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Assignments of SyncGroupRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('Assignments')
-        a6: list[SyncGroupRequestAssignment] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_SyncGroupRequestAssignment_0(buf, pos)
-            ap8(e7)
-        o.assignments = a6
-    o.group_instance_id = None
-    o.protocol_type = None
-    o.protocol_name = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[SyncGroupRequestAssignment] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            o9 = new_instance(SyncGroupRequestAssignment)
+            (n10,) = _SU_h(buf, pos)
+            pos += 2
+            if n10 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of SyncGroupRequestAssignment was serialized as null')
+            else:
+                end11 = pos + n10
+                o9.member_id = buf[pos:end11].decode()
+                pos = end11
+            (n12,) = _SU_i(buf, pos)
+            pos += 4
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field Assignment of SyncGroupRequestAssignment was serialized as null')
+            else:
+                end13 = pos + n12
+                if end13 > len(buf):
+                    raise truncated('Assignment')
+                o9.assignment = buf[pos:end13]
+                pos = end13
+            o9.unknown_tagged_fields = NO_TAGS
+            ap8(o9)
+        o1.assignments = a7
+    o1.group_instance_id = None
+    o1.protocol_type = None
+    o1.protocol_name = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SyncGroupRequestAssignment_1(o: SyncGroupRequestAssignment, out: bytearray) -> None:
@@ -254,11 +257,11 @@ def _e_SyncGroupRequestAssignment_1(o: SyncGroupRequestAssignment, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.assignment
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupRequestAssignment version 1 cannot carry tagged fields')
@@ -272,19 +275,19 @@ def _e_SyncGroupRequest_1(o: SyncGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.assignments
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_SyncGroupRequestAssignment_1(e9, out)
     if o.unknown_tagged_fields:
@@ -297,11 +300,11 @@ def _e_SyncGroupRequestAssignment_2(o: SyncGroupRequestAssignment, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.assignment
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupRequestAssignment version 2 cannot carry tagged fields')
@@ -315,19 +318,19 @@ def _e_SyncGroupRequest_2(o: SyncGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.assignments
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_SyncGroupRequestAssignment_2(e9, out)
     if o.unknown_tagged_fields:
@@ -340,11 +343,11 @@ def _e_SyncGroupRequestAssignment_3(o: SyncGroupRequestAssignment, out: bytearra
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.assignment
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += v4
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupRequestAssignment version 3 cannot carry tagged fields')
@@ -356,15 +359,15 @@ def _e_SyncGroupRequest_3(o: SyncGroupRequest, out: bytearray) -> None:
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('MemberId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
     v7 = o.group_instance_id
     if v7 is None:
@@ -374,11 +377,11 @@ def _e_SyncGroupRequest_3(o: SyncGroupRequest, out: bytearray) -> None:
         n9 = len(b8)
         if n9 > 32767:
             raise LocalProtocolError('GroupInstanceId longer than 32767 bytes')
-        out += _S_h.pack(n9)
+        out += _SP_h(n9)
         out += b8
     v10 = o.assignments
     n11 = len(v10)
-    out += _S_i.pack(n11)
+    out += _SP_i(n11)
     for e12 in v10:
         _e_SyncGroupRequestAssignment_3(e12, out)
     if o.unknown_tagged_fields:
@@ -386,50 +389,69 @@ def _e_SyncGroupRequest_3(o: SyncGroupRequest, out: bytearray) -> None:
 
 
 def _d_SyncGroupRequest_3(buf: bytes, pos: int) -> tuple[SyncGroupRequest, int]:
-    o = new_instance(SyncGroupRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(SyncGroupRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of SyncGroupRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id, = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.group_id = buf[pos:end3].decode()
+        pos = end3
+    o1.generation_id, = _SU_i(buf, pos)
     pos += 4
-    (n3,) = _S_h.unpack_from(buf, pos)
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field MemberId of SyncGroupRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    (n5,) = _S_h.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.member_id = buf[pos:end5].decode()
+        pos = end5
+    (n6,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.group_instance_id = None
+    if n6 < 0:
+        o1.group_instance_id = None
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    (n7,) = _S_i.unpack_from(buf, pos)
+        end7 = pos + n6
+        o1.group_instance_id = buf[pos:end7].decode()
+        pos = end7
+    (n8,) = _SU_i(buf, pos)
     pos += 4
-    if n7 < 0:
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Assignments of SyncGroupRequest was serialized as null')
     else:
-        if n7 * 6 > len(buf) - pos:
+        if n8 * 6 > len(buf) - pos:
             raise truncated('Assignments')
-        a8: list[SyncGroupRequestAssignment] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_SyncGroupRequestAssignment_0(buf, pos)
-            ap10(e9)
-        o.assignments = a8
-    o.protocol_type = None
-    o.protocol_name = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a9: list[SyncGroupRequestAssignment] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(SyncGroupRequestAssignment)
+            (n12,) = _SU_h(buf, pos)
+            pos += 2
+            if n12 < 0:
+                raise RemoteProtocolError('non-nullable field MemberId of SyncGroupRequestAssignment was serialized as null')
+            else:
+                end13 = pos + n12
+                o11.member_id = buf[pos:end13].decode()
+                pos = end13
+            (n14,) = _SU_i(buf, pos)
+            pos += 4
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Assignment of SyncGroupRequestAssignment was serialized as null')
+            else:
+                end15 = pos + n14
+                if end15 > len(buf):
+                    raise truncated('Assignment')
+                o11.assignment = buf[pos:end15]
+                pos = end15
+            o11.unknown_tagged_fields = NO_TAGS
+            ap10(o11)
+        o1.assignments = a9
+    o1.protocol_type = None
+    o1.protocol_name = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SyncGroupRequestAssignment_4(o: SyncGroupRequestAssignment, out: bytearray) -> None:
@@ -468,7 +490,7 @@ def _e_SyncGroupRequest_4(o: SyncGroupRequest, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -507,109 +529,80 @@ def _e_SyncGroupRequest_4(o: SyncGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_SyncGroupRequestAssignment_4(buf: bytes, pos: int) -> tuple[SyncGroupRequestAssignment, int]:
-    o = new_instance(SyncGroupRequestAssignment)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of SyncGroupRequestAssignment was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
-    else:
-        end2 = pos + n1
-        o.member_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Assignment of SyncGroupRequestAssignment was serialized as null')
-    else:
-        end4 = pos + n3
-        if end4 > len(buf):
-            raise truncated('Assignment')
-        o.assignment = buf[pos:end4]
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_SyncGroupRequest_4(buf: bytes, pos: int) -> tuple[SyncGroupRequest, int]:
-    o = new_instance(SyncGroupRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of SyncGroupRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(SyncGroupRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id, = _S_i.unpack_from(buf, pos)
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    o1.generation_id, = _SU_i(buf, pos)
     pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of SyncGroupRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.group_instance_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.group_instance_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
+        o1.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+    n8 = buf[pos]
     pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         raise RemoteProtocolError('non-nullable field Assignments of SyncGroupRequest was serialized as null')
     else:
-        if n7 * 3 > len(buf) - pos:
+        if n8 * 3 > len(buf) - pos:
             raise truncated('Assignments')
-        a8: list[SyncGroupRequestAssignment] = []
-        ap10 = a8.append
-        for _ in range(n7):
-            e9, pos = _d_SyncGroupRequestAssignment_4(buf, pos)
-            ap10(e9)
-        o.assignments = a8
-    o.protocol_type = None
-    o.protocol_name = None
+        a9: list[SyncGroupRequestAssignment] = []
+        ap10 = a9.append
+        for _ in range(n8):
+            o11 = new_instance(SyncGroupRequestAssignment)
+            n12 = buf[pos] - 1
+            if 0 <= n12 < 127:
+                end13 = pos + 1 + n12
+                o11.member_id = buf[pos + 1:end13].decode()
+                pos = end13
+            else:
+                o11.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n14 = buf[pos]
+            pos += 1
+            if n14 > 127:
+                n14, pos = read_uvarint(buf, pos - 1)
+            n14 -= 1
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field Assignment of SyncGroupRequestAssignment was serialized as null')
+            else:
+                end15 = pos + n14
+                if end15 > len(buf):
+                    raise truncated('Assignment')
+                o11.assignment = buf[pos:end15]
+                pos = end15
+            if buf[pos] == 0:
+                o11.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap10(o11)
+        o1.assignments = a9
+    o1.protocol_type = None
+    o1.protocol_name = None
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_SyncGroupRequest_5(o: SyncGroupRequest, out: bytearray) -> None:
@@ -623,7 +616,7 @@ def _e_SyncGroupRequest_5(o: SyncGroupRequest, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.generation_id)
+    out += _SP_i(o.generation_id)
     v4 = o.member_id
     b5 = v4.encode()
     n6 = len(b5)
@@ -689,181 +682,176 @@ def _e_SyncGroupRequest_5(o: SyncGroupRequest, out: bytearray) -> None:
 
 
 def _d_SyncGroupRequest_5(buf: bytes, pos: int) -> tuple[SyncGroupRequest, int]:
-    o = new_instance(SyncGroupRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of SyncGroupRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+    o1 = new_instance(SyncGroupRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
-    o.generation_id, = _S_i.unpack_from(buf, pos)
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    o1.generation_id, = _SU_i(buf, pos)
     pos += 4
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of SyncGroupRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.member_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.member_id = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.group_instance_id = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.group_instance_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.group_instance_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        o.protocol_type = None
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
+        o1.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.protocol_type = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.protocol_type = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
-    pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
-        o.protocol_name = None
-    elif n9 > 32767:
-        raise RemoteProtocolError('string field ProtocolName had invalid length')
+        o1.protocol_type, pos = read_nullable_compact_string(buf, pos, 'ProtocolType')
+    n10 = buf[pos] - 1
+    if 0 <= n10 < 127:
+        end11 = pos + 1 + n10
+        o1.protocol_name = buf[pos + 1:end11].decode()
+        pos = end11
     else:
-        end10 = pos + n9
-        o.protocol_name = buf[pos:end10].decode()
-        pos = end10
-    n11 = buf[pos]
+        o1.protocol_name, pos = read_nullable_compact_string(buf, pos, 'ProtocolName')
+    n12 = buf[pos]
     pos += 1
-    if n11 > 127:
-        n11, pos = read_uvarint(buf, pos - 1)
-    n11 -= 1
-    if n11 < 0:
+    if n12 > 127:
+        n12, pos = read_uvarint(buf, pos - 1)
+    n12 -= 1
+    if n12 < 0:
         raise RemoteProtocolError('non-nullable field Assignments of SyncGroupRequest was serialized as null')
     else:
-        if n11 * 3 > len(buf) - pos:
+        if n12 * 3 > len(buf) - pos:
             raise truncated('Assignments')
-        a12: list[SyncGroupRequestAssignment] = []
-        ap14 = a12.append
-        for _ in range(n11):
-            e13, pos = _d_SyncGroupRequestAssignment_4(buf, pos)
-            ap14(e13)
-        o.assignments = a12
+        a13: list[SyncGroupRequestAssignment] = []
+        ap14 = a13.append
+        for _ in range(n12):
+            o15 = new_instance(SyncGroupRequestAssignment)
+            n16 = buf[pos] - 1
+            if 0 <= n16 < 127:
+                end17 = pos + 1 + n16
+                o15.member_id = buf[pos + 1:end17].decode()
+                pos = end17
+            else:
+                o15.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+            n18 = buf[pos]
+            pos += 1
+            if n18 > 127:
+                n18, pos = read_uvarint(buf, pos - 1)
+            n18 -= 1
+            if n18 < 0:
+                raise RemoteProtocolError('non-nullable field Assignment of SyncGroupRequestAssignment was serialized as null')
+            else:
+                end19 = pos + n18
+                if end19 > len(buf):
+                    raise truncated('Assignment')
+                o15.assignment = buf[pos:end19]
+                pos = end19
+            if buf[pos] == 0:
+                o15.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o15.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap14(o15)
+        o1.assignments = a13
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_SyncGroupResponse_0(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.assignment
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupResponse version 0 cannot carry tagged fields')
 
 
 def _d_SyncGroupResponse_0(buf: bytes, pos: int) -> tuple[SyncGroupResponse, int]:
-    o = new_instance(SyncGroupResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(SyncGroupResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Assignment of SyncGroupResponse was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('Assignment')
-        o.assignment = buf[pos:end2]
-        pos = end2
-    o.throttle_time_ms = 0
-    o.protocol_type = None
-    o.protocol_name = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        o1.assignment = buf[pos:end3]
+        pos = end3
+    o1.throttle_time_ms = 0
+    o1.protocol_type = None
+    o1.protocol_name = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SyncGroupResponse_1(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.assignment
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupResponse version 1 cannot carry tagged fields')
 
 
 def _d_SyncGroupResponse_1(buf: bytes, pos: int) -> tuple[SyncGroupResponse, int]:
-    o = new_instance(SyncGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(SyncGroupResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Assignment of SyncGroupResponse was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('Assignment')
-        o.assignment = buf[pos:end2]
-        pos = end2
-    o.protocol_type = None
-    o.protocol_name = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        o1.assignment = buf[pos:end3]
+        pos = end3
+    o1.protocol_type = None
+    o1.protocol_name = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_SyncGroupResponse_2(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.assignment
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupResponse version 2 cannot carry tagged fields')
 
 
 def _e_SyncGroupResponse_3(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.assignment
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += v1
     if o.unknown_tagged_fields:
         raise LocalProtocolError('SyncGroupResponse version 3 cannot carry tagged fields')
 
 
 def _e_SyncGroupResponse_4(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.assignment
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -879,34 +867,34 @@ def _e_SyncGroupResponse_4(o: SyncGroupResponse, out: bytearray) -> None:
 
 
 def _d_SyncGroupResponse_4(buf: bytes, pos: int) -> tuple[SyncGroupResponse, int]:
-    o = new_instance(SyncGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(SyncGroupResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Assignment of SyncGroupResponse was serialized as null')
     else:
-        end2 = pos + n1
-        if end2 > len(buf):
+        end3 = pos + n2
+        if end3 > len(buf):
             raise truncated('Assignment')
-        o.assignment = buf[pos:end2]
-        pos = end2
-    o.protocol_type = None
-    o.protocol_name = None
+        o1.assignment = buf[pos:end3]
+        pos = end3
+    o1.protocol_type = None
+    o1.protocol_name = None
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_SyncGroupResponse_5(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.protocol_type
     if v1 is None:
         out.append(0)
@@ -948,54 +936,42 @@ def _e_SyncGroupResponse_5(o: SyncGroupResponse, out: bytearray) -> None:
 
 
 def _d_SyncGroupResponse_5(buf: bytes, pos: int) -> tuple[SyncGroupResponse, int]:
-    o = new_instance(SyncGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(SyncGroupResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.protocol_type = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ProtocolType had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.protocol_type = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.protocol_type = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.protocol_name = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ProtocolName had invalid length')
+        o1.protocol_type, pos = read_nullable_compact_string(buf, pos, 'ProtocolType')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.protocol_name = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.protocol_name = buf[pos:end4].decode()
-        pos = end4
-    n5 = buf[pos]
+        o1.protocol_name, pos = read_nullable_compact_string(buf, pos, 'ProtocolName')
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Assignment of SyncGroupResponse was serialized as null')
     else:
-        end6 = pos + n5
-        if end6 > len(buf):
+        end7 = pos + n6
+        if end7 > len(buf):
             raise truncated('Assignment')
-        o.assignment = buf[pos:end6]
-        pos = end6
+        o1.assignment = buf[pos:end7]
+        pos = end7
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 SyncGroupRequest._ENCODERS = {0: _e_SyncGroupRequest_0, 1: _e_SyncGroupRequest_1, 2: _e_SyncGroupRequest_2, 3: _e_SyncGroupRequest_3, 4: _e_SyncGroupRequest_4, 5: _e_SyncGroupRequest_5}

@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,13 +23,20 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_iq = structure('>iq')
-_S_iqi = structure('>iqi')
-_S_qh = structure('>qh')
-_S_qhi = structure('>qhi')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iq = structure('>iq').unpack_from
+_SP_iq = structure('>iq').pack
+_SU_iqi = structure('>iqi').unpack_from
+_SP_iqi = structure('>iqi').pack
+_SU_qh = structure('>qh').unpack_from
+_SP_qh = structure('>qh').pack
+_SU_qhi = structure('>qhi').unpack_from
+_SP_qhi = structure('>qhi').pack
 
 
 class TxnOffsetCommitRequestPartition(Struct):
@@ -41,7 +53,7 @@ class TxnOffsetCommitRequestPartition(Struct):
     """The leader epoch of the last consumed record."""
     committed_metadata: str | None
     """Any associated metadata the client wants to keep."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -50,13 +62,13 @@ class TxnOffsetCommitRequestPartition(Struct):
         committed_offset: int = 0,
         committed_leader_epoch: int = -1,
         committed_metadata: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.committed_offset = committed_offset
         self.committed_leader_epoch = committed_leader_epoch
         self.committed_metadata = committed_metadata
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TxnOffsetCommitRequestTopic(Struct):
@@ -69,18 +81,18 @@ class TxnOffsetCommitRequestTopic(Struct):
     """The topic name."""
     partitions: list[TxnOffsetCommitRequestPartition]
     """The partitions inside the topic that we want to commit offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[TxnOffsetCommitRequestPartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TxnOffsetCommitRequest(Message):
@@ -112,7 +124,7 @@ class TxnOffsetCommitRequest(Message):
     """The unique identifier of the consumer instance provided by end user."""
     topics: list[TxnOffsetCommitRequestTopic]
     """Each topic that we want to commit offsets for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -125,7 +137,7 @@ class TxnOffsetCommitRequest(Message):
         member_id: str = '',
         group_instance_id: str | None = None,
         topics: list[TxnOffsetCommitRequestTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.group_id = group_id
@@ -135,7 +147,7 @@ class TxnOffsetCommitRequest(Message):
         self.member_id = member_id
         self.group_instance_id = group_instance_id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TxnOffsetCommitResponsePartition(Struct):
@@ -148,18 +160,18 @@ class TxnOffsetCommitResponsePartition(Struct):
     """The partition index."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TxnOffsetCommitResponseTopic(Struct):
@@ -172,18 +184,18 @@ class TxnOffsetCommitResponseTopic(Struct):
     """The topic name."""
     partitions: list[TxnOffsetCommitResponsePartition]
     """The responses for each partition in the topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[TxnOffsetCommitResponsePartition] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class TxnOffsetCommitResponse(Message):
@@ -203,22 +215,22 @@ class TxnOffsetCommitResponse(Message):
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
     topics: list[TxnOffsetCommitResponseTopic]
     """The responses for each topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         throttle_time_ms: int = 0,
         topics: list[TxnOffsetCommitResponseTopic] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_TxnOffsetCommitRequestPartition_0(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -227,7 +239,7 @@ def _e_TxnOffsetCommitRequestPartition_0(o: TxnOffsetCommitRequestPartition, out
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitRequestPartition version 0 cannot carry tagged fields')
@@ -239,11 +251,11 @@ def _e_TxnOffsetCommitRequestTopic_0(o: TxnOffsetCommitRequestTopic, out: bytear
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TxnOffsetCommitRequestPartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -262,111 +274,106 @@ def _e_TxnOffsetCommitRequest_0(o: TxnOffsetCommitRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _SP_qh(o.producer_id, o.producer_epoch)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_TxnOffsetCommitRequestTopic_0(e9, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitRequest version 0 cannot carry tagged fields')
 
 
-def _d_TxnOffsetCommitRequestPartition_0(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    o = new_instance(TxnOffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.committed_metadata = None
-    else:
-        end2 = pos + n1
-        o.committed_metadata = buf[pos:end2].decode()
-        pos = end2
-    o.committed_leader_epoch = -1
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_TxnOffsetCommitRequestTopic_0(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
-    o = new_instance(TxnOffsetCommitRequestTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TxnOffsetCommitRequestTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of TxnOffsetCommitRequestTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TxnOffsetCommitRequestTopic was serialized as null')
     else:
-        if n3 * 14 > len(buf) - pos:
+        if n4 * 14 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[TxnOffsetCommitRequestPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_TxnOffsetCommitRequestPartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[TxnOffsetCommitRequestPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(TxnOffsetCommitRequestPartition)
+            o7.partition_index, o7.committed_offset = _SU_iq(buf, pos)
+            pos += 12
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.committed_metadata = None
+            else:
+                end9 = pos + n8
+                o7.committed_metadata = buf[pos:end9].decode()
+                pos = end9
+            o7.committed_leader_epoch = -1
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_TxnOffsetCommitRequest_0(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
-    o = new_instance(TxnOffsetCommitRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TxnOffsetCommitRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TransactionalId of TxnOffsetCommitRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.transactional_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of TxnOffsetCommitRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.group_id = buf[pos:end4].decode()
-        pos = end4
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.group_id = buf[pos:end5].decode()
+        pos = end5
+    o1.producer_id, o1.producer_epoch = _SU_qh(buf, pos)
     pos += 10
-    (n5,) = _S_i.unpack_from(buf, pos)
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Topics of TxnOffsetCommitRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[TxnOffsetCommitRequestTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_TxnOffsetCommitRequestTopic_0(buf, pos)
-            ap8(e7)
-        o.topics = a6
-    o.generation_id = -1
-    o.member_id = ''
-    o.group_instance_id = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[TxnOffsetCommitRequestTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_TxnOffsetCommitRequestTopic_0(buf, pos)
+            ap8(e9)
+        o1.topics = a7
+    o1.generation_id = -1
+    o1.member_id = ''
+    o1.group_instance_id = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_TxnOffsetCommitRequestPartition_1(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+    out += _SP_iq(o.partition_index, o.committed_offset)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -375,7 +382,7 @@ def _e_TxnOffsetCommitRequestPartition_1(o: TxnOffsetCommitRequestPartition, out
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitRequestPartition version 1 cannot carry tagged fields')
@@ -387,11 +394,11 @@ def _e_TxnOffsetCommitRequestTopic_1(o: TxnOffsetCommitRequestTopic, out: bytear
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TxnOffsetCommitRequestPartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -410,19 +417,19 @@ def _e_TxnOffsetCommitRequest_1(o: TxnOffsetCommitRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _SP_qh(o.producer_id, o.producer_epoch)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_TxnOffsetCommitRequestTopic_1(e9, out)
     if o.unknown_tagged_fields:
@@ -430,7 +437,7 @@ def _e_TxnOffsetCommitRequest_1(o: TxnOffsetCommitRequest, out: bytearray) -> No
 
 
 def _e_TxnOffsetCommitRequestPartition_2(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.committed_metadata
     if v1 is None:
         out += b"\xff\xff"
@@ -439,7 +446,7 @@ def _e_TxnOffsetCommitRequestPartition_2(o: TxnOffsetCommitRequestPartition, out
         n3 = len(b2)
         if n3 > 32767:
             raise LocalProtocolError('CommittedMetadata longer than 32767 bytes')
-        out += _S_h.pack(n3)
+        out += _SP_h(n3)
         out += b2
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitRequestPartition version 2 cannot carry tagged fields')
@@ -451,11 +458,11 @@ def _e_TxnOffsetCommitRequestTopic_2(o: TxnOffsetCommitRequestTopic, out: bytear
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TxnOffsetCommitRequestPartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -474,110 +481,105 @@ def _e_TxnOffsetCommitRequest_2(o: TxnOffsetCommitRequest, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TransactionalId longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.group_id
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('GroupId longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _SP_qh(o.producer_id, o.producer_epoch)
     v7 = o.topics
     n8 = len(v7)
-    out += _S_i.pack(n8)
+    out += _SP_i(n8)
     for e9 in v7:
         _e_TxnOffsetCommitRequestTopic_2(e9, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitRequest version 2 cannot carry tagged fields')
 
 
-def _d_TxnOffsetCommitRequestPartition_2(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    o = new_instance(TxnOffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        o.committed_metadata = None
-    else:
-        end2 = pos + n1
-        o.committed_metadata = buf[pos:end2].decode()
-        pos = end2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_TxnOffsetCommitRequestTopic_2(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
-    o = new_instance(TxnOffsetCommitRequestTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TxnOffsetCommitRequestTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of TxnOffsetCommitRequestTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TxnOffsetCommitRequestTopic was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[TxnOffsetCommitRequestPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_TxnOffsetCommitRequestPartition_2(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[TxnOffsetCommitRequestPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(TxnOffsetCommitRequestPartition)
+            o7.partition_index, o7.committed_offset, o7.committed_leader_epoch = _SU_iqi(buf, pos)
+            pos += 16
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                o7.committed_metadata = None
+            else:
+                end9 = pos + n8
+                o7.committed_metadata = buf[pos:end9].decode()
+                pos = end9
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_TxnOffsetCommitRequest_2(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
-    o = new_instance(TxnOffsetCommitRequest)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TxnOffsetCommitRequest)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TransactionalId of TxnOffsetCommitRequest was serialized as null')
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.transactional_id = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_h(buf, pos)
     pos += 2
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field GroupId of TxnOffsetCommitRequest was serialized as null')
     else:
-        end4 = pos + n3
-        o.group_id = buf[pos:end4].decode()
-        pos = end4
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+        end5 = pos + n4
+        o1.group_id = buf[pos:end5].decode()
+        pos = end5
+    o1.producer_id, o1.producer_epoch = _SU_qh(buf, pos)
     pos += 10
-    (n5,) = _S_i.unpack_from(buf, pos)
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field Topics of TxnOffsetCommitRequest was serialized as null')
     else:
-        if n5 * 6 > len(buf) - pos:
+        if n6 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a6: list[TxnOffsetCommitRequestTopic] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_TxnOffsetCommitRequestTopic_2(buf, pos)
-            ap8(e7)
-        o.topics = a6
-    o.generation_id = -1
-    o.member_id = ''
-    o.group_instance_id = None
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[TxnOffsetCommitRequestTopic] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_TxnOffsetCommitRequestTopic_2(buf, pos)
+            ap8(e9)
+        o1.topics = a7
+    o1.generation_id = -1
+    o1.member_id = ''
+    o1.group_instance_id = None
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_TxnOffsetCommitRequestPartition_3(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+    out += _SP_iqi(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     v1 = o.committed_metadata
     if v1 is None:
         out.append(0)
@@ -645,7 +647,7 @@ def _e_TxnOffsetCommitRequest_3(o: TxnOffsetCommitRequest, out: bytearray) -> No
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_qhi.pack(o.producer_id, o.producer_epoch, o.generation_id)
+    out += _SP_qhi(o.producer_id, o.producer_epoch, o.generation_id)
     v7 = o.member_id
     b8 = v7.encode()
     n9 = len(b8)
@@ -684,152 +686,111 @@ def _e_TxnOffsetCommitRequest_3(o: TxnOffsetCommitRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _d_TxnOffsetCommitRequestPartition_3(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    o = new_instance(TxnOffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.committed_metadata = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field CommittedMetadata had invalid length')
-    else:
-        end2 = pos + n1
-        o.committed_metadata = buf[pos:end2].decode()
-        pos = end2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_TxnOffsetCommitRequestTopic_3(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
-    o = new_instance(TxnOffsetCommitRequestTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TxnOffsetCommitRequestTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(TxnOffsetCommitRequestTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TxnOffsetCommitRequestTopic was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
+        if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[TxnOffsetCommitRequestPartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_TxnOffsetCommitRequestPartition_3(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[TxnOffsetCommitRequestPartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(TxnOffsetCommitRequestPartition)
+            o7.partition_index, o7.committed_offset, o7.committed_leader_epoch = _SU_iqi(buf, pos)
+            pos += 16
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.committed_metadata = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.committed_metadata, pos = read_nullable_compact_string(buf, pos, 'CommittedMetadata')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_TxnOffsetCommitRequest_3(buf: bytes, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
-    o = new_instance(TxnOffsetCommitRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TransactionalId of TxnOffsetCommitRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TransactionalId had invalid length')
+    o1 = new_instance(TxnOffsetCommitRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.transactional_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.transactional_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of TxnOffsetCommitRequest was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
+        o1.transactional_id, pos = read_compact_string(buf, pos, 'TransactionalId')
+    n4 = buf[pos] - 1
+    if 0 <= n4 < 127:
+        end5 = pos + 1 + n4
+        o1.group_id = buf[pos + 1:end5].decode()
+        pos = end5
     else:
-        end4 = pos + n3
-        o.group_id = buf[pos:end4].decode()
-        pos = end4
-    o.producer_id, o.producer_epoch, o.generation_id = _S_qhi.unpack_from(buf, pos)
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    o1.producer_id, o1.producer_epoch, o1.generation_id = _SU_qhi(buf, pos)
     pos += 14
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field MemberId of TxnOffsetCommitRequest was serialized as null')
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field MemberId had invalid length')
+    n6 = buf[pos] - 1
+    if 0 <= n6 < 127:
+        end7 = pos + 1 + n6
+        o1.member_id = buf[pos + 1:end7].decode()
+        pos = end7
     else:
-        end6 = pos + n5
-        o.member_id = buf[pos:end6].decode()
-        pos = end6
-    n7 = buf[pos]
-    pos += 1
-    if n7 > 127:
-        n7, pos = read_uvarint(buf, pos - 1)
-    n7 -= 1
-    if n7 < 0:
-        o.group_instance_id = None
-    elif n7 > 32767:
-        raise RemoteProtocolError('string field GroupInstanceId had invalid length')
+        o1.member_id, pos = read_compact_string(buf, pos, 'MemberId')
+    n8 = buf[pos] - 1
+    if 0 <= n8 < 127:
+        end9 = pos + 1 + n8
+        o1.group_instance_id = buf[pos + 1:end9].decode()
+        pos = end9
     else:
-        end8 = pos + n7
-        o.group_instance_id = buf[pos:end8].decode()
-        pos = end8
-    n9 = buf[pos]
+        o1.group_instance_id, pos = read_nullable_compact_string(buf, pos, 'GroupInstanceId')
+    n10 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n10 > 127:
+        n10, pos = read_uvarint(buf, pos - 1)
+    n10 -= 1
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field Topics of TxnOffsetCommitRequest was serialized as null')
     else:
-        if n9 * 3 > len(buf) - pos:
+        if n10 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a10: list[TxnOffsetCommitRequestTopic] = []
-        ap12 = a10.append
-        for _ in range(n9):
-            e11, pos = _d_TxnOffsetCommitRequestTopic_3(buf, pos)
-            ap12(e11)
-        o.topics = a10
+        a11: list[TxnOffsetCommitRequestTopic] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            e13, pos = _d_TxnOffsetCommitRequestTopic_3(buf, pos)
+            ap12(e13)
+        o1.topics = a11
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_TxnOffsetCommitResponsePartition_0(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitResponsePartition version 0 cannot carry tagged fields')
 
@@ -840,11 +801,11 @@ def _e_TxnOffsetCommitResponseTopic_0(o: TxnOffsetCommitResponseTopic, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TxnOffsetCommitResponsePartition_0(e6, out)
     if o.unknown_tagged_fields:
@@ -852,74 +813,69 @@ def _e_TxnOffsetCommitResponseTopic_0(o: TxnOffsetCommitResponseTopic, out: byte
 
 
 def _e_TxnOffsetCommitResponse_0(o: TxnOffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TxnOffsetCommitResponseTopic_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitResponse version 0 cannot carry tagged fields')
 
 
-def _d_TxnOffsetCommitResponsePartition_0(buf: bytes, pos: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
-    o = new_instance(TxnOffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_TxnOffsetCommitResponseTopic_0(buf: bytes, pos: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
-    o = new_instance(TxnOffsetCommitResponseTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(TxnOffsetCommitResponseTopic)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of TxnOffsetCommitResponseTopic was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TxnOffsetCommitResponseTopic was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[TxnOffsetCommitResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_TxnOffsetCommitResponsePartition_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[TxnOffsetCommitResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(TxnOffsetCommitResponsePartition)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_TxnOffsetCommitResponse_0(buf: bytes, pos: int) -> tuple[TxnOffsetCommitResponse, int]:
-    o = new_instance(TxnOffsetCommitResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(TxnOffsetCommitResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of TxnOffsetCommitResponse was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[TxnOffsetCommitResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TxnOffsetCommitResponseTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[TxnOffsetCommitResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TxnOffsetCommitResponseTopic_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_TxnOffsetCommitResponsePartition_1(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitResponsePartition version 1 cannot carry tagged fields')
 
@@ -930,11 +886,11 @@ def _e_TxnOffsetCommitResponseTopic_1(o: TxnOffsetCommitResponseTopic, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TxnOffsetCommitResponsePartition_1(e6, out)
     if o.unknown_tagged_fields:
@@ -942,10 +898,10 @@ def _e_TxnOffsetCommitResponseTopic_1(o: TxnOffsetCommitResponseTopic, out: byte
 
 
 def _e_TxnOffsetCommitResponse_1(o: TxnOffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TxnOffsetCommitResponseTopic_1(e3, out)
     if o.unknown_tagged_fields:
@@ -953,7 +909,7 @@ def _e_TxnOffsetCommitResponse_1(o: TxnOffsetCommitResponse, out: bytearray) -> 
 
 
 def _e_TxnOffsetCommitResponsePartition_2(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('TxnOffsetCommitResponsePartition version 2 cannot carry tagged fields')
 
@@ -964,11 +920,11 @@ def _e_TxnOffsetCommitResponseTopic_2(o: TxnOffsetCommitResponseTopic, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_TxnOffsetCommitResponsePartition_2(e6, out)
     if o.unknown_tagged_fields:
@@ -976,10 +932,10 @@ def _e_TxnOffsetCommitResponseTopic_2(o: TxnOffsetCommitResponseTopic, out: byte
 
 
 def _e_TxnOffsetCommitResponse_2(o: TxnOffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_TxnOffsetCommitResponseTopic_2(e3, out)
     if o.unknown_tagged_fields:
@@ -987,7 +943,7 @@ def _e_TxnOffsetCommitResponse_2(o: TxnOffsetCommitResponse, out: bytearray) -> 
 
 
 def _e_TxnOffsetCommitResponsePartition_3(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1022,7 +978,7 @@ def _e_TxnOffsetCommitResponseTopic_3(o: TxnOffsetCommitResponseTopic, out: byte
 
 
 def _e_TxnOffsetCommitResponse_3(o: TxnOffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _SP_i(o.throttle_time_ms)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1038,83 +994,72 @@ def _e_TxnOffsetCommitResponse_3(o: TxnOffsetCommitResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _d_TxnOffsetCommitResponsePartition_3(buf: bytes, pos: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
-    o = new_instance(TxnOffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_TxnOffsetCommitResponseTopic_3(buf: bytes, pos: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
-    o = new_instance(TxnOffsetCommitResponseTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of TxnOffsetCommitResponseTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(TxnOffsetCommitResponseTopic)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TxnOffsetCommitResponseTopic was serialized as null')
     else:
-        if n3 * 7 > len(buf) - pos:
+        if n4 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[TxnOffsetCommitResponsePartition] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_TxnOffsetCommitResponsePartition_3(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[TxnOffsetCommitResponsePartition] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(TxnOffsetCommitResponsePartition)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_TxnOffsetCommitResponse_3(buf: bytes, pos: int) -> tuple[TxnOffsetCommitResponse, int]:
-    o = new_instance(TxnOffsetCommitResponse)
-    o.throttle_time_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(TxnOffsetCommitResponse)
+    o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of TxnOffsetCommitResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[TxnOffsetCommitResponseTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_TxnOffsetCommitResponseTopic_3(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[TxnOffsetCommitResponseTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_TxnOffsetCommitResponseTopic_3(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 TxnOffsetCommitRequest._ENCODERS = {0: _e_TxnOffsetCommitRequest_0, 1: _e_TxnOffsetCommitRequest_1, 2: _e_TxnOffsetCommitRequest_2, 3: _e_TxnOffsetCommitRequest_3, 4: _e_TxnOffsetCommitRequest_3}

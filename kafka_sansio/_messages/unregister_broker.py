@@ -4,19 +4,24 @@
 
 from __future__ import annotations
 
-from .._errors import LocalProtocolError, RemoteProtocolError
+from collections.abc import Mapping
+
+from .._errors import LocalProtocolError
 from .._wire import (
+    NO_TAGS,
     Message,
     new_instance,
+    read_nullable_compact_string,
     read_tags,
-    read_uvarint,
     structure,
     write_tags,
     write_uvarint,
 )
 
-_S_i = structure('>i')
-_S_ih = structure('>ih')
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
 
 
 class UnregisterBrokerRequest(Message):
@@ -34,16 +39,16 @@ class UnregisterBrokerRequest(Message):
 
     broker_id: int
     """The broker ID to unregister."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         broker_id: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UnregisterBrokerResponse(Message):
@@ -65,7 +70,7 @@ class UnregisterBrokerResponse(Message):
     """The error code, or 0 if there was no error."""
     error_message: str | None
     """The top-level error message, or `null` if there was no top-level error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -73,16 +78,16 @@ class UnregisterBrokerResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_UnregisterBrokerRequest_0(o: UnregisterBrokerRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+    out += _SP_i(o.broker_id)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -91,19 +96,19 @@ def _e_UnregisterBrokerRequest_0(o: UnregisterBrokerRequest, out: bytearray) -> 
 
 
 def _d_UnregisterBrokerRequest_0(buf: bytes, pos: int) -> tuple[UnregisterBrokerRequest, int]:
-    o = new_instance(UnregisterBrokerRequest)
-    o.broker_id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(UnregisterBrokerRequest)
+    o1.broker_id, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_UnregisterBrokerResponse_0(o: UnregisterBrokerResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -125,28 +130,22 @@ def _e_UnregisterBrokerResponse_0(o: UnregisterBrokerResponse, out: bytearray) -
 
 
 def _d_UnregisterBrokerResponse_0(buf: bytes, pos: int) -> tuple[UnregisterBrokerResponse, int]:
-    o = new_instance(UnregisterBrokerResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(UnregisterBrokerResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 UnregisterBrokerRequest._ENCODERS = {0: _e_UnregisterBrokerRequest_0}

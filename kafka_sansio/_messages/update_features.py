@@ -4,12 +4,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -18,12 +23,18 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_hb = structure('>hb')
-_S_ho = structure('>h?')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_o = structure('>?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_hb = structure('>hb').unpack_from
+_SP_hb = structure('>hb').pack
+_SU_ho = structure('>h?').unpack_from
+_SP_ho = structure('>h?').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_o = structure('>?').unpack_from
+_SP_o = structure('>?').pack
 
 
 class FeatureUpdateKey(Struct):
@@ -40,7 +51,7 @@ class FeatureUpdateKey(Struct):
     """DEPRECATED in version 1 (see DowngradeType). When set to true, the finalized feature version level is allowed to be downgraded/deleted. The downgrade request will fail if the new maximum version level is a value that's not lower than the existing maximum finalized version level."""
     upgrade_type: int
     """Determine which type of upgrade will be performed: 1 will perform an upgrade only (default), 2 is safe downgrades only (lossless), 3 is unsafe downgrades (lossy)."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -49,13 +60,13 @@ class FeatureUpdateKey(Struct):
         max_version_level: int = 0,
         allow_downgrade: bool = False,
         upgrade_type: int = 1,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.feature = feature
         self.max_version_level = max_version_level
         self.allow_downgrade = allow_downgrade
         self.upgrade_type = upgrade_type
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateFeaturesRequest(Message):
@@ -77,7 +88,7 @@ class UpdateFeaturesRequest(Message):
     """The list of updates to finalized features."""
     validate_only: bool
     """True if we should validate the request, but not perform the upgrade or downgrade."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -85,12 +96,12 @@ class UpdateFeaturesRequest(Message):
         timeout_ms: int = 60000,
         feature_updates: list[FeatureUpdateKey] = MISSING,
         validate_only: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.timeout_ms = timeout_ms
         self.feature_updates = [] if feature_updates is MISSING else feature_updates
         self.validate_only = validate_only
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdatableFeatureResult(Struct):
@@ -105,7 +116,7 @@ class UpdatableFeatureResult(Struct):
     """The feature update error code or `0` if the feature update succeeded."""
     error_message: str | None
     """The feature update error, or `null` if the feature update succeeded."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -113,12 +124,12 @@ class UpdatableFeatureResult(Struct):
         feature: str = '',
         error_code: int = 0,
         error_message: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.feature = feature
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateFeaturesResponse(Message):
@@ -142,7 +153,7 @@ class UpdateFeaturesResponse(Message):
     """The top-level error message, or `null` if there was no top-level error."""
     results: list[UpdatableFeatureResult]
     """Results for each feature update."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -151,13 +162,13 @@ class UpdateFeaturesResponse(Message):
         error_code: int = 0,
         error_message: str | None = '',
         results: list[UpdatableFeatureResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_FeatureUpdateKey_0(o: FeatureUpdateKey, out: bytearray) -> None:
@@ -173,7 +184,7 @@ def _e_FeatureUpdateKey_0(o: FeatureUpdateKey, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_ho.pack(o.max_version_level, o.allow_downgrade)
+    out += _SP_ho(o.max_version_level, o.allow_downgrade)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -184,7 +195,7 @@ def _e_FeatureUpdateKey_0(o: FeatureUpdateKey, out: bytearray) -> None:
 def _e_UpdateFeaturesRequest_0(o: UpdateFeaturesRequest, out: bytearray) -> None:
     if o.validate_only:
         raise LocalProtocolError('attempted to write a non-default ValidateOnly at version 0 of UpdateFeaturesRequest')
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     v1 = o.feature_updates
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -200,59 +211,48 @@ def _e_UpdateFeaturesRequest_0(o: UpdateFeaturesRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _d_FeatureUpdateKey_0(buf: bytes, pos: int) -> tuple[FeatureUpdateKey, int]:
-    o = new_instance(FeatureUpdateKey)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Feature of FeatureUpdateKey was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Feature had invalid length')
-    else:
-        end2 = pos + n1
-        o.feature = buf[pos:end2].decode()
-        pos = end2
-    o.max_version_level, o.allow_downgrade = _S_ho.unpack_from(buf, pos)
-    pos += 3
-    o.upgrade_type = 1
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_UpdateFeaturesRequest_0(buf: bytes, pos: int) -> tuple[UpdateFeaturesRequest, int]:
-    o = new_instance(UpdateFeaturesRequest)
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(UpdateFeaturesRequest)
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field FeatureUpdates of UpdateFeaturesRequest was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('FeatureUpdates')
-        a2: list[FeatureUpdateKey] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FeatureUpdateKey_0(buf, pos)
-            ap4(e3)
-        o.feature_updates = a2
-    o.validate_only = False
+        a3: list[FeatureUpdateKey] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(FeatureUpdateKey)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.feature = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.feature, pos = read_compact_string(buf, pos, 'Feature')
+            o5.max_version_level, o5.allow_downgrade = _SU_ho(buf, pos)
+            pos += 3
+            o5.upgrade_type = 1
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.feature_updates = a3
+    o1.validate_only = False
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_FeatureUpdateKey_1(o: FeatureUpdateKey, out: bytearray) -> None:
@@ -268,7 +268,7 @@ def _e_FeatureUpdateKey_1(o: FeatureUpdateKey, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_hb.pack(o.max_version_level, o.upgrade_type)
+    out += _SP_hb(o.max_version_level, o.upgrade_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -277,7 +277,7 @@ def _e_FeatureUpdateKey_1(o: FeatureUpdateKey, out: bytearray) -> None:
 
 
 def _e_UpdateFeaturesRequest_1(o: UpdateFeaturesRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     v1 = o.feature_updates
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -286,7 +286,7 @@ def _e_UpdateFeaturesRequest_1(o: UpdateFeaturesRequest, out: bytearray) -> None
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_FeatureUpdateKey_1(e3, out)
-    out += _S_o.pack(o.validate_only)
+    out += _SP_o(o.validate_only)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -294,60 +294,49 @@ def _e_UpdateFeaturesRequest_1(o: UpdateFeaturesRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _d_FeatureUpdateKey_1(buf: bytes, pos: int) -> tuple[FeatureUpdateKey, int]:
-    o = new_instance(FeatureUpdateKey)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Feature of FeatureUpdateKey was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Feature had invalid length')
-    else:
-        end2 = pos + n1
-        o.feature = buf[pos:end2].decode()
-        pos = end2
-    o.max_version_level, o.upgrade_type = _S_hb.unpack_from(buf, pos)
-    pos += 3
-    o.allow_downgrade = False
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_UpdateFeaturesRequest_1(buf: bytes, pos: int) -> tuple[UpdateFeaturesRequest, int]:
-    o = new_instance(UpdateFeaturesRequest)
-    o.timeout_ms, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(UpdateFeaturesRequest)
+    o1.timeout_ms, = _SU_i(buf, pos)
     pos += 4
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field FeatureUpdates of UpdateFeaturesRequest was serialized as null')
     else:
-        if n1 * 5 > len(buf) - pos:
+        if n2 * 5 > len(buf) - pos:
             raise truncated('FeatureUpdates')
-        a2: list[FeatureUpdateKey] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_FeatureUpdateKey_1(buf, pos)
-            ap4(e3)
-        o.feature_updates = a2
-    o.validate_only, = _S_o.unpack_from(buf, pos)
+        a3: list[FeatureUpdateKey] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(FeatureUpdateKey)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.feature = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.feature, pos = read_compact_string(buf, pos, 'Feature')
+            o5.max_version_level, o5.upgrade_type = _SU_hb(buf, pos)
+            pos += 3
+            o5.allow_downgrade = False
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.feature_updates = a3
+    o1.validate_only, = _SU_o(buf, pos)
     pos += 1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_FeatureUpdateKey_2(o: FeatureUpdateKey, out: bytearray) -> None:
@@ -363,7 +352,7 @@ def _e_FeatureUpdateKey_2(o: FeatureUpdateKey, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_hb.pack(o.max_version_level, o.upgrade_type)
+    out += _SP_hb(o.max_version_level, o.upgrade_type)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -372,7 +361,7 @@ def _e_FeatureUpdateKey_2(o: FeatureUpdateKey, out: bytearray) -> None:
 
 
 def _e_UpdateFeaturesRequest_2(o: UpdateFeaturesRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
+    out += _SP_i(o.timeout_ms)
     v1 = o.feature_updates
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -381,7 +370,7 @@ def _e_UpdateFeaturesRequest_2(o: UpdateFeaturesRequest, out: bytearray) -> None
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_FeatureUpdateKey_2(e3, out)
-    out += _S_o.pack(o.validate_only)
+    out += _SP_o(o.validate_only)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -400,7 +389,7 @@ def _e_UpdatableFeatureResult_0(o: UpdatableFeatureResult, out: bytearray) -> No
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v4 = o.error_message
     if v4 is None:
         out.append(0)
@@ -422,7 +411,7 @@ def _e_UpdatableFeatureResult_0(o: UpdatableFeatureResult, out: bytearray) -> No
 
 
 def _e_UpdateFeaturesResponse_0(o: UpdateFeaturesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -451,87 +440,64 @@ def _e_UpdateFeaturesResponse_0(o: UpdateFeaturesResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _d_UpdatableFeatureResult_0(buf: bytes, pos: int) -> tuple[UpdatableFeatureResult, int]:
-    o = new_instance(UpdatableFeatureResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Feature of UpdatableFeatureResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Feature had invalid length')
-    else:
-        end2 = pos + n1
-        o.feature = buf[pos:end2].decode()
-        pos = end2
-    o.error_code, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        o.error_message = None
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
-    else:
-        end4 = pos + n3
-        o.error_message = buf[pos:end4].decode()
-        pos = end4
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_UpdateFeaturesResponse_0(buf: bytes, pos: int) -> tuple[UpdateFeaturesResponse, int]:
-    o = new_instance(UpdateFeaturesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(UpdateFeaturesResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Results of UpdateFeaturesResponse was serialized as null')
     else:
-        if n3 * 5 > len(buf) - pos:
+        if n4 * 5 > len(buf) - pos:
             raise truncated('Results')
-        a4: list[UpdatableFeatureResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_UpdatableFeatureResult_0(buf, pos)
-            ap6(e5)
-        o.results = a4
+        a5: list[UpdatableFeatureResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(UpdatableFeatureResult)
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o7.feature = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o7.feature, pos = read_compact_string(buf, pos, 'Feature')
+            o7.error_code, = _SU_h(buf, pos)
+            pos += 2
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                end11 = pos + 1 + n10
+                o7.error_message = buf[pos + 1:end11].decode()
+                pos = end11
+            else:
+                o7.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.results = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_UpdateFeaturesResponse_2(o: UpdateFeaturesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -553,29 +519,23 @@ def _e_UpdateFeaturesResponse_2(o: UpdateFeaturesResponse, out: bytearray) -> No
 
 
 def _d_UpdateFeaturesResponse_2(buf: bytes, pos: int) -> tuple[UpdateFeaturesResponse, int]:
-    o = new_instance(UpdateFeaturesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(UpdateFeaturesResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.error_message = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
-    o.results = []
+        o1.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+    o1.results = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 UpdateFeaturesRequest._ENCODERS = {0: _e_UpdateFeaturesRequest_0, 1: _e_UpdateFeaturesRequest_1, 2: _e_UpdateFeaturesRequest_2}

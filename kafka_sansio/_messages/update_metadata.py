@@ -4,32 +4,48 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_b = structure('>b')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ii = structure('>ii')
-_S_iiii = structure('>iiii')
-_S_iiq = structure('>iiq')
-_S_ioiq = structure('>i?iq')
-_S_u = structure('>16s')
+_SU_b = structure('>b').unpack_from
+_SP_b = structure('>b').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_iiii = structure('>iiii').unpack_from
+_SP_iiii = structure('>iiii').pack
+_SU_iiq = structure('>iiq').unpack_from
+_SP_iiq = structure('>iiq').pack
+_SU_ioiq = structure('>i?iq').unpack_from
+_SP_ioiq = structure('>i?iq').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
+_AU_i = array_unpacker('i')
 
 
 class UpdateMetadataPartitionState(Struct):
@@ -56,7 +72,7 @@ class UpdateMetadataPartitionState(Struct):
     """All the replicas of this partition."""
     offline_replicas: list[int]
     """The replicas of this partition which are offline."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -70,7 +86,7 @@ class UpdateMetadataPartitionState(Struct):
         zk_version: int = 0,
         replicas: list[int] = MISSING,
         offline_replicas: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partition_index = partition_index
@@ -81,7 +97,7 @@ class UpdateMetadataPartitionState(Struct):
         self.zk_version = zk_version
         self.replicas = [] if replicas is MISSING else replicas
         self.offline_replicas = [] if offline_replicas is MISSING else offline_replicas
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateMetadataTopicState(Struct):
@@ -96,7 +112,7 @@ class UpdateMetadataTopicState(Struct):
     """The topic id."""
     partition_states: list[UpdateMetadataPartitionState]
     """The partition that we would like to update."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -104,12 +120,12 @@ class UpdateMetadataTopicState(Struct):
         topic_name: str = '',
         topic_id: UUID = _ZERO_UUID,
         partition_states: list[UpdateMetadataPartitionState] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.topic_id = topic_id
         self.partition_states = [] if partition_states is MISSING else partition_states
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateMetadataEndpoint(Struct):
@@ -126,7 +142,7 @@ class UpdateMetadataEndpoint(Struct):
     """The listener name."""
     security_protocol: int
     """The security protocol type."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -135,13 +151,13 @@ class UpdateMetadataEndpoint(Struct):
         host: str = '',
         listener: str = '',
         security_protocol: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.listener = listener
         self.security_protocol = security_protocol
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateMetadataBroker(Struct):
@@ -160,7 +176,7 @@ class UpdateMetadataBroker(Struct):
     """The broker endpoints."""
     rack: str | None
     """The rack which this broker belongs to."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -170,14 +186,14 @@ class UpdateMetadataBroker(Struct):
         v0_port: int = 0,
         endpoints: list[UpdateMetadataEndpoint] = MISSING,
         rack: str | None = '',
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.id = id
         self.v0_host = v0_host
         self.v0_port = v0_port
         self.endpoints = [] if endpoints is MISSING else endpoints
         self.rack = rack
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateMetadataRequest(Message):
@@ -208,7 +224,7 @@ class UpdateMetadataRequest(Message):
     topic_states: list[UpdateMetadataTopicState]
     """In newer versions of this RPC, each topic that we would like to update."""
     live_brokers: list[UpdateMetadataBroker]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -221,7 +237,7 @@ class UpdateMetadataRequest(Message):
         ungrouped_partition_states: list[UpdateMetadataPartitionState] = MISSING,
         topic_states: list[UpdateMetadataTopicState] = MISSING,
         live_brokers: list[UpdateMetadataBroker] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.controller_id = controller_id
         self.is_k_raft_controller = is_k_raft_controller
@@ -231,7 +247,7 @@ class UpdateMetadataRequest(Message):
         self.ungrouped_partition_states = [] if ungrouped_partition_states is MISSING else ungrouped_partition_states
         self.topic_states = [] if topic_states is MISSING else topic_states
         self.live_brokers = [] if live_brokers is MISSING else live_brokers
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateMetadataResponse(Message):
@@ -249,16 +265,16 @@ class UpdateMetadataResponse(Message):
 
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_UpdateMetadataPartitionState_0(o: UpdateMetadataPartitionState, out: bytearray) -> None:
@@ -267,32 +283,32 @@ def _e_UpdateMetadataPartitionState_0(o: UpdateMetadataPartitionState, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v4 = o.isr
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
-    out += _S_i.pack(o.zk_version)
+    out += _SP_i(o.zk_version)
     v6 = o.replicas
     n7 = len(v6)
-    out += _S_i.pack(n7)
+    out += _SP_i(n7)
     out += pack(f'>{n7}i', *v6)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataPartitionState version 0 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataBroker_0(o: UpdateMetadataBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.id)
+    out += _SP_i(o.id)
     v1 = o.v0_host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('V0Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_i.pack(o.v0_port)
+    out += _SP_i(o.v0_port)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataBroker version 0 cannot carry tagged fields')
 
@@ -304,114 +320,88 @@ def _e_UpdateMetadataRequest_0(o: UpdateMetadataRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default Type at version 0 of UpdateMetadataRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 0 of UpdateMetadataRequest')
-    out += _S_ii.pack(o.controller_id, o.controller_epoch)
+    out += _SP_ii(o.controller_id, o.controller_epoch)
     v1 = o.ungrouped_partition_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataPartitionState_0(e3, out)
     v4 = o.live_brokers
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_UpdateMetadataBroker_0(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataRequest version 0 cannot carry tagged fields')
 
 
-def _d_UpdateMetadataPartitionState_0(buf: bytes, pos: int) -> tuple[UpdateMetadataPartitionState, int]:
-    o = new_instance(UpdateMetadataPartitionState)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataPartitionState was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.zk_version, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n4,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
-    o.offline_replicas = []
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
-def _d_UpdateMetadataBroker_0(buf: bytes, pos: int) -> tuple[UpdateMetadataBroker, int]:
-    o = new_instance(UpdateMetadataBroker)
-    o.id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field V0Host of UpdateMetadataBroker was serialized as null')
-    else:
-        end2 = pos + n1
-        o.v0_host = buf[pos:end2].decode()
-        pos = end2
-    o.v0_port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    o.endpoints = []
-    o.rack = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_UpdateMetadataRequest_0(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.controller_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.controller_epoch = _SU_ii(buf, pos)
     pos += 8
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UngroupedPartitionStates of UpdateMetadataRequest was serialized as null')
     else:
-        if n1 * 30 > len(buf) - pos:
+        if n2 * 30 > len(buf) - pos:
             raise truncated('UngroupedPartitionStates')
-        a2: list[UpdateMetadataPartitionState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataPartitionState_0(buf, pos)
-            ap4(e3)
-        o.ungrouped_partition_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[UpdateMetadataPartitionState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataPartitionState)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataPartitionState was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.controller_epoch, o5.leader, o5.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o5.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o5.zk_version, = _SU_i(buf, pos)
+            pos += 4
+            o5.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o5.offline_replicas = []
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.ungrouped_partition_states = a3
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n10 * 10 > len(buf) - pos:
             raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_0(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.broker_epoch = -1
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[UpdateMetadataBroker] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            o13 = new_instance(UpdateMetadataBroker)
+            o13.id, = _SU_i(buf, pos)
+            pos += 4
+            (n14,) = _SU_h(buf, pos)
+            pos += 2
+            if n14 < 0:
+                raise RemoteProtocolError('non-nullable field V0Host of UpdateMetadataBroker was serialized as null')
+            else:
+                end15 = pos + n14
+                o13.v0_host = buf[pos:end15].decode()
+                pos = end15
+            o13.v0_port, = _SU_i(buf, pos)
+            pos += 4
+            o13.endpoints = []
+            o13.rack = ''
+            o13.unknown_tagged_fields = NO_TAGS
+            ap12(o13)
+        o1.live_brokers = a11
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.broker_epoch = -1
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_UpdateMetadataPartitionState_1(o: UpdateMetadataPartitionState, out: bytearray) -> None:
@@ -420,41 +410,41 @@ def _e_UpdateMetadataPartitionState_1(o: UpdateMetadataPartitionState, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v4 = o.isr
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
-    out += _S_i.pack(o.zk_version)
+    out += _SP_i(o.zk_version)
     v6 = o.replicas
     n7 = len(v6)
-    out += _S_i.pack(n7)
+    out += _SP_i(n7)
     out += pack(f'>{n7}i', *v6)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataPartitionState version 1 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataEndpoint_1(o: UpdateMetadataEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.security_protocol)
+    out += _SP_h(o.security_protocol)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataEndpoint version 1 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataBroker_1(o: UpdateMetadataBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.id)
+    out += _SP_i(o.id)
     v1 = o.endpoints
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataEndpoint_1(e3, out)
     if o.unknown_tagged_fields:
@@ -468,100 +458,111 @@ def _e_UpdateMetadataRequest_1(o: UpdateMetadataRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default Type at version 1 of UpdateMetadataRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 1 of UpdateMetadataRequest')
-    out += _S_ii.pack(o.controller_id, o.controller_epoch)
+    out += _SP_ii(o.controller_id, o.controller_epoch)
     v1 = o.ungrouped_partition_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataPartitionState_1(e3, out)
     v4 = o.live_brokers
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_UpdateMetadataBroker_1(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataRequest version 1 cannot carry tagged fields')
 
 
-def _d_UpdateMetadataEndpoint_1(buf: bytes, pos: int) -> tuple[UpdateMetadataEndpoint, int]:
-    o = new_instance(UpdateMetadataEndpoint)
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of UpdateMetadataEndpoint was serialized as null')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.security_protocol, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.listener = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_UpdateMetadataBroker_1(buf: bytes, pos: int) -> tuple[UpdateMetadataBroker, int]:
-    o = new_instance(UpdateMetadataBroker)
-    o.id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataBroker)
+    o1.id, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Endpoints of UpdateMetadataBroker was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('Endpoints')
-        a2: list[UpdateMetadataEndpoint] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataEndpoint_1(buf, pos)
-            ap4(e3)
-        o.endpoints = a2
-    o.v0_host = ''
-    o.v0_port = 0
-    o.rack = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[UpdateMetadataEndpoint] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataEndpoint)
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of UpdateMetadataEndpoint was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.security_protocol, = _SU_h(buf, pos)
+            pos += 2
+            o5.listener = ''
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.endpoints = a3
+    o1.v0_host = ''
+    o1.v0_port = 0
+    o1.rack = ''
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_UpdateMetadataRequest_1(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.controller_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.controller_epoch = _SU_ii(buf, pos)
     pos += 8
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UngroupedPartitionStates of UpdateMetadataRequest was serialized as null')
     else:
-        if n1 * 30 > len(buf) - pos:
+        if n2 * 30 > len(buf) - pos:
             raise truncated('UngroupedPartitionStates')
-        a2: list[UpdateMetadataPartitionState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataPartitionState_0(buf, pos)
-            ap4(e3)
-        o.ungrouped_partition_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[UpdateMetadataPartitionState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataPartitionState)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataPartitionState was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.controller_epoch, o5.leader, o5.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o5.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o5.zk_version, = _SU_i(buf, pos)
+            pos += 4
+            o5.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o5.offline_replicas = []
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.ungrouped_partition_states = a3
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
     else:
-        if n5 * 8 > len(buf) - pos:
+        if n10 * 8 > len(buf) - pos:
             raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_1(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.broker_epoch = -1
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[UpdateMetadataBroker] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            e13, pos = _d_UpdateMetadataBroker_1(buf, pos)
+            ap12(e13)
+        o1.live_brokers = a11
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.broker_epoch = -1
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_UpdateMetadataPartitionState_2(o: UpdateMetadataPartitionState, out: bytearray) -> None:
@@ -570,41 +571,41 @@ def _e_UpdateMetadataPartitionState_2(o: UpdateMetadataPartitionState, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v4 = o.isr
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
-    out += _S_i.pack(o.zk_version)
+    out += _SP_i(o.zk_version)
     v6 = o.replicas
     n7 = len(v6)
-    out += _S_i.pack(n7)
+    out += _SP_i(n7)
     out += pack(f'>{n7}i', *v6)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataPartitionState version 2 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataEndpoint_2(o: UpdateMetadataEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_h.pack(o.security_protocol)
+    out += _SP_h(o.security_protocol)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataEndpoint version 2 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataBroker_2(o: UpdateMetadataBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.id)
+    out += _SP_i(o.id)
     v1 = o.endpoints
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataEndpoint_2(e3, out)
     v4 = o.rack
@@ -615,7 +616,7 @@ def _e_UpdateMetadataBroker_2(o: UpdateMetadataBroker, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataBroker version 2 cannot carry tagged fields')
@@ -628,15 +629,15 @@ def _e_UpdateMetadataRequest_2(o: UpdateMetadataRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default Type at version 2 of UpdateMetadataRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 2 of UpdateMetadataRequest')
-    out += _S_ii.pack(o.controller_id, o.controller_epoch)
+    out += _SP_ii(o.controller_id, o.controller_epoch)
     v1 = o.ungrouped_partition_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataPartitionState_2(e3, out)
     v4 = o.live_brokers
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_UpdateMetadataBroker_2(e6, out)
     if o.unknown_tagged_fields:
@@ -644,72 +645,102 @@ def _e_UpdateMetadataRequest_2(o: UpdateMetadataRequest, out: bytearray) -> None
 
 
 def _d_UpdateMetadataBroker_2(buf: bytes, pos: int) -> tuple[UpdateMetadataBroker, int]:
-    o = new_instance(UpdateMetadataBroker)
-    o.id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataBroker)
+    o1.id, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Endpoints of UpdateMetadataBroker was serialized as null')
     else:
-        if n1 * 8 > len(buf) - pos:
+        if n2 * 8 > len(buf) - pos:
             raise truncated('Endpoints')
-        a2: list[UpdateMetadataEndpoint] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataEndpoint_1(buf, pos)
-            ap4(e3)
-        o.endpoints = a2
-    (n5,) = _S_h.unpack_from(buf, pos)
+        a3: list[UpdateMetadataEndpoint] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataEndpoint)
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of UpdateMetadataEndpoint was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            o5.security_protocol, = _SU_h(buf, pos)
+            pos += 2
+            o5.listener = ''
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.endpoints = a3
+    (n8,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.rack = None
+    if n8 < 0:
+        o1.rack = None
     else:
-        end6 = pos + n5
-        o.rack = buf[pos:end6].decode()
-        pos = end6
-    o.v0_host = ''
-    o.v0_port = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end9 = pos + n8
+        o1.rack = buf[pos:end9].decode()
+        pos = end9
+    o1.v0_host = ''
+    o1.v0_port = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_UpdateMetadataRequest_2(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.controller_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.controller_epoch = _SU_ii(buf, pos)
     pos += 8
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UngroupedPartitionStates of UpdateMetadataRequest was serialized as null')
     else:
-        if n1 * 30 > len(buf) - pos:
+        if n2 * 30 > len(buf) - pos:
             raise truncated('UngroupedPartitionStates')
-        a2: list[UpdateMetadataPartitionState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataPartitionState_0(buf, pos)
-            ap4(e3)
-        o.ungrouped_partition_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[UpdateMetadataPartitionState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataPartitionState)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataPartitionState was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.controller_epoch, o5.leader, o5.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o5.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o5.zk_version, = _SU_i(buf, pos)
+            pos += 4
+            o5.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o5.offline_replicas = []
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.ungrouped_partition_states = a3
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n10 * 10 > len(buf) - pos:
             raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_2(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.broker_epoch = -1
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[UpdateMetadataBroker] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            e13, pos = _d_UpdateMetadataBroker_2(buf, pos)
+            ap12(e13)
+        o1.live_brokers = a11
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.broker_epoch = -1
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_UpdateMetadataPartitionState_3(o: UpdateMetadataPartitionState, out: bytearray) -> None:
@@ -718,48 +749,48 @@ def _e_UpdateMetadataPartitionState_3(o: UpdateMetadataPartitionState, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v4 = o.isr
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
-    out += _S_i.pack(o.zk_version)
+    out += _SP_i(o.zk_version)
     v6 = o.replicas
     n7 = len(v6)
-    out += _S_i.pack(n7)
+    out += _SP_i(n7)
     out += pack(f'>{n7}i', *v6)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataPartitionState version 3 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataEndpoint_3(o: UpdateMetadataEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.listener
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Listener longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_h.pack(o.security_protocol)
+    out += _SP_h(o.security_protocol)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataEndpoint version 3 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataBroker_3(o: UpdateMetadataBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.id)
+    out += _SP_i(o.id)
     v1 = o.endpoints
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataEndpoint_3(e3, out)
     v4 = o.rack
@@ -770,7 +801,7 @@ def _e_UpdateMetadataBroker_3(o: UpdateMetadataBroker, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataBroker version 3 cannot carry tagged fields')
@@ -783,114 +814,125 @@ def _e_UpdateMetadataRequest_3(o: UpdateMetadataRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default Type at version 3 of UpdateMetadataRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 3 of UpdateMetadataRequest')
-    out += _S_ii.pack(o.controller_id, o.controller_epoch)
+    out += _SP_ii(o.controller_id, o.controller_epoch)
     v1 = o.ungrouped_partition_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataPartitionState_3(e3, out)
     v4 = o.live_brokers
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_UpdateMetadataBroker_3(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataRequest version 3 cannot carry tagged fields')
 
 
-def _d_UpdateMetadataEndpoint_3(buf: bytes, pos: int) -> tuple[UpdateMetadataEndpoint, int]:
-    o = new_instance(UpdateMetadataEndpoint)
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of UpdateMetadataEndpoint was serialized as null')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Listener of UpdateMetadataEndpoint was serialized as null')
-    else:
-        end4 = pos + n3
-        o.listener = buf[pos:end4].decode()
-        pos = end4
-    o.security_protocol, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_UpdateMetadataBroker_3(buf: bytes, pos: int) -> tuple[UpdateMetadataBroker, int]:
-    o = new_instance(UpdateMetadataBroker)
-    o.id, = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataBroker)
+    o1.id, = _SU_i(buf, pos)
     pos += 4
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Endpoints of UpdateMetadataBroker was serialized as null')
     else:
-        if n1 * 10 > len(buf) - pos:
+        if n2 * 10 > len(buf) - pos:
             raise truncated('Endpoints')
-        a2: list[UpdateMetadataEndpoint] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataEndpoint_3(buf, pos)
-            ap4(e3)
-        o.endpoints = a2
-    (n5,) = _S_h.unpack_from(buf, pos)
+        a3: list[UpdateMetadataEndpoint] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataEndpoint)
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Host of UpdateMetadataEndpoint was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.host = buf[pos:end7].decode()
+                pos = end7
+            (n8,) = _SU_h(buf, pos)
+            pos += 2
+            if n8 < 0:
+                raise RemoteProtocolError('non-nullable field Listener of UpdateMetadataEndpoint was serialized as null')
+            else:
+                end9 = pos + n8
+                o5.listener = buf[pos:end9].decode()
+                pos = end9
+            o5.security_protocol, = _SU_h(buf, pos)
+            pos += 2
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.endpoints = a3
+    (n10,) = _SU_h(buf, pos)
     pos += 2
-    if n5 < 0:
-        o.rack = None
+    if n10 < 0:
+        o1.rack = None
     else:
-        end6 = pos + n5
-        o.rack = buf[pos:end6].decode()
-        pos = end6
-    o.v0_host = ''
-    o.v0_port = 0
-    o.unknown_tagged_fields = {}
-    return o, pos
+        end11 = pos + n10
+        o1.rack = buf[pos:end11].decode()
+        pos = end11
+    o1.v0_host = ''
+    o1.v0_port = 0
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_UpdateMetadataRequest_3(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.controller_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.controller_epoch = _SU_ii(buf, pos)
     pos += 8
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UngroupedPartitionStates of UpdateMetadataRequest was serialized as null')
     else:
-        if n1 * 30 > len(buf) - pos:
+        if n2 * 30 > len(buf) - pos:
             raise truncated('UngroupedPartitionStates')
-        a2: list[UpdateMetadataPartitionState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataPartitionState_0(buf, pos)
-            ap4(e3)
-        o.ungrouped_partition_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[UpdateMetadataPartitionState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataPartitionState)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataPartitionState was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.controller_epoch, o5.leader, o5.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o5.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o5.zk_version, = _SU_i(buf, pos)
+            pos += 4
+            o5.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o5.offline_replicas = []
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.ungrouped_partition_states = a3
+    (n10,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n10 < 0:
         raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n10 * 10 > len(buf) - pos:
             raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_3(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.broker_epoch = -1
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a11: list[UpdateMetadataBroker] = []
+        ap12 = a11.append
+        for _ in range(n10):
+            e13, pos = _d_UpdateMetadataBroker_3(buf, pos)
+            ap12(e13)
+        o1.live_brokers = a11
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.broker_epoch = -1
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_UpdateMetadataPartitionState_4(o: UpdateMetadataPartitionState, out: bytearray) -> None:
@@ -899,52 +941,52 @@ def _e_UpdateMetadataPartitionState_4(o: UpdateMetadataPartitionState, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v4 = o.isr
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
-    out += _S_i.pack(o.zk_version)
+    out += _SP_i(o.zk_version)
     v6 = o.replicas
     n7 = len(v6)
-    out += _S_i.pack(n7)
+    out += _SP_i(n7)
     out += pack(f'>{n7}i', *v6)
     v8 = o.offline_replicas
     n9 = len(v8)
-    out += _S_i.pack(n9)
+    out += _SP_i(n9)
     out += pack(f'>{n9}i', *v8)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataPartitionState version 4 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataEndpoint_4(o: UpdateMetadataEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.listener
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Listener longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_h.pack(o.security_protocol)
+    out += _SP_h(o.security_protocol)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataEndpoint version 4 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataBroker_4(o: UpdateMetadataBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.id)
+    out += _SP_i(o.id)
     v1 = o.endpoints
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataEndpoint_4(e3, out)
     v4 = o.rack
@@ -955,7 +997,7 @@ def _e_UpdateMetadataBroker_4(o: UpdateMetadataBroker, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataBroker version 4 cannot carry tagged fields')
@@ -968,118 +1010,89 @@ def _e_UpdateMetadataRequest_4(o: UpdateMetadataRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default Type at version 4 of UpdateMetadataRequest')
     if o.topic_states:
         raise LocalProtocolError('attempted to write a non-default TopicStates at version 4 of UpdateMetadataRequest')
-    out += _S_ii.pack(o.controller_id, o.controller_epoch)
+    out += _SP_ii(o.controller_id, o.controller_epoch)
     v1 = o.ungrouped_partition_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataPartitionState_4(e3, out)
     v4 = o.live_brokers
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_UpdateMetadataBroker_4(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataRequest version 4 cannot carry tagged fields')
 
 
-def _d_UpdateMetadataPartitionState_4(buf: bytes, pos: int) -> tuple[UpdateMetadataPartitionState, int]:
-    o = new_instance(UpdateMetadataPartitionState)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataPartitionState was serialized as null')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.zk_version, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n4,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n4 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n4}i', buf, pos))
-        pos += 4 * n4
-    (n5,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n5 < 0:
-        raise RemoteProtocolError('non-nullable field OfflineReplicas of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n5 * 4 > len(buf) - pos:
-            raise truncated('OfflineReplicas')
-        o.offline_replicas = list(unpack_from(f'>{n5}i', buf, pos))
-        pos += 4 * n5
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_UpdateMetadataRequest_4(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.controller_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.controller_epoch = _SU_ii(buf, pos)
     pos += 8
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field UngroupedPartitionStates of UpdateMetadataRequest was serialized as null')
     else:
-        if n1 * 34 > len(buf) - pos:
+        if n2 * 34 > len(buf) - pos:
             raise truncated('UngroupedPartitionStates')
-        a2: list[UpdateMetadataPartitionState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataPartitionState_4(buf, pos)
-            ap4(e3)
-        o.ungrouped_partition_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[UpdateMetadataPartitionState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataPartitionState)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataPartitionState was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.topic_name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_index, o5.controller_epoch, o5.leader, o5.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o5.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o5.zk_version, = _SU_i(buf, pos)
+            pos += 4
+            o5.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o5.offline_replicas, pos = read_array(buf, pos, 'i', False, 'OfflineReplicas')
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.ungrouped_partition_states = a3
+    (n11,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n11 < 0:
         raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n11 * 10 > len(buf) - pos:
             raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_3(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.broker_epoch = -1
-    o.topic_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a12: list[UpdateMetadataBroker] = []
+        ap13 = a12.append
+        for _ in range(n11):
+            e14, pos = _d_UpdateMetadataBroker_3(buf, pos)
+            ap13(e14)
+        o1.live_brokers = a12
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.broker_epoch = -1
+    o1.topic_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_UpdateMetadataPartitionState_5(o: UpdateMetadataPartitionState, out: bytearray) -> None:
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.zk_version)
+    out += _SP_i(o.zk_version)
     v3 = o.replicas
     n4 = len(v3)
-    out += _S_i.pack(n4)
+    out += _SP_i(n4)
     out += pack(f'>{n4}i', *v3)
     v5 = o.offline_replicas
     n6 = len(v5)
-    out += _S_i.pack(n6)
+    out += _SP_i(n6)
     out += pack(f'>{n6}i', *v5)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataPartitionState version 5 cannot carry tagged fields')
@@ -1091,11 +1104,11 @@ def _e_UpdateMetadataTopicState_5(o: UpdateMetadataTopicState, out: bytearray) -
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('TopicName longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_states
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_UpdateMetadataPartitionState_5(e6, out)
     if o.unknown_tagged_fields:
@@ -1103,31 +1116,31 @@ def _e_UpdateMetadataTopicState_5(o: UpdateMetadataTopicState, out: bytearray) -
 
 
 def _e_UpdateMetadataEndpoint_5(o: UpdateMetadataEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Host longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.listener
     b5 = v4.encode()
     n6 = len(b5)
     if n6 > 32767:
         raise LocalProtocolError('Listener longer than 32767 bytes')
-    out += _S_h.pack(n6)
+    out += _SP_h(n6)
     out += b5
-    out += _S_h.pack(o.security_protocol)
+    out += _SP_h(o.security_protocol)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataEndpoint version 5 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataBroker_5(o: UpdateMetadataBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.id)
+    out += _SP_i(o.id)
     v1 = o.endpoints
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataEndpoint_5(e3, out)
     v4 = o.rack
@@ -1138,7 +1151,7 @@ def _e_UpdateMetadataBroker_5(o: UpdateMetadataBroker, out: bytearray) -> None:
         n6 = len(b5)
         if n6 > 32767:
             raise LocalProtocolError('Rack longer than 32767 bytes')
-        out += _S_h.pack(n6)
+        out += _SP_h(n6)
         out += b5
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataBroker version 5 cannot carry tagged fields')
@@ -1151,126 +1164,97 @@ def _e_UpdateMetadataRequest_5(o: UpdateMetadataRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default Type at version 5 of UpdateMetadataRequest')
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 5 of UpdateMetadataRequest')
-    out += _S_iiq.pack(o.controller_id, o.controller_epoch, o.broker_epoch)
+    out += _SP_iiq(o.controller_id, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_UpdateMetadataTopicState_5(e3, out)
     v4 = o.live_brokers
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_UpdateMetadataBroker_5(e6, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataRequest version 5 cannot carry tagged fields')
 
 
-def _d_UpdateMetadataPartitionState_5(buf: bytes, pos: int) -> tuple[UpdateMetadataPartitionState, int]:
-    o = new_instance(UpdateMetadataPartitionState)
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    (n1,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.zk_version, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    (n2,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field OfflineReplicas of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('OfflineReplicas')
-        o.offline_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.topic_name = ''
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_UpdateMetadataTopicState_5(buf: bytes, pos: int) -> tuple[UpdateMetadataTopicState, int]:
-    o = new_instance(UpdateMetadataTopicState)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataTopicState)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataTopicState was serialized as null')
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.topic_name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field PartitionStates of UpdateMetadataTopicState was serialized as null')
     else:
-        if n3 * 32 > len(buf) - pos:
+        if n4 * 32 > len(buf) - pos:
             raise truncated('PartitionStates')
-        a4: list[UpdateMetadataPartitionState] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_UpdateMetadataPartitionState_5(buf, pos)
-            ap6(e5)
-        o.partition_states = a4
-    o.topic_id = _ZERO_UUID
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[UpdateMetadataPartitionState] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(UpdateMetadataPartitionState)
+            o7.partition_index, o7.controller_epoch, o7.leader, o7.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            o7.isr, pos = read_array(buf, pos, 'i', False, 'Isr')
+            o7.zk_version, = _SU_i(buf, pos)
+            pos += 4
+            o7.replicas, pos = read_array(buf, pos, 'i', False, 'Replicas')
+            o7.offline_replicas, pos = read_array(buf, pos, 'i', False, 'OfflineReplicas')
+            o7.topic_name = ''
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partition_states = a5
+    o1.topic_id = _ZERO_UUID
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_UpdateMetadataRequest_5(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch = _S_iiq.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch = _SU_iiq(buf, pos)
     pos += 16
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of UpdateMetadataRequest was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[UpdateMetadataTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataTopicState_5(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    (n5,) = _S_i.unpack_from(buf, pos)
+        a3: list[UpdateMetadataTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_UpdateMetadataTopicState_5(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    (n6,) = _SU_i(buf, pos)
     pos += 4
-    if n5 < 0:
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
     else:
-        if n5 * 10 > len(buf) - pos:
+        if n6 * 10 > len(buf) - pos:
             raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_3(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.ungrouped_partition_states = []
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a7: list[UpdateMetadataBroker] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_UpdateMetadataBroker_3(buf, pos)
+            ap8(e9)
+        o1.live_brokers = a7
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.ungrouped_partition_states = []
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_UpdateMetadataPartitionState_6(o: UpdateMetadataPartitionState, out: bytearray) -> None:
-    out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
+    out += _SP_iiii(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
     v1 = o.isr
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1278,7 +1262,7 @@ def _e_UpdateMetadataPartitionState_6(o: UpdateMetadataPartitionState, out: byte
     else:
         out += write_uvarint(n2 + 1)
     out += pack(f'>{n2}i', *v1)
-    out += _S_i.pack(o.zk_version)
+    out += _SP_i(o.zk_version)
     v3 = o.replicas
     n4 = len(v3)
     if n4 + 1 < 128:
@@ -1327,7 +1311,7 @@ def _e_UpdateMetadataTopicState_6(o: UpdateMetadataTopicState, out: bytearray) -
 
 
 def _e_UpdateMetadataEndpoint_6(o: UpdateMetadataEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -1348,7 +1332,7 @@ def _e_UpdateMetadataEndpoint_6(o: UpdateMetadataEndpoint, out: bytearray) -> No
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_h.pack(o.security_protocol)
+    out += _SP_h(o.security_protocol)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1357,7 +1341,7 @@ def _e_UpdateMetadataEndpoint_6(o: UpdateMetadataEndpoint, out: bytearray) -> No
 
 
 def _e_UpdateMetadataBroker_6(o: UpdateMetadataBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.id)
+    out += _SP_i(o.id)
     v1 = o.endpoints
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1393,7 +1377,7 @@ def _e_UpdateMetadataRequest_6(o: UpdateMetadataRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default Type at version 6 of UpdateMetadataRequest')
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 6 of UpdateMetadataRequest')
-    out += _S_iiq.pack(o.controller_id, o.controller_epoch, o.broker_epoch)
+    out += _SP_iiq(o.controller_id, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1417,23 +1401,71 @@ def _e_UpdateMetadataRequest_6(o: UpdateMetadataRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _d_UpdateMetadataPartitionState_6(buf: bytes, pos: int) -> tuple[UpdateMetadataPartitionState, int]:
-    o = new_instance(UpdateMetadataPartitionState)
-    o.partition_index, o.controller_epoch, o.leader, o.leader_epoch = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Isr of UpdateMetadataPartitionState was serialized as null')
+def _d_UpdateMetadataTopicState_6(buf: bytes, pos: int) -> tuple[UpdateMetadataTopicState, int]:
+    o1 = new_instance(UpdateMetadataTopicState)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        if n1 * 4 > len(buf) - pos:
-            raise truncated('Isr')
-        o.isr = list(unpack_from(f'>{n1}i', buf, pos))
-        pos += 4 * n1
-    o.zk_version, = _S_i.unpack_from(buf, pos)
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
+    pos += 1
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        raise RemoteProtocolError('non-nullable field PartitionStates of UpdateMetadataTopicState was serialized as null')
+    else:
+        if n4 * 24 > len(buf) - pos:
+            raise truncated('PartitionStates')
+        a5: list[UpdateMetadataPartitionState] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(UpdateMetadataPartitionState)
+            o7.partition_index, o7.controller_epoch, o7.leader, o7.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o7.isr = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+            o7.zk_version, = _SU_i(buf, pos)
+            pos += 4
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o7.replicas = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o7.offline_replicas = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o7.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+            o7.topic_name = ''
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partition_states = a5
+    o1.topic_id = _ZERO_UUID
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_UpdateMetadataBroker_6(buf: bytes, pos: int) -> tuple[UpdateMetadataBroker, int]:
+    o1 = new_instance(UpdateMetadataBroker)
+    o1.id, = _SU_i(buf, pos)
     pos += 4
     n2 = buf[pos]
     pos += 1
@@ -1441,201 +1473,101 @@ def _d_UpdateMetadataPartitionState_6(buf: bytes, pos: int) -> tuple[UpdateMetad
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Replicas of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n2 * 4 > len(buf) - pos:
-            raise truncated('Replicas')
-        o.replicas = list(unpack_from(f'>{n2}i', buf, pos))
-        pos += 4 * n2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field OfflineReplicas of UpdateMetadataPartitionState was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('OfflineReplicas')
-        o.offline_replicas = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.topic_name = ''
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_UpdateMetadataTopicState_6(buf: bytes, pos: int) -> tuple[UpdateMetadataTopicState, int]:
-    o = new_instance(UpdateMetadataTopicState)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataTopicState was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
-    else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionStates of UpdateMetadataTopicState was serialized as null')
-    else:
-        if n3 * 24 > len(buf) - pos:
-            raise truncated('PartitionStates')
-        a4: list[UpdateMetadataPartitionState] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_UpdateMetadataPartitionState_6(buf, pos)
-            ap6(e5)
-        o.partition_states = a4
-    o.topic_id = _ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_UpdateMetadataEndpoint_6(buf: bytes, pos: int) -> tuple[UpdateMetadataEndpoint, int]:
-    o = new_instance(UpdateMetadataEndpoint)
-    o.port, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of UpdateMetadataEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Listener of UpdateMetadataEndpoint was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Listener had invalid length')
-    else:
-        end4 = pos + n3
-        o.listener = buf[pos:end4].decode()
-        pos = end4
-    o.security_protocol, = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_UpdateMetadataBroker_6(buf: bytes, pos: int) -> tuple[UpdateMetadataBroker, int]:
-    o = new_instance(UpdateMetadataBroker)
-    o.id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Endpoints of UpdateMetadataBroker was serialized as null')
     else:
-        if n1 * 9 > len(buf) - pos:
+        if n2 * 9 > len(buf) - pos:
             raise truncated('Endpoints')
-        a2: list[UpdateMetadataEndpoint] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataEndpoint_6(buf, pos)
-            ap4(e3)
-        o.endpoints = a2
-    n5 = buf[pos]
-    pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
-        o.rack = None
-    elif n5 > 32767:
-        raise RemoteProtocolError('string field Rack had invalid length')
+        a3: list[UpdateMetadataEndpoint] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(UpdateMetadataEndpoint)
+            o5.port, = _SU_i(buf, pos)
+            pos += 4
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.host = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.host, pos = read_compact_string(buf, pos, 'Host')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                end9 = pos + 1 + n8
+                o5.listener = buf[pos + 1:end9].decode()
+                pos = end9
+            else:
+                o5.listener, pos = read_compact_string(buf, pos, 'Listener')
+            o5.security_protocol, = _SU_h(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.endpoints = a3
+    n10 = buf[pos] - 1
+    if 0 <= n10 < 127:
+        end11 = pos + 1 + n10
+        o1.rack = buf[pos + 1:end11].decode()
+        pos = end11
     else:
-        end6 = pos + n5
-        o.rack = buf[pos:end6].decode()
-        pos = end6
-    o.v0_host = ''
-    o.v0_port = 0
+        o1.rack, pos = read_nullable_compact_string(buf, pos, 'Rack')
+    o1.v0_host = ''
+    o1.v0_port = 0
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_UpdateMetadataRequest_6(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch = _S_iiq.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch = _SU_iiq(buf, pos)
     pos += 16
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of UpdateMetadataRequest was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[UpdateMetadataTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataTopicState_6(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    n5 = buf[pos]
+        a3: list[UpdateMetadataTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_UpdateMetadataTopicState_6(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
     else:
-        if n5 * 7 > len(buf) - pos:
+        if n6 * 7 > len(buf) - pos:
             raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_6(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.ungrouped_partition_states = []
+        a7: list[UpdateMetadataBroker] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_UpdateMetadataBroker_6(buf, pos)
+            ap8(e9)
+        o1.live_brokers = a7
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.ungrouped_partition_states = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_UpdateMetadataTopicState_7(o: UpdateMetadataTopicState, out: bytearray) -> None:
@@ -1649,7 +1581,7 @@ def _e_UpdateMetadataTopicState_7(o: UpdateMetadataTopicState, out: bytearray) -
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v4 = o.partition_states
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -1672,7 +1604,7 @@ def _e_UpdateMetadataRequest_7(o: UpdateMetadataRequest, out: bytearray) -> None
         raise LocalProtocolError('attempted to write a non-default Type at version 7 of UpdateMetadataRequest')
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 7 of UpdateMetadataRequest')
-    out += _S_iiq.pack(o.controller_id, o.controller_epoch, o.broker_epoch)
+    out += _SP_iiq(o.controller_id, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1697,98 +1629,120 @@ def _e_UpdateMetadataRequest_7(o: UpdateMetadataRequest, out: bytearray) -> None
 
 
 def _d_UpdateMetadataTopicState_7(buf: bytes, pos: int) -> tuple[UpdateMetadataTopicState, int]:
-    o = new_instance(UpdateMetadataTopicState)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of UpdateMetadataTopicState was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(UpdateMetadataTopicState)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    u3, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u3)
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    b4, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b4)
     pos += 16
-    n4 = buf[pos]
-    pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionStates of UpdateMetadataTopicState was serialized as null')
-    else:
-        if n4 * 24 > len(buf) - pos:
-            raise truncated('PartitionStates')
-        a5: list[UpdateMetadataPartitionState] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_UpdateMetadataPartitionState_6(buf, pos)
-            ap7(e6)
-        o.partition_states = a5
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_UpdateMetadataRequest_7(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.controller_epoch, o.broker_epoch = _S_iiq.unpack_from(buf, pos)
-    pos += 16
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicStates of UpdateMetadataRequest was serialized as null')
-    else:
-        if n1 * 19 > len(buf) - pos:
-            raise truncated('TopicStates')
-        a2: list[UpdateMetadataTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataTopicState_7(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
     n5 = buf[pos]
     pos += 1
     if n5 > 127:
         n5, pos = read_uvarint(buf, pos - 1)
     n5 -= 1
     if n5 < 0:
-        raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
+        raise RemoteProtocolError('non-nullable field PartitionStates of UpdateMetadataTopicState was serialized as null')
     else:
-        if n5 * 7 > len(buf) - pos:
-            raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
+        if n5 * 24 > len(buf) - pos:
+            raise truncated('PartitionStates')
+        a6: list[UpdateMetadataPartitionState] = []
+        ap7 = a6.append
         for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_6(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.is_k_raft_controller = False
-    o.type = 0
-    o.ungrouped_partition_states = []
+            o8 = new_instance(UpdateMetadataPartitionState)
+            o8.partition_index, o8.controller_epoch, o8.leader, o8.leader_epoch = _SU_iiii(buf, pos)
+            pos += 16
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                o8.isr = list(_AU_i[n9](buf, pos + 1))
+                pos += 1 + 4 * n9
+            else:
+                o8.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+            o8.zk_version, = _SU_i(buf, pos)
+            pos += 4
+            n10 = buf[pos] - 1
+            if 0 <= n10 < 127:
+                o8.replicas = list(_AU_i[n10](buf, pos + 1))
+                pos += 1 + 4 * n10
+            else:
+                o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
+                pos += 1 + 4 * n11
+            else:
+                o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+            o8.topic_name = ''
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.partition_states = a6
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_UpdateMetadataRequest_7(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.controller_epoch, o1.broker_epoch = _SU_iiq(buf, pos)
+    pos += 16
+    n2 = buf[pos]
+    pos += 1
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
+        raise RemoteProtocolError('non-nullable field TopicStates of UpdateMetadataRequest was serialized as null')
+    else:
+        if n2 * 19 > len(buf) - pos:
+            raise truncated('TopicStates')
+        a3: list[UpdateMetadataTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_UpdateMetadataTopicState_7(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    n6 = buf[pos]
+    pos += 1
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
+        raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
+    else:
+        if n6 * 7 > len(buf) - pos:
+            raise truncated('LiveBrokers')
+        a7: list[UpdateMetadataBroker] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_UpdateMetadataBroker_6(buf, pos)
+            ap8(e9)
+        o1.live_brokers = a7
+    o1.is_k_raft_controller = False
+    o1.type = 0
+    o1.ungrouped_partition_states = []
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_UpdateMetadataRequest_8(o: UpdateMetadataRequest, out: bytearray) -> None:
     if o.ungrouped_partition_states:
         raise LocalProtocolError('attempted to write a non-default UngroupedPartitionStates at version 8 of UpdateMetadataRequest')
-    out += _S_ioiq.pack(o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch)
+    out += _SP_ioiq(o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch)
     v1 = o.topic_states
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -1809,49 +1763,49 @@ def _e_UpdateMetadataRequest_8(o: UpdateMetadataRequest, out: bytearray) -> None
     if o.type != 0:
         tb7 = bytearray()
         v8 = o.type
-        tb7 += _S_b.pack(v8)
+        tb7 += _SP_b(v8)
         tags.append((0, tb7))
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
 def _d_UpdateMetadataRequest_8(buf: bytes, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    o = new_instance(UpdateMetadataRequest)
-    o.controller_id, o.is_k_raft_controller, o.controller_epoch, o.broker_epoch = _S_ioiq.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataRequest)
+    o1.controller_id, o1.is_k_raft_controller, o1.controller_epoch, o1.broker_epoch = _SU_ioiq(buf, pos)
     pos += 17
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field TopicStates of UpdateMetadataRequest was serialized as null')
     else:
-        if n1 * 19 > len(buf) - pos:
+        if n2 * 19 > len(buf) - pos:
             raise truncated('TopicStates')
-        a2: list[UpdateMetadataTopicState] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_UpdateMetadataTopicState_7(buf, pos)
-            ap4(e3)
-        o.topic_states = a2
-    n5 = buf[pos]
+        a3: list[UpdateMetadataTopicState] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_UpdateMetadataTopicState_7(buf, pos)
+            ap4(e5)
+        o1.topic_states = a3
+    n6 = buf[pos]
     pos += 1
-    if n5 > 127:
-        n5, pos = read_uvarint(buf, pos - 1)
-    n5 -= 1
-    if n5 < 0:
+    if n6 > 127:
+        n6, pos = read_uvarint(buf, pos - 1)
+    n6 -= 1
+    if n6 < 0:
         raise RemoteProtocolError('non-nullable field LiveBrokers of UpdateMetadataRequest was serialized as null')
     else:
-        if n5 * 7 > len(buf) - pos:
+        if n6 * 7 > len(buf) - pos:
             raise truncated('LiveBrokers')
-        a6: list[UpdateMetadataBroker] = []
-        ap8 = a6.append
-        for _ in range(n5):
-            e7, pos = _d_UpdateMetadataBroker_6(buf, pos)
-            ap8(e7)
-        o.live_brokers = a6
-    o.ungrouped_partition_states = []
-    o.type = 0
+        a7: list[UpdateMetadataBroker] = []
+        ap8 = a7.append
+        for _ in range(n6):
+            e9, pos = _d_UpdateMetadataBroker_6(buf, pos)
+            ap8(e9)
+        o1.live_brokers = a7
+    o1.ungrouped_partition_states = []
+    o1.type = 0
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -1870,63 +1824,63 @@ def _d_UpdateMetadataRequest_8(buf: bytes, pos: int) -> tuple[UpdateMetadataRequ
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            (o.type,) = _S_b.unpack_from(tbuf, tpos)
+            (o1.type,) = _SU_b(tbuf, tpos)
             tpos += 1
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field Type has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 def _e_UpdateMetadataResponse_0(o: UpdateMetadataResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataResponse version 0 cannot carry tagged fields')
 
 
 def _d_UpdateMetadataResponse_0(buf: bytes, pos: int) -> tuple[UpdateMetadataResponse, int]:
-    o = new_instance(UpdateMetadataResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_UpdateMetadataResponse_1(o: UpdateMetadataResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataResponse version 1 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataResponse_2(o: UpdateMetadataResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataResponse version 2 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataResponse_3(o: UpdateMetadataResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataResponse version 3 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataResponse_4(o: UpdateMetadataResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataResponse version 4 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataResponse_5(o: UpdateMetadataResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('UpdateMetadataResponse version 5 cannot carry tagged fields')
 
 
 def _e_UpdateMetadataResponse_6(o: UpdateMetadataResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -1935,15 +1889,15 @@ def _e_UpdateMetadataResponse_6(o: UpdateMetadataResponse, out: bytearray) -> No
 
 
 def _d_UpdateMetadataResponse_6(buf: bytes, pos: int) -> tuple[UpdateMetadataResponse, int]:
-    o = new_instance(UpdateMetadataResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(UpdateMetadataResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 UpdateMetadataRequest._ENCODERS = {0: _e_UpdateMetadataRequest_0, 1: _e_UpdateMetadataRequest_1, 2: _e_UpdateMetadataRequest_2, 3: _e_UpdateMetadataRequest_3, 4: _e_UpdateMetadataRequest_4, 5: _e_UpdateMetadataRequest_5, 6: _e_UpdateMetadataRequest_6, 7: _e_UpdateMetadataRequest_7, 8: _e_UpdateMetadataRequest_8}

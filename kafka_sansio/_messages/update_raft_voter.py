@@ -4,29 +4,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_H = structure('>H')
-_S_hh = structure('>hh')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_ii = structure('>ii')
-_S_iiu = structure('>ii16s')
+_SU_H = structure('>H').unpack_from
+_SP_H = structure('>H').pack
+_SU_hh = structure('>hh').unpack_from
+_SP_hh = structure('>hh').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_ii = structure('>ii').unpack_from
+_SP_ii = structure('>ii').pack
+_SU_iiu = structure('>ii16s').unpack_from
+_SP_iiu = structure('>ii16s').pack
 
 
 class Listener(Struct):
@@ -41,7 +52,7 @@ class Listener(Struct):
     """The hostname"""
     port: int
     """The port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -49,12 +60,12 @@ class Listener(Struct):
         name: str = '',
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class KRaftVersionFeature(Struct):
@@ -67,18 +78,18 @@ class KRaftVersionFeature(Struct):
     """The minimum supported KRaft protocol version"""
     max_supported_version: int
     """The maximum supported KRaft protocol version"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         min_supported_version: int = 0,
         max_supported_version: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.min_supported_version = min_supported_version
         self.max_supported_version = max_supported_version
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateRaftVoterRequest(Message):
@@ -105,7 +116,7 @@ class UpdateRaftVoterRequest(Message):
     """The endpoint that can be used to communicate with the leader"""
     k_raft_version_feature: KRaftVersionFeature
     """The range of versions of the protocol that the replica supports"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -116,7 +127,7 @@ class UpdateRaftVoterRequest(Message):
         voter_directory_id: UUID = _ZERO_UUID,
         listeners: list[Listener] = MISSING,
         k_raft_version_feature: KRaftVersionFeature = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.current_leader_epoch = current_leader_epoch
@@ -124,7 +135,7 @@ class UpdateRaftVoterRequest(Message):
         self.voter_directory_id = voter_directory_id
         self.listeners = [] if listeners is MISSING else listeners
         self.k_raft_version_feature = KRaftVersionFeature() if k_raft_version_feature is MISSING else k_raft_version_feature
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class CurrentLeader(Struct):
@@ -141,7 +152,7 @@ class CurrentLeader(Struct):
     """The node's hostname"""
     port: int
     """The node's port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -150,13 +161,13 @@ class CurrentLeader(Struct):
         leader_epoch: int = -1,
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class UpdateRaftVoterResponse(Message):
@@ -177,7 +188,7 @@ class UpdateRaftVoterResponse(Message):
     error_code: int
     """The error code, or 0 if there was no error"""
     current_leader: CurrentLeader
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -185,12 +196,12 @@ class UpdateRaftVoterResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         current_leader: CurrentLeader = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.current_leader = CurrentLeader() if current_leader is MISSING else current_leader
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_Listener_0(o: Listener, out: bytearray) -> None:
@@ -214,7 +225,7 @@ def _e_Listener_0(o: Listener, out: bytearray) -> None:
     else:
         out += write_uvarint(n6 + 1)
     out += b5
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -223,7 +234,7 @@ def _e_Listener_0(o: Listener, out: bytearray) -> None:
 
 
 def _e_KRaftVersionFeature_0(o: KRaftVersionFeature, out: bytearray) -> None:
-    out += _S_hh.pack(o.min_supported_version, o.max_supported_version)
+    out += _SP_hh(o.min_supported_version, o.max_supported_version)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -245,7 +256,7 @@ def _e_UpdateRaftVoterRequest_0(o: UpdateRaftVoterRequest, out: bytearray) -> No
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_iiu.pack(o.current_leader_epoch, o.voter_id, o.voter_directory_id.bytes)
+    out += _SP_iiu(o.current_leader_epoch, o.voter_id, o.voter_directory_id.bytes)
     v4 = o.listeners
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -263,101 +274,78 @@ def _e_UpdateRaftVoterRequest_0(o: UpdateRaftVoterRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _d_Listener_0(buf: bytes, pos: int) -> tuple[Listener, int]:
-    o = new_instance(Listener)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of Listener was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Host of Listener was serialized as null')
-    elif n3 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end4 = pos + n3
-        o.host = buf[pos:end4].decode()
-        pos = end4
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_KRaftVersionFeature_0(buf: bytes, pos: int) -> tuple[KRaftVersionFeature, int]:
-    o = new_instance(KRaftVersionFeature)
-    o.min_supported_version, o.max_supported_version = _S_hh.unpack_from(buf, pos)
+    o1 = new_instance(KRaftVersionFeature)
+    o1.min_supported_version, o1.max_supported_version = _SU_hh(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_UpdateRaftVoterRequest_0(buf: bytes, pos: int) -> tuple[UpdateRaftVoterRequest, int]:
-    o = new_instance(UpdateRaftVoterRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.cluster_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    o1 = new_instance(UpdateRaftVoterRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    o.current_leader_epoch, o.voter_id, u3 = _S_iiu.unpack_from(buf, pos)
-    o.voter_directory_id = UUID(bytes=u3)
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.current_leader_epoch, o1.voter_id, b4 = _SU_iiu(buf, pos)
+    o1.voter_directory_id = uuid_from_bytes(b4)
     pos += 24
-    n4 = buf[pos]
+    n5 = buf[pos]
     pos += 1
-    if n4 > 127:
-        n4, pos = read_uvarint(buf, pos - 1)
-    n4 -= 1
-    if n4 < 0:
+    if n5 > 127:
+        n5, pos = read_uvarint(buf, pos - 1)
+    n5 -= 1
+    if n5 < 0:
         raise RemoteProtocolError('non-nullable field Listeners of UpdateRaftVoterRequest was serialized as null')
     else:
-        if n4 * 5 > len(buf) - pos:
+        if n5 * 5 > len(buf) - pos:
             raise truncated('Listeners')
-        a5: list[Listener] = []
-        ap7 = a5.append
-        for _ in range(n4):
-            e6, pos = _d_Listener_0(buf, pos)
-            ap7(e6)
-        o.listeners = a5
-    o.k_raft_version_feature, pos = _d_KRaftVersionFeature_0(buf, pos)
+        a6: list[Listener] = []
+        ap7 = a6.append
+        for _ in range(n5):
+            o8 = new_instance(Listener)
+            n9 = buf[pos] - 1
+            if 0 <= n9 < 127:
+                end10 = pos + 1 + n9
+                o8.name = buf[pos + 1:end10].decode()
+                pos = end10
+            else:
+                o8.name, pos = read_compact_string(buf, pos, 'Name')
+            n11 = buf[pos] - 1
+            if 0 <= n11 < 127:
+                end12 = pos + 1 + n11
+                o8.host = buf[pos + 1:end12].decode()
+                pos = end12
+            else:
+                o8.host, pos = read_compact_string(buf, pos, 'Host')
+            o8.port, = _SU_H(buf, pos)
+            pos += 2
+            if buf[pos] == 0:
+                o8.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap7(o8)
+        o1.listeners = a6
+    o1.k_raft_version_feature, pos = _d_KRaftVersionFeature_0(buf, pos)
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_CurrentLeader_0(o: CurrentLeader, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+    out += _SP_ii(o.leader_id, o.leader_epoch)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -368,7 +356,7 @@ def _e_CurrentLeader_0(o: CurrentLeader, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_i.pack(o.port)
+    out += _SP_i(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -377,7 +365,7 @@ def _e_CurrentLeader_0(o: CurrentLeader, out: bytearray) -> None:
 
 
 def _e_UpdateRaftVoterResponse_0(o: UpdateRaftVoterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _SP_ih(o.throttle_time_ms, o.error_code)
     tags: list[tuple[int, bytes | bytearray]] = []
     if o.current_leader != CurrentLeader():
         tb1 = bytearray()
@@ -388,37 +376,31 @@ def _e_UpdateRaftVoterResponse_0(o: UpdateRaftVoterResponse, out: bytearray) -> 
 
 
 def _d_CurrentLeader_0(buf: bytes, pos: int) -> tuple[CurrentLeader, int]:
-    o = new_instance(CurrentLeader)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o1 = new_instance(CurrentLeader)
+    o1.leader_id, o1.leader_epoch = _SU_ii(buf, pos)
     pos += 8
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of CurrentLeader was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.host = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_i.unpack_from(buf, pos)
+        o1.host, pos = read_compact_string(buf, pos, 'Host')
+    o1.port, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_UpdateRaftVoterResponse_0(buf: bytes, pos: int) -> tuple[UpdateRaftVoterResponse, int]:
-    o = new_instance(UpdateRaftVoterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o1 = new_instance(UpdateRaftVoterResponse)
+    o1.throttle_time_ms, o1.error_code = _SU_ih(buf, pos)
     pos += 6
-    o.current_leader = CurrentLeader()
+    o1.current_leader = CurrentLeader()
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -437,14 +419,14 @@ def _d_UpdateRaftVoterResponse_0(buf: bytes, pos: int) -> tuple[UpdateRaftVoterR
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            o.current_leader, tpos = _d_CurrentLeader_0(tbuf, tpos)
+            o1.current_leader, tpos = _d_CurrentLeader_0(tbuf, tpos)
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field CurrentLeader has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 UpdateRaftVoterRequest._ENCODERS = {0: _e_UpdateRaftVoterRequest_0}

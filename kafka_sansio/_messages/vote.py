@@ -4,29 +4,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_H = structure('>H')
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ihiio = structure('>ihii?')
-_S_iiiiq = structure('>iiiiq')
-_S_iiiuuiq = structure('>iii16s16siq')
+_SU_H = structure('>H').unpack_from
+_SP_H = structure('>H').pack
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ihiio = structure('>ihii?').unpack_from
+_SP_ihiio = structure('>ihii?').pack
+_SU_iiiiq = structure('>iiiiq').unpack_from
+_SP_iiiiq = structure('>iiiiq').pack
+_SU_iiiuuiq = structure('>iii16s16siq').unpack_from
+_SP_iiiuuiq = structure('>iii16s16siq').pack
 
 
 class VoteRequestPartitionData(Struct):
@@ -49,7 +60,7 @@ class VoteRequestPartitionData(Struct):
     """The epoch of the last record written to the metadata log"""
     last_offset: int
     """The offset of the last record written to the metadata log"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -61,7 +72,7 @@ class VoteRequestPartitionData(Struct):
         voter_directory_id: UUID = _ZERO_UUID,
         last_offset_epoch: int = 0,
         last_offset: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.candidate_epoch = candidate_epoch
@@ -70,7 +81,7 @@ class VoteRequestPartitionData(Struct):
         self.voter_directory_id = voter_directory_id
         self.last_offset_epoch = last_offset_epoch
         self.last_offset = last_offset
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class VoteRequestTopicData(Struct):
@@ -82,18 +93,18 @@ class VoteRequestTopicData(Struct):
     topic_name: str
     """The topic name."""
     partitions: list[VoteRequestPartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[VoteRequestPartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class VoteRequest(Message):
@@ -113,7 +124,7 @@ class VoteRequest(Message):
     voter_id: int
     """The replica id of the voter receiving the request"""
     topics: list[VoteRequestTopicData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -121,12 +132,12 @@ class VoteRequest(Message):
         cluster_id: str | None = None,
         voter_id: int = -1,
         topics: list[VoteRequestTopicData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.cluster_id = cluster_id
         self.voter_id = voter_id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class VoteResponsePartitionData(Struct):
@@ -144,7 +155,7 @@ class VoteResponsePartitionData(Struct):
     """The latest known leader epoch"""
     vote_granted: bool
     """True if the vote was granted and false otherwise"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -154,14 +165,14 @@ class VoteResponsePartitionData(Struct):
         leader_id: int = 0,
         leader_epoch: int = 0,
         vote_granted: bool = False,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
         self.vote_granted = vote_granted
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class VoteResponseTopicData(Struct):
@@ -173,18 +184,18 @@ class VoteResponseTopicData(Struct):
     topic_name: str
     """The topic name."""
     partitions: list[VoteResponsePartitionData]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_name: str = '',
         partitions: list[VoteResponsePartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_name = topic_name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class NodeEndpoint(Struct):
@@ -199,7 +210,7 @@ class NodeEndpoint(Struct):
     """The node's hostname"""
     port: int
     """The node's port"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -207,12 +218,12 @@ class NodeEndpoint(Struct):
         node_id: int = 0,
         host: str = '',
         port: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
         self.port = port
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class VoteResponse(Message):
@@ -233,7 +244,7 @@ class VoteResponse(Message):
     topics: list[VoteResponseTopicData]
     node_endpoints: list[NodeEndpoint]
     """Endpoints for all current-leaders enumerated in PartitionData"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -241,16 +252,16 @@ class VoteResponse(Message):
         error_code: int = 0,
         topics: list[VoteResponseTopicData] = MISSING,
         node_endpoints: list[NodeEndpoint] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
         self.topics = [] if topics is MISSING else topics
         self.node_endpoints = [] if node_endpoints is MISSING else node_endpoints
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_VoteRequestPartitionData_0(o: VoteRequestPartitionData, out: bytearray) -> None:
-    out += _S_iiiiq.pack(o.partition_index, o.candidate_epoch, o.candidate_id, o.last_offset_epoch, o.last_offset)
+    out += _SP_iiiiq(o.partition_index, o.candidate_epoch, o.candidate_id, o.last_offset_epoch, o.last_offset)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -313,101 +324,84 @@ def _e_VoteRequest_0(o: VoteRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_VoteRequestPartitionData_0(buf: bytes, pos: int) -> tuple[VoteRequestPartitionData, int]:
-    o = new_instance(VoteRequestPartitionData)
-    o.partition_index, o.candidate_epoch, o.candidate_id, o.last_offset_epoch, o.last_offset = _S_iiiiq.unpack_from(buf, pos)
-    pos += 24
-    o.candidate_directory_id = _ZERO_UUID
-    o.voter_directory_id = _ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_VoteRequestTopicData_0(buf: bytes, pos: int) -> tuple[VoteRequestTopicData, int]:
-    o = new_instance(VoteRequestTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(VoteRequestTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 25 > len(buf) - pos:
+        if n4 * 25 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[VoteRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_VoteRequestPartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[VoteRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(VoteRequestPartitionData)
+            o7.partition_index, o7.candidate_epoch, o7.candidate_id, o7.last_offset_epoch, o7.last_offset = _SU_iiiiq(buf, pos)
+            pos += 24
+            o7.candidate_directory_id = _ZERO_UUID
+            o7.voter_directory_id = _ZERO_UUID
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_VoteRequest_0(buf: bytes, pos: int) -> tuple[VoteRequest, int]:
-    o = new_instance(VoteRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.cluster_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    o1 = new_instance(VoteRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of VoteRequest was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[VoteRequestTopicData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_VoteRequestTopicData_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
-    o.voter_id = -1
+        a5: list[VoteRequestTopicData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_VoteRequestTopicData_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    o1.voter_id = -1
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_VoteRequestPartitionData_1(o: VoteRequestPartitionData, out: bytearray) -> None:
-    out += _S_iiiuuiq.pack(o.partition_index, o.candidate_epoch, o.candidate_id, o.candidate_directory_id.bytes, o.voter_directory_id.bytes, o.last_offset_epoch, o.last_offset)
+    out += _SP_iiiuuiq(o.partition_index, o.candidate_epoch, o.candidate_id, o.candidate_directory_id.bytes, o.voter_directory_id.bytes, o.last_offset_epoch, o.last_offset)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -455,7 +449,7 @@ def _e_VoteRequest_1(o: VoteRequest, out: bytearray) -> None:
         else:
             out += write_uvarint(n3 + 1)
         out += b2
-    out += _S_i.pack(o.voter_id)
+    out += _SP_i(o.voter_id)
     v4 = o.topics
     n5 = len(v4)
     if n5 + 1 < 128:
@@ -471,102 +465,85 @@ def _e_VoteRequest_1(o: VoteRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_VoteRequestPartitionData_1(buf: bytes, pos: int) -> tuple[VoteRequestPartitionData, int]:
-    o = new_instance(VoteRequestPartitionData)
-    o.partition_index, o.candidate_epoch, o.candidate_id, u1, u2, o.last_offset_epoch, o.last_offset = _S_iiiuuiq.unpack_from(buf, pos)
-    o.candidate_directory_id = UUID(bytes=u1)
-    o.voter_directory_id = UUID(bytes=u2)
-    pos += 56
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_VoteRequestTopicData_1(buf: bytes, pos: int) -> tuple[VoteRequestTopicData, int]:
-    o = new_instance(VoteRequestTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(VoteRequestTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 57 > len(buf) - pos:
+        if n4 * 57 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[VoteRequestPartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_VoteRequestPartitionData_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[VoteRequestPartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(VoteRequestPartitionData)
+            o7.partition_index, o7.candidate_epoch, o7.candidate_id, b8, b9, o7.last_offset_epoch, o7.last_offset = _SU_iiiuuiq(buf, pos)
+            o7.candidate_directory_id = uuid_from_bytes(b8)
+            o7.voter_directory_id = uuid_from_bytes(b9)
+            pos += 56
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_VoteRequest_1(buf: bytes, pos: int) -> tuple[VoteRequest, int]:
-    o = new_instance(VoteRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.cluster_id = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ClusterId had invalid length')
+    o1 = new_instance(VoteRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.cluster_id = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.cluster_id = buf[pos:end2].decode()
-        pos = end2
-    o.voter_id, = _S_i.unpack_from(buf, pos)
+        o1.cluster_id, pos = read_nullable_compact_string(buf, pos, 'ClusterId')
+    o1.voter_id, = _SU_i(buf, pos)
     pos += 4
-    n3 = buf[pos]
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Topics of VoteRequest was serialized as null')
     else:
-        if n3 * 3 > len(buf) - pos:
+        if n4 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a4: list[VoteRequestTopicData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_VoteRequestTopicData_1(buf, pos)
-            ap6(e5)
-        o.topics = a4
+        a5: list[VoteRequestTopicData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_VoteRequestTopicData_1(buf, pos)
+            ap6(e7)
+        o1.topics = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_VoteResponsePartitionData_0(o: VoteResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihiio.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.vote_granted)
+    out += _SP_ihiio(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.vote_granted)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -603,7 +580,7 @@ def _e_VoteResponseTopicData_0(o: VoteResponseTopicData, out: bytearray) -> None
 def _e_VoteResponse_0(o: VoteResponse, out: bytearray) -> None:
     if o.node_endpoints:
         raise LocalProtocolError('attempted to write a non-default NodeEndpoints at version 0 of VoteResponse')
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -619,88 +596,77 @@ def _e_VoteResponse_0(o: VoteResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _d_VoteResponsePartitionData_0(buf: bytes, pos: int) -> tuple[VoteResponsePartitionData, int]:
-    o = new_instance(VoteResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.vote_granted = _S_ihiio.unpack_from(buf, pos)
-    pos += 15
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_VoteResponseTopicData_0(buf: bytes, pos: int) -> tuple[VoteResponseTopicData, int]:
-    o = new_instance(VoteResponseTopicData)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field TopicName of TopicData was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field TopicName had invalid length')
+    o1 = new_instance(VoteResponseTopicData)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.topic_name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.topic_name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of TopicData was serialized as null')
     else:
-        if n3 * 16 > len(buf) - pos:
+        if n4 * 16 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[VoteResponsePartitionData] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_VoteResponsePartitionData_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[VoteResponsePartitionData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(VoteResponsePartitionData)
+            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch, o7.vote_granted = _SU_ihiio(buf, pos)
+            pos += 15
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_VoteResponse_0(buf: bytes, pos: int) -> tuple[VoteResponse, int]:
-    o = new_instance(VoteResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(VoteResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of VoteResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[VoteResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_VoteResponseTopicData_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.node_endpoints = []
+        a3: list[VoteResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_VoteResponseTopicData_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.node_endpoints = []
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+    out += _SP_i(o.node_id)
     v1 = o.host
     b2 = v1.encode()
     n3 = len(b2)
@@ -711,7 +677,7 @@ def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
     else:
         out += write_uvarint(n3 + 1)
     out += b2
-    out += _S_H.pack(o.port)
+    out += _SP_H(o.port)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -720,7 +686,7 @@ def _e_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
 
 
 def _e_VoteResponse_1(o: VoteResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+    out += _SP_h(o.error_code)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -744,54 +710,27 @@ def _e_VoteResponse_1(o: VoteResponse, out: bytearray) -> None:
     write_tags(out, tags, o.unknown_tagged_fields)
 
 
-def _d_NodeEndpoint_1(buf: bytes, pos: int) -> tuple[NodeEndpoint, int]:
-    o = new_instance(NodeEndpoint)
-    o.node_id, = _S_i.unpack_from(buf, pos)
-    pos += 4
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Host of NodeEndpoint was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Host had invalid length')
-    else:
-        end2 = pos + n1
-        o.host = buf[pos:end2].decode()
-        pos = end2
-    o.port, = _S_H.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_VoteResponse_1(buf: bytes, pos: int) -> tuple[VoteResponse, int]:
-    o = new_instance(VoteResponse)
-    o.error_code, = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(VoteResponse)
+    o1.error_code, = _SU_h(buf, pos)
     pos += 2
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of VoteResponse was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[VoteResponseTopicData] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_VoteResponseTopicData_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.node_endpoints = []
+        a3: list[VoteResponseTopicData] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_VoteResponseTopicData_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.node_endpoints = []
     u: dict[int, bytes] = {}
     nt = buf[pos]
     pos += 1
@@ -810,29 +749,45 @@ def _d_VoteResponse_1(buf: bytes, pos: int) -> tuple[VoteResponse, int]:
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n5 = tbuf[tpos]
+            n6 = tbuf[tpos]
             tpos += 1
-            if n5 > 127:
-                n5, tpos = read_uvarint(tbuf, tpos - 1)
-            n5 -= 1
-            if n5 < 0:
+            if n6 > 127:
+                n6, tpos = read_uvarint(tbuf, tpos - 1)
+            n6 -= 1
+            if n6 < 0:
                 raise RemoteProtocolError('non-nullable field NodeEndpoints of VoteResponse was serialized as null')
             else:
-                if n5 * 8 > len(tbuf) - tpos:
+                if n6 * 8 > len(tbuf) - tpos:
                     raise truncated('NodeEndpoints')
-                a6: list[NodeEndpoint] = []
-                ap8 = a6.append
-                for _ in range(n5):
-                    e7, tpos = _d_NodeEndpoint_1(tbuf, tpos)
-                    ap8(e7)
-                o.node_endpoints = a6
+                a7: list[NodeEndpoint] = []
+                ap8 = a7.append
+                for _ in range(n6):
+                    o9 = new_instance(NodeEndpoint)
+                    o9.node_id, = _SU_i(tbuf, tpos)
+                    tpos += 4
+                    n10 = tbuf[tpos] - 1
+                    if 0 <= n10 < 127:
+                        end11 = tpos + 1 + n10
+                        o9.host = tbuf[tpos + 1:end11].decode()
+                        tpos = end11
+                    else:
+                        o9.host, tpos = read_compact_string(tbuf, tpos, 'Host')
+                    o9.port, = _SU_H(tbuf, tpos)
+                    tpos += 2
+                    if tbuf[tpos] == 0:
+                        o9.unknown_tagged_fields = NO_TAGS
+                        tpos += 1
+                    else:
+                        o9.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap8(o9)
+                o1.node_endpoints = a7
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field NodeEndpoints has the wrong size')
         else:
             u[tag] = buf[pos:end]
         pos = end
-    o.unknown_tagged_fields = u
-    return o, pos
+    o1.unknown_tagged_fields = u or NO_TAGS
+    return o1, pos
 
 
 VoteRequest._ENCODERS = {0: _e_VoteRequest_0, 1: _e_VoteRequest_1}

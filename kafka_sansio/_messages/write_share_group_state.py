@@ -4,27 +4,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
     new_instance,
+    read_compact_string,
+    read_nullable_compact_string,
     read_tags,
     read_uvarint,
     structure,
     truncated,
+    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
 
 _ZERO_UUID = UUID(int=0)
-_S_ih = structure('>ih')
-_S_iiiq = structure('>iiiq')
-_S_qqbh = structure('>qqbh')
-_S_u = structure('>16s')
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_iiiq = structure('>iiiq').unpack_from
+_SP_iiiq = structure('>iiiq').pack
+_SU_qqbh = structure('>qqbh').unpack_from
+_SP_qqbh = structure('>qqbh').pack
+_SU_u = structure('>16s').unpack_from
+_SP_u = structure('>16s').pack
 
 
 class StateBatch(Struct):
@@ -41,7 +50,7 @@ class StateBatch(Struct):
     """The state - 0:Available,2:Acked,4:Archived"""
     delivery_count: int
     """The delivery count."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -50,13 +59,13 @@ class StateBatch(Struct):
         last_offset: int = 0,
         delivery_state: int = 0,
         delivery_count: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.first_offset = first_offset
         self.last_offset = last_offset
         self.delivery_state = delivery_state
         self.delivery_count = delivery_count
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionData(Struct):
@@ -74,7 +83,7 @@ class PartitionData(Struct):
     start_offset: int
     """The share-partition start offset, or -1 if the start offset is not being written."""
     state_batches: list[StateBatch]
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -84,14 +93,14 @@ class PartitionData(Struct):
         leader_epoch: int = 0,
         start_offset: int = 0,
         state_batches: list[StateBatch] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
         self.state_epoch = state_epoch
         self.leader_epoch = leader_epoch
         self.start_offset = start_offset
         self.state_batches = [] if state_batches is MISSING else state_batches
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WriteStateData(Struct):
@@ -104,18 +113,18 @@ class WriteStateData(Struct):
     """The topic identifier."""
     partitions: list[PartitionData]
     """The data for the partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[PartitionData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WriteShareGroupStateRequest(Message):
@@ -135,18 +144,18 @@ class WriteShareGroupStateRequest(Message):
     """The group identifier."""
     topics: list[WriteStateData]
     """The data for the topics."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         group_id: str = '',
         topics: list[WriteStateData] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class PartitionResult(Struct):
@@ -161,7 +170,7 @@ class PartitionResult(Struct):
     """The error code, or 0 if there was no error."""
     error_message: str | None
     """The error message, or null if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -169,12 +178,12 @@ class PartitionResult(Struct):
         partition: int = 0,
         error_code: int = 0,
         error_message: str | None = None,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
         self.error_code = error_code
         self.error_message = error_message
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WriteStateResult(Struct):
@@ -187,18 +196,18 @@ class WriteStateResult(Struct):
     """The topic identifier"""
     partitions: list[PartitionResult]
     """The results for the partitions."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         topic_id: UUID = _ZERO_UUID,
         partitions: list[PartitionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.topic_id = topic_id
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WriteShareGroupStateResponse(Message):
@@ -216,20 +225,20 @@ class WriteShareGroupStateResponse(Message):
 
     results: list[WriteStateResult]
     """The write results"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         results: list[WriteStateResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.results = [] if results is MISSING else results
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_StateBatch_0(o: StateBatch, out: bytearray) -> None:
-    out += _S_qqbh.pack(o.first_offset, o.last_offset, o.delivery_state, o.delivery_count)
+    out += _SP_qqbh(o.first_offset, o.last_offset, o.delivery_state, o.delivery_count)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -238,7 +247,7 @@ def _e_StateBatch_0(o: StateBatch, out: bytearray) -> None:
 
 
 def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
-    out += _S_iiiq.pack(o.partition, o.state_epoch, o.leader_epoch, o.start_offset)
+    out += _SP_iiiq(o.partition, o.state_epoch, o.leader_epoch, o.start_offset)
     v1 = o.state_batches
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -255,7 +264,7 @@ def _e_PartitionData_0(o: PartitionData, out: bytearray) -> None:
 
 
 def _e_WriteStateData_0(o: WriteStateData, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -297,116 +306,105 @@ def _e_WriteShareGroupStateRequest_0(o: WriteShareGroupStateRequest, out: bytear
         out.append(0)
 
 
-def _d_StateBatch_0(buf: bytes, pos: int) -> tuple[StateBatch, int]:
-    o = new_instance(StateBatch)
-    o.first_offset, o.last_offset, o.delivery_state, o.delivery_count = _S_qqbh.unpack_from(buf, pos)
-    pos += 19
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_PartitionData_0(buf: bytes, pos: int) -> tuple[PartitionData, int]:
-    o = new_instance(PartitionData)
-    o.partition, o.state_epoch, o.leader_epoch, o.start_offset = _S_iiiq.unpack_from(buf, pos)
+    o1 = new_instance(PartitionData)
+    o1.partition, o1.state_epoch, o1.leader_epoch, o1.start_offset = _SU_iiiq(buf, pos)
     pos += 20
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field StateBatches of PartitionData was serialized as null')
-    else:
-        if n1 * 20 > len(buf) - pos:
-            raise truncated('StateBatches')
-        a2: list[StateBatch] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_StateBatch_0(buf, pos)
-            ap4(e3)
-        o.state_batches = a2
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_WriteStateData_0(buf: bytes, pos: int) -> tuple[WriteStateData, int]:
-    o = new_instance(WriteStateData)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of WriteStateData was serialized as null')
+        raise RemoteProtocolError('non-nullable field StateBatches of PartitionData was serialized as null')
     else:
-        if n2 * 22 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[PartitionData] = []
-        ap5 = a3.append
+        if n2 * 20 > len(buf) - pos:
+            raise truncated('StateBatches')
+        a3: list[StateBatch] = []
+        ap4 = a3.append
         for _ in range(n2):
-            e4, pos = _d_PartitionData_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
+            o5 = new_instance(StateBatch)
+            o5.first_offset, o5.last_offset, o5.delivery_state, o5.delivery_count = _SU_qqbh(buf, pos)
+            pos += 19
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.state_batches = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
-def _d_WriteShareGroupStateRequest_0(buf: bytes, pos: int) -> tuple[WriteShareGroupStateRequest, int]:
-    o = new_instance(WriteShareGroupStateRequest)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field GroupId of WriteShareGroupStateRequest was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field GroupId had invalid length')
-    else:
-        end2 = pos + n1
-        o.group_id = buf[pos:end2].decode()
-        pos = end2
+def _d_WriteStateData_0(buf: bytes, pos: int) -> tuple[WriteStateData, int]:
+    o1 = new_instance(WriteStateData)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
+    pos += 16
     n3 = buf[pos]
     pos += 1
     if n3 > 127:
         n3, pos = read_uvarint(buf, pos - 1)
     n3 -= 1
     if n3 < 0:
-        raise RemoteProtocolError('non-nullable field Topics of WriteShareGroupStateRequest was serialized as null')
+        raise RemoteProtocolError('non-nullable field Partitions of WriteStateData was serialized as null')
     else:
-        if n3 * 18 > len(buf) - pos:
-            raise truncated('Topics')
-        a4: list[WriteStateData] = []
-        ap6 = a4.append
+        if n3 * 22 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[PartitionData] = []
+        ap5 = a4.append
         for _ in range(n3):
-            e5, pos = _d_WriteStateData_0(buf, pos)
-            ap6(e5)
-        o.topics = a4
+            e6, pos = _d_PartitionData_0(buf, pos)
+            ap5(e6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
+
+
+def _d_WriteShareGroupStateRequest_0(buf: bytes, pos: int) -> tuple[WriteShareGroupStateRequest, int]:
+    o1 = new_instance(WriteShareGroupStateRequest)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.group_id = buf[pos + 1:end3].decode()
+        pos = end3
+    else:
+        o1.group_id, pos = read_compact_string(buf, pos, 'GroupId')
+    n4 = buf[pos]
+    pos += 1
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
+        raise RemoteProtocolError('non-nullable field Topics of WriteShareGroupStateRequest was serialized as null')
+    else:
+        if n4 * 18 > len(buf) - pos:
+            raise truncated('Topics')
+        a5: list[WriteStateData] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            e7, pos = _d_WriteStateData_0(buf, pos)
+            ap6(e7)
+        o1.topics = a5
+    if buf[pos] == 0:
+        o1.unknown_tagged_fields = NO_TAGS
+        pos += 1
+    else:
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition, o.error_code)
+    out += _SP_ih(o.partition, o.error_code)
     v1 = o.error_message
     if v1 is None:
         out.append(0)
@@ -428,7 +426,7 @@ def _e_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
 
 
 def _e_WriteStateResult_0(o: WriteStateResult, out: bytearray) -> None:
-    out += _S_u.pack(o.topic_id.bytes)
+    out += _SP_u(o.topic_id.bytes)
     v1 = o.partitions
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -460,84 +458,73 @@ def _e_WriteShareGroupStateResponse_0(o: WriteShareGroupStateResponse, out: byte
         out.append(0)
 
 
-def _d_PartitionResult_0(buf: bytes, pos: int) -> tuple[PartitionResult, int]:
-    o = new_instance(PartitionResult)
-    o.partition, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1 = buf[pos]
+def _d_WriteStateResult_0(buf: bytes, pos: int) -> tuple[WriteStateResult, int]:
+    o1 = new_instance(WriteStateResult)
+    b2, = _SU_u(buf, pos)
+    o1.topic_id = uuid_from_bytes(b2)
+    pos += 16
+    n3 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        o.error_message = None
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field ErrorMessage had invalid length')
+    if n3 > 127:
+        n3, pos = read_uvarint(buf, pos - 1)
+    n3 -= 1
+    if n3 < 0:
+        raise RemoteProtocolError('non-nullable field Partitions of WriteStateResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.error_message = buf[pos:end2].decode()
-        pos = end2
+        if n3 * 8 > len(buf) - pos:
+            raise truncated('Partitions')
+        a4: list[PartitionResult] = []
+        ap5 = a4.append
+        for _ in range(n3):
+            o6 = new_instance(PartitionResult)
+            o6.partition, o6.error_code = _SU_ih(buf, pos)
+            pos += 6
+            n7 = buf[pos] - 1
+            if 0 <= n7 < 127:
+                end8 = pos + 1 + n7
+                o6.error_message = buf[pos + 1:end8].decode()
+                pos = end8
+            else:
+                o6.error_message, pos = read_nullable_compact_string(buf, pos, 'ErrorMessage')
+            if buf[pos] == 0:
+                o6.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap5(o6)
+        o1.partitions = a4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
-def _d_WriteStateResult_0(buf: bytes, pos: int) -> tuple[WriteStateResult, int]:
-    o = new_instance(WriteStateResult)
-    u1, = _S_u.unpack_from(buf, pos)
-    o.topic_id = UUID(bytes=u1)
-    pos += 16
+def _d_WriteShareGroupStateResponse_0(buf: bytes, pos: int) -> tuple[WriteShareGroupStateResponse, int]:
+    o1 = new_instance(WriteShareGroupStateResponse)
     n2 = buf[pos]
     pos += 1
     if n2 > 127:
         n2, pos = read_uvarint(buf, pos - 1)
     n2 -= 1
     if n2 < 0:
-        raise RemoteProtocolError('non-nullable field Partitions of WriteStateResult was serialized as null')
-    else:
-        if n2 * 8 > len(buf) - pos:
-            raise truncated('Partitions')
-        a3: list[PartitionResult] = []
-        ap5 = a3.append
-        for _ in range(n2):
-            e4, pos = _d_PartitionResult_0(buf, pos)
-            ap5(e4)
-        o.partitions = a3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
-def _d_WriteShareGroupStateResponse_0(buf: bytes, pos: int) -> tuple[WriteShareGroupStateResponse, int]:
-    o = new_instance(WriteShareGroupStateResponse)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
         raise RemoteProtocolError('non-nullable field Results of WriteShareGroupStateResponse was serialized as null')
     else:
-        if n1 * 18 > len(buf) - pos:
+        if n2 * 18 > len(buf) - pos:
             raise truncated('Results')
-        a2: list[WriteStateResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WriteStateResult_0(buf, pos)
-            ap4(e3)
-        o.results = a2
+        a3: list[WriteStateResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_WriteStateResult_0(buf, pos)
+            ap4(e5)
+        o1.results = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 WriteShareGroupStateRequest._ENCODERS = {0: _e_WriteShareGroupStateRequest_0}

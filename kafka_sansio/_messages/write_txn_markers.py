@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
-from struct import pack, unpack_from
+from collections.abc import Mapping
+from struct import pack
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._wire import (
     MISSING,
+    NO_TAGS,
     Message,
     Struct,
+    array_unpacker,
     new_instance,
+    read_array,
+    read_compact_string,
     read_tags,
     read_uvarint,
     structure,
@@ -20,11 +25,17 @@ from .._wire import (
     write_uvarint,
 )
 
-_S_h = structure('>h')
-_S_i = structure('>i')
-_S_ih = structure('>ih')
-_S_q = structure('>q')
-_S_qho = structure('>qh?')
+_SU_h = structure('>h').unpack_from
+_SP_h = structure('>h').pack
+_SU_i = structure('>i').unpack_from
+_SP_i = structure('>i').pack
+_SU_ih = structure('>ih').unpack_from
+_SP_ih = structure('>ih').pack
+_SU_q = structure('>q').unpack_from
+_SP_q = structure('>q').pack
+_SU_qho = structure('>qh?').unpack_from
+_SP_qho = structure('>qh?').pack
+_AU_i = array_unpacker('i')
 
 
 class WritableTxnMarkerTopic(Struct):
@@ -37,18 +48,18 @@ class WritableTxnMarkerTopic(Struct):
     """The topic name."""
     partition_indexes: list[int]
     """The indexes of the partitions to write transaction markers for."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partition_indexes: list[int] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partition_indexes = [] if partition_indexes is MISSING else partition_indexes
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WritableTxnMarker(Struct):
@@ -67,7 +78,7 @@ class WritableTxnMarker(Struct):
     """Each topic that we want to write transaction marker(s) for."""
     coordinator_epoch: int
     """Epoch associated with the transaction state partition hosted by this transaction coordinator"""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
@@ -77,14 +88,14 @@ class WritableTxnMarker(Struct):
         transaction_result: bool = False,
         topics: list[WritableTxnMarkerTopic] = MISSING,
         coordinator_epoch: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
         self.transaction_result = transaction_result
         self.topics = [] if topics is MISSING else topics
         self.coordinator_epoch = coordinator_epoch
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WriteTxnMarkersRequest(Message):
@@ -102,16 +113,16 @@ class WriteTxnMarkersRequest(Message):
 
     markers: list[WritableTxnMarker]
     """The transaction markers to be written."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         markers: list[WritableTxnMarker] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.markers = [] if markers is MISSING else markers
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WritableTxnMarkerPartitionResult(Struct):
@@ -124,18 +135,18 @@ class WritableTxnMarkerPartitionResult(Struct):
     """The partition index."""
     error_code: int
     """The error code, or 0 if there was no error."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
         error_code: int = 0,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WritableTxnMarkerTopicResult(Struct):
@@ -148,18 +159,18 @@ class WritableTxnMarkerTopicResult(Struct):
     """The topic name."""
     partitions: list[WritableTxnMarkerPartitionResult]
     """The results by partition."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         name: str = '',
         partitions: list[WritableTxnMarkerPartitionResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.name = name
         self.partitions = [] if partitions is MISSING else partitions
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WritableTxnMarkerResult(Struct):
@@ -172,18 +183,18 @@ class WritableTxnMarkerResult(Struct):
     """The current producer ID in use by the transactional ID."""
     topics: list[WritableTxnMarkerTopicResult]
     """The results by topic."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         producer_id: int = 0,
         topics: list[WritableTxnMarkerTopicResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.producer_id = producer_id
         self.topics = [] if topics is MISSING else topics
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 class WriteTxnMarkersResponse(Message):
@@ -201,16 +212,16 @@ class WriteTxnMarkersResponse(Message):
 
     markers: list[WritableTxnMarkerResult]
     """The results for writing makers."""
-    unknown_tagged_fields: dict[int, bytes]
+    unknown_tagged_fields: Mapping[int, bytes]
 
     def __init__(
         self,
         *,
         markers: list[WritableTxnMarkerResult] = MISSING,
-        unknown_tagged_fields: dict[int, bytes] | None = None,
+        unknown_tagged_fields: Mapping[int, bytes] | None = None,
     ) -> None:
         self.markers = [] if markers is MISSING else markers
-        self.unknown_tagged_fields = {} if unknown_tagged_fields is None else unknown_tagged_fields
+        self.unknown_tagged_fields = unknown_tagged_fields or NO_TAGS
 
 
 def _e_WritableTxnMarkerTopic_0(o: WritableTxnMarkerTopic, out: bytearray) -> None:
@@ -219,24 +230,24 @@ def _e_WritableTxnMarkerTopic_0(o: WritableTxnMarkerTopic, out: bytearray) -> No
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partition_indexes
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     out += pack(f'>{n5}i', *v4)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('WritableTxnMarkerTopic version 0 cannot carry tagged fields')
 
 
 def _e_WritableTxnMarker_0(o: WritableTxnMarker, out: bytearray) -> None:
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.transaction_result)
+    out += _SP_qho(o.producer_id, o.producer_epoch, o.transaction_result)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_WritableTxnMarkerTopic_0(e3, out)
-    out += _S_i.pack(o.coordinator_epoch)
+    out += _SP_i(o.coordinator_epoch)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('WritableTxnMarker version 0 cannot carry tagged fields')
 
@@ -244,76 +255,63 @@ def _e_WritableTxnMarker_0(o: WritableTxnMarker, out: bytearray) -> None:
 def _e_WriteTxnMarkersRequest_0(o: WriteTxnMarkersRequest, out: bytearray) -> None:
     v1 = o.markers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_WritableTxnMarker_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('WriteTxnMarkersRequest version 0 cannot carry tagged fields')
 
 
-def _d_WritableTxnMarkerTopic_0(buf: bytes, pos: int) -> tuple[WritableTxnMarkerTopic, int]:
-    o = new_instance(WritableTxnMarkerTopic)
-    (n1,) = _S_h.unpack_from(buf, pos)
-    pos += 2
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of WritableTxnMarkerTopic was serialized as null')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
-    pos += 4
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of WritableTxnMarkerTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_WritableTxnMarker_0(buf: bytes, pos: int) -> tuple[WritableTxnMarker, int]:
-    o = new_instance(WritableTxnMarker)
-    o.producer_id, o.producer_epoch, o.transaction_result = _S_qho.unpack_from(buf, pos)
+    o1 = new_instance(WritableTxnMarker)
+    o1.producer_id, o1.producer_epoch, o1.transaction_result = _SU_qho(buf, pos)
     pos += 11
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of WritableTxnMarker was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[WritableTxnMarkerTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WritableTxnMarkerTopic_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.coordinator_epoch, = _S_i.unpack_from(buf, pos)
+        a3: list[WritableTxnMarkerTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(WritableTxnMarkerTopic)
+            (n6,) = _SU_h(buf, pos)
+            pos += 2
+            if n6 < 0:
+                raise RemoteProtocolError('non-nullable field Name of WritableTxnMarkerTopic was serialized as null')
+            else:
+                end7 = pos + n6
+                o5.name = buf[pos:end7].decode()
+                pos = end7
+            o5.partition_indexes, pos = read_array(buf, pos, 'i', False, 'PartitionIndexes')
+            o5.unknown_tagged_fields = NO_TAGS
+            ap4(o5)
+        o1.topics = a3
+    o1.coordinator_epoch, = _SU_i(buf, pos)
     pos += 4
-    o.unknown_tagged_fields = {}
-    return o, pos
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_WriteTxnMarkersRequest_0(buf: bytes, pos: int) -> tuple[WriteTxnMarkersRequest, int]:
-    o = new_instance(WriteTxnMarkersRequest)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(WriteTxnMarkersRequest)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Markers of WriteTxnMarkersRequest was serialized as null')
     else:
-        if n1 * 19 > len(buf) - pos:
+        if n2 * 19 > len(buf) - pos:
             raise truncated('Markers')
-        a2: list[WritableTxnMarker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WritableTxnMarker_0(buf, pos)
-            ap4(e3)
-        o.markers = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[WritableTxnMarker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_WritableTxnMarker_0(buf, pos)
+            ap4(e5)
+        o1.markers = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_WritableTxnMarkerTopic_1(o: WritableTxnMarkerTopic, out: bytearray) -> None:
@@ -342,7 +340,7 @@ def _e_WritableTxnMarkerTopic_1(o: WritableTxnMarkerTopic, out: bytearray) -> No
 
 
 def _e_WritableTxnMarker_1(o: WritableTxnMarker, out: bytearray) -> None:
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.transaction_result)
+    out += _SP_qho(o.producer_id, o.producer_epoch, o.transaction_result)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -351,7 +349,7 @@ def _e_WritableTxnMarker_1(o: WritableTxnMarker, out: bytearray) -> None:
         out += write_uvarint(n2 + 1)
     for e3 in v1:
         _e_WritableTxnMarkerTopic_1(e3, out)
-    out += _S_i.pack(o.coordinator_epoch)
+    out += _SP_i(o.coordinator_epoch)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -375,99 +373,82 @@ def _e_WriteTxnMarkersRequest_1(o: WriteTxnMarkersRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _d_WritableTxnMarkerTopic_1(buf: bytes, pos: int) -> tuple[WritableTxnMarkerTopic, int]:
-    o = new_instance(WritableTxnMarkerTopic)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of WritableTxnMarkerTopic was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
-    else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
-    pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
-        raise RemoteProtocolError('non-nullable field PartitionIndexes of WritableTxnMarkerTopic was serialized as null')
-    else:
-        if n3 * 4 > len(buf) - pos:
-            raise truncated('PartitionIndexes')
-        o.partition_indexes = list(unpack_from(f'>{n3}i', buf, pos))
-        pos += 4 * n3
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_WritableTxnMarker_1(buf: bytes, pos: int) -> tuple[WritableTxnMarker, int]:
-    o = new_instance(WritableTxnMarker)
-    o.producer_id, o.producer_epoch, o.transaction_result = _S_qho.unpack_from(buf, pos)
+    o1 = new_instance(WritableTxnMarker)
+    o1.producer_id, o1.producer_epoch, o1.transaction_result = _SU_qho(buf, pos)
     pos += 11
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of WritableTxnMarker was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[WritableTxnMarkerTopic] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WritableTxnMarkerTopic_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.coordinator_epoch, = _S_i.unpack_from(buf, pos)
+        a3: list[WritableTxnMarkerTopic] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            o5 = new_instance(WritableTxnMarkerTopic)
+            n6 = buf[pos] - 1
+            if 0 <= n6 < 127:
+                end7 = pos + 1 + n6
+                o5.name = buf[pos + 1:end7].decode()
+                pos = end7
+            else:
+                o5.name, pos = read_compact_string(buf, pos, 'Name')
+            n8 = buf[pos] - 1
+            if 0 <= n8 < 127:
+                o5.partition_indexes = list(_AU_i[n8](buf, pos + 1))
+                pos += 1 + 4 * n8
+            else:
+                o5.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
+            if buf[pos] == 0:
+                o5.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap4(o5)
+        o1.topics = a3
+    o1.coordinator_epoch, = _SU_i(buf, pos)
     pos += 4
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_WriteTxnMarkersRequest_1(buf: bytes, pos: int) -> tuple[WriteTxnMarkersRequest, int]:
-    o = new_instance(WriteTxnMarkersRequest)
-    n1 = buf[pos]
+    o1 = new_instance(WriteTxnMarkersRequest)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Markers of WriteTxnMarkersRequest was serialized as null')
     else:
-        if n1 * 17 > len(buf) - pos:
+        if n2 * 17 > len(buf) - pos:
             raise truncated('Markers')
-        a2: list[WritableTxnMarker] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WritableTxnMarker_1(buf, pos)
-            ap4(e3)
-        o.markers = a2
+        a3: list[WritableTxnMarker] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_WritableTxnMarker_1(buf, pos)
+            ap4(e5)
+        o1.markers = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _e_WritableTxnMarkerPartitionResult_0(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('WritableTxnMarkerPartitionResult version 0 cannot carry tagged fields')
 
@@ -478,11 +459,11 @@ def _e_WritableTxnMarkerTopicResult_0(o: WritableTxnMarkerTopicResult, out: byte
     n3 = len(b2)
     if n3 > 32767:
         raise LocalProtocolError('Name longer than 32767 bytes')
-    out += _S_h.pack(n3)
+    out += _SP_h(n3)
     out += b2
     v4 = o.partitions
     n5 = len(v4)
-    out += _S_i.pack(n5)
+    out += _SP_i(n5)
     for e6 in v4:
         _e_WritableTxnMarkerPartitionResult_0(e6, out)
     if o.unknown_tagged_fields:
@@ -490,10 +471,10 @@ def _e_WritableTxnMarkerTopicResult_0(o: WritableTxnMarkerTopicResult, out: byte
 
 
 def _e_WritableTxnMarkerResult_0(o: WritableTxnMarkerResult, out: bytearray) -> None:
-    out += _S_q.pack(o.producer_id)
+    out += _SP_q(o.producer_id)
     v1 = o.topics
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_WritableTxnMarkerTopicResult_0(e3, out)
     if o.unknown_tagged_fields:
@@ -503,90 +484,85 @@ def _e_WritableTxnMarkerResult_0(o: WritableTxnMarkerResult, out: bytearray) -> 
 def _e_WriteTxnMarkersResponse_0(o: WriteTxnMarkersResponse, out: bytearray) -> None:
     v1 = o.markers
     n2 = len(v1)
-    out += _S_i.pack(n2)
+    out += _SP_i(n2)
     for e3 in v1:
         _e_WritableTxnMarkerResult_0(e3, out)
     if o.unknown_tagged_fields:
         raise LocalProtocolError('WriteTxnMarkersResponse version 0 cannot carry tagged fields')
 
 
-def _d_WritableTxnMarkerPartitionResult_0(buf: bytes, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
-    o = new_instance(WritableTxnMarkerPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tagged_fields = {}
-    return o, pos
-
-
 def _d_WritableTxnMarkerTopicResult_0(buf: bytes, pos: int) -> tuple[WritableTxnMarkerTopicResult, int]:
-    o = new_instance(WritableTxnMarkerTopicResult)
-    (n1,) = _S_h.unpack_from(buf, pos)
+    o1 = new_instance(WritableTxnMarkerTopicResult)
+    (n2,) = _SU_h(buf, pos)
     pos += 2
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Name of WritableTxnMarkerTopicResult was serialized as null')
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    (n3,) = _S_i.unpack_from(buf, pos)
+        end3 = pos + n2
+        o1.name = buf[pos:end3].decode()
+        pos = end3
+    (n4,) = _SU_i(buf, pos)
     pos += 4
-    if n3 < 0:
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of WritableTxnMarkerTopicResult was serialized as null')
     else:
-        if n3 * 6 > len(buf) - pos:
+        if n4 * 6 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[WritableTxnMarkerPartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_WritableTxnMarkerPartitionResult_0(buf, pos)
-            ap6(e5)
-        o.partitions = a4
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a5: list[WritableTxnMarkerPartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(WritableTxnMarkerPartitionResult)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            o7.unknown_tagged_fields = NO_TAGS
+            ap6(o7)
+        o1.partitions = a5
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_WritableTxnMarkerResult_0(buf: bytes, pos: int) -> tuple[WritableTxnMarkerResult, int]:
-    o = new_instance(WritableTxnMarkerResult)
-    o.producer_id, = _S_q.unpack_from(buf, pos)
+    o1 = new_instance(WritableTxnMarkerResult)
+    o1.producer_id, = _SU_q(buf, pos)
     pos += 8
-    (n1,) = _S_i.unpack_from(buf, pos)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of WritableTxnMarkerResult was serialized as null')
     else:
-        if n1 * 6 > len(buf) - pos:
+        if n2 * 6 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[WritableTxnMarkerTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WritableTxnMarkerTopicResult_0(buf, pos)
-            ap4(e3)
-        o.topics = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[WritableTxnMarkerTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_WritableTxnMarkerTopicResult_0(buf, pos)
+            ap4(e5)
+        o1.topics = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _d_WriteTxnMarkersResponse_0(buf: bytes, pos: int) -> tuple[WriteTxnMarkersResponse, int]:
-    o = new_instance(WriteTxnMarkersResponse)
-    (n1,) = _S_i.unpack_from(buf, pos)
+    o1 = new_instance(WriteTxnMarkersResponse)
+    (n2,) = _SU_i(buf, pos)
     pos += 4
-    if n1 < 0:
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Markers of WriteTxnMarkersResponse was serialized as null')
     else:
-        if n1 * 12 > len(buf) - pos:
+        if n2 * 12 > len(buf) - pos:
             raise truncated('Markers')
-        a2: list[WritableTxnMarkerResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WritableTxnMarkerResult_0(buf, pos)
-            ap4(e3)
-        o.markers = a2
-    o.unknown_tagged_fields = {}
-    return o, pos
+        a3: list[WritableTxnMarkerResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_WritableTxnMarkerResult_0(buf, pos)
+            ap4(e5)
+        o1.markers = a3
+    o1.unknown_tagged_fields = NO_TAGS
+    return o1, pos
 
 
 def _e_WritableTxnMarkerPartitionResult_1(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+    out += _SP_ih(o.partition_index, o.error_code)
     u = o.unknown_tagged_fields
     if u:
         write_tags(out, [], u)
@@ -621,7 +597,7 @@ def _e_WritableTxnMarkerTopicResult_1(o: WritableTxnMarkerTopicResult, out: byte
 
 
 def _e_WritableTxnMarkerResult_1(o: WritableTxnMarkerResult, out: bytearray) -> None:
-    out += _S_q.pack(o.producer_id)
+    out += _SP_q(o.producer_id)
     v1 = o.topics
     n2 = len(v1)
     if n2 + 1 < 128:
@@ -653,109 +629,98 @@ def _e_WriteTxnMarkersResponse_1(o: WriteTxnMarkersResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _d_WritableTxnMarkerPartitionResult_1(buf: bytes, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
-    o = new_instance(WritableTxnMarkerPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
-        pos += 1
-    else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
-
-
 def _d_WritableTxnMarkerTopicResult_1(buf: bytes, pos: int) -> tuple[WritableTxnMarkerTopicResult, int]:
-    o = new_instance(WritableTxnMarkerTopicResult)
-    n1 = buf[pos]
-    pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
-        raise RemoteProtocolError('non-nullable field Name of WritableTxnMarkerTopicResult was serialized as null')
-    elif n1 > 32767:
-        raise RemoteProtocolError('string field Name had invalid length')
+    o1 = new_instance(WritableTxnMarkerTopicResult)
+    n2 = buf[pos] - 1
+    if 0 <= n2 < 127:
+        end3 = pos + 1 + n2
+        o1.name = buf[pos + 1:end3].decode()
+        pos = end3
     else:
-        end2 = pos + n1
-        o.name = buf[pos:end2].decode()
-        pos = end2
-    n3 = buf[pos]
+        o1.name, pos = read_compact_string(buf, pos, 'Name')
+    n4 = buf[pos]
     pos += 1
-    if n3 > 127:
-        n3, pos = read_uvarint(buf, pos - 1)
-    n3 -= 1
-    if n3 < 0:
+    if n4 > 127:
+        n4, pos = read_uvarint(buf, pos - 1)
+    n4 -= 1
+    if n4 < 0:
         raise RemoteProtocolError('non-nullable field Partitions of WritableTxnMarkerTopicResult was serialized as null')
     else:
-        if n3 * 7 > len(buf) - pos:
+        if n4 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[WritableTxnMarkerPartitionResult] = []
-        ap6 = a4.append
-        for _ in range(n3):
-            e5, pos = _d_WritableTxnMarkerPartitionResult_1(buf, pos)
-            ap6(e5)
-        o.partitions = a4
+        a5: list[WritableTxnMarkerPartitionResult] = []
+        ap6 = a5.append
+        for _ in range(n4):
+            o7 = new_instance(WritableTxnMarkerPartitionResult)
+            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
+            pos += 6
+            if buf[pos] == 0:
+                o7.unknown_tagged_fields = NO_TAGS
+                pos += 1
+            else:
+                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap6(o7)
+        o1.partitions = a5
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_WritableTxnMarkerResult_1(buf: bytes, pos: int) -> tuple[WritableTxnMarkerResult, int]:
-    o = new_instance(WritableTxnMarkerResult)
-    o.producer_id, = _S_q.unpack_from(buf, pos)
+    o1 = new_instance(WritableTxnMarkerResult)
+    o1.producer_id, = _SU_q(buf, pos)
     pos += 8
-    n1 = buf[pos]
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Topics of WritableTxnMarkerResult was serialized as null')
     else:
-        if n1 * 3 > len(buf) - pos:
+        if n2 * 3 > len(buf) - pos:
             raise truncated('Topics')
-        a2: list[WritableTxnMarkerTopicResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WritableTxnMarkerTopicResult_1(buf, pos)
-            ap4(e3)
-        o.topics = a2
+        a3: list[WritableTxnMarkerTopicResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_WritableTxnMarkerTopicResult_1(buf, pos)
+            ap4(e5)
+        o1.topics = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 def _d_WriteTxnMarkersResponse_1(buf: bytes, pos: int) -> tuple[WriteTxnMarkersResponse, int]:
-    o = new_instance(WriteTxnMarkersResponse)
-    n1 = buf[pos]
+    o1 = new_instance(WriteTxnMarkersResponse)
+    n2 = buf[pos]
     pos += 1
-    if n1 > 127:
-        n1, pos = read_uvarint(buf, pos - 1)
-    n1 -= 1
-    if n1 < 0:
+    if n2 > 127:
+        n2, pos = read_uvarint(buf, pos - 1)
+    n2 -= 1
+    if n2 < 0:
         raise RemoteProtocolError('non-nullable field Markers of WriteTxnMarkersResponse was serialized as null')
     else:
-        if n1 * 10 > len(buf) - pos:
+        if n2 * 10 > len(buf) - pos:
             raise truncated('Markers')
-        a2: list[WritableTxnMarkerResult] = []
-        ap4 = a2.append
-        for _ in range(n1):
-            e3, pos = _d_WritableTxnMarkerResult_1(buf, pos)
-            ap4(e3)
-        o.markers = a2
+        a3: list[WritableTxnMarkerResult] = []
+        ap4 = a3.append
+        for _ in range(n2):
+            e5, pos = _d_WritableTxnMarkerResult_1(buf, pos)
+            ap4(e5)
+        o1.markers = a3
     if buf[pos] == 0:
-        o.unknown_tagged_fields = {}
+        o1.unknown_tagged_fields = NO_TAGS
         pos += 1
     else:
-        o.unknown_tagged_fields, pos = read_tags(buf, pos)
-    return o, pos
+        o1.unknown_tagged_fields, pos = read_tags(buf, pos)
+    return o1, pos
 
 
 WriteTxnMarkersRequest._ENCODERS = {0: _e_WriteTxnMarkersRequest_0, 1: _e_WriteTxnMarkersRequest_1}
