@@ -754,7 +754,12 @@ class Gen:
                 reader = "_read_nullable_array" if nullable else "_read_array"
                 if fx:
                     L(f"{n} = {buf}[{pos}] - 1")
-                    L(f"if 0 <= {n} < 127:")
+                    L(f"if {n} == 0:")
+                    L.indent()
+                    L(f"{target} = []")
+                    L(f"{pos} += 1")
+                    L.dedent()
+                    L(f"elif 0 < {n} < 127:")
                     L.indent()
                     L(f"{target} = list({au}[{n}]({buf}, {pos} + 1))")
                     L(f"{pos} += 1 + {size} * {n}" if size > 1 else f"{pos} += 1 + {n}")

@@ -364,7 +364,10 @@ def _d_AlterPartitionRequestTopicData_0(buf: bytes, pos: int) -> tuple[AlterPart
             o7.partition_index, o7.leader_epoch = _SU_ii(buf, pos)
             pos += 8
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.new_isr = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.new_isr = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
@@ -505,7 +508,10 @@ def _d_AlterPartitionRequestTopicData_1(buf: bytes, pos: int) -> tuple[AlterPart
             o7.partition_index, o7.leader_epoch = _SU_ii(buf, pos)
             pos += 8
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.new_isr = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.new_isr = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
@@ -632,7 +638,10 @@ def _d_AlterPartitionRequestTopicData_2(buf: bytes, pos: int) -> tuple[AlterPart
             o6.partition_index, o6.leader_epoch = _SU_ii(buf, pos)
             pos += 8
             n7 = buf[pos] - 1
-            if 0 <= n7 < 127:
+            if n7 == 0:
+                o6.new_isr = []
+                pos += 1
+            elif 0 < n7 < 127:
                 o6.new_isr = list(_AU_i[n7](buf, pos + 1))
                 pos += 1 + 4 * n7
             else:
@@ -929,7 +938,10 @@ def _d_AlterPartitionResponseTopicData_0(buf: bytes, pos: int) -> tuple[AlterPar
             o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
             pos += 14
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.isr = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.isr = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
@@ -1067,7 +1079,10 @@ def _d_AlterPartitionResponseTopicData_1(buf: bytes, pos: int) -> tuple[AlterPar
             o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
             pos += 14
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.isr = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.isr = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
@@ -1174,7 +1189,10 @@ def _d_AlterPartitionResponseTopicData_2(buf: bytes, pos: int) -> tuple[AlterPar
             o6.partition_index, o6.error_code, o6.leader_id, o6.leader_epoch = _SU_ihii(buf, pos)
             pos += 14
             n7 = buf[pos] - 1
-            if 0 <= n7 < 127:
+            if n7 == 0:
+                o6.isr = []
+                pos += 1
+            elif 0 < n7 < 127:
                 o6.isr = list(_AU_i[n7](buf, pos + 1))
                 pos += 1 + 4 * n7
             else:

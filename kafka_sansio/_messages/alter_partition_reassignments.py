@@ -291,7 +291,10 @@ def _d_ReassignableTopic_0(buf: bytes, pos: int) -> tuple[ReassignableTopic, int
             o7.partition_index, = _SU_i(buf, pos)
             pos += 4
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.replicas = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.replicas = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:

@@ -428,7 +428,10 @@ def _d_AlterReplicaLogDir_2(buf: bytes, pos: int) -> tuple[AlterReplicaLogDir, i
             else:
                 o7.name, pos = read_compact_string(buf, pos, 'Name')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o7.partitions = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o7.partitions = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:

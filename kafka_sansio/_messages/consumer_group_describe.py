@@ -564,7 +564,10 @@ def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
             else:
                 o5.topic_name, pos = read_compact_string(buf, pos, 'TopicName')
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o5.partitions = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o5.partitions = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:

@@ -419,7 +419,10 @@ def _d_ConsumerGroupHeartbeatRequest_0(buf: bytes, pos: int) -> tuple[ConsumerGr
             o20.topic_id = uuid_from_bytes(b21)
             pos += 16
             n22 = buf[pos] - 1
-            if 0 <= n22 < 127:
+            if n22 == 0:
+                o20.partitions = []
+                pos += 1
+            elif 0 < n22 < 127:
                 o20.partitions = list(_AU_i[n22](buf, pos + 1))
                 pos += 1 + 4 * n22
             else:
@@ -639,7 +642,10 @@ def _d_ConsumerGroupHeartbeatRequest_1(buf: bytes, pos: int) -> tuple[ConsumerGr
             o22.topic_id = uuid_from_bytes(b23)
             pos += 16
             n24 = buf[pos] - 1
-            if 0 <= n24 < 127:
+            if n24 == 0:
+                o22.partitions = []
+                pos += 1
+            elif 0 < n24 < 127:
                 o22.partitions = list(_AU_i[n24](buf, pos + 1))
                 pos += 1 + 4 * n24
             else:
@@ -753,7 +759,10 @@ def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
             o5.topic_id = uuid_from_bytes(b6)
             pos += 16
             n7 = buf[pos] - 1
-            if 0 <= n7 < 127:
+            if n7 == 0:
+                o5.partitions = []
+                pos += 1
+            elif 0 < n7 < 127:
                 o5.partitions = list(_AU_i[n7](buf, pos + 1))
                 pos += 1 + 4 * n7
             else:

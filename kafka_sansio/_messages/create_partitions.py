@@ -399,7 +399,10 @@ def _d_CreatePartitionsTopic_2(buf: bytes, pos: int) -> tuple[CreatePartitionsTo
         for _ in range(n4):
             o7 = new_instance(CreatePartitionsAssignment)
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.broker_ids = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.broker_ids = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:

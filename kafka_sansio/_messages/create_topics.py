@@ -843,7 +843,10 @@ def _d_CreatableTopic_5(buf: bytes, pos: int) -> tuple[CreatableTopic, int]:
             o7.partition_index, = _SU_i(buf, pos)
             pos += 4
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.broker_ids = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.broker_ids = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:

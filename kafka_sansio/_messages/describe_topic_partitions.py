@@ -550,31 +550,46 @@ def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[Des
             o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
             pos += 14
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o8.replica_nodes = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
                 o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o8.isr_nodes = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
                 o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o8.eligible_leader_replicas = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o8.eligible_leader_replicas = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:
                 o8.eligible_leader_replicas, pos = read_nullable_array(buf, pos, 'i', True, 'EligibleLeaderReplicas')
             n12 = buf[pos] - 1
-            if 0 <= n12 < 127:
+            if n12 == 0:
+                o8.last_known_elr = []
+                pos += 1
+            elif 0 < n12 < 127:
                 o8.last_known_elr = list(_AU_i[n12](buf, pos + 1))
                 pos += 1 + 4 * n12
             else:
                 o8.last_known_elr, pos = read_nullable_array(buf, pos, 'i', True, 'LastKnownElr')
             n13 = buf[pos] - 1
-            if 0 <= n13 < 127:
+            if n13 == 0:
+                o8.offline_replicas = []
+                pos += 1
+            elif 0 < n13 < 127:
                 o8.offline_replicas = list(_AU_i[n13](buf, pos + 1))
                 pos += 1 + 4 * n13
             else:

@@ -331,7 +331,10 @@ def _d_TransactionState_0(buf: bytes, pos: int) -> tuple[TransactionState, int]:
             else:
                 o9.topic, pos = read_compact_string(buf, pos, 'Topic')
             n12 = buf[pos] - 1
-            if 0 <= n12 < 127:
+            if n12 == 0:
+                o9.partitions = []
+                pos += 1
+            elif 0 < n12 < 127:
                 o9.partitions = list(_AU_i[n12](buf, pos + 1))
                 pos += 1 + 4 * n12
             else:

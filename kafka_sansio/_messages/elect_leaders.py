@@ -383,7 +383,10 @@ def _d_ElectLeadersRequest_2(buf: bytes, pos: int) -> tuple[ElectLeadersRequest,
             else:
                 o5.topic, pos = read_compact_string(buf, pos, 'Topic')
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o5.partitions = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o5.partitions = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:

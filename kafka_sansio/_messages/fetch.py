@@ -1660,7 +1660,10 @@ def _d_FetchRequest_12(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
             else:
                 o9.topic, pos = read_compact_string(buf, pos, 'Topic')
             n12 = buf[pos] - 1
-            if 0 <= n12 < 127:
+            if n12 == 0:
+                o9.partitions = []
+                pos += 1
+            elif 0 < n12 < 127:
                 o9.partitions = list(_AU_i[n12](buf, pos + 1))
                 pos += 1 + 4 * n12
             else:
@@ -1875,7 +1878,10 @@ def _d_FetchRequest_13(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
             o9.topic_id = uuid_from_bytes(b10)
             pos += 16
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o9.partitions = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o9.partitions = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:
@@ -2095,7 +2101,10 @@ def _d_FetchRequest_15(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
             o9.topic_id = uuid_from_bytes(b10)
             pos += 16
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o9.partitions = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o9.partitions = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:
@@ -2398,7 +2407,10 @@ def _d_FetchRequest_17(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
             o9.topic_id = uuid_from_bytes(b10)
             pos += 16
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o9.partitions = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o9.partitions = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:

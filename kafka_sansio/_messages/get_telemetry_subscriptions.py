@@ -183,7 +183,10 @@ def _d_GetTelemetrySubscriptionsResponse_0(buf: bytes, pos: int) -> tuple[GetTel
     o1.client_instance_id = uuid_from_bytes(b2)
     pos += 26
     n3 = buf[pos] - 1
-    if 0 <= n3 < 127:
+    if n3 == 0:
+        o1.accepted_compression_types = []
+        pos += 1
+    elif 0 < n3 < 127:
         o1.accepted_compression_types = list(_AU_b[n3](buf, pos + 1))
         pos += 1 + n3
     else:

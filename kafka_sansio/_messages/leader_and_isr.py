@@ -1053,7 +1053,10 @@ def _d_LeaderAndIsrTopicState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
             o7.partition_index, o7.controller_epoch, o7.leader, o7.leader_epoch = _SU_iiii(buf, pos)
             pos += 16
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.isr = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.isr = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
@@ -1061,19 +1064,28 @@ def _d_LeaderAndIsrTopicState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
             o7.partition_epoch, = _SU_i(buf, pos)
             pos += 4
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o7.replicas = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o7.replicas = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
                 o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o7.adding_replicas = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o7.adding_replicas = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
                 o7.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o7.removing_replicas = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o7.removing_replicas = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:
@@ -1287,7 +1299,10 @@ def _d_LeaderAndIsrTopicState_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
             o8.partition_index, o8.controller_epoch, o8.leader, o8.leader_epoch = _SU_iiii(buf, pos)
             pos += 16
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o8.isr = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o8.isr = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
@@ -1295,19 +1310,28 @@ def _d_LeaderAndIsrTopicState_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
             o8.partition_epoch, = _SU_i(buf, pos)
             pos += 4
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o8.replicas = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o8.replicas = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
                 o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o8.adding_replicas = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o8.adding_replicas = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:
                 o8.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
             n12 = buf[pos] - 1
-            if 0 <= n12 < 127:
+            if n12 == 0:
+                o8.removing_replicas = []
+                pos += 1
+            elif 0 < n12 < 127:
                 o8.removing_replicas = list(_AU_i[n12](buf, pos + 1))
                 pos += 1 + 4 * n12
             else:
@@ -1517,7 +1541,10 @@ def _d_LeaderAndIsrTopicState_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
             o8.partition_index, o8.controller_epoch, o8.leader, o8.leader_epoch = _SU_iiii(buf, pos)
             pos += 16
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o8.isr = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o8.isr = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
@@ -1525,19 +1552,28 @@ def _d_LeaderAndIsrTopicState_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
             o8.partition_epoch, = _SU_i(buf, pos)
             pos += 4
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o8.replicas = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o8.replicas = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
                 o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o8.adding_replicas = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o8.adding_replicas = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:
                 o8.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
             n12 = buf[pos] - 1
-            if 0 <= n12 < 127:
+            if n12 == 0:
+                o8.removing_replicas = []
+                pos += 1
+            elif 0 < n12 < 127:
                 o8.removing_replicas = list(_AU_i[n12](buf, pos + 1))
                 pos += 1 + 4 * n12
             else:

@@ -254,7 +254,10 @@ def _d_ListPartitionReassignmentsRequest_0(buf: bytes, pos: int) -> tuple[ListPa
             else:
                 o5.name, pos = read_compact_string(buf, pos, 'Name')
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o5.partition_indexes = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o5.partition_indexes = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
@@ -386,19 +389,28 @@ def _d_OngoingTopicReassignment_0(buf: bytes, pos: int) -> tuple[OngoingTopicRea
             o7.partition_index, = _SU_i(buf, pos)
             pos += 4
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.replicas = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.replicas = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
                 o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o7.adding_replicas = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o7.adding_replicas = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
                 o7.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o7.removing_replicas = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o7.removing_replicas = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:

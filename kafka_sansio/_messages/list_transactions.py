@@ -187,7 +187,10 @@ def _d_ListTransactionsRequest_0(buf: bytes, pos: int) -> tuple[ListTransactions
             a3.append(e4)
         o1.state_filters = a3
     n7 = buf[pos] - 1
-    if 0 <= n7 < 127:
+    if n7 == 0:
+        o1.producer_id_filters = []
+        pos += 1
+    elif 0 < n7 < 127:
         o1.producer_id_filters = list(_AU_q[n7](buf, pos + 1))
         pos += 1 + 8 * n7
     else:
@@ -257,7 +260,10 @@ def _d_ListTransactionsRequest_1(buf: bytes, pos: int) -> tuple[ListTransactions
             a3.append(e4)
         o1.state_filters = a3
     n7 = buf[pos] - 1
-    if 0 <= n7 < 127:
+    if n7 == 0:
+        o1.producer_id_filters = []
+        pos += 1
+    elif 0 < n7 < 127:
         o1.producer_id_filters = list(_AU_q[n7](buf, pos + 1))
         pos += 1 + 8 * n7
     else:

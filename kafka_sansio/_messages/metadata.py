@@ -2555,19 +2555,28 @@ def _d_MetadataResponseTopic_9(buf: bytes, pos: int) -> tuple[MetadataResponseTo
             o7.error_code, o7.partition_index, o7.leader_id, o7.leader_epoch = _SU_hiii(buf, pos)
             pos += 14
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.replica_nodes = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.replica_nodes = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
                 o7.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o7.isr_nodes = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o7.isr_nodes = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
                 o7.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o7.offline_replicas = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o7.offline_replicas = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
@@ -2771,19 +2780,28 @@ def _d_MetadataResponseTopic_10(buf: bytes, pos: int) -> tuple[MetadataResponseT
             o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
             pos += 14
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o8.replica_nodes = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
                 o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o8.isr_nodes = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
                 o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o8.offline_replicas = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:
@@ -3137,19 +3155,28 @@ def _d_MetadataResponseTopic_12(buf: bytes, pos: int) -> tuple[MetadataResponseT
             o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
             pos += 14
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o8.replica_nodes = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
                 o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o8.isr_nodes = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
                 o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o8.offline_replicas = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:

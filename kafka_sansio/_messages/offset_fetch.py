@@ -752,7 +752,10 @@ def _d_OffsetFetchRequest_6(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, i
             else:
                 o7.name, pos = read_compact_string(buf, pos, 'Name')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o7.partition_indexes = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
@@ -837,7 +840,10 @@ def _d_OffsetFetchRequest_7(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, i
             else:
                 o7.name, pos = read_compact_string(buf, pos, 'Name')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o7.partition_indexes = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
@@ -966,7 +972,10 @@ def _d_OffsetFetchRequestGroup_8(buf: bytes, pos: int) -> tuple[OffsetFetchReque
             else:
                 o7.name, pos = read_compact_string(buf, pos, 'Name')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o7.partition_indexes = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
@@ -1122,7 +1131,10 @@ def _d_OffsetFetchRequestGroup_9(buf: bytes, pos: int) -> tuple[OffsetFetchReque
             else:
                 o9.name, pos = read_compact_string(buf, pos, 'Name')
             n12 = buf[pos] - 1
-            if 0 <= n12 < 127:
+            if n12 == 0:
+                o9.partition_indexes = []
+                pos += 1
+            elif 0 < n12 < 127:
                 o9.partition_indexes = list(_AU_i[n12](buf, pos + 1))
                 pos += 1 + 4 * n12
             else:

@@ -425,7 +425,10 @@ def _d_AcknowledgePartition_0(buf: bytes, pos: int) -> tuple[AcknowledgePartitio
             o5.first_offset, o5.last_offset = _SU_qq(buf, pos)
             pos += 16
             n6 = buf[pos] - 1
-            if 0 <= n6 < 127:
+            if n6 == 0:
+                o5.acknowledge_types = []
+                pos += 1
+            elif 0 < n6 < 127:
                 o5.acknowledge_types = list(_AU_b[n6](buf, pos + 1))
                 pos += 1 + n6
             else:

@@ -544,7 +544,10 @@ def _d_FetchPartition_0(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
             o5.first_offset, o5.last_offset = _SU_qq(buf, pos)
             pos += 16
             n6 = buf[pos] - 1
-            if 0 <= n6 < 127:
+            if n6 == 0:
+                o5.acknowledge_types = []
+                pos += 1
+            elif 0 < n6 < 127:
                 o5.acknowledge_types = list(_AU_b[n6](buf, pos + 1))
                 pos += 1 + n6
             else:
@@ -645,7 +648,10 @@ def _d_ShareFetchRequest_0(buf: bytes, pos: int) -> tuple[ShareFetchRequest, int
             o13.topic_id = uuid_from_bytes(b14)
             pos += 16
             n15 = buf[pos] - 1
-            if 0 <= n15 < 127:
+            if n15 == 0:
+                o13.partitions = []
+                pos += 1
+            elif 0 < n15 < 127:
                 o13.partitions = list(_AU_i[n15](buf, pos + 1))
                 pos += 1 + 4 * n15
             else:

@@ -387,7 +387,10 @@ def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
             o5.topic_id = uuid_from_bytes(b6)
             pos += 16
             n7 = buf[pos] - 1
-            if 0 <= n7 < 127:
+            if n7 == 0:
+                o5.partitions = []
+                pos += 1
+            elif 0 < n7 < 127:
                 o5.partitions = list(_AU_i[n7](buf, pos + 1))
                 pos += 1 + 4 * n7
             else:

@@ -463,7 +463,10 @@ def _d_StopReplicaRequest_2(buf: bytes, pos: int) -> tuple[StopReplicaRequest, i
             else:
                 o5.name, pos = read_compact_string(buf, pos, 'Name')
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o5.partition_indexes = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o5.partition_indexes = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:

@@ -1427,7 +1427,10 @@ def _d_UpdateMetadataTopicState_6(buf: bytes, pos: int) -> tuple[UpdateMetadataT
             o7.partition_index, o7.controller_epoch, o7.leader, o7.leader_epoch = _SU_iiii(buf, pos)
             pos += 16
             n8 = buf[pos] - 1
-            if 0 <= n8 < 127:
+            if n8 == 0:
+                o7.isr = []
+                pos += 1
+            elif 0 < n8 < 127:
                 o7.isr = list(_AU_i[n8](buf, pos + 1))
                 pos += 1 + 4 * n8
             else:
@@ -1435,13 +1438,19 @@ def _d_UpdateMetadataTopicState_6(buf: bytes, pos: int) -> tuple[UpdateMetadataT
             o7.zk_version, = _SU_i(buf, pos)
             pos += 4
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o7.replicas = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o7.replicas = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
                 o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o7.offline_replicas = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o7.offline_replicas = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
@@ -1657,7 +1666,10 @@ def _d_UpdateMetadataTopicState_7(buf: bytes, pos: int) -> tuple[UpdateMetadataT
             o8.partition_index, o8.controller_epoch, o8.leader, o8.leader_epoch = _SU_iiii(buf, pos)
             pos += 16
             n9 = buf[pos] - 1
-            if 0 <= n9 < 127:
+            if n9 == 0:
+                o8.isr = []
+                pos += 1
+            elif 0 < n9 < 127:
                 o8.isr = list(_AU_i[n9](buf, pos + 1))
                 pos += 1 + 4 * n9
             else:
@@ -1665,13 +1677,19 @@ def _d_UpdateMetadataTopicState_7(buf: bytes, pos: int) -> tuple[UpdateMetadataT
             o8.zk_version, = _SU_i(buf, pos)
             pos += 4
             n10 = buf[pos] - 1
-            if 0 <= n10 < 127:
+            if n10 == 0:
+                o8.replicas = []
+                pos += 1
+            elif 0 < n10 < 127:
                 o8.replicas = list(_AU_i[n10](buf, pos + 1))
                 pos += 1 + 4 * n10
             else:
                 o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
             n11 = buf[pos] - 1
-            if 0 <= n11 < 127:
+            if n11 == 0:
+                o8.offline_replicas = []
+                pos += 1
+            elif 0 < n11 < 127:
                 o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
                 pos += 1 + 4 * n11
             else:
