@@ -560,3 +560,57 @@ def test_failed_append_leaves_the_builder_unchanged() -> None:
     batch = decode_batch(builder.build())
     assert batch.base_timestamp == 100 and batch.max_timestamp == 100
     assert batch.records == (Record(0, 100, CREATE, b"k", b"v", ()),)
+
+
+@given(
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([TimestampType.CREATE_TIME, TimestampType.LOG_APPEND_TIME]),
+    st.sampled_from(CODECS),
+    st.integers(-(2**31), 2**31 - 1),
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-(2**15), 2**15 - 1),
+)
+@settings(max_examples=80, deadline=None)
+def test_every_attribute_combination(
+    transactional: bool,
+    control: bool,
+    horizon: bool,
+    ts_type: TimestampType,
+    codec: int,
+    leader_epoch: int,
+    producer_id: int,
+    producer_epoch: int,
+) -> None:
+    recs = [Record(7, 1000, CREATE, b"k", b"v", ()), Record(9, 1003, CREATE, None, b"w", ())]
+    data = encode_batch(
+        recs,
+        base_offset=7,
+        transactional=transactional,
+        is_control=control,
+        delete_horizon=horizon,
+        timestamp_type=ts_type,
+        compression=codec,
+        partition_leader_epoch=leader_epoch,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        max_timestamp=5000,
+    )
+    batch = decode_batch(data)
+    assert (batch.is_transactional, batch.is_control, batch.has_delete_horizon) == (
+        transactional,
+        control,
+        horizon,
+    )
+    assert batch.timestamp_type == ts_type and batch.compression == codec
+    assert (batch.partition_leader_epoch, batch.producer_id, batch.producer_epoch) == (
+        leader_epoch,
+        producer_id,
+        producer_epoch,
+    )
+    assert batch.next_offset == 10 and batch.max_timestamp == 5000
+    if ts_type == TimestampType.LOG_APPEND_TIME:
+        assert [r.timestamp for r in batch.records] == [5000, 5000]
+    else:
+        assert list(batch.records) == recs
