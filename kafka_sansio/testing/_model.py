@@ -114,11 +114,14 @@ CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 LEADER_NOT_AVAILABLE = 5
 NOT_LEADER_OR_FOLLOWER = 6
+INVALID_TOPIC_EXCEPTION = 17
 INVALID_REQUIRED_ACKS = 21
 UNSUPPORTED_VERSION = 35
 TOPIC_ALREADY_EXISTS = 36
 INVALID_PARTITIONS = 37
 INVALID_REPLICATION_FACTOR = 38
+INVALID_REPLICA_ASSIGNMENT = 39
+INVALID_REQUEST = 42
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
 INVALID_FETCH_SESSION_EPOCH = 71
@@ -150,6 +153,23 @@ _ZERO_UUID = UUID(int=0)
 #: Fetch errors that only make sense for the whole request (fetch sessions).
 _FETCH_TOP_LEVEL = frozenset({FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH})
 _SEQUENCE_WRAP = 1 << 31
+#: A bound on partitions created by one request (Kafka's controller bounds the
+#: records of one operation; the model keeps memory in check).
+_MAX_NEW_PARTITIONS = 10_000
+_LEGAL_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _topic_name_problem(name: str) -> str | None:
+    """Kafka's topic name rules: the reason a name is refused, or None."""
+    if not name:
+        return "Topic name is illegal, it can't be empty"
+    if name in (".", ".."):
+        return 'Topic name cannot be "." or ".."'
+    if len(name) > 249:
+        return "Topic name is illegal, it can't be longer than 249 characters"
+    if not set(name) <= _LEGAL_TOPIC_CHARS:
+        return f"Topic name {name!r} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+    return None
 
 
 class ModelConnectionRefused(KafkaSansioError):
@@ -405,6 +425,12 @@ class ModelCluster:
         if name in self.topics:
             raise ModelError(f"topic {name!r} already exists")
         nodes = sorted(self.brokers)
+        chosen = [n for r in (assignments or []) for n in r] + list(leaders or [])
+        if any(n not in self.brokers for n in chosen):
+            raise ModelError(f"unknown broker in {chosen}")
+        if assignments is not None:
+            partitions = len(assignments)
+            replication_factor = len(assignments[0]) if assignments else 1
         rf = replication_factor if replication_factor is not None else min(3, len(nodes))
         if not 1 <= rf <= len(nodes):
             raise ModelError(f"replication factor {rf} with {len(nodes)} brokers")
@@ -778,6 +804,14 @@ class ModelCluster:
             wanted = [(name, _ZERO_UUID) for name in self.topics]
         else:
             wanted = [(t.name, t.topic_id) for t in request.topics]
+        if version < 12 and any(n is None or i != _ZERO_UUID for n, i in wanted):
+            # Kafka refuses topic ids below v12 and answers every topic with INVALID_REQUEST.
+            return MetadataResponse(
+                topics=[
+                    MetadataResponseTopic(error_code=INVALID_REQUEST, name=n or "")
+                    for n, _ in wanted
+                ]
+            )
         allow_create = request.allow_auto_topic_creation if version >= 4 else True
         topics = []
         for name, topic_id in wanted:
@@ -787,6 +821,8 @@ class ModelCluster:
                     entry = MetadataResponseTopic(
                         error_code=UNKNOWN_TOPIC_ID, name=None, topic_id=topic_id
                     )
+                elif self.auto_create_topics and allow_create and _topic_name_problem(name):
+                    entry = MetadataResponseTopic(error_code=INVALID_TOPIC_EXCEPTION, name=name)
                 elif self.auto_create_topics and allow_create:
                     created = self.create_topic(name, self.default_partitions)
                     entry = MetadataResponseTopic(
@@ -984,46 +1020,68 @@ class ModelCluster:
         self, ctx: _Context, request: CreateTopicsRequest, version: int, now: float
     ) -> Message:
         results = []
-        alive = sum(1 for b in self.brokers.values() if b.alive)
+        names = [t.name for t in request.topics]
         for t in request.topics:
             res = CreatableTopicResult(name=t.name, error_message=None)
             results.append(res)
             error = ctx.forced(t.name)
-            num = t.num_partitions if t.num_partitions != -1 else self.default_partitions
-            rf = t.replication_factor if t.replication_factor != -1 else min(3, alive)
-            message = None
-            if not error and t.name in self.topics:
-                error, message = TOPIC_ALREADY_EXISTS, f"Topic '{t.name}' already exists."
-            elif not error and not t.assignments and num <= 0:
-                error, message = INVALID_PARTITIONS, "Number of partitions must be larger than 0."
-            elif not error and not t.assignments and not 1 <= rf <= alive:
-                error = INVALID_REPLICATION_FACTOR
-                message = f"Replication factor: {rf} larger than available brokers: {alive}."
+            message: str | None = None
+            if not error and names.count(t.name) > 1:
+                error, message = INVALID_REQUEST, f"Duplicate topic name: {t.name}"
+            if not error:
+                error, message, plan = self._plan_topic(t)
             if error:
                 res.error_code, res.error_message = error, message
                 continue
+            num, rf, assignments = plan
             configs = {c.name: c.value for c in t.configs if c.value is not None}
-            assignments = [a.broker_ids for a in t.assignments] if t.assignments else None
-            if assignments:
-                num, rf = len(assignments), len(assignments[0])
             res.num_partitions, res.replication_factor = num, rf
             res.configs = [
                 CreatableTopicConfigs(name=k, value=v, config_source=1) for k, v in configs.items()
             ]
             if request.validate_only:
                 continue
-            alive_nodes = [n for n, b in sorted(self.brokers.items()) if b.alive]
-            leaders = [alive_nodes[i % len(alive_nodes)] for i in range(num)]
-            topic = self.create_topic(
-                t.name,
-                num,
-                leaders=None if assignments else leaders,
-                replication_factor=rf,
-                configs=configs,
-                assignments=assignments,
-            )
+            topic = self.create_topic(t.name, num, configs=configs, assignments=assignments)
             res.topic_id = topic.topic_id
         return CreateTopicsResponse(topics=results)
+
+    def _plan_topic(self, t: Any) -> tuple[int, str | None, tuple[int, int, list[list[int]]]]:
+        """Kafka's CreateTopics checks; returns (error, message, (partitions, rf, replicas))."""
+        nothing: tuple[int, int, list[list[int]]] = (0, 0, [])
+        if t.name in self.topics:
+            return TOPIC_ALREADY_EXISTS, f"Topic '{t.name}' already exists.", nothing
+        bad_name = _topic_name_problem(t.name)
+        if bad_name:
+            return INVALID_TOPIC_EXCEPTION, bad_name, nothing
+        alive = [n for n, b in sorted(self.brokers.items()) if b.alive]
+        if t.assignments:
+            if t.num_partitions != -1 or t.replication_factor != -1:
+                message = (
+                    "Both numPartitions or replicationFactor and replicasAssignments were set."
+                )
+                return INVALID_REQUEST, message, nothing
+            by_index = {a.partition_index: list(a.broker_ids) for a in t.assignments}
+            if sorted(by_index) != list(range(len(t.assignments))):
+                return INVALID_REPLICA_ASSIGNMENT, "Partitions must be numbered 0 to N-1.", nothing
+            replicas = [by_index[i] for i in range(len(by_index))]
+            sizes = {len(r) for r in replicas}
+            valid = all(
+                r and len(set(r)) == len(r) and all(b in self.brokers for b in r) for r in replicas
+            )
+            if not valid or len(sizes) != 1:
+                return INVALID_REPLICA_ASSIGNMENT, "Invalid replica assignment.", nothing
+            return NONE, None, (len(replicas), sizes.pop(), replicas)
+        num = t.num_partitions if t.num_partitions != -1 else self.default_partitions
+        rf = t.replication_factor if t.replication_factor != -1 else min(3, len(alive))
+        if num <= 0:
+            return INVALID_PARTITIONS, "Number of partitions was set to an invalid value.", nothing
+        if num > _MAX_NEW_PARTITIONS:
+            return INVALID_PARTITIONS, f"The model creates at most {_MAX_NEW_PARTITIONS}.", nothing
+        if not 1 <= rf <= len(alive):
+            message = f"Unable to replicate the partition {rf} time(s): not enough brokers."
+            return INVALID_REPLICATION_FACTOR, message, nothing
+        replicas = [[alive[(i + j) % len(alive)] for j in range(rf)] for i in range(num)]
+        return NONE, None, (num, rf, replicas)
 
     def _delete_topics(
         self, ctx: _Context, request: DeleteTopicsRequest, version: int, now: float
