@@ -245,3 +245,47 @@ def test_registry_checks_what_a_custom_codec_returns() -> None:
     finally:
         _compression._REGISTRY.pop(7, None)
         _compression._BY_NAME.pop("liar", None)
+
+
+def test_replacing_a_codec_and_wrapped_failures() -> None:
+    original = get_codec(CODEC_GZIP)
+
+    def bad_compress(data: bytes) -> bytes:
+        raise ValueError("cannot")
+
+    def out_of_memory(data: bytes, limit: int) -> bytes:
+        raise MemoryError
+
+    try:
+        register_codec(CODEC_GZIP, "gzip-test", bad_compress, out_of_memory)
+        assert codec_id_for("gzip-test") == CODEC_GZIP
+        with pytest.raises(LocalProtocolError):
+            codec_id_for("gzip")  # the replaced codec's name is gone
+        with pytest.raises(LocalProtocolError, match="compression failed"):
+            compress(CODEC_GZIP, b"x")
+        with pytest.raises(DecompressionLimitError):
+            decompress(CODEC_GZIP, b"x", 10)
+        register_codec(CODEC_GZIP, "gzip-test", bad_compress, lambda d, limit: bytearray(d))
+        out = decompress(CODEC_GZIP, b"abc")
+        assert type(out) is bytes and out == b"abc"
+    finally:
+        register_codec(
+            original.codec_id,
+            original.name,
+            original.compress,
+            original.decompress,
+            extra=original.extra,
+        )
+        _compression._BY_NAME.pop("gzip-test", None)
+    assert get_codec(CODEC_GZIP).name == "gzip" and codec_id_for("gzip") == CODEC_GZIP
+    with pytest.raises(LocalProtocolError):
+        codec_id_for(6)
+
+
+def test_xerial_framing_errors() -> None:
+    pytest.importorskip("cramjam")
+    header = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
+    for bad in (header[:12], header + b"\x00\x00", header + struct.pack(">i", 50) + b"abc"):
+        with pytest.raises(CorruptRecordError):
+            decompress(CODEC_SNAPPY, bad)
+    assert decompress(CODEC_SNAPPY, header) == b""

@@ -224,3 +224,48 @@ def test_trailing_garbage_after_legacy_messages(garbage: bytes) -> None:
         return
     assert result.records() == expected
     assert result.truncated_bytes == len(garbage)
+
+
+def _message(offset: int, body: bytes) -> bytes:
+    return struct.pack(">qiI", offset, 4 + len(body), zlib.crc32(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (bytes.fromhex("00 00 00000005") + b"abcde", "overruns"),  # no room for the value length
+        (bytes.fromhex("00 00 ffffffff 0000000a") + b"abc", "field length"),
+        (bytes.fromhex("00 00 ffffffff fffffffe"), "field length"),
+        (bytes.fromhex("00 00 ffffffff ffffffff 00"), "left over"),
+        (bytes.fromhex("01 00") + bytes(8) + bytes.fromhex("ffffffff"), "size"),  # v1 too short
+    ],
+)
+def test_malformed_legacy_messages(body: bytes, message: str) -> None:
+    with pytest.raises(CorruptRecordError, match=message):
+        decode_records(_message(0, body))
+
+
+def test_malformed_inner_message_set() -> None:
+    inner = encode_legacy_message_set([(None, b"x", 1)] * 2)
+    for bad_inner in (inner + b"\x00" * 5, inner[:-3]):
+        compressed = zlib.compress(bad_inner, wbits=31)
+        body = bytes.fromhex("01 01") + struct.pack(">q", 1) + struct.pack(">i", -1)
+        body += struct.pack(">i", len(compressed)) + compressed
+        with pytest.raises(CorruptRecordError, match="truncated message"):
+            decode_records(_message(1, body))
+
+
+def test_direct_decoder_guards_and_encoder_errors() -> None:
+    from kafka_sansio._errors import LocalProtocolError
+    from kafka_sansio._legacy_records import decode_legacy_message
+
+    data = encode_legacy_message_set([(b"k", b"v", 1)])
+    with pytest.raises(CorruptRecordError, match="shorter"):
+        decode_legacy_message(data, 0, 20)
+    with pytest.raises(CorruptRecordError, match="size"):
+        decode_legacy_message(data + b"x", 0, len(data) + 1)
+    with pytest.raises(LocalProtocolError):
+        encode_legacy_message_set([(b"k", b"v", 1)], magic=2)
+    with pytest.raises(LocalProtocolError):
+        encode_legacy_message_set([], compression="gzip")
+    assert _fix_old_kafka_lz4(b"\x04\x22\x4d\x18\x60") == b"\x04\x22\x4d\x18\x60"

@@ -28,6 +28,7 @@ from kafka_sansio.records import (
     decode_batch,
     decode_records,
     encode_batch,
+    encode_legacy_message_set,
     iter_batches,
     make_control_record,
 )
@@ -614,3 +615,66 @@ def test_every_attribute_combination(
         assert [r.timestamp for r in batch.records] == [5000, 5000]
     else:
         assert list(batch.records) == recs
+
+
+# -- malformed records, one branch at a time ------------------------------------------------
+
+
+def raw_batch(records_area: bytes, count: int) -> bytes:
+    """A v2 batch around hand-written record bytes, with a valid CRC-32C."""
+    tail = struct.pack(">hiqqqhii", 0, 0, 0, 0, -1, -1, -1, count) + records_area
+    return struct.pack(">qiibI", 0, 49 + len(tail) - 40, -1, 2, reference_crc32c(tail)) + tail
+
+
+def record_bytes(body: bytes) -> bytes:
+    return bytes([len(body) * 2]) + body  # one-byte zigzag length (len < 64)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"\x00" + b"\xff" * 11 + b"\x00\x00\x00\x00", "longer than 10 bytes"),
+        (b"\x00" + b"\xff" * 9 + b"\x7f" + b"\x00\x00\x00\x00", "64 bits"),
+        (b"\x00\x00\x00\x01\x01\x02\x03\x01", "header key length"),  # key length -2
+        (b"\x00\x00\x00\x01\x01\x02\x02a\x06xy", "header value overruns"),
+        (b"\x00\x00\x00\x01\x01\x02\x02a\x03", "header value length"),  # value length -2
+        (b"\x00\x00\x00\x01\x01\x10", "header count"),  # 8 headers in no bytes
+        (b"\x00\x00\x00\x03\x01\x00", "key length"),  # key length -2
+        (b"\x00\x00\x00\x01\x03\x00", "value length"),  # value length -2
+        (b"\x00\x00\x00\x01\x01\x00\x00", "record length"),  # a byte too many
+    ],
+)
+def test_malformed_record_fields(body: bytes, message: str) -> None:
+    data = raw_batch(record_bytes(body), 1)
+    with pytest.raises(CorruptRecordError, match=message):
+        decode_records(data)
+
+
+def test_record_running_off_the_end_of_the_buffer() -> None:
+    # key length 100 with three bytes left: the read runs off the end of the data.
+    area = bytes([2 * 9]) + b"\x00\x00\x00" + b"\xc8\x01" + b"abc"
+    with pytest.raises(CorruptRecordError, match="overruns"):
+        decode_records(raw_batch(area, 1))
+
+
+def test_decode_batch_v2_guards() -> None:
+    from kafka_sansio._records import decode_batch_v2
+
+    data = encode_batch([Record(0, 0, CREATE, b"k", b"v", ())])
+    with pytest.raises(CorruptRecordError, match="shorter than its header"):
+        decode_batch_v2(data, 0, 60)
+    with pytest.raises(CorruptRecordError, match="batch length"):
+        decode_batch_v2(data + b"x", 0, len(data) + 1)
+    legacy = encode_legacy_message_set([(b"k", b"v" * 80, 1)])
+    with pytest.raises(CorruptRecordError, match="magic"):
+        decode_batch_v2(legacy, 0, len(legacy))
+
+
+def test_builder_base_sequence_override_and_decoder_limits() -> None:
+    builder = BatchBuilder(producer_id=4, producer_epoch=1, base_sequence=0)
+    builder.append(b"k", b"v", timestamp=1)
+    assert decode_batch(builder.build(base_sequence=42)).base_sequence == 42
+    with pytest.raises(LocalProtocolError):
+        RecordDecoder(max_batch_size=10)
+    with pytest.raises(LocalProtocolError):
+        RecordDecoder(decompress_limit=-1)
