@@ -14,7 +14,7 @@ id      name    implementation
 2       snappy  ``cramjam`` raw snappy, xerial framing as Java writes it;
                 the declared length of each block is checked first
 3       lz4     ``lz4.frame`` (LZ4 frame format), bounded output
-4       zstd    ``zstandard`` streaming reader, bounded output
+4       zstd    ``zstandard`` decompressobj fed in bounded slices
 ======  ======  ==========================================================
 
 snappy, lz4 and zstd come with the ``compression`` extra and are imported only
@@ -319,20 +319,37 @@ def _zstd_compress(data: bytes) -> bytes:
     return out
 
 
+# A zstd block holds at most 128 KiB and takes at least 4 compressed bytes (an
+# RLE block), so one input byte yields at most 32 KiB of output.  Feeding the
+# decoder slices of ``budget // _ZSTD_MAX_RATIO`` bytes (and at least 64)
+# bounds what one call can return to the budget plus a couple of blocks.
+_ZSTD_MAX_RATIO = 32 * 1024
+
+
 def _zstd_decompress(data: bytes, limit: int) -> bytes:
     zstd = _import("zstandard", "zstd")
+    dctx = zstd.ZstdDecompressor()
     parts: list[bytes] = []
     size = 0
-    reader = zstd.ZstdDecompressor().stream_reader(data, read_across_frames=True)
-    with reader:
-        while True:
-            chunk: bytes = reader.read(min(limit + 1 - size, 1 << 20))
-            if not chunk:
-                break
+    view = memoryview(data)
+    pos, end = 0, len(data)
+    while pos < end:  # one zstd frame per round
+        declared = zstd.frame_content_size(view[pos:])
+        if declared > limit - size:
+            raise DecompressionLimitError(limit)
+        obj = dctx.decompressobj()
+        while not obj.eof:
+            if pos >= end:
+                raise CorruptRecordError("zstd frame is truncated")
+            step = max(64, (limit - size) // _ZSTD_MAX_RATIO)
+            piece = view[pos : pos + step]
+            pos += len(piece)
+            chunk: bytes = obj.decompress(piece)
             size += len(chunk)
             if size > limit:
                 raise DecompressionLimitError(limit)
             parts.append(chunk)
+        pos -= len(obj.unused_data)
     return b"".join(parts)
 
 
