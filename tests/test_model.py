@@ -440,7 +440,7 @@ def test_fetch_leader_epoch_checks() -> None:
         return only_partition(link.call(request)).error_code
 
     assert error(1) == 74  # FENCED_LEADER_EPOCH
-    assert error(3) == 76  # UNKNOWN_LEADER_EPOCH
+    assert error(3) == 75  # UNKNOWN_LEADER_EPOCH
     assert error(2) == 0
     assert error(-1) == 0
 
@@ -836,7 +836,7 @@ def test_list_offsets_leader_and_epoch_errors() -> None:
     assert list_offsets(leader, -1, epoch=0).error_code == 0
     cluster.move_leader("t", 0, 2)
     assert list_offsets(leader, -1, epoch=0).error_code == 74
-    assert list_offsets(leader, -1, epoch=4).error_code == 76
+    assert list_offsets(leader, -1, epoch=4).error_code == 75
 
 
 # ----------------------------------------------------------------------------- produce
@@ -1443,3 +1443,16 @@ def test_any_valid_request_is_answered_or_refused_never_crashes(
     header, response = protocol.decode_response(request.API_KEY, version, reply)
     assert header.correlation_id == 5 and frames.next_frame() is None
     assert response.API_KEY == request.API_KEY
+
+
+def test_error_constants_match_the_protocol_table() -> None:
+    from kafka_sansio import errors
+    from kafka_sansio.testing import _model
+
+    names = {e.name: code for code, e in errors.ERROR_CODES.items()}
+    checked = 0
+    for name, value in vars(_model).items():
+        if name in names and isinstance(value, int):
+            assert value == names[name], name
+            checked += 1
+    assert checked >= 20

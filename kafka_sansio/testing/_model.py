@@ -127,7 +127,7 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_FETCH_SESSION_EPOCH = 71
 FETCH_SESSION_ID_NOT_FOUND = 70
 FENCED_LEADER_EPOCH = 74
-UNKNOWN_LEADER_EPOCH = 76
+UNKNOWN_LEADER_EPOCH = 75
 INVALID_RECORD = 87
 UNKNOWN_TOPIC_ID = 100
 
@@ -542,7 +542,7 @@ class ModelCluster:
             state = log.producers[batch.producer_id] = ProducerState(batch.producer_epoch)
         last = (batch.base_sequence + batch.last_offset_delta) % _SEQUENCE_WRAP
         state.last_sequence = last
-        state.recent.append((batch.base_sequence, last, base_offset))
+        state.recent.append((batch.base_sequence, last, base_offset, batch.max_timestamp))
 
     def begin_transaction(self, producer_id: int, producer_epoch: int = 0) -> None:
         """Open a transaction for *producer_id*; transactional appends join it."""
@@ -990,14 +990,17 @@ class ModelCluster:
             state = log.producers.get(batch.producer_id)
             last = (batch.base_sequence + batch.last_offset_delta) % _SEQUENCE_WRAP
             if state is not None and state.epoch == batch.producer_epoch:
-                for first_seq, last_seq, offset in state.recent:
+                for first_seq, last_seq, offset, max_ts in state.recent:
                     if (first_seq, last_seq) == (batch.base_sequence, last):
-                        resp.base_offset = offset  # a retry: acknowledged again
+                        # A retry: acknowledged again with the original offset, and
+                        # Kafka reports the original batch's timestamp as append time.
+                        resp.base_offset, resp.log_append_time_ms = offset, max_ts
                         resp.log_start_offset = log.log_start_offset
                         return
             if state is not None:
                 if batch.producer_epoch < state.epoch:
                     resp.error_code = INVALID_PRODUCER_EPOCH
+                    resp.log_start_offset = log.log_start_offset  # as Kafka fills it
                     return
                 expected = (
                     0
@@ -1006,6 +1009,7 @@ class ModelCluster:
                 )
                 if batch.base_sequence != expected:
                     resp.error_code = OUT_OF_ORDER_SEQUENCE_NUMBER
+                    resp.log_start_offset = log.log_start_offset  # as Kafka fills it
                     return
         raw = bytes(records or b"")
         stored = self._append_batch(topic, part, raw, now)

@@ -78,8 +78,8 @@ class ProducerState:
 
     epoch: int
     last_sequence: int = -1
-    #: (first sequence, last sequence, base offset) of the last five batches.
-    recent: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=5))
+    #: (first sequence, last sequence, base offset, max timestamp) of the last five batches.
+    recent: deque[tuple[int, int, int, int]] = field(default_factory=lambda: deque(maxlen=5))
 
 
 def patch_batch(

@@ -1,0 +1,480 @@
+"""The broker model against Apache Kafka, request by request.
+
+Each scenario sends the same requests (built with the codec, sent through
+``BrokerConnection``) to the real broker and to the model and returns what it
+observed, normalised so that things that legitimately differ (topic ids, the
+cluster id, ports, session ids, append times) do not count.  Both sides must
+observe the same.  Record bytes are compared exactly: the model stores batches
+the way Kafka does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import pytest
+from test_model import Link
+
+from kafka_sansio import protocol
+from kafka_sansio._connection import (
+    BrokerConnection,
+    ConnectionClosed,
+    ConnectionConfig,
+    Ready,
+    Response,
+)
+from kafka_sansio._messages.api_versions import ApiVersionsRequest
+from kafka_sansio._messages.fetch import FetchPartition, FetchRequest, FetchTopic, ForgottenTopic
+from kafka_sansio._messages.list_offsets import (
+    ListOffsetsPartition,
+    ListOffsetsRequest,
+    ListOffsetsTopic,
+)
+from kafka_sansio._messages.metadata import MetadataRequest, MetadataRequestTopic
+from kafka_sansio._messages.offset_for_leader_epoch import (
+    OffsetForLeaderEpochRequest,
+    OffsetForLeaderPartition,
+    OffsetForLeaderTopic,
+)
+from kafka_sansio._messages.produce import PartitionProduceData, ProduceRequest, TopicProduceData
+from kafka_sansio._wire import Message
+from kafka_sansio.records import BatchBuilder, decode_records
+from kafka_sansio.testing._model import ADVERTISED_VERSIONS, ModelCluster
+
+_ZERO = UUID(int=0)
+
+
+class BrokerSide:
+    """One BrokerConnection on a real socket to the first node of ``kafka``."""
+
+    name = "broker"
+
+    def __init__(self, kafka: Any) -> None:
+        self.kafka = kafka
+        self.sock = socket.create_connection((kafka.host, kafka.port), timeout=30)
+        self.conn = BrokerConnection(ConnectionConfig(request_timeout=60.0), random=lambda: 0.5)
+        now = time.monotonic()
+        self.conn.connect(now)
+        self.conn.connection_made(now)
+        self.events: list[Any] = []
+        self._loop(lambda: any(isinstance(e, Ready) for e in self.events))
+        self.names: dict[UUID, str] = {}
+
+    def _loop(self, done: Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.conn.data_to_send()
+            if out:
+                self.sock.sendall(out)
+            self.events += self.conn.events()
+            if done():
+                return
+            if any(isinstance(e, ConnectionClosed) for e in self.events):
+                raise AssertionError(f"connection closed: {self.events}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the broker did not answer in time")
+            data = self.sock.recv(1 << 20)
+            if not data:
+                self.conn.connection_lost(time.monotonic())
+            else:
+                self.conn.data_received(data, time.monotonic())
+
+    def call(self, request: Message, version: int | None = None) -> Any:
+        token = object()
+        self.conn.send(request, time.monotonic(), version=version, context=token)
+        found: list[Message | None] = []
+
+        def answered() -> bool:
+            for e in self.events:
+                if isinstance(e, Response) and e.context is token:
+                    found.append(e.response)
+                    return True
+            return False
+
+        self._loop(answered)
+        return found[0]
+
+    def new_topic(self, partitions: int = 1, configs: dict[str, str] | None = None) -> str:
+        name: str = self.kafka.create_topic(
+            partitions=partitions, replication_factor=1, config=configs, prefix="m"
+        )
+        meta = self.call(MetadataRequest(topics=[MetadataRequestTopic(name=name)]))
+        self.names[meta.topics[0].topic_id] = name
+        # Wait until this connection's broker serves every partition as leader.
+        deadline = time.monotonic() + 30
+        while True:
+            response = self.call(
+                ListOffsetsRequest(
+                    replica_id=-1,
+                    topics=[
+                        ListOffsetsTopic(
+                            name=name,
+                            partitions=[
+                                ListOffsetsPartition(partition_index=i, timestamp=-1)
+                                for i in range(partitions)
+                            ],
+                        )
+                    ],
+                )
+            )
+            if all(p.error_code == 0 for p in response.topics[0].partitions):
+                return name
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topic {name} never became ready: {response}")
+            time.sleep(0.05)
+
+    def topic_id(self, name: str) -> UUID:
+        return next(i for i, n in self.names.items() if n == name)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ModelSide:
+    name = "model"
+
+    def __init__(self) -> None:
+        self.cluster = ModelCluster(1)
+        self.link = Link(self.cluster)
+        self.clock = 0.0
+
+    def call(self, request: Message, version: int | None = None) -> Any:
+        return self.link.call(request, self.clock, version)
+
+    def new_topic(self, partitions: int = 1, configs: dict[str, str] | None = None) -> str:
+        name = f"m-{uuid.uuid4().hex[:10]}"
+        self.cluster.create_topic(name, partitions, configs=configs)
+        return name
+
+    def topic_id(self, name: str) -> UUID:
+        return self.cluster.topics[name].topic_id
+
+    def close(self) -> None:
+        pass
+
+
+Side = BrokerSide | ModelSide
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def batch(values: list[bytes], ts: int, **kwargs: Any) -> bytes:
+    builder = BatchBuilder(**kwargs)
+    for i, v in enumerate(values):
+        builder.append(None, v, timestamp=ts + i)
+    return builder.build()
+
+
+def produce(
+    side: Side, topic: str, partition: int, data: bytes, acks: int = -1, exact: bool = True
+) -> Any:
+    """(error, base offset, log start, append time); *exact=False* for a wall-clock append time."""
+    response = side.call(
+        ProduceRequest(
+            acks=acks,
+            timeout_ms=10_000,
+            topic_data=[
+                TopicProduceData(
+                    name=topic, partition_data=[PartitionProduceData(index=partition, records=data)]
+                )
+            ],
+        )
+    )
+    p = response.responses[0].partition_responses[0]
+    append_time = p.log_append_time_ms if exact else p.log_append_time_ms != -1
+    return (p.error_code, p.base_offset, p.log_start_offset, append_time)
+
+
+def fetch(
+    side: Side,
+    wanted: dict[tuple[str, int], int],
+    version: int | None = None,
+    **kwargs: Any,
+) -> Any:
+    topics: dict[str, FetchTopic] = {}
+    limit = kwargs.pop("partition_max_bytes", 1 << 20)
+    for (name, index), offset in wanted.items():
+        entry = topics.setdefault(
+            name, FetchTopic(topic=name, topic_id=side.topic_id(name) if name else _ZERO)
+        )
+        entry.partitions.append(
+            FetchPartition(
+                partition=index,
+                fetch_offset=offset,
+                partition_max_bytes=limit,
+            )
+        )
+    forgotten = kwargs.pop("forgotten", {})
+    request = FetchRequest(
+        max_wait_ms=kwargs.pop("max_wait_ms", 0),
+        max_bytes=kwargs.pop("max_bytes", 50 << 20),
+        topics=list(topics.values()),
+        forgotten_topics_data=[
+            ForgottenTopic(topic=n, topic_id=side.topic_id(n), partitions=ps)
+            for n, ps in forgotten.items()
+        ],
+        **kwargs,
+    )
+    return side.call(request, version)
+
+
+def summary(records: bytes | memoryview | None) -> tuple[Any, ...]:
+    raw = bytes(records or b"")
+    decoded = decode_records(raw)
+    return (
+        len(raw),
+        hashlib.sha256(raw).hexdigest()[:16],
+        decoded.truncated_bytes,
+        [
+            (b.base_offset, b.last_offset_delta, [r.value for r in b.records])
+            for b in decoded.batches
+        ],
+    )
+
+
+def fetch_view(response: Any, names: Callable[[UUID], str]) -> Any:
+    topics = []
+    for t in response.responses:
+        parts = []
+        for p in t.partitions:
+            aborted = (
+                None
+                if p.aborted_transactions is None
+                else [a.first_offset for a in p.aborted_transactions]
+            )
+            parts.append(
+                (
+                    p.partition_index,
+                    p.error_code,
+                    p.high_watermark,
+                    p.last_stable_offset,
+                    p.log_start_offset,
+                    aborted,
+                    summary(p.records),
+                    (p.current_leader.leader_id, p.current_leader.leader_epoch),
+                )
+            )
+        known = t.topic or names(t.topic_id)  # the name or id must be one the side knows
+        topics.append((bool(known), parts))
+    return (response.error_code, response.session_id != 0, topics)
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+NOW_MS = int(time.time() * 1000)
+
+
+def scenario_fetch_positions(side: Side) -> list[Any]:
+    """Offsets inside batches, at the end, beyond both ends; names (v12) and ids (v13+)."""
+    topic = side.new_topic()
+    seen: list[Any] = []
+    for values in ([b"a", b"b"], [b"c"], [b"d", b"e", b"f"]):
+        seen.append(produce(side, topic, 0, batch(values, NOW_MS)))
+    for version in (4, 11, 12, 13, 17):
+        for offset in (0, 1, 2, 3, 5, 6, 7, -1):
+            response = fetch(side, {(topic, 0): offset}, version)
+            seen.append((version, offset, fetch_view(response, lambda _: topic)))
+    return seen
+
+
+def scenario_size_limits(side: Side) -> list[Any]:
+    """KIP-74 first batch, slices cut mid-batch, response max_bytes over partitions."""
+    topic = side.new_topic(partitions=2)
+    for p in (0, 1):
+        for i in range(4):
+            produce(side, topic, p, batch([bytes([65 + i]) * 300], NOW_MS))
+    seen: list[Any] = []
+    for limit in (1, 100, 360, 400, 1000, 2000):
+        response = fetch(side, {(topic, 0): 0}, partition_max_bytes=limit)
+        seen.append(("partition", limit, fetch_view(response, lambda _: topic)))
+        response = fetch(side, {(topic, 0): 1, (topic, 1): 0}, max_bytes=limit)
+        seen.append(("response", limit, fetch_view(response, lambda _: topic)))
+    return seen
+
+
+def scenario_list_offsets(side: Side) -> list[Any]:
+    topic = side.new_topic()
+    produce(side, topic, 0, batch([b"a", b"b"], NOW_MS - 5000))
+    produce(side, topic, 0, batch([b"c"], NOW_MS + 5000))
+    produce(side, topic, 0, batch([b"d"], NOW_MS))
+    seen: list[Any] = []
+    for version in (1, 4, 7, 10):
+        for ts in (-1, -2, -3, NOW_MS - 10_000, NOW_MS - 4999, NOW_MS, NOW_MS + 99_999):
+            if ts == -3 and version < 7:
+                continue
+            response = side.call(
+                ListOffsetsRequest(
+                    replica_id=-1,
+                    topics=[
+                        ListOffsetsTopic(
+                            name=topic,
+                            partitions=[ListOffsetsPartition(partition_index=0, timestamp=ts)],
+                        )
+                    ],
+                ),
+                version,
+            )
+            p = response.topics[0].partitions[0]
+            seen.append((version, ts, p.error_code, p.offset, p.timestamp, p.leader_epoch))
+    return seen
+
+
+def scenario_produce_rules(side: Side) -> list[Any]:
+    topic = side.new_topic()
+    seen = [
+        produce(side, topic, 0, batch([b"a"], NOW_MS)),
+        produce(side, topic, 0, batch([b"a"], NOW_MS) + batch([b"b"], NOW_MS)),
+        produce(side, topic, 0, batch([b"a"], NOW_MS), acks=2),
+        produce(side, topic, 3, batch([b"a"], NOW_MS)),
+    ]
+    corrupt = bytearray(batch([b"x"], NOW_MS))
+    corrupt[-1] ^= 1
+    seen.append(produce(side, topic, 0, bytes(corrupt)))
+    # Idempotence: a retry is acknowledged with its first offset; gaps and old epochs fail.
+    pid = 4242
+    idem = {"producer_id": pid, "producer_epoch": 0}
+    seen.append(produce(side, topic, 0, batch([b"i", b"j"], NOW_MS, base_sequence=0, **idem)))
+    seen.append(produce(side, topic, 0, batch([b"i", b"j"], NOW_MS, base_sequence=0, **idem)))
+    seen.append(produce(side, topic, 0, batch([b"k"], NOW_MS, base_sequence=5, **idem)))
+    seen.append(produce(side, topic, 0, batch([b"k"], NOW_MS, base_sequence=2, **idem)))
+    seen.append(
+        produce(
+            side,
+            topic,
+            0,
+            batch([b"l"], NOW_MS, base_sequence=0, producer_id=pid, producer_epoch=1),
+        )
+    )
+    seen.append(
+        produce(
+            side,
+            topic,
+            0,
+            batch([b"m"], NOW_MS, base_sequence=1, producer_id=pid, producer_epoch=0),
+        )
+    )
+    seen.append(fetch_view(fetch(side, {(topic, 0): 0}), lambda _: topic))
+    appended = side.new_topic(configs={"message.timestamp.type": "LogAppendTime"})
+    seen.append(produce(side, appended, 0, batch([b"t"], NOW_MS), exact=False))
+    return seen
+
+
+def scenario_metadata(side: Side) -> list[Any]:
+    topic = side.new_topic(partitions=2)
+    seen: list[Any] = []
+    for version in (0, 1, 4, 9, 12):
+        response = side.call(
+            MetadataRequest(
+                topics=[
+                    MetadataRequestTopic(name=topic),
+                    MetadataRequestTopic(name=f"missing-{uuid.uuid4().hex[:6]}"),
+                ],
+                allow_auto_topic_creation=version < 4,
+            ),
+            version,
+        )
+        for t in response.topics:
+            seen.append(
+                (
+                    version,
+                    t.name == topic,
+                    t.error_code,
+                    t.is_internal,
+                    [(p.partition_index, p.error_code, p.leader_epoch) for p in t.partitions],
+                )
+            )
+    return seen
+
+
+def scenario_fetch_sessions(side: Side) -> list[Any]:
+    topic = side.new_topic(partitions=2)
+    produce(side, topic, 0, batch([b"a"], NOW_MS))
+    names = lambda _: topic  # noqa: E731
+    seen: list[Any] = []
+    full = fetch(side, {(topic, 0): 0, (topic, 1): 0}, session_id=0, session_epoch=0)
+    sid = full.session_id
+    seen.append(fetch_view(full, names))
+    seen.append(fetch_view(fetch(side, {(topic, 0): 1}, session_id=sid, session_epoch=1), names))
+    produce(side, topic, 1, batch([b"b"], NOW_MS))
+    seen.append(fetch_view(fetch(side, {}, session_id=sid, session_epoch=2), names))
+    seen.append(
+        fetch_view(
+            fetch(side, {(topic, 1): 1}, session_id=sid, session_epoch=3, forgotten={topic: [1]}),
+            names,
+        )
+    )
+    produce(side, topic, 1, batch([b"c"], NOW_MS))
+    seen.append(fetch_view(fetch(side, {}, session_id=sid, session_epoch=4), names))
+    seen.append(fetch_view(fetch(side, {}, session_id=sid, session_epoch=9), names))
+    seen.append(fetch_view(fetch(side, {}, session_id=sid, session_epoch=5), names))
+    closing = fetch(side, {(topic, 0): 0}, session_id=sid, session_epoch=-1)
+    seen.append(fetch_view(closing, names))
+    seen.append(fetch_view(fetch(side, {}, session_id=sid, session_epoch=1), names))
+    return seen
+
+
+def scenario_offset_for_leader_epoch(side: Side) -> list[Any]:
+    topic = side.new_topic()
+    produce(side, topic, 0, batch([b"a", b"b"], NOW_MS))
+    seen: list[Any] = []
+    for version in (2, 3, 4):
+        for epoch, current in ((0, -1), (0, 0), (1, -1), (0, 1), (-1, -1)):
+            response = side.call(
+                OffsetForLeaderEpochRequest(
+                    replica_id=-1,
+                    topics=[
+                        OffsetForLeaderTopic(
+                            topic=topic,
+                            partitions=[
+                                OffsetForLeaderPartition(
+                                    partition=0, leader_epoch=epoch, current_leader_epoch=current
+                                )
+                            ],
+                        )
+                    ],
+                ),
+                version,
+            )
+            p = response.topics[0].partitions[0]
+            seen.append((version, epoch, current, p.error_code, p.leader_epoch, p.end_offset))
+    return seen
+
+
+def scenario_api_versions(side: Side) -> list[Any]:
+    response = side.call(ApiVersionsRequest(client_software_name="m", client_software_version="1"))
+    ours = protocol.client_versions()
+    seen = []
+    for key in sorted(ADVERTISED_VERSIONS):
+        entry = next((k for k in response.api_keys if k.api_key == key), None)
+        assert entry is not None
+        seen.append((key, entry.min_version, min(entry.max_version, ours[key][1])))
+    return seen
+
+
+SCENARIOS: dict[str, Callable[[Any], list[Any]]] = {
+    name[len("scenario_") :]: fn for name, fn in globals().items() if name.startswith("scenario_")
+}
+
+
+@pytest.fixture
+def broker_side(kafka: Any) -> Any:
+    side = BrokerSide(kafka)
+    yield side
+    side.close()
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_model_answers_like_kafka(name: str, broker_side: BrokerSide) -> None:
+    scenario = SCENARIOS[name]
+    on_model = scenario(ModelSide())
+    on_broker = scenario(broker_side)
+    assert on_model, "a scenario must observe something"
+    for i, (m, b) in enumerate(zip(on_model, on_broker, strict=True)):
+        assert m == b, f"observation {i} differs:\nmodel:  {m}\nbroker: {b}"
