@@ -132,6 +132,55 @@ class BrokerSide:
     def topic_id(self, name: str) -> UUID:
         return next(i for i, n in self.names.items() if n == name)
 
+    def truncate(self, topic: str, partition: int, offset: int) -> None:
+        from confluent_kafka import TopicPartition
+
+        futures = self.kafka.admin().delete_records([TopicPartition(topic, partition, offset)])
+        for future in futures.values():
+            future.result(timeout=30)
+
+    def _producer(self, pid: int) -> Any:
+        from confluent_kafka import Producer
+
+        producer = Producer(
+            {
+                "bootstrap.servers": self.kafka.bootstrap,
+                "transactional.id": f"model-{uuid.uuid4().hex[:8]}-{pid}",
+                "linger.ms": 0,
+            }
+        )
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        return producer
+
+    def _send(self, producer: Any, topic: str, values: list[bytes]) -> None:
+        for v in values:  # one batch per record, as the model side writes them
+            producer.produce(topic, value=v, partition=0, timestamp=NOW_MS)
+            producer.flush(30)
+
+    def transaction(self, topic: str, values: list[bytes], commit: bool, pid: int) -> None:
+        producer = self._producer(pid)
+        self._send(producer, topic, values)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+        self._wait_stable(topic)
+
+    def open_transaction(self, topic: str, values: list[bytes], pid: int) -> None:
+        self._open = self._producer(pid)  # kept open (and alive) until the side closes
+        self._send(self._open, topic, values)
+
+    def _wait_stable(self, topic: str) -> None:
+        # The coordinator writes markers after EndTxn returns: wait for LSO == HWM.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            p = fetch(self, {(topic, 0): 0}, isolation_level=1).responses[0].partitions[0]
+            if p.last_stable_offset == p.high_watermark:
+                return
+            time.sleep(0.05)
+        raise AssertionError("transaction markers never arrived")
+
     def close(self) -> None:
         self.sock.close()
 
@@ -145,7 +194,31 @@ class ModelSide:
         self.clock = 0.0
 
     def call(self, request: Message, version: int | None = None) -> Any:
-        return self.link.call(request, self.clock, version)
+        token = self.link.send(request, self.clock, version)
+        for _ in range(120):
+            response = self.link.result(token)
+            if response is not None:
+                return response
+            self.clock += 0.5  # a parked fetch: let fake time pass
+            self.link.advance(self.clock)
+        raise AssertionError("the model never answered")
+
+    def truncate(self, topic: str, partition: int, offset: int) -> None:
+        self.cluster.truncate_start(topic, partition, offset)
+
+    def transaction(self, topic: str, values: list[bytes], commit: bool, pid: int) -> None:
+        self.cluster.begin_transaction(pid)
+        for v in values:
+            self.cluster.append(topic, 0, [v], producer_id=pid, transactional=True)
+        if commit:
+            self.cluster.commit_transaction(pid)
+        else:
+            self.cluster.abort_transaction(pid)
+
+    def open_transaction(self, topic: str, values: list[bytes], pid: int) -> None:
+        self.cluster.begin_transaction(pid)
+        for v in values:
+            self.cluster.append(topic, 0, [v], producer_id=pid, transactional=True)
 
     def new_topic(self, partitions: int = 1, configs: dict[str, str] | None = None) -> str:
         name = f"m-{uuid.uuid4().hex[:10]}"
@@ -455,6 +528,134 @@ def scenario_api_versions(side: Side) -> list[Any]:
         entry = next((k for k in response.api_keys if k.api_key == key), None)
         assert entry is not None
         seen.append((key, entry.min_version, min(entry.max_version, ours[key][1])))
+    return seen
+
+
+def scenario_truncated_log(side: Side) -> list[Any]:
+    """After DeleteRecords / retention: out of range below, whole batch at the new start."""
+    topic = side.new_topic()
+    for values in ([b"a", b"b"], [b"c", b"d", b"e"], [b"f"]):
+        produce(side, topic, 0, batch(values, NOW_MS))
+    side.truncate(topic, 0, 3)
+    seen: list[Any] = []
+    for offset in (0, 2, 3, 4, 5, 6, 7):
+        seen.append((offset, fetch_view(fetch(side, {(topic, 0): offset}), lambda _: topic)))
+    for ts in (-2, -1, NOW_MS):
+        response = side.call(
+            ListOffsetsRequest(
+                replica_id=-1,
+                topics=[
+                    ListOffsetsTopic(
+                        name=topic,
+                        partitions=[ListOffsetsPartition(partition_index=0, timestamp=ts)],
+                    )
+                ],
+            )
+        )
+        p = response.topics[0].partitions[0]
+        seen.append((ts, p.error_code, p.offset, p.leader_epoch))
+    return seen
+
+
+def txn_view(response: Any) -> Any:
+    p = response.responses[0].partitions[0]
+    decoded = decode_records(bytes(p.records or b""))
+    batches = [
+        (
+            b.base_offset,
+            b.last_offset_delta,
+            b.is_transactional,
+            b.is_control,
+            [int(c.type) for c in b.control_records]
+            if b.is_control
+            else [r.value for r in b.records],
+        )
+        for b in decoded.batches
+    ]
+    aborted = (
+        None if p.aborted_transactions is None else [a.first_offset for a in p.aborted_transactions]
+    )
+    return (p.error_code, p.high_watermark, p.last_stable_offset, aborted, batches)
+
+
+def scenario_transactions(side: Side) -> list[Any]:
+    """read_committed: the LSO, aborted transactions, control batches, ListOffsets latest."""
+    topic = side.new_topic()
+    produce(side, topic, 0, batch([b"plain"], NOW_MS))
+    side.transaction(topic, [b"t1", b"t2"], commit=False, pid=1)
+    produce(side, topic, 0, batch([b"mid"], NOW_MS))
+    side.transaction(topic, [b"t3"], commit=True, pid=2)
+    side.open_transaction(topic, [b"open"], pid=3)
+    produce(side, topic, 0, batch([b"tail"], NOW_MS))
+    seen: list[Any] = []
+    for isolation in (0, 1):
+        for offset in (0, 1, 3, 4, 5, 7, 8):
+            response = fetch(side, {(topic, 0): offset}, isolation_level=isolation)
+            seen.append((isolation, offset, txn_view(response)))
+        response = side.call(
+            ListOffsetsRequest(
+                replica_id=-1,
+                isolation_level=isolation,
+                topics=[
+                    ListOffsetsTopic(
+                        name=topic,
+                        partitions=[ListOffsetsPartition(partition_index=0, timestamp=-1)],
+                    )
+                ],
+            )
+        )
+        seen.append((isolation, response.topics[0].partitions[0].offset))
+    return seen
+
+
+def scenario_waiting_fetch(side: Side) -> list[Any]:
+    """min_bytes with nothing to read: an empty answer once max_wait passes."""
+    topic = side.new_topic()
+    response = fetch(side, {(topic, 0): 0}, min_bytes=1, max_wait_ms=300)
+    return [fetch_view(response, lambda _: topic)]
+
+
+def scenario_leader_epochs(side: Side) -> list[Any]:
+    topic = side.new_topic()
+    produce(side, topic, 0, batch([b"a"], NOW_MS))
+    seen: list[Any] = []
+    for epoch in (-1, 0, 1):
+        for version in (9, 12, 17):
+            request = FetchRequest(
+                max_bytes=1 << 20,
+                topics=[
+                    FetchTopic(
+                        topic=topic,
+                        topic_id=side.topic_id(topic),
+                        partitions=[
+                            FetchPartition(
+                                partition=0,
+                                fetch_offset=0,
+                                current_leader_epoch=epoch,
+                                partition_max_bytes=1 << 20,
+                            )
+                        ],
+                    )
+                ],
+            )
+            seen.append((epoch, version, fetch_view(side.call(request, version), lambda _: topic)))
+        response = side.call(
+            ListOffsetsRequest(
+                replica_id=-1,
+                topics=[
+                    ListOffsetsTopic(
+                        name=topic,
+                        partitions=[
+                            ListOffsetsPartition(
+                                partition_index=0, timestamp=-1, current_leader_epoch=epoch
+                            )
+                        ],
+                    )
+                ],
+            )
+        )
+        p = response.topics[0].partitions[0]
+        seen.append((epoch, p.error_code, p.offset))
     return seen
 
 
