@@ -16,7 +16,6 @@ import struct
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar
-from uuid import UUID, SafeUUID
 
 from ._errors import LocalProtocolError, RemoteProtocolError
 
@@ -34,7 +33,6 @@ __all__ = [
     "Message",
     "Struct",
     "read_tags",
-    "uuid_from_bytes",
     "read_uvarint",
     "structure",
     "truncated",
@@ -179,19 +177,6 @@ def read_compact_string(buf: bytes, pos: int, name: str) -> tuple[str, int]:
     if value is None:
         raise RemoteProtocolError(f"non-nullable field {name} was serialized as null")
     return value, pos
-
-
-_object_setattr = object.__setattr__
-_int_from_bytes = int.from_bytes
-_SAFE_UNKNOWN = SafeUUID.unknown
-
-
-def uuid_from_bytes(raw: bytes) -> UUID:
-    """``UUID(bytes=raw)`` for exactly 16 bytes, without the constructor's checks."""
-    value = new_instance(UUID)
-    _object_setattr(value, "int", _int_from_bytes(raw, "big"))
-    _object_setattr(value, "is_safe", _SAFE_UNKNOWN)
-    return value
 
 
 _structs: dict[str, struct.Struct] = {}

@@ -1014,7 +1014,7 @@ def generate_module(msgs: list[MessageDef], title: str) -> str:
         "_array_unpacker": ("._wire", "array_unpacker"),
         "_read_array": ("._wire", "read_array"),
         "_read_compact_string": ("._wire", "read_compact_string"),
-        "_uuid_from_bytes": ("._wire", "uuid_from_bytes"),
+        "_uuid_from_bytes": ("._uuid", "uuid_from_bytes"),
         "_read_nullable_array": ("._wire", "read_nullable_array"),
         "_read_nullable_compact_string": ("._wire", "read_nullable_compact_string"),
         "Mapping": ("collections.abc", "Mapping"),
@@ -1072,7 +1072,9 @@ def generate_module(msgs: list[MessageDef], title: str) -> str:
     if std:
         head.append("\n".join(std) + "\n")
     local = [
-        from_line("." + src, imported[src]) for src in ("._errors", "._wire") if src in imported
+        from_line("." + src, imported[src])
+        for src in ("._errors", "._uuid", "._wire")
+        if src in imported
     ]
     head.append("\n".join(local) + "\n\n")
     return "\n".join(head) + body

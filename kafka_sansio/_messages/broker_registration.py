@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._uuid import uuid_from_bytes
 from .._wire import (
     MISSING,
     NO_TAGS,
@@ -20,7 +21,6 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
-    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )

@@ -9,6 +9,7 @@ from struct import pack
 from uuid import UUID
 
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._uuid import uuid_from_bytes
 from .._wire import (
     MISSING,
     NO_TAGS,
@@ -22,7 +23,6 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
-    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from uuid import UUID
 
 from .._errors import LocalProtocolError
+from .._uuid import uuid_from_bytes
 from .._wire import (
     NO_TAGS,
     Message,
@@ -15,7 +16,6 @@ from .._wire import (
     read_nullable_compact_string,
     read_tags,
     structure,
-    uuid_from_bytes,
     write_tags,
     write_uvarint,
 )
