@@ -365,7 +365,7 @@ def field_flexible(f: Field, msg_flexible: bool, v: int) -> bool:
 
 
 class Gen:
-    def __init__(self, msg: MessageDef, mod: Module, names: dict[str, str]) -> None:
+    def __init__(self, msg: MessageDef, mod: Module) -> None:
         self.msg = msg
         self.mod = mod
         # (struct classname, version) -> function name, and dedup tables
@@ -374,7 +374,6 @@ class Gen:
         self.enc_bodies: dict[str, str] = {}
         self.dec_bodies: dict[str, str] = {}
         self.out: list[str] = []
-        self.names = names
 
     # ----- minimal size (for allocation checks)
 
@@ -990,7 +989,7 @@ def generate_module(msgs: list[MessageDef], title: str) -> str:
     funcs: list[str] = []
     tables: list[str] = []
     for m in msgs:
-        g = Gen(m, mod, {})
+        g = Gen(m, mod)
         assert m.top is not None
         for sd in m.structs:
             emit_class(sd, classes)
