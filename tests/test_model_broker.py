@@ -29,7 +29,14 @@ from kafka_sansio._connection import (
     Ready,
     Response,
 )
+from kafka_sansio._framing import FrameBuffer, frame
 from kafka_sansio._messages.api_versions import ApiVersionsRequest
+from kafka_sansio._messages.create_topics import (
+    CreatableReplicaAssignment,
+    CreatableTopic,
+    CreateTopicsRequest,
+)
+from kafka_sansio._messages.delete_topics import DeleteTopicsRequest, DeleteTopicState
 from kafka_sansio._messages.fetch import FetchPartition, FetchRequest, FetchTopic, ForgottenTopic
 from kafka_sansio._messages.list_offsets import (
     ListOffsetsPartition,
@@ -132,6 +139,18 @@ class BrokerSide:
     def topic_id(self, name: str) -> UUID:
         return next(i for i, n in self.names.items() if n == name)
 
+    def raw(self, payload: bytes) -> bytes | None:
+        """One request on a fresh socket: the reply payload, or None if the broker hung up."""
+        with socket.create_connection((self.kafka.host, self.kafka.port), timeout=30) as sock:
+            sock.sendall(frame(payload))
+            frames = FrameBuffer()
+            while (reply := frames.next_frame()) is None:
+                data = sock.recv(1 << 16)
+                if not data:
+                    return None
+                frames.feed(data)
+            return reply
+
     def truncate(self, topic: str, partition: int, offset: int) -> None:
         from confluent_kafka import TopicPartition
 
@@ -205,6 +224,13 @@ class ModelSide:
 
     def truncate(self, topic: str, partition: int, offset: int) -> None:
         self.cluster.truncate_start(topic, partition, offset)
+
+    def raw(self, payload: bytes) -> bytes | None:
+        server = self.cluster.accept(1, self.clock)
+        server.receive(frame(payload), self.clock)
+        frames = FrameBuffer()
+        frames.feed(server.data_to_send())
+        return frames.next_frame()
 
     def transaction(self, topic: str, values: list[bytes], commit: bool, pid: int) -> None:
         self.cluster.begin_transaction(pid)
@@ -656,6 +682,75 @@ def scenario_leader_epochs(side: Side) -> list[Any]:
         )
         p = response.topics[0].partitions[0]
         seen.append((epoch, p.error_code, p.offset))
+    return seen
+
+
+def scenario_admin(side: Side) -> list[Any]:
+    """CreateTopics and DeleteTopics: successes and Kafka's validation errors."""
+    base = f"adm-{uuid.uuid4().hex[:8]}"
+    topics = [
+        CreatableTopic(name=base, num_partitions=2, replication_factor=1),
+        CreatableTopic(name=base + "-zero", num_partitions=0, replication_factor=1),
+        CreatableTopic(name=base + "-rf", num_partitions=1, replication_factor=4),
+        CreatableTopic(name=base + "-bad name", num_partitions=1, replication_factor=1),
+        CreatableTopic(name="", num_partitions=1, replication_factor=1),
+        CreatableTopic(name=base + "-dflt", num_partitions=-1, replication_factor=-1),
+        CreatableTopic(
+            name=base + "-both",
+            num_partitions=1,
+            replication_factor=1,
+            assignments=[CreatableReplicaAssignment(partition_index=0, broker_ids=[1])],
+        ),
+        CreatableTopic(
+            name=base + "-ghost",
+            assignments=[CreatableReplicaAssignment(partition_index=0, broker_ids=[99])],
+        ),
+    ]
+    seen: list[Any] = []
+    for validate_only in (True, False):
+        response = side.call(
+            CreateTopicsRequest(topics=topics, timeout_ms=30_000, validate_only=validate_only)
+        )
+        for t in response.topics:
+            seen.append(
+                (
+                    validate_only,
+                    t.error_code,
+                    t.num_partitions,
+                    t.replication_factor,
+                    t.topic_id != _ZERO,
+                )
+            )
+    again = side.call(CreateTopicsRequest(topics=topics[:1], timeout_ms=30_000))
+    seen.append([t.error_code for t in again.topics])
+    dup = side.call(CreateTopicsRequest(topics=[topics[0], topics[0]], timeout_ms=30_000))
+    seen.append([t.error_code for t in dup.topics])
+    deleted = side.call(
+        DeleteTopicsRequest(
+            topics=[DeleteTopicState(name=base), DeleteTopicState(name=base + "-nope")],
+            timeout_ms=30_000,
+        )
+    )
+    seen.append([(r.name == base, r.error_code) for r in deleted.responses])
+    by_id = side.call(
+        DeleteTopicsRequest(topics=[DeleteTopicState(topic_id=UUID(int=77))], timeout_ms=30_000)
+    )
+    seen.append([r.error_code for r in by_id.responses])
+    return seen
+
+
+def scenario_refusals(side: Side) -> list[Any]:
+    """A too-new ApiVersions is answered in v0; a removed Fetch version is refused."""
+    payload = bytearray(protocol.encode_request(ApiVersionsRequest(), 4, 3, "raw"))
+    payload[2:4] = (99).to_bytes(2, "big")
+    reply = side.raw(bytes(payload))
+    assert reply is not None
+    _, response = protocol.decode_response(18, 0, reply)
+    seen: list[Any] = [
+        (response.error_code, [(k.api_key, k.min_version) for k in response.api_keys])
+    ]
+    old_fetch = protocol.encode_request(FetchRequest(), 3, 4, "raw")
+    seen.append(side.raw(old_fetch) is None)
     return seen
 
 

@@ -434,9 +434,7 @@ class ModelCluster:
         rf = replication_factor if replication_factor is not None else min(3, len(nodes))
         if not 1 <= rf <= len(nodes):
             raise ModelError(f"replication factor {rf} with {len(nodes)} brokers")
-        self._topic_counter += 1
-        digest = hashlib.sha256(f"{self.cluster_id}/{name}/{self._topic_counter}".encode())
-        topic_id = UUID(bytes=digest.digest()[:16])
+        topic_id = self._next_topic_id(name)
         states = []
         for i in range(partitions):
             if assignments is not None:
@@ -451,6 +449,11 @@ class ModelCluster:
         topic = Topic(name, topic_id, states, dict(configs or {}))
         self.topics[name] = topic
         return topic
+
+    def _next_topic_id(self, name: str) -> UUID:
+        self._topic_counter += 1
+        digest = hashlib.sha256(f"{self.cluster_id}/{name}/{self._topic_counter}".encode())
+        return UUID(bytes=digest.digest()[:16])
 
     def delete_topic(self, name: str, now: float | None = None) -> None:
         """Delete a topic and its data; parked fetches on it complete with errors."""
@@ -1025,7 +1028,11 @@ class ModelCluster:
     ) -> Message:
         results = []
         names = [t.name for t in request.topics]
+        answered: set[str] = set()
         for t in request.topics:
+            if t.name in answered:
+                continue  # Kafka answers a duplicated name once
+            answered.add(t.name)
             res = CreatableTopicResult(name=t.name, error_message=None)
             results.append(res)
             error = ctx.forced(t.name)
@@ -1044,6 +1051,7 @@ class ModelCluster:
                 CreatableTopicConfigs(name=k, value=v, config_source=1) for k, v in configs.items()
             ]
             if request.validate_only:
+                res.topic_id = self._next_topic_id(t.name)  # Kafka names one even so
                 continue
             topic = self.create_topic(t.name, num, configs=configs, assignments=assignments)
             res.topic_id = topic.topic_id
