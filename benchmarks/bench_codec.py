@@ -5,9 +5,11 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_codec.py [--repeat 7] [--topics 100] [--partitions 12]
 
 Workload: a MetadataResponse v12 with 100 topics x 12 partitions (replicas
-all in sync; ``--replicas`` sets the replication factor, default 1), about 35 KB.  Prints medians (timeit, best-of-``number`` loops,
-``repeat`` runs) and ratios, then the import time of ``kafka_sansio`` and of one
-message module (``python -X importtime`` in fresh interpreters).
+all in sync; ``--replicas`` sets the replication factor, default 1), about 35 KB.  Prints medians over
+``--repeat`` rounds that interleave the contenders (each sample is the best of
+three timeit runs), ratios as medians of per-round ratios, then the import time
+of ``kafka_sansio``, of ``kafka_sansio.protocol`` and of one message module
+(``python -X importtime`` in fresh interpreters).
 """
 
 from __future__ import annotations
@@ -67,13 +69,6 @@ def build_response(topics: int, partitions: int, replicas: int) -> protocol.Mess
     )
 
 
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    runs = timer.repeat(repeat=repeat, number=number)
-    return statistics.median(runs) / number
-
-
 def import_time(statement: str, module: str) -> float:
     """Cumulative milliseconds spent importing *module* while running *statement*.
 
@@ -115,26 +110,23 @@ def main() -> None:
         f"MetadataResponse v{VERSION}: {args.topics} topics x {args.partitions} partitions, {len(data)} bytes",
         flush=True,
     )
-    results: dict[str, float] = {}
-    results["kafka_sansio decode"] = median_time(lambda: cls.decode(data, VERSION), args.repeat)
-    results["kafka_sansio encode"] = median_time(lambda: msg.encode(VERSION), args.repeat)
+    contenders: dict[str, Callable[[], object]] = {
+        "kafka_sansio decode": lambda: cls.decode(data, VERSION),
+        "kafka_sansio encode": lambda: msg.encode(VERSION),
+    }
 
     try:
         from kafka.protocol.metadata import MetadataResponse as KPMetadataResponse
 
         kp = KPMetadataResponse.decode(data, version=VERSION)
         assert len(kp.topics) == args.topics
-        results["kafka-python decode"] = median_time(
-            lambda: KPMetadataResponse.decode(data, version=VERSION), args.repeat
-        )
+        contenders["kafka-python decode"] = lambda: KPMetadataResponse.decode(data, version=VERSION)
         try:
             kp.encode(version=VERSION)
         except Exception as exc:  # kafka-python 3 cannot re-encode a decoded response
             print(f"kafka-python encode skipped: {type(exc).__name__}")
         else:
-            results["kafka-python encode"] = median_time(
-                lambda: kp.encode(version=VERSION), args.repeat
-            )
+            contenders["kafka-python encode"] = lambda: kp.encode(version=VERSION)
     except ImportError as exc:  # pragma: no cover - optional comparison
         print(f"kafka-python not available: {exc}")
 
@@ -154,20 +146,28 @@ def main() -> None:
             return buf.getvalue()
 
         assert kio_encode() == data, "kio re-encoding differs"
-        results["kio decode"] = median_time(lambda: read(data, 0), args.repeat)
-        results["kio encode"] = median_time(kio_encode, args.repeat)
+        contenders["kio decode"] = lambda: read(data, 0)
+        contenders["kio encode"] = kio_encode
     except ImportError as exc:  # pragma: no cover - optional comparison
         print(f"kio not available: {exc}")
 
-    for name, seconds in results.items():
-        print(f"  {name:22s} {seconds * 1e3:8.3f} ms")
-    ours_dec = results["kafka_sansio decode"]
-    ours_enc = results["kafka_sansio encode"]
+    # Rounds interleave the contenders so that load changes on a shared machine
+    # hit all of them alike; ratios are medians of per-round ratios.
+    timers = {name: timeit.Timer(fn) for name, fn in contenders.items()}
+    loops = {name: max(1, timer.autorange()[0] // 5) for name, timer in timers.items()}
+    samples: dict[str, list[float]] = {name: [] for name in timers}
+    for _ in range(args.repeat):
+        for name, timer in timers.items():
+            samples[name].append(min(timer.repeat(repeat=3, number=loops[name])) / loops[name])
+    for name, values in samples.items():
+        print(f"  {name:22s} {statistics.median(values) * 1e3:8.3f} ms (median of {len(values)})")
     for other in ("kafka-python", "kio"):
-        for op, ours in (("decode", ours_dec), ("encode", ours_enc)):
-            theirs = results.get(f"{other} {op}")
+        for op in ("decode", "encode"):
+            theirs = samples.get(f"{other} {op}")
             if theirs:
-                print(f"  {op}: kafka_sansio is {theirs / ours:5.2f}x faster than {other}")
+                ours = samples[f"kafka_sansio {op}"]
+                ratio = statistics.median(t / o for t, o in zip(theirs, ours, strict=True))
+                print(f"  {op}: kafka_sansio is {ratio:5.2f}x faster than {other}")
 
     pkg = import_time("import kafka_sansio", "kafka_sansio")
     proto = import_time("import kafka_sansio.protocol", "kafka_sansio.protocol")
