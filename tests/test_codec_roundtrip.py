@@ -392,3 +392,15 @@ def test_negotiation_unstable_versions() -> None:
     # the unstable version can still be encoded and decoded
     share = protocol.request_class(78)
     assert share.decode(share().encode(0), 0) == share()
+
+
+@pytest.mark.parametrize("name", ["RequestHeader", "ResponseHeader"])
+@FEW
+@given(data=st.data())
+def test_headers_roundtrip_every_version(name: str, data: st.DataObject) -> None:
+    cls = protocol.message(name)
+    for version in range(cls.MIN_VERSION, cls.MAX_VERSION + 1):
+        header = data.draw(ks.message(cls, version), label=f"v{version}")
+        encoded = header.encode(version)
+        assert cls.decode(encoded, version) == header
+        assert cls.decode(encoded, version).encode(version) == encoded
