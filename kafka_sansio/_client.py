@@ -275,11 +275,8 @@ class ClientCore:
                 deadlines.append(t)
             if node.conn.state is ConnectionState.DISCONNECTED and node.conn.queued:
                 deadlines.append(node.conn.reconnect_at)
-        if not self._metadata_in_flight:
-            if self._metadata_requested:
-                deadlines.append(self._metadata_next)
-            else:
-                deadlines.append(self._last_metadata + self.config.metadata_max_age)
+        if not self._metadata_in_flight and not self.closed:
+            deadlines.append(self._metadata_deadline())
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -428,6 +425,17 @@ class ClientCore:
             self._dispatch(node, 0.0)
 
     # ------------------------------------------------------------ metadata
+
+    def _metadata_deadline(self) -> float:
+        """When the next metadata request can go out (never earlier than a usable node)."""
+        if self._metadata_requested:
+            due = self._metadata_next
+        else:
+            due = self._last_metadata + self.config.metadata_max_age
+        candidates = self._candidate_nodes()
+        if candidates and all(n.conn.state is ConnectionState.DISCONNECTED for n in candidates):
+            due = max(due, min(n.conn.reconnect_at for n in candidates))
+        return due
 
     def maybe_update_metadata(self, now: float) -> None:
         """Send a Metadata request if one is due and none is in flight."""

@@ -130,6 +130,8 @@ class ConsumerCore:
         self._partitions: dict[TopicPartition, PartitionState] = {}
         self._sessions: dict[int, FetchSession] = {}
         self._fetching_nodes: set[int] = set()
+        #: Leaders we want to fetch from whose connection is not ready yet.
+        self._waiting_nodes: set[int] = set()
         self._events: list[Event] = []
         self._decoder = RecordDecoder(
             check_crc=config.check_crcs,
@@ -169,6 +171,10 @@ class ConsumerCore:
         for p in self._partitions.values():
             if p.retry_at > self._now:
                 deadlines.append(p.retry_at)
+        for node_id in self._waiting_nodes:
+            at = self.client.reconnect_at(node_id)
+            if at is not None and at > self._now:
+                deadlines.append(at)
         for lookup in self._lookups.values():
             deadlines.append(lookup.deadline)
             if lookup.retry_at > self._now:
@@ -394,10 +400,12 @@ class ConsumerCore:
             by_node.setdefault(leader, {})[tp] = FetchTarget(
                 p.fetch_offset, self.config.max_partition_fetch_bytes, self._leader_epoch(tp)
             )
+        self._waiting_nodes.clear()
         for node_id, wanted in by_node.items():
             version = self.client.api_version(node_id, _FETCH)
             if version is None:
                 self.client.ensure_connected(node_id, now)
+                self._waiting_nodes.add(node_id)
                 continue
             session = self._sessions.get(node_id)
             if session is None or session.supported != (version >= 7):
@@ -405,7 +413,7 @@ class ConsumerCore:
             sreq = session.build(wanted)
             request = self._fetch_request(sreq)
             sent = {
-                tp: (self._partitions[tp], self._partitions[tp].generation, t.fetch_offset)
+                tp: (self._partitions[tp], self._partitions[tp].fetch_generation, t.fetch_offset)
                 for tp, t in wanted.items()
             }
             for p, _, _ in sent.values():
@@ -496,7 +504,7 @@ class ConsumerCore:
                 p, generation, fetch_offset = entry
                 if (
                     self._partitions.get(tp) is not p
-                    or p.generation != generation
+                    or p.fetch_generation != generation
                     or p.state is not FetchState.FETCHING
                     or p.fetch_offset != fetch_offset
                 ):

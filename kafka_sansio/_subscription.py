@@ -18,9 +18,11 @@ diagram from the table.
 
 Besides the state, a partition holds its position (the next offset to hand
 to the user), the records fetched but not handed out (``chunks``), the offset
-to fetch next (ahead of the position while records are buffered), and a
-``generation`` that changes on every seek, pause or reset so that answers to
-requests sent before are recognised as stale and dropped.
+to fetch next (ahead of the position while records are buffered), and two
+counters that recognise stale answers: ``generation`` changes whenever the
+position is set anew (seek, seek_to_*), so an older ListOffsets or
+OffsetForLeaderEpoch answer is dropped; ``fetch_generation`` also changes
+when buffered records are dropped (pause too), so an older fetch answer is.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class PartitionState:
         "buffered",
         "chunks",
         "fetch_in_flight",
+        "fetch_generation",
         "fetch_offset",
         "generation",
         "high_watermark",
@@ -130,6 +133,7 @@ class PartitionState:
         self.fetch_offset = 0
         self.fetch_in_flight = False
         self.generation = 0
+        self.fetch_generation = 0
         self.high_watermark = -1
         self.last_stable_offset = -1
         self.log_start_offset = -1
@@ -150,10 +154,10 @@ class PartitionState:
     # ------------------------------------------------------------ position changes
 
     def clear_buffer(self) -> None:
-        """Drop fetched records and make in-flight answers stale."""
+        """Drop fetched records and make in-flight fetch answers stale."""
         self.chunks.clear()
         self.buffered = 0
-        self.generation += 1
+        self.fetch_generation += 1
         self.refetch_when_drained = False
         if self.position is not None:
             self.fetch_offset = self.position
@@ -162,12 +166,14 @@ class PartitionState:
         self.transition("seek")
         self.position = offset
         self.position_epoch = leader_epoch
+        self.generation += 1
         self.clear_buffer()
 
     def seek_to(self, timestamp: int) -> None:
         """Seek by ListOffsets timestamp (-2 beginning, -1 end), resolved later."""
         self.transition("seek_to_offset_spec")
         self.reset_timestamp = timestamp
+        self.generation += 1
         self.clear_buffer()
 
     def needs_policy_reset(self, reason: ResetReason) -> None:
