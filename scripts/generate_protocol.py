@@ -760,7 +760,7 @@ class Gen:
                     L.dedent()
                     L(f"elif 0 < {n} < 127:")
                     L.indent()
-                    L(f"{target} = list({au}[{n}]({buf}, {pos} + 1))")
+                    L(f"{target} = [*{au}[{n}]({buf}, {pos} + 1)]")
                     L(f"{pos} += 1 + {size} * {n}" if size > 1 else f"{pos} += 1 + {n}")
                     L.dedent()
                     L("else:")

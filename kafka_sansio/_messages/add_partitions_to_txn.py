@@ -491,7 +491,7 @@ def _d_AddPartitionsToTxnRequest_3(buf: bytes, pos: int) -> tuple[AddPartitionsT
                 o7.partitions = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.partitions = list(_AU_i[n10](buf, pos + 1))
+                o7.partitions = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
@@ -599,7 +599,7 @@ def _d_AddPartitionsToTxnTransaction_4(buf: bytes, pos: int) -> tuple[AddPartiti
                 o7.partitions = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.partitions = list(_AU_i[n10](buf, pos + 1))
+                o7.partitions = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')

@@ -368,7 +368,7 @@ def _d_AlterPartitionRequestTopicData_0(buf: bytes, pos: int) -> tuple[AlterPart
                 o7.new_isr = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.new_isr = list(_AU_i[n8](buf, pos + 1))
+                o7.new_isr = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.new_isr, pos = read_array(buf, pos, 'i', True, 'NewIsr')
@@ -512,7 +512,7 @@ def _d_AlterPartitionRequestTopicData_1(buf: bytes, pos: int) -> tuple[AlterPart
                 o7.new_isr = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.new_isr = list(_AU_i[n8](buf, pos + 1))
+                o7.new_isr = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.new_isr, pos = read_array(buf, pos, 'i', True, 'NewIsr')
@@ -642,7 +642,7 @@ def _d_AlterPartitionRequestTopicData_2(buf: bytes, pos: int) -> tuple[AlterPart
                 o6.new_isr = []
                 pos += 1
             elif 0 < n7 < 127:
-                o6.new_isr = list(_AU_i[n7](buf, pos + 1))
+                o6.new_isr = [*_AU_i[n7](buf, pos + 1)]
                 pos += 1 + 4 * n7
             else:
                 o6.new_isr, pos = read_array(buf, pos, 'i', True, 'NewIsr')
@@ -942,7 +942,7 @@ def _d_AlterPartitionResponseTopicData_0(buf: bytes, pos: int) -> tuple[AlterPar
                 o7.isr = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.isr = list(_AU_i[n8](buf, pos + 1))
+                o7.isr = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
@@ -1083,7 +1083,7 @@ def _d_AlterPartitionResponseTopicData_1(buf: bytes, pos: int) -> tuple[AlterPar
                 o7.isr = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.isr = list(_AU_i[n8](buf, pos + 1))
+                o7.isr = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
@@ -1193,7 +1193,7 @@ def _d_AlterPartitionResponseTopicData_2(buf: bytes, pos: int) -> tuple[AlterPar
                 o6.isr = []
                 pos += 1
             elif 0 < n7 < 127:
-                o6.isr = list(_AU_i[n7](buf, pos + 1))
+                o6.isr = [*_AU_i[n7](buf, pos + 1)]
                 pos += 1 + 4 * n7
             else:
                 o6.isr, pos = read_array(buf, pos, 'i', True, 'Isr')

@@ -295,7 +295,7 @@ def _d_ReassignableTopic_0(buf: bytes, pos: int) -> tuple[ReassignableTopic, int
                 o7.replicas = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.replicas = list(_AU_i[n8](buf, pos + 1))
+                o7.replicas = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.replicas, pos = read_nullable_array(buf, pos, 'i', True, 'Replicas')

@@ -432,7 +432,7 @@ def _d_AlterReplicaLogDir_2(buf: bytes, pos: int) -> tuple[AlterReplicaLogDir, i
                 o7.partitions = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.partitions = list(_AU_i[n10](buf, pos + 1))
+                o7.partitions = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')

@@ -423,7 +423,7 @@ def _d_ConsumerGroupHeartbeatRequest_0(buf: bytes, pos: int) -> tuple[ConsumerGr
                 o20.partitions = []
                 pos += 1
             elif 0 < n22 < 127:
-                o20.partitions = list(_AU_i[n22](buf, pos + 1))
+                o20.partitions = [*_AU_i[n22](buf, pos + 1)]
                 pos += 1 + 4 * n22
             else:
                 o20.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
@@ -646,7 +646,7 @@ def _d_ConsumerGroupHeartbeatRequest_1(buf: bytes, pos: int) -> tuple[ConsumerGr
                 o22.partitions = []
                 pos += 1
             elif 0 < n24 < 127:
-                o22.partitions = list(_AU_i[n24](buf, pos + 1))
+                o22.partitions = [*_AU_i[n24](buf, pos + 1)]
                 pos += 1 + 4 * n24
             else:
                 o22.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
@@ -763,7 +763,7 @@ def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
                 o5.partitions = []
                 pos += 1
             elif 0 < n7 < 127:
-                o5.partitions = list(_AU_i[n7](buf, pos + 1))
+                o5.partitions = [*_AU_i[n7](buf, pos + 1)]
                 pos += 1 + 4 * n7
             else:
                 o5.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')

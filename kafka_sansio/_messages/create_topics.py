@@ -847,7 +847,7 @@ def _d_CreatableTopic_5(buf: bytes, pos: int) -> tuple[CreatableTopic, int]:
                 o7.broker_ids = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.broker_ids = list(_AU_i[n8](buf, pos + 1))
+                o7.broker_ids = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.broker_ids, pos = read_array(buf, pos, 'i', True, 'BrokerIds')

@@ -374,7 +374,7 @@ def _d_DescribeLogDirsRequest_2(buf: bytes, pos: int) -> tuple[DescribeLogDirsRe
                 o5.partitions = []
                 pos += 1
             elif 0 < n8 < 127:
-                o5.partitions = list(_AU_i[n8](buf, pos + 1))
+                o5.partitions = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o5.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')

@@ -554,7 +554,7 @@ def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[Des
                 o8.replica_nodes = []
                 pos += 1
             elif 0 < n9 < 127:
-                o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
+                o8.replica_nodes = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
@@ -563,7 +563,7 @@ def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[Des
                 o8.isr_nodes = []
                 pos += 1
             elif 0 < n10 < 127:
-                o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
+                o8.isr_nodes = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
@@ -572,7 +572,7 @@ def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[Des
                 o8.eligible_leader_replicas = []
                 pos += 1
             elif 0 < n11 < 127:
-                o8.eligible_leader_replicas = list(_AU_i[n11](buf, pos + 1))
+                o8.eligible_leader_replicas = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o8.eligible_leader_replicas, pos = read_nullable_array(buf, pos, 'i', True, 'EligibleLeaderReplicas')
@@ -581,7 +581,7 @@ def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[Des
                 o8.last_known_elr = []
                 pos += 1
             elif 0 < n12 < 127:
-                o8.last_known_elr = list(_AU_i[n12](buf, pos + 1))
+                o8.last_known_elr = [*_AU_i[n12](buf, pos + 1)]
                 pos += 1 + 4 * n12
             else:
                 o8.last_known_elr, pos = read_nullable_array(buf, pos, 'i', True, 'LastKnownElr')
@@ -590,7 +590,7 @@ def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[Des
                 o8.offline_replicas = []
                 pos += 1
             elif 0 < n13 < 127:
-                o8.offline_replicas = list(_AU_i[n13](buf, pos + 1))
+                o8.offline_replicas = [*_AU_i[n13](buf, pos + 1)]
                 pos += 1 + 4 * n13
             else:
                 o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')

@@ -335,7 +335,7 @@ def _d_TransactionState_0(buf: bytes, pos: int) -> tuple[TransactionState, int]:
                 o9.partitions = []
                 pos += 1
             elif 0 < n12 < 127:
-                o9.partitions = list(_AU_i[n12](buf, pos + 1))
+                o9.partitions = [*_AU_i[n12](buf, pos + 1)]
                 pos += 1 + 4 * n12
             else:
                 o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')

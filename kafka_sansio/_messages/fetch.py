@@ -1664,7 +1664,7 @@ def _d_FetchRequest_12(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
                 o9.partitions = []
                 pos += 1
             elif 0 < n12 < 127:
-                o9.partitions = list(_AU_i[n12](buf, pos + 1))
+                o9.partitions = [*_AU_i[n12](buf, pos + 1)]
                 pos += 1 + 4 * n12
             else:
                 o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
@@ -1882,7 +1882,7 @@ def _d_FetchRequest_13(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
                 o9.partitions = []
                 pos += 1
             elif 0 < n11 < 127:
-                o9.partitions = list(_AU_i[n11](buf, pos + 1))
+                o9.partitions = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
@@ -2105,7 +2105,7 @@ def _d_FetchRequest_15(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
                 o9.partitions = []
                 pos += 1
             elif 0 < n11 < 127:
-                o9.partitions = list(_AU_i[n11](buf, pos + 1))
+                o9.partitions = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')
@@ -2411,7 +2411,7 @@ def _d_FetchRequest_17(buf: bytes, pos: int) -> tuple[FetchRequest, int]:
                 o9.partitions = []
                 pos += 1
             elif 0 < n11 < 127:
-                o9.partitions = list(_AU_i[n11](buf, pos + 1))
+                o9.partitions = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o9.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')

@@ -187,7 +187,7 @@ def _d_GetTelemetrySubscriptionsResponse_0(buf: bytes, pos: int) -> tuple[GetTel
         o1.accepted_compression_types = []
         pos += 1
     elif 0 < n3 < 127:
-        o1.accepted_compression_types = list(_AU_b[n3](buf, pos + 1))
+        o1.accepted_compression_types = [*_AU_b[n3](buf, pos + 1)]
         pos += 1 + n3
     else:
         o1.accepted_compression_types, pos = read_array(buf, pos, 'b', True, 'AcceptedCompressionTypes')

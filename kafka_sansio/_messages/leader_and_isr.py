@@ -1057,7 +1057,7 @@ def _d_LeaderAndIsrTopicState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o7.isr = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.isr = list(_AU_i[n8](buf, pos + 1))
+                o7.isr = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
@@ -1068,7 +1068,7 @@ def _d_LeaderAndIsrTopicState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o7.replicas = []
                 pos += 1
             elif 0 < n9 < 127:
-                o7.replicas = list(_AU_i[n9](buf, pos + 1))
+                o7.replicas = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
@@ -1077,7 +1077,7 @@ def _d_LeaderAndIsrTopicState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o7.adding_replicas = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.adding_replicas = list(_AU_i[n10](buf, pos + 1))
+                o7.adding_replicas = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
@@ -1086,7 +1086,7 @@ def _d_LeaderAndIsrTopicState_4(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o7.removing_replicas = []
                 pos += 1
             elif 0 < n11 < 127:
-                o7.removing_replicas = list(_AU_i[n11](buf, pos + 1))
+                o7.removing_replicas = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o7.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')
@@ -1303,7 +1303,7 @@ def _d_LeaderAndIsrTopicState_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o8.isr = []
                 pos += 1
             elif 0 < n9 < 127:
-                o8.isr = list(_AU_i[n9](buf, pos + 1))
+                o8.isr = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o8.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
@@ -1314,7 +1314,7 @@ def _d_LeaderAndIsrTopicState_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o8.replicas = []
                 pos += 1
             elif 0 < n10 < 127:
-                o8.replicas = list(_AU_i[n10](buf, pos + 1))
+                o8.replicas = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
@@ -1323,7 +1323,7 @@ def _d_LeaderAndIsrTopicState_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o8.adding_replicas = []
                 pos += 1
             elif 0 < n11 < 127:
-                o8.adding_replicas = list(_AU_i[n11](buf, pos + 1))
+                o8.adding_replicas = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o8.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
@@ -1332,7 +1332,7 @@ def _d_LeaderAndIsrTopicState_5(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o8.removing_replicas = []
                 pos += 1
             elif 0 < n12 < 127:
-                o8.removing_replicas = list(_AU_i[n12](buf, pos + 1))
+                o8.removing_replicas = [*_AU_i[n12](buf, pos + 1)]
                 pos += 1 + 4 * n12
             else:
                 o8.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')
@@ -1545,7 +1545,7 @@ def _d_LeaderAndIsrTopicState_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o8.isr = []
                 pos += 1
             elif 0 < n9 < 127:
-                o8.isr = list(_AU_i[n9](buf, pos + 1))
+                o8.isr = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o8.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
@@ -1556,7 +1556,7 @@ def _d_LeaderAndIsrTopicState_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o8.replicas = []
                 pos += 1
             elif 0 < n10 < 127:
-                o8.replicas = list(_AU_i[n10](buf, pos + 1))
+                o8.replicas = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
@@ -1565,7 +1565,7 @@ def _d_LeaderAndIsrTopicState_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o8.adding_replicas = []
                 pos += 1
             elif 0 < n11 < 127:
-                o8.adding_replicas = list(_AU_i[n11](buf, pos + 1))
+                o8.adding_replicas = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o8.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
@@ -1574,7 +1574,7 @@ def _d_LeaderAndIsrTopicState_6(buf: bytes, pos: int) -> tuple[LeaderAndIsrTopic
                 o8.removing_replicas = []
                 pos += 1
             elif 0 < n12 < 127:
-                o8.removing_replicas = list(_AU_i[n12](buf, pos + 1))
+                o8.removing_replicas = [*_AU_i[n12](buf, pos + 1)]
                 pos += 1 + 4 * n12
             else:
                 o8.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')

@@ -258,7 +258,7 @@ def _d_ListPartitionReassignmentsRequest_0(buf: bytes, pos: int) -> tuple[ListPa
                 o5.partition_indexes = []
                 pos += 1
             elif 0 < n8 < 127:
-                o5.partition_indexes = list(_AU_i[n8](buf, pos + 1))
+                o5.partition_indexes = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o5.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
@@ -393,7 +393,7 @@ def _d_OngoingTopicReassignment_0(buf: bytes, pos: int) -> tuple[OngoingTopicRea
                 o7.replicas = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.replicas = list(_AU_i[n8](buf, pos + 1))
+                o7.replicas = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
@@ -402,7 +402,7 @@ def _d_OngoingTopicReassignment_0(buf: bytes, pos: int) -> tuple[OngoingTopicRea
                 o7.adding_replicas = []
                 pos += 1
             elif 0 < n9 < 127:
-                o7.adding_replicas = list(_AU_i[n9](buf, pos + 1))
+                o7.adding_replicas = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o7.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
@@ -411,7 +411,7 @@ def _d_OngoingTopicReassignment_0(buf: bytes, pos: int) -> tuple[OngoingTopicRea
                 o7.removing_replicas = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.removing_replicas = list(_AU_i[n10](buf, pos + 1))
+                o7.removing_replicas = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')

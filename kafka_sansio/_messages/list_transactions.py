@@ -191,7 +191,7 @@ def _d_ListTransactionsRequest_0(buf: bytes, pos: int) -> tuple[ListTransactions
         o1.producer_id_filters = []
         pos += 1
     elif 0 < n7 < 127:
-        o1.producer_id_filters = list(_AU_q[n7](buf, pos + 1))
+        o1.producer_id_filters = [*_AU_q[n7](buf, pos + 1)]
         pos += 1 + 8 * n7
     else:
         o1.producer_id_filters, pos = read_array(buf, pos, 'q', True, 'ProducerIdFilters')
@@ -264,7 +264,7 @@ def _d_ListTransactionsRequest_1(buf: bytes, pos: int) -> tuple[ListTransactions
         o1.producer_id_filters = []
         pos += 1
     elif 0 < n7 < 127:
-        o1.producer_id_filters = list(_AU_q[n7](buf, pos + 1))
+        o1.producer_id_filters = [*_AU_q[n7](buf, pos + 1)]
         pos += 1 + 8 * n7
     else:
         o1.producer_id_filters, pos = read_array(buf, pos, 'q', True, 'ProducerIdFilters')

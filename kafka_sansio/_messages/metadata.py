@@ -2559,7 +2559,7 @@ def _d_MetadataResponseTopic_9(buf: bytes, pos: int) -> tuple[MetadataResponseTo
                 o7.replica_nodes = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.replica_nodes = list(_AU_i[n8](buf, pos + 1))
+                o7.replica_nodes = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
@@ -2568,7 +2568,7 @@ def _d_MetadataResponseTopic_9(buf: bytes, pos: int) -> tuple[MetadataResponseTo
                 o7.isr_nodes = []
                 pos += 1
             elif 0 < n9 < 127:
-                o7.isr_nodes = list(_AU_i[n9](buf, pos + 1))
+                o7.isr_nodes = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o7.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
@@ -2577,7 +2577,7 @@ def _d_MetadataResponseTopic_9(buf: bytes, pos: int) -> tuple[MetadataResponseTo
                 o7.offline_replicas = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.offline_replicas = list(_AU_i[n10](buf, pos + 1))
+                o7.offline_replicas = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
@@ -2784,7 +2784,7 @@ def _d_MetadataResponseTopic_10(buf: bytes, pos: int) -> tuple[MetadataResponseT
                 o8.replica_nodes = []
                 pos += 1
             elif 0 < n9 < 127:
-                o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
+                o8.replica_nodes = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
@@ -2793,7 +2793,7 @@ def _d_MetadataResponseTopic_10(buf: bytes, pos: int) -> tuple[MetadataResponseT
                 o8.isr_nodes = []
                 pos += 1
             elif 0 < n10 < 127:
-                o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
+                o8.isr_nodes = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
@@ -2802,7 +2802,7 @@ def _d_MetadataResponseTopic_10(buf: bytes, pos: int) -> tuple[MetadataResponseT
                 o8.offline_replicas = []
                 pos += 1
             elif 0 < n11 < 127:
-                o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
+                o8.offline_replicas = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
@@ -3159,7 +3159,7 @@ def _d_MetadataResponseTopic_12(buf: bytes, pos: int) -> tuple[MetadataResponseT
                 o8.replica_nodes = []
                 pos += 1
             elif 0 < n9 < 127:
-                o8.replica_nodes = list(_AU_i[n9](buf, pos + 1))
+                o8.replica_nodes = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
@@ -3168,7 +3168,7 @@ def _d_MetadataResponseTopic_12(buf: bytes, pos: int) -> tuple[MetadataResponseT
                 o8.isr_nodes = []
                 pos += 1
             elif 0 < n10 < 127:
-                o8.isr_nodes = list(_AU_i[n10](buf, pos + 1))
+                o8.isr_nodes = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
@@ -3177,7 +3177,7 @@ def _d_MetadataResponseTopic_12(buf: bytes, pos: int) -> tuple[MetadataResponseT
                 o8.offline_replicas = []
                 pos += 1
             elif 0 < n11 < 127:
-                o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
+                o8.offline_replicas = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')

@@ -756,7 +756,7 @@ def _d_OffsetFetchRequest_6(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, i
                 o7.partition_indexes = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
+                o7.partition_indexes = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
@@ -844,7 +844,7 @@ def _d_OffsetFetchRequest_7(buf: bytes, pos: int) -> tuple[OffsetFetchRequest, i
                 o7.partition_indexes = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
+                o7.partition_indexes = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
@@ -976,7 +976,7 @@ def _d_OffsetFetchRequestGroup_8(buf: bytes, pos: int) -> tuple[OffsetFetchReque
                 o7.partition_indexes = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.partition_indexes = list(_AU_i[n10](buf, pos + 1))
+                o7.partition_indexes = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')
@@ -1135,7 +1135,7 @@ def _d_OffsetFetchRequestGroup_9(buf: bytes, pos: int) -> tuple[OffsetFetchReque
                 o9.partition_indexes = []
                 pos += 1
             elif 0 < n12 < 127:
-                o9.partition_indexes = list(_AU_i[n12](buf, pos + 1))
+                o9.partition_indexes = [*_AU_i[n12](buf, pos + 1)]
                 pos += 1 + 4 * n12
             else:
                 o9.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')

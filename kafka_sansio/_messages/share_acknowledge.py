@@ -429,7 +429,7 @@ def _d_AcknowledgePartition_0(buf: bytes, pos: int) -> tuple[AcknowledgePartitio
                 o5.acknowledge_types = []
                 pos += 1
             elif 0 < n6 < 127:
-                o5.acknowledge_types = list(_AU_b[n6](buf, pos + 1))
+                o5.acknowledge_types = [*_AU_b[n6](buf, pos + 1)]
                 pos += 1 + n6
             else:
                 o5.acknowledge_types, pos = read_array(buf, pos, 'b', True, 'AcknowledgeTypes')

@@ -548,7 +548,7 @@ def _d_FetchPartition_0(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
                 o5.acknowledge_types = []
                 pos += 1
             elif 0 < n6 < 127:
-                o5.acknowledge_types = list(_AU_b[n6](buf, pos + 1))
+                o5.acknowledge_types = [*_AU_b[n6](buf, pos + 1)]
                 pos += 1 + n6
             else:
                 o5.acknowledge_types, pos = read_array(buf, pos, 'b', True, 'AcknowledgeTypes')
@@ -652,7 +652,7 @@ def _d_ShareFetchRequest_0(buf: bytes, pos: int) -> tuple[ShareFetchRequest, int
                 o13.partitions = []
                 pos += 1
             elif 0 < n15 < 127:
-                o13.partitions = list(_AU_i[n15](buf, pos + 1))
+                o13.partitions = [*_AU_i[n15](buf, pos + 1)]
                 pos += 1 + 4 * n15
             else:
                 o13.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')

@@ -391,7 +391,7 @@ def _d_Assignment_0(buf: bytes, pos: int) -> tuple[Assignment, int]:
                 o5.partitions = []
                 pos += 1
             elif 0 < n7 < 127:
-                o5.partitions = list(_AU_i[n7](buf, pos + 1))
+                o5.partitions = [*_AU_i[n7](buf, pos + 1)]
                 pos += 1 + 4 * n7
             else:
                 o5.partitions, pos = read_array(buf, pos, 'i', True, 'Partitions')

@@ -467,7 +467,7 @@ def _d_StopReplicaRequest_2(buf: bytes, pos: int) -> tuple[StopReplicaRequest, i
                 o5.partition_indexes = []
                 pos += 1
             elif 0 < n8 < 127:
-                o5.partition_indexes = list(_AU_i[n8](buf, pos + 1))
+                o5.partition_indexes = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o5.partition_indexes, pos = read_array(buf, pos, 'i', True, 'PartitionIndexes')

@@ -1431,7 +1431,7 @@ def _d_UpdateMetadataTopicState_6(buf: bytes, pos: int) -> tuple[UpdateMetadataT
                 o7.isr = []
                 pos += 1
             elif 0 < n8 < 127:
-                o7.isr = list(_AU_i[n8](buf, pos + 1))
+                o7.isr = [*_AU_i[n8](buf, pos + 1)]
                 pos += 1 + 4 * n8
             else:
                 o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
@@ -1442,7 +1442,7 @@ def _d_UpdateMetadataTopicState_6(buf: bytes, pos: int) -> tuple[UpdateMetadataT
                 o7.replicas = []
                 pos += 1
             elif 0 < n9 < 127:
-                o7.replicas = list(_AU_i[n9](buf, pos + 1))
+                o7.replicas = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
@@ -1451,7 +1451,7 @@ def _d_UpdateMetadataTopicState_6(buf: bytes, pos: int) -> tuple[UpdateMetadataT
                 o7.offline_replicas = []
                 pos += 1
             elif 0 < n10 < 127:
-                o7.offline_replicas = list(_AU_i[n10](buf, pos + 1))
+                o7.offline_replicas = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o7.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
@@ -1670,7 +1670,7 @@ def _d_UpdateMetadataTopicState_7(buf: bytes, pos: int) -> tuple[UpdateMetadataT
                 o8.isr = []
                 pos += 1
             elif 0 < n9 < 127:
-                o8.isr = list(_AU_i[n9](buf, pos + 1))
+                o8.isr = [*_AU_i[n9](buf, pos + 1)]
                 pos += 1 + 4 * n9
             else:
                 o8.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
@@ -1681,7 +1681,7 @@ def _d_UpdateMetadataTopicState_7(buf: bytes, pos: int) -> tuple[UpdateMetadataT
                 o8.replicas = []
                 pos += 1
             elif 0 < n10 < 127:
-                o8.replicas = list(_AU_i[n10](buf, pos + 1))
+                o8.replicas = [*_AU_i[n10](buf, pos + 1)]
                 pos += 1 + 4 * n10
             else:
                 o8.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
@@ -1690,7 +1690,7 @@ def _d_UpdateMetadataTopicState_7(buf: bytes, pos: int) -> tuple[UpdateMetadataT
                 o8.offline_replicas = []
                 pos += 1
             elif 0 < n11 < 127:
-                o8.offline_replicas = list(_AU_i[n11](buf, pos + 1))
+                o8.offline_replicas = [*_AU_i[n11](buf, pos + 1)]
                 pos += 1 + 4 * n11
             else:
                 o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
