@@ -216,7 +216,9 @@ class PartitionLog:
         to collect aborted transactions.  With *min_one* the first batch is
         returned whole even above the limit (KIP-74).  With *slice_cut* the
         data is cut at exactly *max_bytes* like a file slice, so the last
-        batch may be incomplete; otherwise only whole batches are returned.
+        batch may be incomplete (never the first: a first batch that does not
+        fit gives no records, as Kafka answers); otherwise only whole batches
+        are returned.
         """
         start = self.batch_index(offset)
         available: list[StoredBatch] = []
@@ -238,7 +240,10 @@ class PartitionLog:
                 used += batch.size
                 next_index += 1
                 continue
-            if slice_cut and used < limit:
+            # Kafka replaces an incomplete *first* batch with no records at all
+            # (fetch v3+, ReplicaManager's firstEntryIncomplete rule); only a
+            # trailing batch after complete ones is cut.
+            if slice_cut and taken and used < limit:
                 taken.append(batch.data[: limit - used])
                 used = limit
                 next_index += 1
