@@ -414,19 +414,34 @@ def test_unknown_topic_and_partition() -> None:
 # ----------------------------------------------------------------------------- leaders
 
 
-def test_fetch_from_a_follower_names_the_leader() -> None:
-    cluster = cluster_with_data()
-    cluster.move_leader("t", 0, 3)
+def test_fetch_from_a_broker_without_a_replica_names_the_leader() -> None:
+    cluster = ModelCluster(3)
+    cluster.create_topic("t", 1, leaders=[3], replication_factor=1)
+    cluster.append("t", 0, [b"a"])
     link = Link(cluster, node=1)
     response = link.call(fetch_request(cluster, {("t", 0): 0}))
     part = only_partition(response)
     assert part.error_code == 6
-    assert (part.current_leader.leader_id, part.current_leader.leader_epoch) == (3, 1)
+    assert (part.current_leader.leader_id, part.current_leader.leader_epoch) == (3, 0)
     assert [(e.node_id, e.port) for e in response.node_endpoints] == [(3, 9094)]
-    old = link.call(fetch_request(cluster, {("t", 0): 0}), version=11)
+    # Kafka fills the leader fields from v16 only (KIP-951).
+    old = only_partition(link.call(fetch_request(cluster, {("t", 0): 0}), version=15))
+    assert old.error_code == 6 and old.current_leader.leader_id == -1
+    leader = Link(cluster, node=3)
+    assert values(only_partition(leader.call(fetch_request(cluster, {("t", 0): 0}))).records)
+
+
+def test_followers_serve_consumer_fetches_from_v11() -> None:
+    cluster = cluster_with_data()
+    cluster.move_leader("t", 0, 3)
+    link = Link(cluster, node=1)  # a follower now
+    for version in (11, 17):
+        part = only_partition(link.call(fetch_request(cluster, {("t", 0): 0}), version=version))
+        assert part.error_code == 0 and part.high_watermark == 6
+        assert values(part.records) == [b"a", b"b", b"c", b"d", b"e", b"f"]
+    old = link.call(fetch_request(cluster, {("t", 0): 0}), version=10)
     assert old.responses[0].partitions[0].error_code == 6
-    new_leader = Link(cluster, node=3)
-    assert values(only_partition(new_leader.call(fetch_request(cluster, {("t", 0): 0}))).records)
+    assert list_offsets(link, -1).error_code == 6  # ListOffsets stays leader-only
 
 
 def test_fetch_leader_epoch_checks() -> None:
@@ -672,12 +687,23 @@ def test_leader_change_completes_a_parked_fetch() -> None:
     cluster = ModelCluster(2)
     cluster.create_topic("t", leaders=[1])
     link = Link(cluster)
-    token = link.send(fetch_request(cluster, {("t", 0): 0}, min_bytes=1, max_wait_ms=5000), 0.0)
+    request = fetch_request(
+        cluster, {("t", 0): 0}, min_bytes=1, max_wait_ms=5000, epochs={("t", 0): 0}
+    )
+    token = link.send(request, 0.0)
     cluster.move_leader("t", 0, 2, now=0.5)
     link.pump(0.5)
     response = link.result(token)
     assert isinstance(response, FetchResponse)
-    assert only_partition(response).error_code == 6
+    assert only_partition(response).error_code == 74  # the client's epoch is now stale
+    # Before v11 only the leader serves fetches, so the move alone completes it.
+    cluster.move_leader("t", 0, 1, now=1.0)
+    token = link.send(fetch_request(cluster, {("t", 0): 0}, min_bytes=1, max_wait_ms=5000), 1.0, 10)
+    assert link.result(token) is None
+    cluster.move_leader("t", 0, 2, now=1.5)
+    link.pump(1.5)
+    response = link.result(token)
+    assert isinstance(response, FetchResponse) and only_partition(response).error_code == 6
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -1086,10 +1112,13 @@ def sample_request(api_key: int, version: int, cluster: ModelCluster) -> Message
                 TopicProduceData(
                     name="t", partition_data=[PartitionProduceData(index=0, records=batch_of(b"v"))]
                 ),
+                TopicProduceData(
+                    name="s", partition_data=[PartitionProduceData(index=0, records=batch_of(b"v"))]
+                ),
             ],
         )
     if api_key == 1:
-        offsets = {("t", 0): 0, ("t", 1): 0, ("nope", 0): 0, ("u", 0): 99}
+        offsets = {("t", 0): 0, ("t", 1): 0, ("nope", 0): 0, ("u", 0): 99, ("s", 0): 0}
         request = fetch_request(cluster, offsets, isolation=1)
         if version >= 7:
             request.session_epoch = 0
@@ -1153,6 +1182,7 @@ def test_every_advertised_version_round_trips_through_the_codec(api_key: int, ve
     cluster.abort_transaction(3)
     cluster.create_topic("gone")
     cluster.create_topic("u", leaders=[1])
+    cluster.create_topic("s", leaders=[2], replication_factor=1)  # node 1 holds no replica
     server = cluster.accept(1, 0.0)
     payload = protocol.encode_request(sample_request(api_key, version, cluster), version, 11, "c")
     reply = raw_exchange(server, payload)

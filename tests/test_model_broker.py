@@ -62,9 +62,9 @@ class BrokerSide:
 
     name = "broker"
 
-    def __init__(self, kafka: Any) -> None:
+    def __init__(self, kafka: Any, address: tuple[str, int] | None = None) -> None:
         self.kafka = kafka
-        self.sock = socket.create_connection((kafka.host, kafka.port), timeout=30)
+        self.sock = socket.create_connection(address or (kafka.host, kafka.port), timeout=30)
         self.conn = BrokerConnection(ConnectionConfig(request_timeout=60.0), random=lambda: 0.5)
         now = time.monotonic()
         self.conn.connect(now)
@@ -731,7 +731,8 @@ def scenario_admin(side: Side) -> list[Any]:
             timeout_ms=30_000,
         )
     )
-    seen.append([(r.name == base, r.error_code) for r in deleted.responses])
+    # Kafka's answer order is not stable here (its controller groups them by outcome).
+    seen.append(sorted((r.name == base, r.error_code) for r in deleted.responses))
     by_id = side.call(
         DeleteTopicsRequest(topics=[DeleteTopicState(topic_id=UUID(int=77))], timeout_ms=30_000)
     )
@@ -772,5 +773,99 @@ def test_model_answers_like_kafka(name: str, broker_side: BrokerSide) -> None:
     on_model = scenario(ModelSide())
     on_broker = scenario(broker_side)
     assert on_model, "a scenario must observe something"
+    for i, (m, b) in enumerate(zip(on_model, on_broker, strict=True)):
+        assert m == b, f"observation {i} differs:\nmodel:  {m}\nbroker: {b}"
+
+
+def follower_view(side: Side, topic: str, leader: int, follower_port: int) -> list[Any]:
+    """What a client sees when it asks a follower: the redirect fields, per version."""
+    del follower_port
+    seen: list[Any] = []
+
+    def leader_fields(current: Any, endpoints: list[Any]) -> Any:
+        return (
+            current.leader_id == leader if current.leader_id != -1 else None,
+            current.leader_epoch,
+            [e.node_id == leader for e in endpoints],
+        )
+
+    for version in (4, 10, 11, 12, 15, 16, 17):
+        response = fetch(side, {(topic, 0): 0}, version)
+        p = response.responses[0].partitions[0]
+        endpoints = response.node_endpoints if version >= 16 else []
+        seen.append(
+            (
+                "fetch",
+                version,
+                p.error_code,
+                p.high_watermark,
+                leader_fields(p.current_leader, endpoints),
+            )
+        )
+    for version in (9, 10, 11):
+        response = side.call(
+            ProduceRequest(
+                acks=-1,
+                timeout_ms=10_000,
+                topic_data=[
+                    TopicProduceData(
+                        name=topic,
+                        partition_data=[
+                            PartitionProduceData(index=0, records=batch([b"x"], NOW_MS))
+                        ],
+                    )
+                ],
+            ),
+            version,
+        )
+        p = response.responses[0].partition_responses[0]
+        endpoints = response.node_endpoints if version >= 10 else []
+        seen.append(
+            (
+                "produce",
+                version,
+                p.error_code,
+                p.base_offset,
+                leader_fields(p.current_leader, endpoints),
+            )
+        )
+    response = side.call(
+        ListOffsetsRequest(
+            replica_id=-1,
+            topics=[
+                ListOffsetsTopic(
+                    name=topic, partitions=[ListOffsetsPartition(partition_index=0, timestamp=-1)]
+                )
+            ],
+        )
+    )
+    seen.append(("list_offsets", response.topics[0].partitions[0].error_code))
+    meta = side.call(MetadataRequest(topics=[MetadataRequestTopic(name=topic)]))
+    [p] = meta.topics[0].partitions
+    seen.append(
+        ("metadata", p.leader_id == leader, p.leader_epoch, len(p.replica_nodes), len(p.isr_nodes))
+    )
+    return seen
+
+
+@pytest.mark.parametrize("replicas", [3, 1])
+def test_a_follower_or_stranger_answers_like_kafka(kafka_cluster3: Any, replicas: int) -> None:
+    """rf=3: the broker asked is a follower; rf=1: it holds no replica at all."""
+    name: str = kafka_cluster3.create_topic(partitions=1, replication_factor=replicas, prefix="f")
+    leader = kafka_cluster3.leader_of(name)
+    follower = next(n for n in kafka_cluster3.nodes if n["id"] != leader)
+    broker = BrokerSide(kafka_cluster3, (follower["host"], int(follower["port"])))
+    try:
+        meta = broker.call(MetadataRequest(topics=[MetadataRequestTopic(name=name)]))
+        broker.names[meta.topics[0].topic_id] = name
+        on_broker = follower_view(broker, name, leader, int(follower["port"]))
+    finally:
+        broker.close()
+    cluster = ModelCluster(3)
+    cluster.create_topic("f", 1, leaders=[2], replication_factor=replicas)
+    model = ModelSide.__new__(ModelSide)
+    model.cluster, model.clock = cluster, 0.0
+    model.link = Link(cluster, node=3)
+    on_model = follower_view(model, "f", 2, cluster.brokers[3].port)
     for i, (m, b) in enumerate(zip(on_model, on_broker, strict=True)):
         assert m == b, f"observation {i} differs:\nmodel:  {m}\nbroker: {b}"

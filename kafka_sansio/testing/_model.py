@@ -760,8 +760,14 @@ class ModelCluster:
 
     # ------------------------------------------------------------ helpers for handlers
 
-    def _check_replica(self, part: PartitionState, node: int, current_epoch: int) -> int:
-        """Kafka's order: replica?, then the client's epoch, then leadership."""
+    def _check_replica(
+        self, part: PartitionState, node: int, current_epoch: int, *, follower_ok: bool = False
+    ) -> int:
+        """Kafka's order: replica?, then the client's epoch, then leadership.
+
+        *follower_ok*: consumer fetches from v11 on may read from any replica
+        (KIP-392), so only brokers that hold no replica refuse them.
+        """
         if node not in part.replicas:
             return NOT_LEADER_OR_FOLLOWER
         if current_epoch >= 0:
@@ -769,7 +775,7 @@ class ModelCluster:
                 return FENCED_LEADER_EPOCH
             if current_epoch > part.leader_epoch:
                 return UNKNOWN_LEADER_EPOCH
-        if part.leader != node:
+        if part.leader != node and not follower_ok:
             return NOT_LEADER_OR_FOLLOWER
         return NONE
 
@@ -1285,7 +1291,7 @@ class ModelCluster:
             records=b"",
         )
         redirect = error in (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH)
-        if state is not None and redirect and state.leader >= 0 and op.version >= 12:
+        if state is not None and redirect and state.leader >= 0 and op.version >= 16:
             data.current_leader = FetchLeader(
                 leader_id=state.leader, leader_epoch=state.leader_epoch
             )
@@ -1311,7 +1317,9 @@ class ModelCluster:
         if not 0 <= part.partition < len(topic.partitions):
             return self._fetch_error(op, part, UNKNOWN_TOPIC_OR_PARTITION, None)
         state = topic.partitions[part.partition]
-        error = self._check_replica(state, op.node, part.current_leader_epoch)
+        error = self._check_replica(
+            state, op.node, part.current_leader_epoch, follower_ok=op.version >= 11
+        )
         if error:
             return self._fetch_error(op, part, error, state)
         log = state.log
