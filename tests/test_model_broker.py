@@ -755,6 +755,48 @@ def scenario_refusals(side: Side) -> list[Any]:
     return seen
 
 
+def scenario_compression_and_append_time(side: Side) -> list[Any]:
+    """Compressed batches are stored as the producer sent them; LogAppendTime rewrites."""
+    topic = side.new_topic()
+    seen: list[Any] = []
+    for codec in ("gzip", "snappy", "lz4", "zstd"):
+        values = [codec.encode() * 50, b"second", b"third"]
+        seen.append(produce(side, topic, 0, batch(values, NOW_MS, compression=codec)))
+    seen.append(fetch_view(fetch(side, {(topic, 0): 0}), lambda _: topic))
+    seen.append(fetch_view(fetch(side, {(topic, 0): 4}), lambda _: topic))
+    appended = side.new_topic(configs={"message.timestamp.type": "LogAppendTime"})
+    produce(side, appended, 0, batch([b"x", b"y"], NOW_MS), exact=False)
+    p = fetch(side, {(appended, 0): 0}).responses[0].partitions[0]
+    [stored] = decode_records(bytes(p.records or b"")).batches
+    seen.append((stored.timestamp_type, stored.max_timestamp != NOW_MS + 1, stored.base_timestamp))
+    return seen
+
+
+def scenario_session_rotation(side: Side) -> list[Any]:
+    """Incremental sessions serve partitions that returned data last."""
+    topic = side.new_topic(partitions=2)
+    for p in (0, 1):
+        for i in range(4):
+            produce(side, topic, p, batch([bytes([65 + i]) * 100], NOW_MS))
+    size = 100 + 70  # one batch is a little over 100 bytes
+    names = lambda _: topic  # noqa: E731
+    seen: list[Any] = []
+    full = fetch(side, {(topic, 0): 0, (topic, 1): 0}, session_epoch=0, max_bytes=size)
+    sid = full.session_id
+    seen.append(fetch_view(full, names))
+    offsets = {(topic, 0): 1}
+    for epoch in range(1, 5):
+        response = fetch(side, offsets, session_id=sid, session_epoch=epoch, max_bytes=size)
+        seen.append(fetch_view(response, names))
+        offsets = {}
+        for t in response.responses:
+            for part in t.partitions:
+                got = decode_records(bytes(part.records or b""))
+                if got.next_offset is not None:
+                    offsets[(topic, part.partition_index)] = got.next_offset
+    return seen
+
+
 SCENARIOS: dict[str, Callable[[Any], list[Any]]] = {
     name[len("scenario_") :]: fn for name, fn in globals().items() if name.startswith("scenario_")
 }
