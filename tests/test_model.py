@@ -1242,7 +1242,8 @@ def test_a_consumer_loop_reads_every_record_once(
 
 def read_committed_values(link: Link, cluster: ModelCluster, limit: int) -> list[bytes | None]:
     """A read_committed consumer loop that drops aborted data the way Kafka's client does."""
-    offset, out = 0, []
+    offset = 0
+    out: list[bytes | None] = []
     for _ in range(1000):
         part = only_partition(
             link.call(

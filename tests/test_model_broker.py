@@ -30,7 +30,7 @@ from kafka_sansio._connection import (
     Response,
 )
 from kafka_sansio._framing import FrameBuffer, frame
-from kafka_sansio._messages.api_versions import ApiVersionsRequest
+from kafka_sansio._messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka_sansio._messages.create_topics import (
     CreatableReplicaAssignment,
     CreatableTopic,
@@ -747,6 +747,7 @@ def scenario_refusals(side: Side) -> list[Any]:
     reply = side.raw(bytes(payload))
     assert reply is not None
     _, response = protocol.decode_response(18, 0, reply)
+    assert isinstance(response, ApiVersionsResponse)
     seen: list[Any] = [
         (response.error_code, [(k.api_key, k.min_version) for k in response.api_keys])
     ]
