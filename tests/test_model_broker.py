@@ -395,6 +395,10 @@ def scenario_size_limits(side: Side) -> list[Any]:
         seen.append(("partition", limit, fetch_view(response, lambda _: topic)))
         response = fetch(side, {(topic, 0): 1, (topic, 1): 0}, max_bytes=limit)
         seen.append(("response", limit, fetch_view(response, lambda _: topic)))
+        # Partition 0 has a single batch left: partition 1 gets what remains, and a first
+        # batch that does not fit in it comes back as no records, not as a cut batch.
+        response = fetch(side, {(topic, 0): 3, (topic, 1): 0}, max_bytes=limit)
+        seen.append(("remainder", limit, fetch_view(response, lambda _: topic)))
     return seen
 
 

@@ -10,6 +10,7 @@ the log's values.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -107,6 +108,7 @@ class PartitionLog:
 
     def __init__(self, leader_epoch: int = 0) -> None:
         self.batches: list[StoredBatch] = []
+        self._last_offsets: list[int] = []  # parallel to batches, for bisection
         self.log_start_offset = 0
         self.log_end_offset = 0
         self.epochs: list[tuple[int, int]] = [(leader_epoch, 0)]
@@ -177,6 +179,7 @@ class PartitionLog:
             data=stored_bytes,
         )
         self.batches.append(stored)
+        self._last_offsets.append(stored.last_offset)
         self.log_end_offset = stored.last_offset + 1
         return stored
 
@@ -190,6 +193,7 @@ class PartitionLog:
             )
         self.log_start_offset = new_start
         self.batches = [b for b in self.batches if b.last_offset >= new_start]
+        self._last_offsets = [b.last_offset for b in self.batches]
         self.aborted = [a for a in self.aborted if a.last_offset >= new_start]
         kept = [(e, s) for e, s in self.epochs if s > new_start]
         below = [(e, s) for e, s in self.epochs if s <= new_start]
@@ -201,10 +205,7 @@ class PartitionLog:
 
     def batch_index(self, offset: int) -> int:
         """Index of the first batch whose last offset is at or above *offset*."""
-        for i, batch in enumerate(self.batches):
-            if batch.last_offset >= offset:
-                return i
-        return len(self.batches)
+        return bisect_left(self._last_offsets, offset)
 
     def read(
         self, offset: int, max_bytes: int, upper: int, *, min_one: bool, slice_cut: bool
@@ -222,7 +223,8 @@ class PartitionLog:
         """
         start = self.batch_index(offset)
         available: list[StoredBatch] = []
-        for batch in self.batches[start:]:
+        for i in range(start, len(self.batches)):
+            batch = self.batches[i]
             if batch.base_offset >= upper:
                 break
             available.append(batch)
