@@ -1487,3 +1487,23 @@ def test_error_constants_match_the_protocol_table() -> None:
             assert value == names[name], name
             checked += 1
     assert checked >= 20
+
+
+def test_a_first_batch_that_does_not_fit_the_remainder_comes_back_empty() -> None:
+    cluster = ModelCluster(1)
+    cluster.create_topic("t", 2)
+    cluster.append("t", 0, [big_value(300)])
+    for _ in range(2):
+        cluster.append("t", 1, [big_value(300)])
+    size = cluster.partition("t", 0).log.batches[0].size
+    link = Link(cluster)
+    # Partition 0 takes one batch; partition 1 has 100 bytes left: no records, not a cut.
+    response = link.call(fetch_request(cluster, {("t", 0): 0, ("t", 1): 0}, max_bytes=size + 100))
+    sizes = [len(bytes(p.records or b"")) for p in response.responses[0].partitions]
+    assert sizes == [size, 0]
+    # With room for one batch and a bit, the trailing batch is cut as a file slice would.
+    response = link.call(
+        fetch_request(cluster, {("t", 0): 0, ("t", 1): 0}, max_bytes=2 * size + 100)
+    )
+    sizes = [len(bytes(p.records or b"")) for p in response.responses[0].partitions]
+    assert sizes == [size, size + 100]
