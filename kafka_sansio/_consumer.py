@@ -312,6 +312,10 @@ class ConsumerCore:
                 if records:
                     out[p.tp] = records
                     count += len(records)
+                if not p.buffered:
+                    # Drained partitions go to the back of the next fetch request, so
+                    # that no partition is starved by the response size limits.
+                    self._partitions[p.tp] = self._partitions.pop(p.tp)
                 if count >= limit:
                     break
         self._update(now)

@@ -273,8 +273,8 @@ class ConsumerMachine(RuleBasedStateMachine):
 
 
 ConsumerMachine.TestCase.settings = settings(
-    max_examples=60,
-    stateful_step_count=40,
+    max_examples=150,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
