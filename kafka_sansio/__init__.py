@@ -5,9 +5,24 @@ connections to open or close, the next deadline and events come out.  It never
 touches a socket, a clock, a thread or a random source.  Adapters that drive it
 over real sockets live in ``kafka_sansio.transports`` and are never imported
 from here.
+
+Layers, each usable on its own:
+
+- :mod:`kafka_sansio.protocol`: every Kafka API at every version (generated),
+  headers, framing and version negotiation; :mod:`kafka_sansio.errors`: one
+  exception class per broker error code.
+- :mod:`kafka_sansio.records`: record batches (v2 and legacy), CRC-32C and
+  the compression codecs.
+- :class:`BrokerConnection`: one broker connection (handshake, SASL,
+  in-flight queue, timeouts); :class:`ClientCore`: many brokers, metadata and
+  routing; :class:`ConsumerCore`: positions, resets and the fetch engine.
+- :mod:`kafka_sansio.testing`: the in-memory broker model and a fake-clock pump.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     CorruptRecordError,
@@ -20,16 +35,191 @@ from ._errors import (
     RemoteProtocolError,
 )
 
+if TYPE_CHECKING:
+    from . import errors, protocol, records
+    from ._backoff import Backoff
+    from ._client import (
+        BrokerMetadata,
+        ClientConfig,
+        ClientCore,
+        CloseConnection,
+        ClusterMetadata,
+        Command,
+        OpenConnection,
+        PartitionMetadata,
+        SendData,
+        parse_bootstrap,
+    )
+    from ._connection import (
+        BrokerConnection,
+        ConnectionClosed,
+        ConnectionConfig,
+        ConnectionLostError,
+        ConnectionState,
+        Ready,
+        RequestFailed,
+        RequestTimedOutError,
+        Response,
+    )
+    from ._consumer import ConsumerConfig, ConsumerCore
+    from ._events import (
+        ClientError,
+        Event,
+        FetchError,
+        LogTruncation,
+        NoOffsetForPartition,
+        OffsetOutOfRange,
+        OffsetReset,
+        OffsetsResult,
+        Records,
+        ResetReason,
+    )
+    from ._framing import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, frame
+    from ._records import ControlRecord, ControlRecordType, Record, RecordBatch, TimestampType
+    from ._sasl import (
+        OAuthBearerMechanism,
+        PlainMechanism,
+        SaslAuthenticationError,
+        SaslMechanism,
+        ScramMechanism,
+    )
+    from ._subscription import FetchState
+    from ._types import IsolationLevel, OffsetAndTimestamp, OffsetResetPolicy, TopicPartition
+
 __version__ = "0.1.0"
 
+#: Public names loaded on first use, so that ``import kafka_sansio`` stays cheap
+#: (the generated message modules load only when a layer needs them).
+_LAZY = {
+    "Backoff": "._backoff",
+    "BrokerConnection": "._connection",
+    "BrokerMetadata": "._client",
+    "ClientConfig": "._client",
+    "ClientCore": "._client",
+    "ClientError": "._events",
+    "CloseConnection": "._client",
+    "ClusterMetadata": "._client",
+    "Command": "._client",
+    "ConnectionClosed": "._connection",
+    "ConnectionConfig": "._connection",
+    "ConnectionLostError": "._connection",
+    "ConnectionState": "._connection",
+    "ConsumerConfig": "._consumer",
+    "ConsumerCore": "._consumer",
+    "ControlRecord": "._records",
+    "ControlRecordType": "._records",
+    "DEFAULT_MAX_FRAME_SIZE": "._framing",
+    "errors": ".errors",
+    "Event": "._events",
+    "FetchError": "._events",
+    "FetchState": "._subscription",
+    "frame": "._framing",
+    "FrameBuffer": "._framing",
+    "IsolationLevel": "._types",
+    "LogTruncation": "._events",
+    "NoOffsetForPartition": "._events",
+    "OAuthBearerMechanism": "._sasl",
+    "OffsetAndTimestamp": "._types",
+    "OffsetOutOfRange": "._events",
+    "OffsetReset": "._events",
+    "OffsetResetPolicy": "._types",
+    "OffsetsResult": "._events",
+    "OpenConnection": "._client",
+    "parse_bootstrap": "._client",
+    "PartitionMetadata": "._client",
+    "PlainMechanism": "._sasl",
+    "protocol": ".protocol",
+    "Ready": "._connection",
+    "Record": "._records",
+    "RecordBatch": "._records",
+    "records": ".records",
+    "Records": "._events",
+    "RequestFailed": "._connection",
+    "RequestTimedOutError": "._connection",
+    "ResetReason": "._events",
+    "Response": "._connection",
+    "SaslAuthenticationError": "._sasl",
+    "SaslMechanism": "._sasl",
+    "ScramMechanism": "._sasl",
+    "SendData": "._client",
+    "TimestampType": "._records",
+    "TopicPartition": "._types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kafka_sansio' has no attribute {name!r}")
+    if module == f".{name}":
+        value: Any = importlib.import_module(module, __name__)
+    else:
+        value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "Backoff",
+    "BrokerConnection",
+    "BrokerMetadata",
+    "ClientConfig",
+    "ClientCore",
+    "ClientError",
+    "CloseConnection",
+    "ClusterMetadata",
+    "Command",
+    "ConnectionClosed",
+    "ConnectionConfig",
+    "ConnectionLostError",
+    "ConnectionState",
+    "ConsumerConfig",
+    "ConsumerCore",
+    "ControlRecord",
+    "ControlRecordType",
     "CorruptRecordError",
     "DecompressionLimitError",
+    "Event",
+    "FetchError",
+    "FetchState",
+    "FrameBuffer",
     "FrameTooLargeError",
+    "IsolationLevel",
     "KafkaSansioError",
     "LocalProtocolError",
+    "LogTruncation",
     "MissingCodecError",
+    "NoOffsetForPartition",
+    "OAuthBearerMechanism",
+    "OffsetAndTimestamp",
+    "OffsetOutOfRange",
+    "OffsetReset",
+    "OffsetResetPolicy",
+    "OffsetsResult",
+    "OpenConnection",
+    "PartitionMetadata",
+    "PlainMechanism",
     "ProtocolError",
+    "Ready",
+    "Record",
+    "RecordBatch",
+    "Records",
     "RemoteProtocolError",
+    "RequestFailed",
+    "RequestTimedOutError",
+    "ResetReason",
+    "Response",
+    "SaslAuthenticationError",
+    "SaslMechanism",
+    "ScramMechanism",
+    "SendData",
+    "TimestampType",
+    "TopicPartition",
     "__version__",
+    "errors",
+    "frame",
+    "parse_bootstrap",
+    "protocol",
+    "records",
 ]

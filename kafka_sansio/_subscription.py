@@ -97,8 +97,8 @@ class PartitionState:
     __slots__ = (
         "buffered",
         "chunks",
-        "fetch_in_flight",
         "fetch_generation",
+        "fetch_in_flight",
         "fetch_offset",
         "generation",
         "high_watermark",
