@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 from uuid import UUID
 
 from ._backoff import Backoff
@@ -51,6 +52,7 @@ __all__ = [
     "CloseConnection",
     "ClusterMetadata",
     "Command",
+    "DrivenCore",
     "Handler",
     "OpenConnection",
     "PartitionMetadata",
@@ -94,6 +96,22 @@ class CloseConnection:
 
 Command = OpenConnection | SendData | CloseConnection
 Handler = Callable[[Response | RequestFailed, float], None]
+
+
+class DrivenCore(Protocol):
+    """What every core (client, consumer, producer, admin) offers the code that drives it.
+
+    A transport, or the test pump, needs nothing else: it executes
+    :meth:`commands` after every call and fires :meth:`handle_timer` at
+    :meth:`get_timer`.
+    """
+
+    def commands(self) -> list[Command]: ...
+    def connection_made(self, node_id: int, now: float) -> None: ...
+    def data_received(self, node_id: int, data: bytes, now: float) -> None: ...
+    def connection_lost(self, node_id: int, now: float) -> None: ...
+    def get_timer(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
 
 
 def parse_bootstrap(servers: str | Iterable[str]) -> tuple[tuple[str, int], ...]:

@@ -174,15 +174,30 @@ LEGACY_ITEMS = [
 ]
 
 
-@pytest.mark.parametrize("codec", [CODEC_NONE, CODEC_GZIP, CODEC_SNAPPY, CODEC_LZ4])
-@pytest.mark.parametrize("magic", [0, 1])
-@pytest.mark.parametrize("impl", IMPLS)
+def _legacy_cases(writer_side: bool) -> list[Any]:
+    """(impl, magic, codec) combinations that exist.
+
+    Magic 0 with LZ4 used old Kafka's broken frame checksum: only kafka-python
+    writes it (with xxhash), and the peers cannot read the correct framing we
+    write, so those pairs are left out rather than skipped.
+    """
+    cases = []
+    for param in IMPLS:
+        impl = param.values[0]
+        for magic in (0, 1):
+            for codec in (CODEC_NONE, CODEC_GZIP, CODEC_SNAPPY, CODEC_LZ4):
+                if codec not in impl.codecs:
+                    continue
+                if magic == 0 and codec == CODEC_LZ4 and (
+                    not writer_side or impl.name != "kafka-python"
+                ):
+                    continue
+                cases.append(pytest.param(impl, magic, codec, id=f"{impl.name}-{magic}-{codec}"))
+    return cases
+
+
+@pytest.mark.parametrize(("impl", "magic", "codec"), _legacy_cases(writer_side=True))
 def test_they_encode_legacy_we_decode(impl: Impl, magic: int, codec: int) -> None:
-    _need(impl, codec)
-    if magic == 0 and codec == CODEC_LZ4:
-        if impl.name != "kafka-python":
-            pytest.skip(f"{impl.name} cannot write magic 0 LZ4")
-        pytest.importorskip("xxhash")  # kafka-python needs it for old-Kafka LZ4 framing
     builder = impl.legacy_builder(magic, codec, 10**7)
     for i, (k, v, ts) in enumerate(LEGACY_ITEMS):
         builder.append(i, ts, k, v)
@@ -204,13 +219,8 @@ def test_they_encode_legacy_we_decode(impl: Impl, magic: int, codec: int) -> Non
     assert not result.truncated
 
 
-@pytest.mark.parametrize("codec", [CODEC_NONE, CODEC_GZIP, CODEC_SNAPPY, CODEC_LZ4])
-@pytest.mark.parametrize("magic", [0, 1])
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(("impl", "magic", "codec"), _legacy_cases(writer_side=False))
 def test_we_encode_legacy_they_decode(impl: Impl, magic: int, codec: int) -> None:
-    _need(impl, codec)
-    if magic == 0 and codec == CODEC_LZ4:
-        pytest.skip("magic 0 LZ4 uses old Kafka's header checksum on their side")
     data = encode_legacy_message_set(LEGACY_ITEMS, magic=magic, compression=codec, base_offset=20)
     pos = 0
     got = []

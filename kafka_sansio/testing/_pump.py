@@ -17,24 +17,13 @@ and runs as fast as the code under test::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from .._client import CloseConnection, Command, OpenConnection, SendData
+from .._client import CloseConnection, Command, DrivenCore, OpenConnection, SendData
 from .._errors import KafkaSansioError
 from ._model import ModelCluster, ModelConnection, ModelConnectionRefused
 
 __all__ = ["DrivenCore", "Pump", "PumpStalled"]
-
-
-class DrivenCore(Protocol):
-    """What a core exposes to whoever drives it."""
-
-    def commands(self) -> list[Command]: ...
-    def connection_made(self, node_id: int, now: float) -> None: ...
-    def data_received(self, node_id: int, data: bytes, now: float) -> None: ...
-    def connection_lost(self, node_id: int, now: float) -> None: ...
-    def get_timer(self) -> float | None: ...
-    def handle_timer(self, now: float) -> None: ...
 
 
 class PumpStalled(KafkaSansioError):
@@ -105,13 +94,16 @@ class Pump:
                 self.core.connection_lost(node_id, self.now)
         return progressed
 
-    def settle(self) -> None:
-        """Exchange bytes until neither side has anything to say at the current time."""
-        for _ in range(self.max_rounds):
+    def settle(self) -> bool:
+        """Exchange bytes until neither side has anything to say at the current time.
+
+        Returns whether anything was exchanged.
+        """
+        for rounds in range(self.max_rounds):
             sent = self._execute(self.core.commands())
             got = self._deliver()
             if not sent and not got:
-                return
+                return rounds > 0
         raise PumpStalled(f"no quiet point after {self.max_rounds} rounds at t={self.now}")
 
     # ------------------------------------------------------------ moving time
@@ -154,6 +146,8 @@ class Pump:
         for _ in range(self.max_rounds):
             if condition():
                 return
+            if self.settle():
+                continue  # checking the condition set something in motion
             deadline = self.next_deadline()
             if deadline is None or deadline > end:
                 break
