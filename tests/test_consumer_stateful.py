@@ -255,14 +255,17 @@ class ConsumerMachine(RuleBasedStateMachine):
         self.absorb_events()
         self.core.resume(self.assigned, self.pump.now)
         self.paused.clear()
-        for tp in self.assigned:
-            if self.core.fetch_state(tp) is FetchState.AWAITING_SEEK:
-                start = self.cluster.log_start_offset(TOPIC, tp.partition)
-                self.core.seek(tp, start, self.pump.now)
-                self.expected[tp] = start
 
         def caught_up() -> bool:
+            # A user answers OffsetOutOfRange / NoOffsetForPartition with a seek.
+            for tp in self.assigned:
+                if self.core.fetch_state(tp) is FetchState.AWAITING_SEEK:
+                    start = self.cluster.log_start_offset(TOPIC, tp.partition)
+                    self.core.seek(tp, start, self.pump.now)
+                    self.expected[tp] = start
             self.poll(500)
+            while self.core.buffered():
+                self.poll(500)
             return all(
                 self.expected[tp] is not None
                 and self.expected[tp] >= self.cluster.high_watermark(TOPIC, tp.partition)
