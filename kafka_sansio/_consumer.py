@@ -674,8 +674,7 @@ class ConsumerCore:
             _, offset, epoch, _ = answer
             previous = p.position
             policy_reset = p.reset_timestamp is None
-            p.seek(offset, epoch)
-            p.reset_timestamp = None
+            p.reset_to(offset, epoch)
             p.leader_epoch = self._leader_epoch(tp)
             if policy_reset:
                 self._events.append(OffsetReset(tp, previous, offset, p.reset_reason))

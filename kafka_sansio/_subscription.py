@@ -169,6 +169,15 @@ class PartitionState:
         self.generation += 1
         self.clear_buffer()
 
+    def reset_to(self, offset: int, leader_epoch: int) -> None:
+        """A reset lookup answered: the position is ``offset``."""
+        self.transition("reset_done")
+        self.position = offset
+        self.position_epoch = leader_epoch
+        self.reset_timestamp = None
+        self.generation += 1
+        self.clear_buffer()
+
     def seek_to(self, timestamp: int) -> None:
         """Seek by ListOffsets timestamp (-2 beginning, -1 end), resolved later."""
         self.transition("seek_to_offset_spec")
