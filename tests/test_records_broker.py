@@ -1,0 +1,573 @@
+"""Record batches against a real Apache Kafka broker, in both directions.
+
+1. Peers produce, we decode: confluent-kafka (librdkafka), kafka-python and
+   aiokafka each produce a set of awkward records (null keys, tombstones,
+   empty bytes, duplicate header keys, a null header value where the client
+   allows it, explicit out-of-order timestamps) with every codec; we fetch the
+   partition's raw bytes with a Fetch request and decode them with
+   :func:`kafka_sansio.records.decode_records`.  Every field must come back
+   exactly, and every batch must carry the codec the peer was asked to use.
+2. We produce, peers read: batches from :func:`encode_batch` and
+   :class:`BatchBuilder` go to the broker in Produce requests; confluent-kafka's
+   consumer (with ``check.crcs``) reads them back field by field, and for one
+   codec kafka-python and aiokafka do too.  A LogAppendTime topic checks the
+   broker's rewrite of our batch.
+
+The broker validates every produced batch (CRC, record counts, offsets,
+compression), so part 2 is also a check that the broker accepts our bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import pytest
+from kafka_wire import KafkaWire
+
+from kafka_sansio import protocol
+from kafka_sansio._messages.fetch import FetchPartition, FetchRequest, FetchTopic
+from kafka_sansio._messages.metadata import MetadataRequest, MetadataRequestTopic
+from kafka_sansio._messages.produce import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from kafka_sansio.records import (
+    CODEC_GZIP,
+    CODEC_LZ4,
+    CODEC_NONE,
+    CODEC_SNAPPY,
+    CODEC_ZSTD,
+    BatchBuilder,
+    Record,
+    RecordBatch,
+    TimestampType,
+    decode_records,
+    encode_batch,
+)
+
+FETCH, PRODUCE, METADATA = 1, 0, 3
+CODECS = {
+    "none": CODEC_NONE,
+    "gzip": CODEC_GZIP,
+    "snappy": CODEC_SNAPPY,
+    "lz4": CODEC_LZ4,
+    "zstd": CODEC_ZSTD,
+}
+BASE_TS = 1_700_000_000_123
+CREATE = TimestampType.CREATE_TIME
+APPEND = TimestampType.LOG_APPEND_TIME
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One record as a producer hands it over."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp: int
+
+
+def sample(
+    *, null_header_value: bool = True, key_or_value: bool = False, tag: str = ""
+) -> list[Sent]:
+    """Records covering the shapes a decoder can get wrong.
+
+    Timestamps are distinct and deliberately not monotonic (a negative
+    timestamp delta inside the batch).  The compressible values make every
+    codec actually shrink the batch, so no peer falls back to sending it
+    uncompressed.
+    """
+    filler = (b"kafka-sansio " * 40) + tag.encode()
+    records = [
+        Sent(b"k0", b"v0" + filler, (("h", b"1"), ("h", b"2"), ("other", b"")), BASE_TS),
+        Sent(b"k1", None, (), BASE_TS + 7),  # a tombstone
+        Sent(None, b"no key " + filler, (("h", b"x"),), BASE_TS + 1),
+        Sent(
+            b"", b"", (("dup", b"a"), ("dup", b"a"), ("kl\u00fc\u00dfel", b"\x00\xff")), BASE_TS - 5
+        ),
+        Sent(b"k4", filler * 3, (), BASE_TS + 86_400_000),
+    ]
+    if not key_or_value:
+        # nothing but a header
+        records.append(Sent(None, None, (("only", b"header"),), BASE_TS + 2))
+    if null_header_value:
+        records.append(
+            Sent(b"k6", b"nullable header", (("n", None), ("n", b""), ("n", None)), BASE_TS + 3)
+        )
+    return records
+
+
+# --- the broker side: raw Fetch and Produce over KafkaWire ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wire(kafka: Any) -> Iterator[KafkaWire]:
+    with KafkaWire(kafka.host, kafka.port) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def versions(wire: KafkaWire) -> dict[int, int]:
+    broker = wire.api_versions()
+    return {key: protocol.choose_version(key, broker) for key in (FETCH, PRODUCE, METADATA)}
+
+
+def topic_id(wire: KafkaWire, versions: dict[int, int], name: str) -> UUID:
+    version = versions[METADATA]
+    assert version >= 10, "topic ids come with Metadata v10"
+    response = wire.request(MetadataRequest(topics=[MetadataRequestTopic(name=name)]), version)
+    (entry,) = response.topics
+    assert entry.error_code == 0, entry
+    assert entry.topic_id != UUID(int=0), entry
+    result: UUID = entry.topic_id
+    return result
+
+
+def fetch_batches(
+    wire: KafkaWire,
+    versions: dict[int, int],
+    topic: str,
+    count: int,
+    *,
+    partition_max_bytes: int = 1 << 20,
+    timeout: float = 30.0,
+) -> list[RecordBatch]:
+    """Fetch partition 0 of *topic* from offset 0 until *count* records arrived.
+
+    Each response's raw ``records`` bytes go through ``decode_records`` with
+    the fetch offset as start offset; the next fetch starts at its
+    ``next_offset``.  A small *partition_max_bytes* makes the broker cut
+    batches, which must then come again whole.
+    """
+    version = versions[FETCH]
+    tid = topic_id(wire, versions, topic) if version >= 13 else UUID(int=0)
+    offset = 0
+    seen = 0
+    batches: list[RecordBatch] = []
+    deadline = time.monotonic() + timeout
+    while seen < count:
+        assert time.monotonic() < deadline, f"only {seen} of {count} records in {timeout}s"
+        request = FetchRequest(
+            max_wait_ms=200,
+            min_bytes=1,
+            max_bytes=8 << 20,
+            topics=[
+                FetchTopic(
+                    topic=topic,
+                    topic_id=tid,
+                    partitions=[
+                        FetchPartition(
+                            partition=0,
+                            fetch_offset=offset,
+                            partition_max_bytes=partition_max_bytes,
+                        )
+                    ],
+                )
+            ],
+        )
+        response = wire.request(request, version)
+        assert response.error_code == 0, response
+        (part,) = response.responses[0].partitions
+        assert part.error_code == 0, part
+        decoded = decode_records(bytes(part.records or b""), start_offset=offset)
+        assert decoded.error is None
+        for batch in decoded.batches:
+            assert not batch.is_control
+            batches.append(batch)
+            seen += len(batch.records)
+        if decoded.next_offset is not None:
+            assert decoded.next_offset > offset
+            offset = decoded.next_offset
+    assert seen == count, f"fetched {seen} records, expected {count}"
+    return batches
+
+
+def produce(wire: KafkaWire, versions: dict[int, int], topic: str, data: bytes) -> tuple[int, int]:
+    """Send one batch with acks=-1; return (base offset, log append time)."""
+    request = ProduceRequest(
+        acks=-1,
+        timeout_ms=15_000,
+        topic_data=[
+            TopicProduceData(
+                name=topic, partition_data=[PartitionProduceData(index=0, records=data)]
+            )
+        ],
+    )
+    response = wire.request(request, versions[PRODUCE])
+    (entry,) = response.responses
+    assert entry.name == topic
+    (part,) = entry.partition_responses
+    assert part.index == 0
+    assert part.error_code == 0, part
+    assert part.record_errors == [], part
+    return part.base_offset, part.log_append_time_ms
+
+
+def expect(sent: list[Sent], base_offset: int = 0) -> list[Record]:
+    return [
+        Record(base_offset + i, s.timestamp, CREATE, s.key, s.value, s.headers)
+        for i, s in enumerate(sent)
+    ]
+
+
+def check_decoded(batches: list[RecordBatch], sent: list[Sent], codec: str) -> None:
+    """Every record exactly as sent, every batch compressed with *codec*."""
+    got = [r for b in batches for r in b.records]
+    assert got == expect(sent)
+    for batch in batches:
+        assert batch.magic == 2
+        assert batch.compression == CODECS[codec], (batch.base_offset, batch.attributes)
+        assert batch.timestamp_type == CREATE
+        assert batch.records_count == len(batch.records)
+        assert batch.max_timestamp == max(r.timestamp for r in batch.records)
+    # The records were sent back to back with a linger, so the peer batched them.
+    assert len(batches) < len(sent), [len(b.records) for b in batches]
+
+
+# --- part 1: peers produce, we decode ---------------------------------------------------------
+
+
+def produce_confluent(kafka: Any, topic: str, codec: str, sent: list[Sent]) -> list[int]:
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka.bootstrap,
+            "compression.type": codec,
+            "linger.ms": 200,
+            "acks": "all",
+        }
+    )
+    offsets: list[int] = []
+    errors: list[Any] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            errors.append(err)
+        else:
+            offsets.append(msg.offset())
+
+    for s in sent:
+        producer.produce(
+            topic,
+            value=s.value,
+            key=s.key,
+            partition=0,
+            timestamp=s.timestamp,
+            headers=list(s.headers),
+            on_delivery=delivered,
+        )
+    assert producer.flush(30) == 0
+    assert errors == []
+    return offsets
+
+
+def produce_kafka_python(kafka: Any, topic: str, codec: str, sent: list[Sent]) -> list[int]:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=kafka.bootstrap,
+        compression_type=None if codec == "none" else codec,
+        linger_ms=200,
+        acks="all",
+    )
+    try:
+        futures = [
+            producer.send(
+                topic,
+                value=s.value,
+                key=s.key,
+                headers=list(s.headers),
+                partition=0,
+                timestamp_ms=s.timestamp,
+            )
+            for s in sent
+        ]
+        producer.flush(30)
+        return [f.get(timeout=30).offset for f in futures]
+    finally:
+        producer.close(timeout=10)
+
+
+def produce_aiokafka(kafka: Any, topic: str, codec: str, sent: list[Sent]) -> list[int]:
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> list[int]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap,
+            compression_type=None if codec == "none" else codec,
+            linger_ms=200,
+            acks="all",
+        )
+        await producer.start()
+        try:
+            futures = [
+                await producer.send(
+                    topic,
+                    value=s.value,
+                    key=s.key,
+                    partition=0,
+                    timestamp_ms=s.timestamp,
+                    headers=list(s.headers),
+                )
+                for s in sent
+            ]
+            metadata = await asyncio.wait_for(asyncio.gather(*futures), 30)
+            return [m.offset for m in metadata]
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    produce: Any
+    null_header_value: bool
+    key_or_value: bool
+
+
+PEERS = [
+    Peer("confluent", produce_confluent, True, False),
+    # kafka-python's KafkaProducer.send rejects any header value that is not bytes
+    # ("All headers items must be (str, bytes) tuples") and a record whose key and
+    # value are both null ("Need at least one: key or value"), so its sample has neither.
+    # confluent-kafka takes both.
+    Peer("kafka-python", produce_kafka_python, False, True),
+    # aiokafka's send() has the same "Need at least one: key or value" check; it does
+    # take a null header value.
+    Peer("aiokafka", produce_aiokafka, True, True),
+]
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+@pytest.mark.parametrize("peer", PEERS, ids=[p.name for p in PEERS])
+def test_peer_produces_we_decode(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int], peer: Peer, codec: str
+) -> None:
+    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix=f"rb-{peer.name}")
+    sent = sample(
+        null_header_value=peer.null_header_value,
+        key_or_value=peer.key_or_value,
+        tag=f"{peer.name}/{codec}",
+    )
+    offsets = peer.produce(kafka, topic, codec, sent)
+    assert offsets == list(range(len(sent)))
+    batches = fetch_batches(wire, versions, topic, len(sent))
+    check_decoded(batches, sent, codec)
+
+
+def test_cut_batches_come_again_whole(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int]
+) -> None:
+    """With a partition limit below a batch's size the broker cuts it; we refetch it whole.
+
+    Five lz4 batches of six records each from confluent-kafka (one flush
+    each), fetched with a 200-byte partition limit: the first batch of every
+    response is returned whole (the broker's rule), the rest is cut.
+    """
+    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-cut")
+    sent: list[Sent] = []
+    for round_ in range(5):
+        chunk = sample(tag=str(round_))[:6]
+        sent += chunk
+        produce_confluent(kafka, topic, "lz4", chunk)
+    batches = fetch_batches(wire, versions, topic, len(sent), partition_max_bytes=200)
+    assert len(batches) == 5
+    check_decoded(batches, sent, "lz4")
+    assert [b.base_offset for b in batches] == [0, 6, 12, 18, 24]
+
+
+# --- part 2: we produce, peers read -----------------------------------------------------------
+
+
+def our_batches(codec: str) -> tuple[list[bytes], list[Sent]]:
+    """Two batches: one from encode_batch, one from BatchBuilder (offsets follow on)."""
+    first = sample(tag=f"ours/{codec}/1")
+    second = sample(tag=f"ours/{codec}/2")[::-1]
+    a = encode_batch(
+        [Record(i, s.timestamp, CREATE, s.key, s.value, s.headers) for i, s in enumerate(first)],
+        compression=codec,
+    )
+    builder = BatchBuilder(compression=codec)
+    for s in second:
+        builder.append(s.key, s.value, s.headers, timestamp=s.timestamp)
+    return [a, builder.build()], first + second
+
+
+def confluent_read(kafka: Any, topic: str, count: int) -> list[Record]:
+    """Read partition 0 from the beginning with confluent-kafka (CRCs checked)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import (
+        TIMESTAMP_CREATE_TIME as C_CREATE,
+    )
+    from confluent_kafka import (
+        TIMESTAMP_LOG_APPEND_TIME as C_APPEND,
+    )
+
+    kinds = {C_CREATE: CREATE, C_APPEND: APPEND}
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap,
+            "group.id": f"rb-{topic}",
+            "enable.auto.commit": False,
+            "check.crcs": True,
+        }
+    )
+    out: list[Record] = []
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 30
+        while len(out) < count:
+            assert time.monotonic() < deadline, f"confluent read {len(out)} of {count}"
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            assert msg.error() is None, msg.error()
+            kind, ts = msg.timestamp()
+            out.append(
+                Record(
+                    msg.offset(),
+                    ts,
+                    kinds[kind],
+                    msg.key(),
+                    msg.value(),
+                    tuple(msg.headers() or ()),
+                )
+            )
+    finally:
+        consumer.close()
+    return out
+
+
+def kafka_python_read(kafka: Any, topic: str, count: int) -> list[Record]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        check_crcs=True,
+    )
+    out: list[Record] = []
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        deadline = time.monotonic() + 30
+        while len(out) < count:
+            assert time.monotonic() < deadline, f"kafka-python read {len(out)} of {count}"
+            for records in consumer.poll(timeout_ms=500).values():
+                out += [
+                    Record(
+                        m.offset, m.timestamp, m.timestamp_type, m.key, m.value, tuple(m.headers)
+                    )
+                    for m in records
+                ]
+    finally:
+        consumer.close()
+    return out
+
+
+def aiokafka_read(kafka: Any, topic: str, count: int) -> list[Record]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def run() -> list[Record]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap, enable_auto_commit=False, check_crcs=True
+        )
+        await consumer.start()
+        out: list[Record] = []
+        try:
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            deadline = time.monotonic() + 30
+            while len(out) < count:
+                assert time.monotonic() < deadline, f"aiokafka read {len(out)} of {count}"
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    out += [
+                        Record(
+                            m.offset,
+                            m.timestamp,
+                            m.timestamp_type,
+                            m.key,
+                            m.value,
+                            tuple(m.headers),
+                        )
+                        for m in records
+                    ]
+        finally:
+            await consumer.stop()
+        return out
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+def test_we_produce_peers_read(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int], codec: str
+) -> None:
+    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-ours")
+    batches, sent = our_batches(codec)
+    base = 0
+    for data in batches:
+        base_offset, append_time = produce(wire, versions, topic, data)
+        assert base_offset == base
+        assert append_time == -1  # CreateTime topic
+        base += decode_records(data).batches[0].records_count
+    wanted = expect(sent)
+    assert confluent_read(kafka, topic, len(sent)) == wanted
+    # The broker keeps our batches as they are: the codec survives the round trip.
+    stored = fetch_batches(wire, versions, topic, len(sent))
+    assert [b.compression for b in stored] == [CODECS[codec]] * 2
+    assert [r for b in stored for r in b.records] == wanted
+
+
+@pytest.mark.parametrize(
+    "reader", [kafka_python_read, aiokafka_read], ids=["kafka-python", "aiokafka"]
+)
+def test_we_produce_other_peers_read(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int], reader: Any
+) -> None:
+    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-ours")
+    batches, sent = our_batches("zstd")
+    for data in batches:
+        produce(wire, versions, topic, data)
+    assert reader(kafka, topic, len(sent)) == expect(sent)
+
+
+def test_log_append_time_rewrite(kafka: Any, wire: KafkaWire, versions: dict[int, int]) -> None:
+    """On a LogAppendTime topic the broker stamps our batch; both sides see its time."""
+    topic = kafka.create_topic(
+        partitions=1,
+        replication_factor=1,
+        config={"message.timestamp.type": "LogAppendTime"},
+        prefix="rb-lat",
+    )
+    batches, sent = our_batches("gzip")
+    stamps = []
+    for data in batches:
+        _, append_time = produce(wire, versions, topic, data)
+        assert append_time > BASE_TS + 86_400_000  # the broker's clock, not ours
+        stamps.append(append_time)
+    per_record = [stamps[0]] * (len(sent) // 2) + [stamps[1]] * (len(sent) // 2)
+    wanted = [
+        Record(i, ts, APPEND, s.key, s.value, s.headers)
+        for i, (s, ts) in enumerate(zip(sent, per_record, strict=True))
+    ]
+    stored = fetch_batches(wire, versions, topic, len(sent))
+    assert [b.timestamp_type for b in stored] == [APPEND, APPEND]
+    assert [b.max_timestamp for b in stored] == stamps
+    assert [r for b in stored for r in b.records] == wanted
+    assert confluent_read(kafka, topic, len(sent)) == wanted
