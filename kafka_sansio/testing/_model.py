@@ -600,6 +600,19 @@ class ModelCluster:
         self.partition(topic, partition).log.truncate_start(new_start)
         self._wake(self._tick(now))
 
+    def unclean_leader_election(
+        self, topic: str, partition: int, node: int, new_end: int, now: float | None = None
+    ) -> int:
+        """*node* becomes leader holding the log only up to *new_end* (a batch boundary).
+
+        Records from *new_end* on are lost, as in an unclean leader election;
+        a consumer positioned beyond it must notice (KIP-320).  Returns the
+        new leader epoch.
+        """
+        part = self.partition(topic, partition)
+        part.log.truncate_end(new_end)
+        return self.move_leader(topic, partition, node, now)
+
     def log(self, topic: str, partition: int) -> list[RecordBatch]:
         """The partition's batches, decoded (control batches included)."""
         return [b.decode() for b in self.partition(topic, partition).log.batches]

@@ -183,6 +183,21 @@ class PartitionLog:
         self.log_end_offset = stored.last_offset + 1
         return stored
 
+    def truncate_end(self, new_end: int) -> None:
+        """Drop the tail from *new_end* on (a batch boundary), as a replica that diverged does."""
+        if new_end >= self.log_end_offset:
+            return
+        if new_end < self.log_start_offset or (
+            new_end not in {b.base_offset for b in self.batches}
+        ):
+            raise ModelError(f"{new_end} is not a batch boundary inside the log")
+        self.batches = [b for b in self.batches if b.base_offset < new_end]
+        self._last_offsets = [b.last_offset for b in self.batches]
+        self.log_end_offset = new_end
+        self.epochs = [(e, s) for e, s in self.epochs if s < new_end] or self.epochs[:1]
+        self.open_txns = {p: o for p, o in self.open_txns.items() if o < new_end}
+        self.aborted = [a for a in self.aborted if a.first_offset < new_end]
+
     def truncate_start(self, new_start: int) -> None:
         """Move the log start forward; batches wholly below it are deleted."""
         if new_start <= self.log_start_offset:
