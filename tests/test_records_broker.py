@@ -20,6 +20,7 @@ compression), so part 2 is also a check that the broker accepts our bytes.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,6 +107,21 @@ def sample(
     return records
 
 
+def big_sample(seed: str) -> list[Sent]:
+    """Four 48 KiB records: one batch well past every codec's block size.
+
+    Random 64-byte pieces, each written twice, so the data compresses about
+    two to one but not to nothing (lz4 blocks are 64 KiB, xerial snappy
+    blocks 32 KiB of input, and zstd and gzip see real matches).
+    """
+    rnd = random.Random(seed)
+    out = []
+    for i in range(4):
+        value = b"".join(rnd.randbytes(64) * 2 for _ in range(48 * 1024 // 128))
+        out.append(Sent(b"big-%d" % i, value, (("i", b"%d" % i),), BASE_TS + 10 * i))
+    return out
+
+
 # --- the broker side: raw Fetch and Produce over KafkaWire ------------------------------------
 
 
@@ -140,13 +156,15 @@ def fetch_batches(
     *,
     partition_max_bytes: int = 1 << 20,
     timeout: float = 30.0,
+    cuts: list[int] | None = None,
 ) -> list[RecordBatch]:
     """Fetch partition 0 of *topic* from offset 0 until *count* records arrived.
 
     Each response's raw ``records`` bytes go through ``decode_records`` with
     the fetch offset as start offset; the next fetch starts at its
     ``next_offset``.  A small *partition_max_bytes* makes the broker cut
-    batches, which must then come again whole.
+    batches, which must then come again whole; *cuts* (if given) collects
+    each response's ``truncated_bytes``.
     """
     version = versions[FETCH]
     tid = topic_id(wire, versions, topic) if version >= 13 else UUID(int=0)
@@ -180,6 +198,8 @@ def fetch_batches(
         assert part.error_code == 0, part
         decoded = decode_records(bytes(part.records or b""), start_offset=offset)
         assert decoded.error is None
+        if cuts is not None:
+            cuts.append(decoded.truncated_bytes)
         for batch in decoded.batches:
             assert not batch.is_control
             batches.append(batch)
@@ -278,6 +298,7 @@ def produce_kafka_python(kafka: Any, topic: str, codec: str, sent: list[Sent]) -
         bootstrap_servers=kafka.bootstrap,
         compression_type=None if codec == "none" else codec,
         linger_ms=200,
+        batch_size=1 << 20,
         acks="all",
     )
     try:
@@ -306,6 +327,7 @@ def produce_aiokafka(kafka: Any, topic: str, codec: str, sent: list[Sent]) -> li
             bootstrap_servers=kafka.bootstrap,
             compression_type=None if codec == "none" else codec,
             linger_ms=200,
+            max_batch_size=1 << 20,
             acks="all",
         )
         await producer.start()
@@ -367,14 +389,31 @@ def test_peer_produces_we_decode(
     check_decoded(batches, sent, codec)
 
 
+@pytest.mark.parametrize("codec", [c for c in CODECS if c != "none"])
+@pytest.mark.parametrize("peer", PEERS, ids=[p.name for p in PEERS])
+def test_peer_big_batch_we_decode(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int], peer: Peer, codec: str
+) -> None:
+    """A compressed batch of several codec blocks (192 KiB before compression)."""
+    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix=f"rb-big-{peer.name}")
+    sent = big_sample(f"{peer.name}/{codec}")
+    assert peer.produce(kafka, topic, codec, sent) == [0, 1, 2, 3]
+    batches = fetch_batches(wire, versions, topic, len(sent))
+    check_decoded(batches, sent, codec)
+    # Really compressed: the stored batches are well below the records' size.
+    assert sum(b.batch_length for b in batches) < 0.75 * sum(len(s.value or b"") for s in sent)
+
+
 def test_cut_batches_come_again_whole(
     kafka: Any, wire: KafkaWire, versions: dict[int, int]
 ) -> None:
-    """With a partition limit below a batch's size the broker cuts it; we refetch it whole.
+    """A partition limit that ends inside a batch: the cut tail is refetched whole.
 
     Five lz4 batches of six records each from confluent-kafka (one flush
-    each), fetched with a 200-byte partition limit: the first batch of every
-    response is returned whole (the broker's rule), the rest is cut.
+    each).  Fetched with a limit of about one and a half batches, every
+    response but the last holds one whole batch and the start of the next,
+    which ``decode_records`` must report as ``truncated_bytes`` and never
+    turn into records.
     """
     topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-cut")
     sent: list[Sent] = []
@@ -382,8 +421,17 @@ def test_cut_batches_come_again_whole(
         chunk = sample(tag=str(round_))[:6]
         sent += chunk
         produce_confluent(kafka, topic, "lz4", chunk)
-    batches = fetch_batches(wire, versions, topic, len(sent), partition_max_bytes=200)
-    assert len(batches) == 5
+    whole = fetch_batches(wire, versions, topic, len(sent))
+    sizes = [12 + b.batch_length for b in whole]
+    assert len(sizes) == 5
+    limit = max(sizes) + min(sizes) // 2
+    assert limit < 2 * min(sizes), sizes
+    cuts: list[int] = []
+    batches = fetch_batches(wire, versions, topic, len(sent), partition_max_bytes=limit, cuts=cuts)
+    # Each of the first four responses: one whole batch, then the cut start of the next.
+    assert cuts[:4] == [limit - size for size in sizes[:4]], (cuts, sizes, limit)
+    assert cuts[4:] == [0], cuts
+    assert batches == whole
     check_decoded(batches, sent, "lz4")
     assert [b.base_offset for b in batches] == [0, 6, 12, 18, 24]
 
@@ -532,6 +580,22 @@ def test_we_produce_peers_read(
     stored = fetch_batches(wire, versions, topic, len(sent))
     assert [b.compression for b in stored] == [CODECS[codec]] * 2
     assert [r for b in stored for r in b.records] == wanted
+
+
+@pytest.mark.parametrize("codec", [c for c in CODECS if c != "none"])
+def test_we_produce_big_batch_confluent_reads(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int], codec: str
+) -> None:
+    """Our multi-block compressed batches (192 KiB of records) pass the broker and librdkafka."""
+    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-ours-big")
+    sent = big_sample(f"ours/{codec}")
+    data = encode_batch(
+        [Record(i, s.timestamp, CREATE, s.key, s.value, s.headers) for i, s in enumerate(sent)],
+        compression=codec,
+    )
+    assert len(data) < 0.75 * sum(len(s.value or b"") for s in sent)
+    assert produce(wire, versions, topic, data) == (0, -1)
+    assert confluent_read(kafka, topic, len(sent)) == expect(sent)
 
 
 @pytest.mark.parametrize(
