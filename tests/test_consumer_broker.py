@@ -1,0 +1,570 @@
+"""ConsumerCore against Apache Kafka: what confluent-kafka wrote is what the core reads.
+
+Every test drives a :class:`ConsumerCore` over real sockets (``SocketPump``)
+and compares, record by record, with what the broker acknowledged to
+confluent-kafka (librdkafka): offsets, keys, values, headers, timestamps.
+Offset resets, out-of-range positions, pause/resume, timestamp lookups,
+read_committed, late topic creation and leader failover on a three-node
+cluster each get their exact expected events.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _consumer_helpers import LiveConsumer, Produced, produce, produced_view, record_view
+from confluent_kafka import Producer
+
+from kafka_sansio._events import (
+    FetchError,
+    LogTruncation,
+    NoOffsetForPartition,
+    OffsetOutOfRange,
+    OffsetReset,
+    OffsetsResult,
+    ResetReason,
+)
+from kafka_sansio._messages.delete_records import (
+    DeleteRecordsPartition,
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
+    DeleteRecordsTopic,
+)
+from kafka_sansio._subscription import FetchState
+from kafka_sansio._types import (
+    IsolationLevel,
+    OffsetAndTimestamp,
+    OffsetResetPolicy,
+    TopicPartition,
+)
+
+EARLIEST = OffsetResetPolicy.EARLIEST
+LATEST = OffsetResetPolicy.LATEST
+NONE = OffsetResetPolicy.NONE
+NO_POSITION = ResetReason.NO_POSITION
+OUT_OF_RANGE = ResetReason.OUT_OF_RANGE
+
+
+@pytest.fixture
+def consumers(kafka: Any) -> Iterator[list[LiveConsumer]]:
+    """Consumers made by a test; closed afterwards."""
+    made: list[LiveConsumer] = []
+    yield made
+    for consumer in made:
+        consumer.close()
+
+
+def _consumer(
+    made: list[LiveConsumer], cluster: Any, policy: OffsetResetPolicy = EARLIEST, **config: Any
+) -> LiveConsumer:
+    consumer = LiveConsumer(cluster.bootstrap, policy, **config)
+    made.append(consumer)
+    return consumer
+
+
+def _producer(cluster: Any, **config: Any) -> Any:
+    return Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 0, **config})
+
+
+def _plain(topic_producer: Any, topic: str, partition: int, values: list[bytes]) -> list[Produced]:
+    return produce(topic_producer, topic, [(partition, None, v, (), None) for v in values])
+
+
+def _delete_records(cluster: Any, topic: str, before: dict[int, int]) -> None:
+    """Move the log start of each partition (single-node cluster: node 1 leads all)."""
+    from kafka_wire import KafkaWire
+
+    request = DeleteRecordsRequest(
+        topics=[
+            DeleteRecordsTopic(
+                name=topic,
+                partitions=[
+                    DeleteRecordsPartition(partition_index=p, offset=o) for p, o in before.items()
+                ],
+            )
+        ],
+        timeout_ms=30_000,
+    )
+    with KafkaWire(cluster.host, cluster.port) as wire:
+        response = wire.request(request, 2)
+    assert isinstance(response, DeleteRecordsResponse)
+    got = {r.partition_index: (r.error_code, r.low_watermark) for r in response.topics[0].partitions}
+    assert got == {p: (0, o) for p, o in before.items()}
+
+
+def _no_trouble(consumer: LiveConsumer) -> None:
+    """No event other than the initial resets was reported."""
+    unexpected = [
+        e
+        for e in consumer.events
+        if not (isinstance(e, OffsetReset) and e.reason is NO_POSITION and e.from_offset is None)
+    ]
+    assert unexpected == []
+
+
+# ---------------------------------------------------------------------- 1. every codec
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_consumes_exactly_what_was_produced(
+    kafka: Any, consumers: list[LiveConsumer], codec: str
+) -> None:
+    partitions, per_partition = 4, 2000
+    topic = kafka.create_topic(partitions=partitions, prefix=f"codec-{codec}")
+    base_ts = 1_700_000_000_000
+
+    def items() -> Iterator[tuple[int, bytes | None, bytes | None, list[Any], int]]:
+        for i in range(per_partition):
+            for p in range(partitions):
+                key = f"key-{p}-{i}".encode()
+                value: bytes | None = (f"value {p}/{i} " * (1 + i % 13)).encode()
+                if i % 97 == 5:
+                    value = None  # a tombstone
+                elif i % 89 == 3:
+                    value = b""
+                headers: list[Any] = []
+                if i % 3 == 0:
+                    headers = [("trace", f"{i}".encode()), ("dup", b"a"), ("dup", b"\x00\xff")]
+                elif i % 11 == 1:
+                    headers = [("empty", b"")]
+                yield p, key, value, headers, base_ts + i * 7 + p
+
+    producer = _producer(kafka, **{"compression.type": codec, "linger.ms": 20})
+    acked = produce(producer, topic, items())
+    assert len(acked) == partitions * per_partition
+
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.core.assign(tps, consumer.now())
+    consumer.consume({tp: per_partition for tp in tps}, timeout=90)
+    consumer.settle(0.5)  # nothing beyond what was produced may arrive
+
+    for tp in tps:
+        expected = [produced_view(a) for a in acked if a.partition == tp.partition]
+        assert [e[0] for e in expected] == list(range(per_partition))
+        assert [record_view(r) for r in consumer.records[tp]] == expected
+        assert consumer.core.position(tp) == per_partition
+        assert consumer.core.highwater(tp) == per_partition
+    assert sorted(consumer.events, key=str) == sorted(
+        (OffsetReset(tp, None, 0, NO_POSITION) for tp in tps), key=str
+    )
+
+
+# ---------------------------------------------------------------------- 2. reset policies
+
+
+@pytest.mark.parametrize("policy", [EARLIEST, LATEST, NONE], ids=lambda p: p.value)
+def test_reset_on_empty_topic(
+    kafka: Any, consumers: list[LiveConsumer], policy: OffsetResetPolicy
+) -> None:
+    topic = kafka.create_topic(partitions=2, prefix="empty")
+    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    consumer = _consumer(consumers, kafka, policy)
+    consumer.core.assign(tps, consumer.now())
+    if policy is NONE:
+        # Reported at once, without asking the broker.
+        assert consumer.core.events() == [NoOffsetForPartition(tuple(tps))]
+        consumer.settle(1.0)
+        assert consumer.events == []
+        assert [consumer.core.position(tp) for tp in tps] == [None, None]
+        assert {consumer.core.fetch_state(tp) for tp in tps} == {FetchState.AWAITING_SEEK}
+        consumer.core.seek(tps[1], 0, consumer.now())
+    else:
+        consumer.wait_event(OffsetReset, 2)
+        assert sorted(consumer.events, key=str) == [
+            OffsetReset(tp, None, 0, NO_POSITION) for tp in tps
+        ]
+        assert [consumer.position(tp) for tp in tps] == [0, 0]
+    _plain(_producer(kafka), topic, 1, [b"a", b"b"])
+    consumer.consume({tps[1]: 2})
+    assert [r.value for r in consumer.records[tps[1]]] == [b"a", b"b"]
+    assert consumer.offsets(tps[1]) == [0, 1]
+    assert tps[0] not in consumer.records
+
+
+@pytest.mark.parametrize("policy", [EARLIEST, LATEST, NONE], ids=lambda p: p.value)
+def test_reset_on_topic_with_data(
+    kafka: Any, consumers: list[LiveConsumer], policy: OffsetResetPolicy
+) -> None:
+    topic = kafka.create_topic(partitions=3, prefix="reset")
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    producer = _producer(kafka)
+    counts = [5, 0, 12]
+    for p, n in enumerate(counts):
+        _plain(producer, topic, p, [f"old-{p}-{i}".encode() for i in range(n)])
+    consumer = _consumer(consumers, kafka, policy)
+    consumer.core.assign(tps, consumer.now())
+    if policy is NONE:
+        assert consumer.core.events() == [NoOffsetForPartition(tuple(tps))]
+        consumer.settle(1.0)
+        assert consumer.events == [] and consumer.records == {}
+        return
+    consumer.wait_event(OffsetReset, 3)
+    start = [0, 0, 0] if policy is EARLIEST else counts
+    assert sorted(consumer.events, key=str) == sorted(
+        (OffsetReset(tp, None, s, NO_POSITION) for tp, s in zip(tps, start, strict=True)), key=str
+    )
+    for p in range(3):
+        _plain(producer, topic, p, [f"new-{p}-{i}".encode() for i in range(3)])
+    consumer.consume({tp: counts[tp.partition] - s + 3 for tp, s in zip(tps, start, strict=True)})
+    consumer.settle(0.5)
+    for tp, s in zip(tps, start, strict=True):
+        assert consumer.offsets(tp) == list(range(s, counts[tp.partition] + 3))
+        assert [r.value for r in consumer.records[tp]][-3:] == [
+            f"new-{tp.partition}-{i}".encode() for i in range(3)
+        ]
+        assert consumer.core.position(tp) == counts[tp.partition] + 3
+
+
+@pytest.mark.parametrize("policy", [EARLIEST, LATEST, NONE], ids=lambda p: p.value)
+def test_several_partitions_out_of_range_at_once(
+    kafka: Any, consumers: list[LiveConsumer], policy: OffsetResetPolicy
+) -> None:
+    """Past the end, exactly at the end and before the log start, in one fetch."""
+    topic = kafka.create_topic(partitions=4, prefix="oor")
+    tps = [TopicPartition(topic, p) for p in range(4)]
+    producer = _producer(kafka)
+    for p in range(4):
+        _plain(producer, topic, p, [f"{p}-{i}".encode() for i in range(10)])
+    _delete_records(kafka, topic, {2: 4, 3: 6})
+    consumer = _consumer(consumers, kafka, policy)
+    core = consumer.core
+    core.assign(tps, consumer.now())
+    initial = core.events()
+    # Before any I/O, so the first fetch carries all four partitions.
+    seeks = {tps[0]: 50, tps[1]: 10, tps[2]: 1, tps[3]: 11}
+    for tp, offset in seeks.items():
+        core.seek(tp, offset, consumer.now())
+    assert [core.position(tp) for tp in tps] == [50, 10, 1, 11]
+    bad = {tps[0]: 50, tps[2]: 1, tps[3]: 11}
+    if policy is NONE:
+        assert initial == [NoOffsetForPartition(tuple(tps))]
+        [event] = consumer.wait_event(OffsetOutOfRange)
+        assert event == OffsetOutOfRange(bad)
+        consumer.settle(1.0)
+        assert consumer.events == [event] and consumer.records == {}
+        assert [core.fetch_state(tp) for tp in tps] == [
+            FetchState.AWAITING_SEEK,
+            FetchState.FETCHING,
+            FetchState.AWAITING_SEEK,
+            FetchState.AWAITING_SEEK,
+        ]
+        # The stopped partitions stay where they were until the user seeks.
+        assert [core.position(tp) for tp in tps] == [50, 10, 1, 11]
+        core.seek(tps[0], 7, consumer.now())
+        core.seek_to_beginning([tps[2]], consumer.now())
+        core.seek_to_end([tps[3]], consumer.now())
+        assert core.position(tps[2]) is None
+        assert consumer.position(tps[2]) == 4 and consumer.position(tps[3]) == 10
+        consumer.consume({tps[0]: 3, tps[2]: 6})
+        expected = {tps[0]: [7, 8, 9], tps[2]: [4, 5, 6, 7, 8, 9]}
+    else:
+        assert initial == []
+        consumer.wait_event(OffsetReset, 3)
+        target = {tps[0]: 0, tps[2]: 4, tps[3]: 6} if policy is EARLIEST else dict.fromkeys(bad, 10)
+        assert sorted(consumer.events, key=str) == sorted(
+            (OffsetReset(tp, bad[tp], target[tp], OUT_OF_RANGE) for tp in bad), key=str
+        )
+        expected = {tp: list(range(target[tp], 10)) for tp in bad if target[tp] < 10}
+        consumer.consume({tp: len(o) for tp, o in expected.items()})
+    consumer.settle(0.5)
+    assert {tp: consumer.offsets(tp) for tp in consumer.records} == expected
+    assert [core.position(tp) for tp in tps] == [10, 10, 10, 10]
+    if policy is NONE:
+        assert consumer.of_type(OffsetReset) == []
+
+
+def test_seek_to_beginning_and_end_after_new_data(
+    kafka: Any, consumers: list[LiveConsumer]
+) -> None:
+    topic = kafka.create_topic(partitions=2, prefix="seekto")
+    p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    producer = _producer(kafka)
+    for tp in (p0, p1):
+        _plain(producer, topic, tp.partition, [b"first"] * 5)
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    core = consumer.core
+    core.assign([p0, p1], consumer.now())
+    consumer.consume({p0: 5, p1: 5})
+    assert consumer.offsets(p0) == consumer.offsets(p1) == [0, 1, 2, 3, 4]
+
+    # New data arrives while the consumer is not pumped; seek_to_end skips it.
+    for tp in (p0, p1):
+        _plain(producer, topic, tp.partition, [b"second"] * 3)
+    core.seek_to_end([p0], consumer.now())
+    assert core.position(p0) is None
+    assert core.fetch_state(p0) in (FetchState.NEEDS_RESET, FetchState.RESETTING)
+    assert consumer.position(p0) == 8
+    consumer.consume({p1: 8})
+    consumer.settle(0.5)
+    assert consumer.offsets(p0) == [0, 1, 2, 3, 4]
+    assert consumer.offsets(p1) == list(range(8))
+
+    # seek_to_beginning after the log start moved: the new log start.
+    _delete_records(kafka, topic, {1: 6})
+    core.seek_to_beginning([p1], consumer.now())
+    assert core.position(p1) is None
+    assert consumer.position(p1) == 6
+    consumer.consume({p1: 10})
+    assert consumer.offsets(p1) == [*range(8), 6, 7]
+
+    # And seek_to_beginning of p0 re-reads everything.
+    core.seek_to_beginning([p0], consumer.now())
+    consumer.consume({p0: 13})
+    assert consumer.offsets(p0) == [*range(5), *range(8)]
+    _plain(producer, topic, 0, [b"third"] * 2)
+    consumer.consume({p0: 15})
+    assert consumer.offsets(p0)[-2:] == [8, 9]
+    assert [r.value for r in consumer.records[p0][-2:]] == [b"third"] * 2
+    # Seeking to the beginning or end is the user's move, never a policy reset.
+    _no_trouble(consumer)
+    assert len(consumer.of_type(OffsetReset)) == 2
+
+
+# ---------------------------------------------------------------------- 3. pause / resume
+
+
+def test_pause_and_resume(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    topic = kafka.create_topic(partitions=2, prefix="pause")
+    p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    producer = _producer(kafka, **{"linger.ms": 5})
+    acked0 = _plain(producer, topic, 0, [f"a{i}".encode() for i in range(1500)])
+    _plain(producer, topic, 1, [f"b{i}".encode() for i in range(10)])
+    consumer = _consumer(consumers, kafka, EARLIEST, max_poll_records=50)
+    core = consumer.core
+
+    # Pause p0 with records buffered: they are dropped and fetched again on resume.
+    core.assign([p0, p1], consumer.now())
+    consumer.max_records = 7
+    consumer.until(lambda: len(consumer.records.get(p0, [])) >= 20 and core.buffered() > 0)
+    core.pause([p0], consumer.now())
+    assert core.paused() == {p0}
+    handed = len(consumer.records[p0])
+    assert core.position(p0) == handed
+    consumer.max_records = None
+    consumer.consume({p1: 10})
+
+    # While paused nothing of p0 comes, however much is written to it.
+    acked0 += _plain(producer, topic, 0, [f"late{i}".encode() for i in range(300)])
+    _plain(producer, topic, 1, [f"b{i}".encode() for i in range(10, 15)])
+    consumer.consume({p1: 15})
+    consumer.settle(1.5)
+    assert len(consumer.records[p0]) == handed
+    assert core.position(p0) == handed
+    assert consumer.offsets(p1) == list(range(15))
+
+    core.resume([p0], consumer.now())
+    assert core.paused() == set()
+    consumer.consume({p0: 1800})
+    consumer.settle(0.5)
+    assert consumer.offsets(p0) == list(range(1800))
+    assert [r.value for r in consumer.records[p0]] == [a.value for a in acked0]
+    assert core.position(p0) == 1800
+    _no_trouble(consumer)
+
+
+# ---------------------------------------------------------------------- 4. offsets by time
+
+
+def test_offsets_for_times_and_beginning_end(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    topic = kafka.create_topic(partitions=3, prefix="times")
+    p0, p1, p2 = (TopicPartition(topic, p) for p in range(3))
+    base = 1_600_000_000_000
+    producer = _producer(kafka)
+    produce(producer, topic, [(0, b"k", b"v", (), base + 1000 * i) for i in range(10)], 1)
+    produce(producer, topic, [(1, b"k", b"v", (), base + 500 + 1000 * i) for i in range(3)], 1)
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    # A lookup needs no assignment.
+    lookup = consumer.list_offsets
+
+    assert lookup({p0: base + 2500, p1: base + 2500, p2: base}) == {
+        p0: OffsetAndTimestamp(3, base + 3000, 0),
+        p1: OffsetAndTimestamp(2, base + 2500, 0),
+        p2: None,  # empty partition
+    }
+    assert lookup({p0: base, p1: 0}) == {
+        p0: OffsetAndTimestamp(0, base, 0),
+        p1: OffsetAndTimestamp(0, base + 500, 0),
+    }
+    assert lookup({p0: base + 9000}) == {p0: OffsetAndTimestamp(9, base + 9000, 0)}
+    # Past the last record's timestamp: no answer.
+    assert lookup({p0: base + 9001, p1: base + 2501}) == {p0: None, p1: None}
+    beginning = lookup({p0: -2, p1: -2, p2: -2})
+    end = lookup({p0: -1, p1: -1, p2: -1})
+    assert {tp: o.offset if o else None for tp, o in beginning.items()} == {p0: 0, p1: 0, p2: 0}
+    assert {tp: o.offset if o else None for tp, o in end.items()} == {p0: 10, p1: 3, p2: 0}
+
+    _delete_records(kafka, topic, {0: 4})
+    assert lookup({p0: -2})[p0] is not None and lookup({p0: -2})[p0].offset == 4  # type: ignore[union-attr]
+    # The first record at or after the timestamp among those still in the log.
+    assert lookup({p0: base}) == {p0: OffsetAndTimestamp(4, base + 4000, 0)}
+    assert lookup({p0: base + 5000}) == {p0: OffsetAndTimestamp(5, base + 5000, 0)}
+    assert lookup({}) == {}
+    # The answers agree with the records themselves.
+    consumer.core.assign([p0], consumer.now())
+    consumer.consume({p0: 6})
+    assert [(r.offset, r.timestamp) for r in consumer.records[p0]] == [
+        (i, base + 1000 * i) for i in range(4, 10)
+    ]
+
+
+# ---------------------------------------------------------------------- 5. transactions
+
+
+def test_read_committed_skips_aborted_transactions(
+    kafka: Any, consumers: list[LiveConsumer]
+) -> None:
+    topic = kafka.create_topic(partitions=2, prefix="txn")
+    p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    plain = _producer(kafka)
+    txp = _producer(kafka, **{"transactional.id": f"tx-{uuid.uuid4().hex[:8]}"})
+    txp.init_transactions(60)
+
+    def tx(label: str, n: int) -> list[Produced]:
+        # Each transaction writes to both partitions; p1 sees transactional data only.
+        return produce(txp, topic, [(i % 2, None, f"{label}-{i}".encode(), (), None) for i in range(n)])
+
+    written: list[tuple[str, list[Produced]]] = []
+    written.append(("plain", _plain(plain, topic, 0, [b"plain-0", b"plain-1", b"plain-2"])))
+    txp.begin_transaction()
+    written.append(("commit", tx("c1", 6)))
+    txp.commit_transaction(30)
+    txp.begin_transaction()
+    written.append(("abort", tx("a1", 5)))
+    # Non-transactional records interleaved with the open (later aborted) transaction.
+    written.append(("plain", _plain(plain, topic, 0, [b"plain-mid-0", b"plain-mid-1"])))
+    written.append(("abort", tx("a1b", 3)))
+    txp.abort_transaction(30)
+    txp.begin_transaction()
+    written.append(("commit", tx("c2", 4)))
+    txp.commit_transaction(30)
+    written.append(("plain", _plain(plain, topic, 0, [b"plain-end"])))
+
+    def values(tp: TopicPartition, keep: set[str]) -> list[tuple[int, bytes | None]]:
+        out = [
+            (a.offset, a.value)
+            for kind, acked in written
+            if kind in keep
+            for a in acked
+            if a.partition == tp.partition
+        ]
+        return sorted(out)
+
+    probe = _consumer(consumers, kafka, EARLIEST)
+    end = probe.list_offsets({p0: -1, p1: -1})
+    end_offsets = {tp: o.offset for tp, o in end.items() if o is not None}
+    # p1 ends with the commit marker of c2: one offset past its last record.
+    assert end_offsets[p1] == values(p1, {"commit"})[-1][0] + 2
+
+    for level, keep in [
+        (IsolationLevel.READ_COMMITTED, {"plain", "commit"}),
+        (IsolationLevel.READ_UNCOMMITTED, {"plain", "commit", "abort"}),
+    ]:
+        consumer = _consumer(consumers, kafka, EARLIEST, isolation_level=level)
+        consumer.core.assign([p0, p1], consumer.now())
+        expected = {tp: values(tp, keep) for tp in (p0, p1)}
+        consumer.consume({tp: len(v) for tp, v in expected.items()})
+        # The position moves past the final markers even though no record follows them.
+        consumer.until(lambda c=consumer: all(c.core.position(tp) == end_offsets[tp] for tp in (p0, p1)))
+        consumer.settle(0.5)
+        for tp in (p0, p1):
+            assert [(r.offset, r.value) for r in consumer.records[tp]] == expected[tp], level
+        _no_trouble(consumer)
+
+
+def test_seek_to_end_stops_at_the_last_stable_offset(
+    kafka: Any, consumers: list[LiveConsumer]
+) -> None:
+    topic = kafka.create_topic(partitions=1, prefix="lso")
+    tp = TopicPartition(topic, 0)
+    _plain(_producer(kafka), topic, 0, [b"before-0", b"before-1"])
+    txp = _producer(kafka, **{"transactional.id": f"tx-{uuid.uuid4().hex[:8]}"})
+    txp.init_transactions(60)
+    txp.begin_transaction()
+    open_tx = produce(txp, topic, [(0, None, f"open-{i}".encode(), (), None) for i in range(3)])
+    assert [a.offset for a in open_tx] == [2, 3, 4]
+
+    committed = _consumer(consumers, kafka, LATEST, isolation_level=IsolationLevel.READ_COMMITTED)
+    uncommitted = _consumer(consumers, kafka, LATEST)
+    for c in (committed, uncommitted):
+        c.core.assign([tp], c.now())
+    assert committed.position(tp) == 2  # the LSO: the open transaction's first offset
+    assert uncommitted.position(tp) == 5  # the high watermark
+    committed.core.seek(tp, 0, committed.now())
+    committed.consume({tp: 2})
+    committed.core.seek_to_end([tp], committed.now())
+    assert committed.position(tp) == 2
+    assert [o.offset if o else None for o in committed.list_offsets({tp: -1}).values()] == [2]
+    committed.settle(1.0)
+    assert committed.offsets(tp) == [0, 1]
+    assert committed.core.position(tp) == 2
+
+    txp.commit_transaction(30)
+    committed.consume({tp: 5})
+    committed.until(lambda: committed.core.position(tp) == 6)
+    assert [r.value for r in committed.records[tp]] == [
+        b"before-0",
+        b"before-1",
+        b"open-0",
+        b"open-1",
+        b"open-2",
+    ]
+    assert committed.offsets(tp) == [0, 1, 2, 3, 4]
+    assert [e for e in committed.events if not isinstance(e, (OffsetReset, OffsetsResult))] == []
+    assert committed.of_type(OffsetReset) == [OffsetReset(tp, None, 2, NO_POSITION)]
+    assert uncommitted.of_type(OffsetReset) == [OffsetReset(tp, None, 5, NO_POSITION)]
+
+
+# ---------------------------------------------------------------------- 6. late topic
+
+
+def test_topic_created_after_assignment(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    from confluent_kafka.admin import NewTopic
+
+    name = f"late-{uuid.uuid4().hex[:10]}"
+    tps = [TopicPartition(name, 0), TopicPartition(name, 1)]
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    consumer.core.assign(tps, consumer.now())
+    consumer.settle(1.5)
+    assert consumer.records == {}
+    assert [consumer.core.position(tp) for tp in tps] == [None, None]
+    before = list(consumer.events)
+
+    futures = kafka.admin().create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+    futures[name].result(timeout=60)
+    kafka.wait_topic(name, 2)
+    acked = produce(
+        _producer(kafka),
+        name,
+        [(i % 2, f"k{i}".encode(), f"v{i}".encode(), [("h", b"x")], None) for i in range(20)],
+    )
+    consumer.consume({tp: 10 for tp in tps}, timeout=60)
+    consumer.settle(0.5)
+    for tp in tps:
+        assert [record_view(r) for r in consumer.records[tp]] == [
+            produced_view(a) for a in acked if a.partition == tp.partition
+        ]
+    assert before == []
+    assert sorted(consumer.events, key=str) == sorted(
+        (OffsetReset(tp, None, 0, NO_POSITION) for tp in tps), key=str
+    )
+
+
+# ---------------------------------------------------------------------- 7/8. failover
+
+
+def _no_resets_after_start(consumer: LiveConsumer) -> None:
+    bad = [
+        e
+        for e in consumer.events
+        if isinstance(e, (LogTruncation, FetchError, OffsetOutOfRange, NoOffsetForPartition))
+        or (isinstance(e, OffsetReset) and e.reason is not NO_POSITION)
+    ]
+    assert bad == []
+    assert not any(
+        isinstance(e, OffsetReset) and e.reason is ResetReason.TRUNCATION for e in consumer.events
+    )
