@@ -42,6 +42,7 @@ from kafka_sansio._messages.produce import (
     ProduceResponse,
     TopicProduceData,
 )
+from kafka_sansio.errors import error_for_code
 from kafka_sansio.records import Record, codec_available, encode_batch
 
 PARTITIONS = 3
@@ -171,41 +172,55 @@ class _Real(_Side):
             return all(client.metadata.leader(tp) is not None for tp in tps)
 
         self.until(client, leaders_known)
-        results.clear()
+        batches: dict[tuple[int, int], bytes] = {}
         count = 0
         for p in range(PARTITIONS):
-            leader = client.metadata.leader(TopicPartition(topic, p))
-            assert leader is not None
             for b, codec in enumerate(codecs):
                 records = _records(p, b)
                 stamp = int(time.time() * 1000)
-                batch = encode_batch(
+                batches[(p, b)] = encode_batch(
                     [Record(i, stamp, 0, k, v, tuple(h)) for i, (k, v, h) in enumerate(records)],
                     compression=codec,
                 )
+                count += len(records)
+        # Send every batch in order per partition; a fresh topic's leader may still be
+        # settling, so retriable errors are retried after a metadata refresh.
+        for attempt in range(20):
+            pending = sorted(batches)
+            if not pending:
+                break
+            if attempt:
+                resume = time.monotonic() + 0.2 * attempt
+                client.request_metadata(self.now())
+                self.until(client, lambda resume=resume: time.monotonic() >= resume)
+            for p, b in pending:
+                if (p, b) not in batches:
+                    continue
+                results.clear()
+                leader = client.metadata.leader(TopicPartition(topic, p))
+                if leader is None:
+                    break
                 request = ProduceRequest(
                     acks=-1,
                     timeout_ms=30_000,
                     topic_data=[
                         TopicProduceData(
                             name=topic,
-                            partition_data=[PartitionProduceData(index=p, records=batch)],
+                            partition_data=[PartitionProduceData(index=p, records=batches[(p, b)])],
                         )
                     ],
                 )
                 client.send(leader, request, self.now(), collect)
-                count += len(records)
-        self.until(client, lambda: len(results) == PARTITIONS * len(codecs))
-        for result in results:
-            response = result.response if isinstance(result, Response) else None
-            if not isinstance(response, ProduceResponse):
-                raise DemoFailed(f"produce failed: {result}")
-            for topic_response in response.responses:
-                for part in topic_response.partition_responses:
-                    if part.error_code:
-                        raise DemoFailed(
-                            f"produce to partition {part.index}: error {part.error_code}"
-                        )
+                self.until(client, lambda: results)
+                code = _produce_error(results[0])
+                if code == 0:
+                    del batches[(p, b)]
+                elif code is not None and not error_for_code(code).retriable:
+                    raise DemoFailed(f"produce to partition {p}: error {code}")
+                else:
+                    break  # keep the order: retry this partition's batches later
+        if batches:
+            raise DemoFailed(f"could not produce {len(batches)} batches")
         client.close()
         self.until(client, lambda: True)
         return count
@@ -213,6 +228,14 @@ class _Real(_Side):
     def close(self) -> None:
         for driver in self._drivers.values():
             driver.close()
+
+
+def _produce_error(result: Response | RequestFailed) -> int | None:
+    """The partition error code of a one-partition Produce answer (None: no answer)."""
+    response = result.response if isinstance(result, Response) else None
+    if not isinstance(response, ProduceResponse):
+        return None
+    return response.responses[0].partition_responses[0].error_code
 
 
 def _consumer(side: _Side, policy: OffsetResetPolicy) -> ConsumerCore:
