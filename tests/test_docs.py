@@ -16,3 +16,16 @@ def test_partition_state_table_is_current() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_readme_example_runs() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"## Using the core\n\n```python\n(.*?)```", readme, re.S)
+    assert match, "README lost its example"
+    result = subprocess.run(
+        [sys.executable, "-c", match.group(1)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Record(offset=0" in result.stdout and "OffsetReset(" in result.stdout
