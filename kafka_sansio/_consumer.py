@@ -293,6 +293,33 @@ class ConsumerCore:
         self._update(now)
         return token
 
+    def offsets_for_times(
+        self, timestamps: dict[TopicPartition, int], now: float, timeout: float | None = None
+    ) -> int:
+        """The earliest offset whose timestamp is at or after each given one (ms); a token.
+
+        Partitions with no such record get ``None`` in the :class:`OffsetsResult`.
+        """
+        if any(ts < 0 for ts in timestamps.values()):
+            raise LocalProtocolError("timestamps must be >= 0 (milliseconds since the epoch)")
+        return self.list_offsets(timestamps, now, timeout)
+
+    def beginning_offsets(
+        self, partitions: Iterable[TopicPartition], now: float, timeout: float | None = None
+    ) -> int:
+        """Each partition's log start offset, as an :class:`OffsetsResult`; returns its token."""
+        return self.list_offsets(dict.fromkeys(partitions, EARLIEST), now, timeout)
+
+    def end_offsets(
+        self, partitions: Iterable[TopicPartition], now: float, timeout: float | None = None
+    ) -> int:
+        """Each partition's end offset (the LSO under read_committed); returns the token."""
+        return self.list_offsets(dict.fromkeys(partitions, LATEST), now, timeout)
+
+    def unassign(self, now: float) -> None:
+        """Drop every partition (and its buffered records)."""
+        self.assign((), now)
+
     def poll(self, now: float, max_records: int | None = None) -> Records:
         """Hand out buffered records (possibly none) and send the fetches that frees up.
 

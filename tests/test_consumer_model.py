@@ -11,9 +11,11 @@ from kafka_sansio import (
     ConsumerConfig,
     ConsumerCore,
     IsolationLevel,
+    LocalProtocolError,
     LogTruncation,
     OffsetReset,
     OffsetResetPolicy,
+    OffsetsResult,
     ResetReason,
     TopicPartition,
 )
@@ -121,3 +123,38 @@ def test_read_committed_skips_aborted_records_and_markers() -> None:
         )
     )
     assert everything == [b"plain-0", b"aborted-1", b"aborted-2", b"committed-4"]
+
+
+def test_offset_lookups() -> None:
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=2)
+    cluster.append("t", 0, [b"a", b"b"], timestamp=1_000)
+    cluster.append("t", 0, [b"c"], timestamp=2_000)
+    cluster.truncate_start("t", 0, 2)
+    core, pump = make(cluster)
+    t1 = TopicPartition("t", 1)
+    results: dict[int, OffsetsResult] = {}
+
+    def answer(token: int) -> OffsetsResult:
+        def arrived() -> bool:
+            for event in core.events():
+                if isinstance(event, OffsetsResult):
+                    results[event.token] = event
+            return token in results
+
+        pump.until(arrived)
+        return results[token]
+
+    begin = answer(core.beginning_offsets([TP, t1], pump.now))
+    end = answer(core.end_offsets([TP, t1], pump.now))
+    times = answer(core.offsets_for_times({TP: 1_500, t1: 0}, pump.now))
+    late = answer(core.offsets_for_times({TP: 5_000}, pump.now))
+    assert {tp: o.offset for tp, o in begin.offsets.items()} == {TP: 2, t1: 0}
+    assert {tp: o.offset for tp, o in end.offsets.items()} == {TP: 3, t1: 0}
+    assert times.offsets[TP] == (2, 2_000, 0) and times.offsets[t1] is None
+    assert late.offsets == {TP: None}
+    with pytest.raises(LocalProtocolError):
+        core.offsets_for_times({TP: -1}, pump.now)
+    core.assign([TP], pump.now)
+    core.unassign(pump.now)
+    assert core.assignment() == set()
