@@ -394,6 +394,12 @@ class ConsumerCore:
     def _backoff(self, attempts: int = 0) -> float:
         return self.config.client.retry_backoff.delay(attempts, self._random())
 
+    def _awaits(
+        self, tp: TopicPartition, p: PartitionState, generation: int, state: FetchState
+    ) -> bool:
+        """Is this answer still wanted: same assignment, same position, same state?"""
+        return self._partitions.get(tp) is p and p.generation == generation and p.state is state
+
     def _leader_epoch(self, tp: TopicPartition) -> int:
         meta = self.client.metadata.partitions.get(tp)
         return -1 if meta is None else meta.leader_epoch
@@ -680,23 +686,20 @@ class ConsumerCore:
     ) -> None:
         answers = _list_offsets_answers(result)
         for tp, (p, generation, _) in sent.items():
-            if (
-                self._partitions.get(tp) is not p
-                or p.generation != generation
-                or p.state is not FetchState.RESETTING
-            ):
+            if not self._awaits(tp, p, generation, FetchState.RESETTING):
                 continue
             answer = answers.get(tp)
             if answer is None or answer[0] != 0:
+                code = -1 if answer is None else answer[0]
+                if code != -1 and code not in _REFRESH_AND_RETRY:
+                    error = exception_for_code(code)
+                    if not error.retriable:
+                        p.transition("fatal_error")
+                        self._events.append(FetchError(tp, -1, error))
+                        continue
                 p.transition("reset_failed")
                 p.retry_at = now + self._backoff()
-                code = -1 if answer is None else answer[0]
-                if code in _REFRESH_AND_RETRY or code == -1:
-                    self.client.request_metadata(now)
-                elif not exception_for_code(code).retriable:
-                    p.transition("send_reset")
-                    p.transition("no_policy")
-                    self._events.append(FetchError(tp, -1, exception_for_code(code)))
+                self.client.request_metadata(now)
                 continue
             _, offset, epoch, _ = answer
             previous = p.position
@@ -773,11 +776,7 @@ class ConsumerCore:
                         r.end_offset,
                     )
         for tp, (p, generation, epoch) in sent.items():
-            if (
-                self._partitions.get(tp) is not p
-                or p.generation != generation
-                or p.state is not FetchState.VALIDATING
-            ):
+            if not self._awaits(tp, p, generation, FetchState.VALIDATING):
                 continue
             answer = answers.get(tp)
             if answer is None or answer[0] != 0:

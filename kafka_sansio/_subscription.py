@@ -58,7 +58,7 @@ TRANSITIONS: dict[tuple[FetchState, str], FetchState] = {
     (_S.NEEDS_RESET, "send_reset"): _S.RESETTING,
     (_S.RESETTING, "reset_done"): _S.FETCHING,
     (_S.RESETTING, "reset_failed"): _S.NEEDS_RESET,
-    (_S.RESETTING, "no_policy"): _S.AWAITING_SEEK,
+    (_S.RESETTING, "fatal_error"): _S.AWAITING_SEEK,
     (_S.NEEDS_RESET, "no_policy"): _S.AWAITING_SEEK,
     (_S.FETCHING, "out_of_range"): _S.NEEDS_RESET,
     (_S.FETCHING, "out_of_range_no_policy"): _S.AWAITING_SEEK,
