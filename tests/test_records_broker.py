@@ -32,12 +32,19 @@ from kafka_wire import KafkaWire
 
 from kafka_sansio import protocol
 from kafka_sansio._messages.fetch import FetchPartition, FetchRequest, FetchTopic
+from kafka_sansio._messages.init_producer_id import InitProducerIdRequest
+from kafka_sansio._messages.list_offsets import (
+    ListOffsetsPartition,
+    ListOffsetsRequest,
+    ListOffsetsTopic,
+)
 from kafka_sansio._messages.metadata import MetadataRequest, MetadataRequestTopic
 from kafka_sansio._messages.produce import (
     PartitionProduceData,
     ProduceRequest,
     TopicProduceData,
 )
+from kafka_sansio.errors import OutOfOrderSequenceNumberError
 from kafka_sansio.records import (
     CODEC_GZIP,
     CODEC_LZ4,
@@ -52,7 +59,7 @@ from kafka_sansio.records import (
     encode_batch,
 )
 
-FETCH, PRODUCE, METADATA = 1, 0, 3
+FETCH, PRODUCE, LIST_OFFSETS, METADATA, INIT_PRODUCER_ID = 1, 0, 2, 3, 22
 CODECS = {
     "none": CODEC_NONE,
     "gzip": CODEC_GZIP,
@@ -134,7 +141,39 @@ def wire(kafka: Any) -> Iterator[KafkaWire]:
 @pytest.fixture(scope="module")
 def versions(wire: KafkaWire) -> dict[int, int]:
     broker = wire.api_versions()
-    return {key: protocol.choose_version(key, broker) for key in (FETCH, PRODUCE, METADATA)}
+    return {
+        key: protocol.choose_version(key, broker)
+        for key in (FETCH, PRODUCE, METADATA, INIT_PRODUCER_ID)
+    }
+
+
+def new_topic(
+    kafka: Any,
+    wire: KafkaWire,
+    versions: dict[int, int],
+    prefix: str,
+    config: dict[str, str] | None = None,
+) -> str:
+    """A fresh single-partition topic whose leader already takes requests.
+
+    The broker answers Metadata with a leader a moment before its log is
+    ready, and a raw Produce in that gap gets NOT_LEADER_OR_FOLLOWER (the
+    peers retry; our one-shot requests do not), so wait for ListOffsets.
+    """
+    name: str = kafka.create_topic(partitions=1, replication_factor=1, config=config, prefix=prefix)
+    request = ListOffsetsRequest(
+        replica_id=-1,
+        topics=[ListOffsetsTopic(name=name, partitions=[ListOffsetsPartition(timestamp=-1)])],
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        answer = wire.request(request, versions[LIST_OFFSETS])
+        part = answer.topics[0].partitions[0]
+        if part.error_code == 0:
+            assert part.offset == 0, part
+            return name
+        assert time.monotonic() < deadline, f"topic {name} not ready: {part}"
+        time.sleep(0.05)
 
 
 def topic_id(wire: KafkaWire, versions: dict[int, int], name: str) -> UUID:
@@ -211,8 +250,8 @@ def fetch_batches(
     return batches
 
 
-def produce(wire: KafkaWire, versions: dict[int, int], topic: str, data: bytes) -> tuple[int, int]:
-    """Send one batch with acks=-1; return (base offset, log append time)."""
+def produce_answer(wire: KafkaWire, versions: dict[int, int], topic: str, data: bytes) -> Any:
+    """Send one batch with acks=-1; return the partition's answer."""
     request = ProduceRequest(
         acks=-1,
         timeout_ms=15_000,
@@ -227,6 +266,12 @@ def produce(wire: KafkaWire, versions: dict[int, int], topic: str, data: bytes) 
     assert entry.name == topic
     (part,) = entry.partition_responses
     assert part.index == 0
+    return part
+
+
+def produce(wire: KafkaWire, versions: dict[int, int], topic: str, data: bytes) -> tuple[int, int]:
+    """Send one batch that must be accepted; return (base offset, log append time)."""
+    part = produce_answer(wire, versions, topic, data)
     assert part.error_code == 0, part
     assert part.record_errors == [], part
     return part.base_offset, part.log_append_time_ms
@@ -377,7 +422,7 @@ PEERS = [
 def test_peer_produces_we_decode(
     kafka: Any, wire: KafkaWire, versions: dict[int, int], peer: Peer, codec: str
 ) -> None:
-    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix=f"rb-{peer.name}")
+    topic = new_topic(kafka, wire, versions, f"rb-{peer.name}")
     sent = sample(
         null_header_value=peer.null_header_value,
         key_or_value=peer.key_or_value,
@@ -395,7 +440,7 @@ def test_peer_big_batch_we_decode(
     kafka: Any, wire: KafkaWire, versions: dict[int, int], peer: Peer, codec: str
 ) -> None:
     """A compressed batch of several codec blocks (192 KiB before compression)."""
-    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix=f"rb-big-{peer.name}")
+    topic = new_topic(kafka, wire, versions, f"rb-big-{peer.name}")
     sent = big_sample(f"{peer.name}/{codec}")
     assert peer.produce(kafka, topic, codec, sent) == [0, 1, 2, 3]
     batches = fetch_batches(wire, versions, topic, len(sent))
@@ -415,7 +460,7 @@ def test_cut_batches_come_again_whole(
     which ``decode_records`` must report as ``truncated_bytes`` and never
     turn into records.
     """
-    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-cut")
+    topic = new_topic(kafka, wire, versions, "rb-cut")
     sent: list[Sent] = []
     for round_ in range(5):
         chunk = sample(tag=str(round_))[:6]
@@ -566,7 +611,7 @@ def aiokafka_read(kafka: Any, topic: str, count: int) -> list[Record]:
 def test_we_produce_peers_read(
     kafka: Any, wire: KafkaWire, versions: dict[int, int], codec: str
 ) -> None:
-    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-ours")
+    topic = new_topic(kafka, wire, versions, "rb-ours")
     batches, sent = our_batches(codec)
     base = 0
     for data in batches:
@@ -587,7 +632,7 @@ def test_we_produce_big_batch_confluent_reads(
     kafka: Any, wire: KafkaWire, versions: dict[int, int], codec: str
 ) -> None:
     """Our multi-block compressed batches (192 KiB of records) pass the broker and librdkafka."""
-    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-ours-big")
+    topic = new_topic(kafka, wire, versions, "rb-ours-big")
     sent = big_sample(f"ours/{codec}")
     data = encode_batch(
         [Record(i, s.timestamp, CREATE, s.key, s.value, s.headers) for i, s in enumerate(sent)],
@@ -604,7 +649,7 @@ def test_we_produce_big_batch_confluent_reads(
 def test_we_produce_other_peers_read(
     kafka: Any, wire: KafkaWire, versions: dict[int, int], reader: Any
 ) -> None:
-    topic = kafka.create_topic(partitions=1, replication_factor=1, prefix="rb-ours")
+    topic = new_topic(kafka, wire, versions, "rb-ours")
     batches, sent = our_batches("zstd")
     for data in batches:
         produce(wire, versions, topic, data)
@@ -613,11 +658,8 @@ def test_we_produce_other_peers_read(
 
 def test_log_append_time_rewrite(kafka: Any, wire: KafkaWire, versions: dict[int, int]) -> None:
     """On a LogAppendTime topic the broker stamps our batch; both sides see its time."""
-    topic = kafka.create_topic(
-        partitions=1,
-        replication_factor=1,
-        config={"message.timestamp.type": "LogAppendTime"},
-        prefix="rb-lat",
+    topic = new_topic(
+        kafka, wire, versions, "rb-lat", config={"message.timestamp.type": "LogAppendTime"}
     )
     batches, sent = our_batches("gzip")
     stamps = []
@@ -635,3 +677,49 @@ def test_log_append_time_rewrite(kafka: Any, wire: KafkaWire, versions: dict[int
     assert [b.max_timestamp for b in stored] == stamps
     assert [r for b in stored for r in b.records] == wanted
     assert confluent_read(kafka, topic, len(sent)) == wanted
+
+
+def test_idempotent_batches(kafka: Any, wire: KafkaWire, versions: dict[int, int]) -> None:
+    """Producer id, epoch and sequences in our batches are the ones the broker checks.
+
+    The broker accepts sequences 0 and 3, answers a resent batch as a
+    duplicate (its first offset again, nothing appended) and refuses a gap.
+    """
+    answer = wire.request(
+        InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000),
+        versions[INIT_PRODUCER_ID],
+    )
+    assert answer.error_code == 0, answer
+    pid, epoch = answer.producer_id, answer.producer_epoch
+    assert pid >= 0
+    topic = new_topic(kafka, wire, versions, "rb-idem")
+    sent = sample(tag="idempotent")
+    first, second = sent[:3], sent[3:]
+    builder = BatchBuilder(
+        compression="zstd", producer_id=pid, producer_epoch=epoch, base_sequence=0
+    )
+    for s in first:
+        builder.append(s.key, s.value, s.headers, timestamp=s.timestamp)
+    batch_a = builder.build()
+    batch_b = encode_batch(
+        [Record(i, s.timestamp, CREATE, s.key, s.value, s.headers) for i, s in enumerate(second)],
+        compression="snappy",
+        producer_id=pid,
+        producer_epoch=epoch,
+        base_sequence=len(first),
+    )
+    assert produce(wire, versions, topic, batch_a)[0] == 0
+    assert produce(wire, versions, topic, batch_b)[0] == len(first)
+    assert produce(wire, versions, topic, batch_a)[0] == 0  # a duplicate: not appended again
+    gap = BatchBuilder(producer_id=pid, producer_epoch=epoch, base_sequence=len(sent) + 5)
+    gap.append(b"late", b"late", timestamp=BASE_TS)
+    refused = produce_answer(wire, versions, topic, gap.build())
+    assert refused.error_code == OutOfOrderSequenceNumberError.code
+    stored = fetch_batches(wire, versions, topic, len(sent))
+    assert [(b.producer_id, b.producer_epoch, b.base_sequence) for b in stored] == [
+        (pid, epoch, 0),
+        (pid, epoch, len(first)),
+    ]
+    assert [b.compression for b in stored] == [CODEC_ZSTD, CODEC_SNAPPY]
+    assert [r for b in stored for r in b.records] == expect(sent)
+    assert confluent_read(kafka, topic, len(sent)) == expect(sent)
