@@ -143,7 +143,7 @@ def versions(wire: KafkaWire) -> dict[int, int]:
     broker = wire.api_versions()
     return {
         key: protocol.choose_version(key, broker)
-        for key in (FETCH, PRODUCE, METADATA, INIT_PRODUCER_ID)
+        for key in (FETCH, PRODUCE, LIST_OFFSETS, METADATA, INIT_PRODUCER_ID)
     }
 
 
