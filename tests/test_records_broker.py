@@ -97,7 +97,7 @@ def sample(
     filler = (b"kafka-sansio " * 40) + tag.encode()
     records = [
         Sent(b"k0", b"v0" + filler, (("h", b"1"), ("h", b"2"), ("other", b"")), BASE_TS),
-        Sent(b"k1", None, (), BASE_TS + 7),  # a tombstone
+        Sent(b"k1", None, (("", b"empty header key"),), BASE_TS + 7),  # a tombstone
         Sent(None, b"no key " + filler, (("h", b"x"),), BASE_TS + 1),
         Sent(
             b"", b"", (("dup", b"a"), ("dup", b"a"), ("kl\u00fc\u00dfel", b"\x00\xff")), BASE_TS - 5
@@ -193,11 +193,12 @@ def fetch_batches(
     topic: str,
     count: int,
     *,
+    start: int = 0,
     partition_max_bytes: int = 1 << 20,
     timeout: float = 30.0,
     cuts: list[int] | None = None,
 ) -> list[RecordBatch]:
-    """Fetch partition 0 of *topic* from offset 0 until *count* records arrived.
+    """Fetch partition 0 of *topic* from offset *start* until *count* records arrived.
 
     Each response's raw ``records`` bytes go through ``decode_records`` with
     the fetch offset as start offset; the next fetch starts at its
@@ -207,7 +208,7 @@ def fetch_batches(
     """
     version = versions[FETCH]
     tid = topic_id(wire, versions, topic) if version >= 13 else UUID(int=0)
-    offset = 0
+    offset = start
     seen = 0
     batches: list[RecordBatch] = []
     deadline = time.monotonic() + timeout
@@ -481,6 +482,43 @@ def test_cut_batches_come_again_whole(
     assert [b.base_offset for b in batches] == [0, 6, 12, 18, 24]
 
 
+def test_fetch_from_inside_a_compressed_batch(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int]
+) -> None:
+    """A fetch offset inside a compressed batch: the broker sends the whole batch
+    and ``decode_records(start_offset=...)`` drops the records before the offset."""
+    topic = new_topic(kafka, wire, versions, "rb-inside")
+    sent = sample(tag="inside")
+    produce_confluent(kafka, topic, "gzip", sent)
+    (whole,) = fetch_batches(wire, versions, topic, len(sent))
+    for start in (1, 4, len(sent) - 1):
+        (batch,) = fetch_batches(wire, versions, topic, len(sent) - start, start=start)
+        assert batch.base_offset == 0
+        assert batch.records_count == len(sent)
+        assert batch.records == whole.records[start:]
+        assert list(batch.records) == expect(sent)[start:]
+
+
+def test_many_small_records(kafka: Any, wire: KafkaWire, versions: dict[int, int]) -> None:
+    """Thousands of records per batch: offset deltas need two- and three-byte varints."""
+    topic = new_topic(kafka, wire, versions, "rb-many")
+    sent = [
+        Sent(b"%d" % i, b"v" * (i % 40), (("n", b"%d" % i),) * (i % 3), BASE_TS + i * 1000)
+        for i in range(12_000)
+    ]
+    produce_confluent(kafka, topic, "zstd", sent)
+    batches = fetch_batches(wire, versions, topic, len(sent))
+    check_decoded(batches, sent, "zstd")
+    assert max(len(b.records) for b in batches) > 8192, [len(b.records) for b in batches]
+
+    ours = new_topic(kafka, wire, versions, "rb-many-ours")
+    builder = BatchBuilder(compression="lz4")
+    for s in sent:
+        builder.append(s.key, s.value, s.headers, timestamp=s.timestamp)
+    assert produce(wire, versions, ours, builder.build()) == (0, -1)
+    assert confluent_read(kafka, ours, len(sent)) == expect(sent)
+
+
 # --- part 2: we produce, peers read -----------------------------------------------------------
 
 
@@ -523,21 +561,19 @@ def confluent_read(kafka: Any, topic: str, count: int) -> list[Record]:
         deadline = time.monotonic() + 30
         while len(out) < count:
             assert time.monotonic() < deadline, f"confluent read {len(out)} of {count}"
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            kind, ts = msg.timestamp()
-            out.append(
-                Record(
-                    msg.offset(),
-                    ts,
-                    kinds[kind],
-                    msg.key(),
-                    msg.value(),
-                    tuple(msg.headers() or ()),
+            for msg in consumer.consume(1000, 0.5):
+                assert msg.error() is None, msg.error()
+                kind, ts = msg.timestamp()
+                out.append(
+                    Record(
+                        msg.offset(),
+                        ts,
+                        kinds[kind],
+                        msg.key(),
+                        msg.value(),
+                        tuple(msg.headers() or ()),
+                    )
                 )
-            )
     finally:
         consumer.close()
     return out
