@@ -561,7 +561,7 @@ def confluent_read(kafka: Any, topic: str, count: int) -> list[Record]:
         deadline = time.monotonic() + 30
         while len(out) < count:
             assert time.monotonic() < deadline, f"confluent read {len(out)} of {count}"
-            for msg in consumer.consume(1000, 0.5):
+            for msg in consumer.consume(min(1000, count - len(out)), 0.5):
                 assert msg.error() is None, msg.error()
                 kind, ts = msg.timestamp()
                 out.append(
