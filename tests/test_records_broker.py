@@ -664,6 +664,38 @@ def test_we_produce_peers_read(
 
 
 @pytest.mark.parametrize("codec", [c for c in CODECS if c != "none"])
+def test_java_compressed_batches_decode(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int], codec: str
+) -> None:
+    """Batches compressed by Kafka's own Java codecs.
+
+    A topic whose ``compression.type`` names a codec makes the broker
+    recompress what it receives, so our uncompressed batches come back
+    written by the Java libraries (xerial snappy, Kafka's LZ4 block stream,
+    zstd-jni, java.util.zip): the small sample, four 48 KiB records, and
+    70 KiB of random bytes that no codec can shrink (stored blocks).
+    """
+    topic = new_topic(kafka, wire, versions, "rb-java", config={"compression.type": codec})
+    noise = random.Random(codec).randbytes(70 * 1024)
+    groups = [
+        sample(tag=f"java/{codec}"),
+        big_sample(f"java/{codec}"),
+        [Sent(b"noise", noise, (("n", None),), BASE_TS + 99)],
+    ]
+    sent: list[Sent] = []
+    for group in groups:
+        data = encode_batch(
+            [Record(i, s.timestamp, CREATE, s.key, s.value, s.headers) for i, s in enumerate(group)]
+        )
+        assert produce(wire, versions, topic, data)[0] == len(sent)
+        sent += group
+    batches = fetch_batches(wire, versions, topic, len(sent))
+    assert [len(b.records) for b in batches] == [len(g) for g in groups]
+    assert all(b.compression == CODECS[codec] for b in batches)
+    assert [r for b in batches for r in b.records] == expect(sent)
+
+
+@pytest.mark.parametrize("codec", [c for c in CODECS if c != "none"])
 def test_we_produce_big_batch_confluent_reads(
     kafka: Any, wire: KafkaWire, versions: dict[int, int], codec: str
 ) -> None:
