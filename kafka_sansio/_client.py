@@ -519,6 +519,10 @@ class ClientCore:
         meta.version += 1
         self._last_metadata = now
         self._metadata_failures = 0
+        # As the Java client's refresh backoff: an owner that keeps asking (a
+        # partition the answer does not list yet) waits between requests
+        # instead of sending the next one the moment this one is answered.
+        self._metadata_next = now + self.config.retry_backoff.initial
         if retry:
             self._metadata_retry_later(now)
         self._forget_bootstrap_nodes(now)

@@ -42,7 +42,9 @@ class Produced:
 def produce(
     producer: Any,
     topic: str,
-    items: Iterable[tuple[int, bytes | None, bytes | None, Sequence[tuple[str, bytes]], int | None]],
+    items: Iterable[
+        tuple[int, bytes | None, bytes | None, Sequence[tuple[str, bytes]], int | None]
+    ],
     flush_every: int = 0,
 ) -> list[Produced]:
     """Produce ``(partition, key, value, headers, timestamp)`` items; the acknowledgements.
@@ -61,12 +63,9 @@ def produce(
             failures.append(err)
             return
         _, ts = msg.timestamp()
-        acked.append(
-            Produced(msg.partition(), msg.offset(), msg.key(), msg.value(), headers, ts)
-        )
+        acked.append(Produced(msg.partition(), msg.offset(), msg.key(), msg.value(), headers, ts))
 
-    count = 0
-    for partition, key, value, headers, timestamp in items:
+    for count, (partition, key, value, headers, timestamp) in enumerate(items, 1):
         kwargs: dict[str, Any] = {
             "partition": partition,
             "on_delivery": functools.partial(on_delivery, tuple(headers)),
@@ -81,7 +80,6 @@ def produce(
                 break
             except BufferError:
                 producer.poll(0.1)
-        count += 1
         if flush_every and count % flush_every == 0:
             producer.flush(60)
         else:

@@ -10,6 +10,7 @@ cluster each get their exact expected events.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 from _consumer_helpers import LiveConsumer, Produced, produce, produced_view, record_view
 from confluent_kafka import Producer
 
+from kafka_sansio._consumer import ConsumerCore
 from kafka_sansio._events import (
     FetchError,
     LogTruncation,
@@ -34,6 +36,7 @@ from kafka_sansio._messages.delete_records import (
     DeleteRecordsResponse,
     DeleteRecordsTopic,
 )
+from kafka_sansio._messages.metadata import MetadataRequest
 from kafka_sansio._subscription import FetchState
 from kafka_sansio._types import (
     IsolationLevel,
@@ -92,7 +95,9 @@ def _delete_records(cluster: Any, topic: str, before: dict[int, int]) -> None:
     with KafkaWire(cluster.host, cluster.port) as wire:
         response = wire.request(request, 2)
     assert isinstance(response, DeleteRecordsResponse)
-    got = {r.partition_index: (r.error_code, r.low_watermark) for r in response.topics[0].partitions}
+    got = {
+        r.partition_index: (r.error_code, r.low_watermark) for r in response.topics[0].partitions
+    }
     assert got == {p: (0, o) for p, o in before.items()}
 
 
@@ -415,8 +420,9 @@ def test_offsets_for_times_and_beginning_end(kafka: Any, consumers: list[LiveCon
 # ---------------------------------------------------------------------- 5. transactions
 
 
+@pytest.mark.parametrize("fetch_bytes", [1_048_576, 1], ids=["default", "one-batch-per-fetch"])
 def test_read_committed_skips_aborted_transactions(
-    kafka: Any, consumers: list[LiveConsumer]
+    kafka: Any, consumers: list[LiveConsumer], fetch_bytes: int
 ) -> None:
     topic = kafka.create_topic(partitions=2, prefix="txn")
     p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
@@ -426,7 +432,9 @@ def test_read_committed_skips_aborted_transactions(
 
     def tx(label: str, n: int) -> list[Produced]:
         # Each transaction writes to both partitions; p1 sees transactional data only.
-        return produce(txp, topic, [(i % 2, None, f"{label}-{i}".encode(), (), None) for i in range(n)])
+        return produce(
+            txp, topic, [(i % 2, None, f"{label}-{i}".encode(), (), None) for i in range(n)]
+        )
 
     written: list[tuple[str, list[Produced]]] = []
     written.append(("plain", _plain(plain, topic, 0, [b"plain-0", b"plain-1", b"plain-2"])))
@@ -464,12 +472,21 @@ def test_read_committed_skips_aborted_transactions(
         (IsolationLevel.READ_COMMITTED, {"plain", "commit"}),
         (IsolationLevel.READ_UNCOMMITTED, {"plain", "commit", "abort"}),
     ]:
-        consumer = _consumer(consumers, kafka, EARLIEST, isolation_level=level)
+        consumer = _consumer(
+            consumers,
+            kafka,
+            EARLIEST,
+            isolation_level=level,
+            max_partition_fetch_bytes=fetch_bytes,
+            fetch_max_bytes=fetch_bytes,
+        )
         consumer.core.assign([p0, p1], consumer.now())
         expected = {tp: values(tp, keep) for tp in (p0, p1)}
         consumer.consume({tp: len(v) for tp, v in expected.items()})
         # The position moves past the final markers even though no record follows them.
-        consumer.until(lambda c=consumer: all(c.core.position(tp) == end_offsets[tp] for tp in (p0, p1)))
+        consumer.until(
+            lambda c=consumer: all(c.core.position(tp) == end_offsets[tp] for tp in (p0, p1))
+        )
         consumer.settle(0.5)
         for tp in (p0, p1):
             assert [(r.offset, r.value) for r in consumer.records[tp]] == expected[tp], level
@@ -554,6 +571,67 @@ def test_topic_created_after_assignment(kafka: Any, consumers: list[LiveConsumer
     )
 
 
+def _count_metadata_requests(core: ConsumerCore) -> list[float]:
+    """Record the time of every Metadata request the core's client sends from now on."""
+    sent: list[float] = []
+    client = core.client
+    original = client.send_any
+
+    def send_any(request: Any, now: float, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(request, MetadataRequest):
+            sent.append(now)
+        return original(request, now, *args, **kwargs)
+
+    client.send_any = send_any  # type: ignore[method-assign]
+    return sent
+
+
+def test_partition_created_after_assignment(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    """The topic exists, the assigned partition not yet: wait calmly, then read it."""
+    from confluent_kafka.admin import NewPartitions
+
+    topic = kafka.create_topic(partitions=2, prefix="latepart")
+    tp = TopicPartition(topic, 3)
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    sent = _count_metadata_requests(consumer.core)
+    consumer.core.assign([tp], consumer.now())
+    consumer.settle(2.0)
+    assert consumer.records == {} and consumer.events == []
+    # Metadata is asked for again and again, but with a pause in between
+    # (the retry backoff starts at 0.1 s), not in a tight loop.
+    assert 1 <= len(sent) <= 25, len(sent)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(g >= 0.09 for g in gaps), min(gaps)
+
+    kafka.admin().create_partitions([NewPartitions(topic, 4)])[topic].result(60)
+    kafka.wait_topic(topic, 4)
+    acked = produce(_producer(kafka), topic, [(3, b"k", b"v", (), None)])
+    consumer.consume({tp: 1}, timeout=60)
+    assert [record_view(r) for r in consumer.records[tp]] == [produced_view(a) for a in acked]
+    assert consumer.events == [OffsetReset(tp, None, 0, NO_POSITION)]
+
+
+def test_missing_partition_does_not_spin_metadata_on_the_model() -> None:
+    """The same wait under a fake clock: a bounded number of Metadata requests."""
+    from kafka_sansio._client import ClientConfig
+    from kafka_sansio._consumer import ConsumerConfig
+    from kafka_sansio.testing._model import ModelCluster
+    from kafka_sansio.testing._pump import Pump
+
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=2)
+    info = cluster.brokers[1]
+    core = ConsumerCore(
+        ConsumerConfig(client=ClientConfig(bootstrap_servers=((info.host, info.port),))),
+        random=lambda: 0.5,
+    )
+    pump = Pump(core, cluster, now=100.0)
+    sent = _count_metadata_requests(core)
+    core.assign([TopicPartition("t", 3)], pump.now)
+    pump.advance(3.0)
+    assert 10 <= len(sent) <= 32, len(sent)
+
+
 # ---------------------------------------------------------------------- 7/8. failover
 
 
@@ -604,7 +682,9 @@ class _BackgroundProducer:
             self.failures.append(err)
         else:
             self.acked.append(
-                Produced(msg.partition(), msg.offset(), msg.key(), msg.value(), (), msg.timestamp()[1])
+                Produced(
+                    msg.partition(), msg.offset(), msg.key(), msg.value(), (), msg.timestamp()[1]
+                )
             )
 
     def _run(self) -> None:
@@ -635,7 +715,9 @@ class _BackgroundProducer:
         return sorted(self.acked, key=lambda a: (a.partition, a.offset))
 
 
-def _check_exactly_once(consumer: LiveConsumer, topic: str, acked: list[Produced], partitions: int) -> None:
+def _check_exactly_once(
+    consumer: LiveConsumer, topic: str, acked: list[Produced], partitions: int
+) -> None:
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     want = {tp: [(a.offset, a.value) for a in acked if a.partition == tp.partition] for tp in tps}
     consumer.consume({tp: len(w) for tp, w in want.items()}, timeout=90)
@@ -654,8 +736,8 @@ def _leaders(cluster: Any, topic: str, partitions: int) -> dict[int, int]:
 
 def _elect_preferred(cluster: Any, topic: str, partitions: list[int], leader: int) -> None:
     """Move leadership back to ``leader`` (the preferred replica) once it is in sync again."""
-    from confluent_kafka import TopicPartition as CTopicPartition
     from confluent_kafka import ElectionType
+    from confluent_kafka import TopicPartition as CTopicPartition
 
     deadline = time.monotonic() + 90
     while True:
@@ -742,3 +824,90 @@ def test_leader_failover_exactly_once(
         (OffsetReset(tp, None, 0, NO_POSITION) for tp in tps), key=str
     )
     cluster.wait_broker_count(3, timeout=90)
+
+
+# ---------------------------------------------------------------------- more lookups and stamps
+
+
+def test_offsets_for_times_out_of_order_in_one_batch(
+    kafka: Any, consumers: list[LiveConsumer]
+) -> None:
+    """Timestamps not in offset order, all in one batch: the first offset at or after."""
+    topic = kafka.create_topic(prefix="ooo")
+    tp = TopicPartition(topic, 0)
+    base = 1_600_000_000_000
+    stamps = [5000, 1000, 9000, 3000, 7000]
+    acked = produce(
+        _producer(kafka, **{"linger.ms": 200}),
+        topic,
+        [(0, b"k", f"v{i}".encode(), [("n", None)], base + s) for i, s in enumerate(stamps)],
+    )
+    assert [a.offset for a in acked] == [0, 1, 2, 3, 4]
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    lookup = consumer.list_offsets
+    assert lookup({tp: base + 2000}) == {tp: OffsetAndTimestamp(0, base + 5000, 0)}
+    assert lookup({tp: base + 6000}) == {tp: OffsetAndTimestamp(2, base + 9000, 0)}
+    assert lookup({tp: base + 9000}) == {tp: OffsetAndTimestamp(2, base + 9000, 0)}
+    assert lookup({tp: base + 9001}) == {tp: None}
+    # -3: the record with the largest timestamp (KIP-734).
+    assert lookup({tp: -3}) == {tp: OffsetAndTimestamp(2, base + 9000, 0)}
+    consumer.core.assign([tp], consumer.now())
+    consumer.consume({tp: 5})
+    assert [record_view(r) for r in consumer.records[tp]] == [produced_view(a) for a in acked]
+    assert {r.timestamp_type for r in consumer.records[tp]} == {0}  # CreateTime
+
+
+@pytest.mark.parametrize("codec", ["none", "lz4"])
+def test_log_append_time(kafka: Any, consumers: list[LiveConsumer], codec: str) -> None:
+    """The broker stamps the batch; every record reports that time as LogAppendTime."""
+    topic = kafka.create_topic(
+        partitions=1, prefix="lat", config={"message.timestamp.type": "LogAppendTime"}
+    )
+    tp = TopicPartition(topic, 0)
+    producer = _producer(kafka, **{"compression.type": codec, "linger.ms": 50})
+    acked = produce(
+        producer, topic, [(0, None, f"v{i}".encode(), (), 1_000 + i) for i in range(300)]
+    )
+    assert all(a.timestamp > 1_600_000_000_000 for a in acked)  # the broker's clock, not ours
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    consumer.core.assign([tp], consumer.now())
+    consumer.consume({tp: 300})
+    assert [record_view(r) for r in consumer.records[tp]] == [produced_view(a) for a in acked]
+    assert {r.timestamp_type for r in consumer.records[tp]} == {1}
+
+
+# ---------------------------------------------------------------------- reassignment
+
+
+def test_reassign_forgets_and_resets(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    """A partition dropped from the assignment stops; one added again starts afresh."""
+    topic = kafka.create_topic(partitions=3, prefix="reassign")
+    p0, p1, p2 = (TopicPartition(topic, p) for p in range(3))
+    producer = _producer(kafka)
+    for tp in (p0, p1, p2):
+        _plain(producer, topic, tp.partition, [f"{tp.partition}-{i}".encode() for i in range(4)])
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    core = consumer.core
+    core.assign([p0, p1], consumer.now())
+    consumer.consume({p0: 4, p1: 4})
+    core.assign([p1, p2], consumer.now())
+    assert core.assignment() == {p1, p2}
+    assert core.position(p1) == 4  # kept
+    for tp in (p0, p1, p2):
+        _plain(producer, topic, tp.partition, [f"{tp.partition}-{i}".encode() for i in range(4, 6)])
+    consumer.consume({p1: 6, p2: 6})
+    consumer.settle(1.0)
+    assert consumer.offsets(p0) == [0, 1, 2, 3]
+    assert consumer.offsets(p1) == list(range(6))
+    assert consumer.offsets(p2) == list(range(6))
+    # Back again: no position, so the policy applies from scratch.
+    core.assign([p0], consumer.now())
+    consumer.consume({p0: 10})
+    assert consumer.offsets(p0) == [0, 1, 2, 3, *range(6)]
+    assert consumer.of_type(OffsetReset) == [
+        OffsetReset(p0, None, 0, NO_POSITION),
+        OffsetReset(p1, None, 0, NO_POSITION),
+        OffsetReset(p2, None, 0, NO_POSITION),
+        OffsetReset(p0, None, 0, NO_POSITION),
+    ]
+    _no_trouble(consumer)
