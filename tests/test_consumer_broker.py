@@ -372,6 +372,137 @@ def test_pause_and_resume(kafka: Any, consumers: list[LiveConsumer]) -> None:
     _no_trouble(consumer)
 
 
+def test_pause_and_resume_churn(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    """Random pauses and resumes of many partitions while data keeps coming.
+
+    Each pause forgets the partition in the incremental fetch session and each
+    resume adds it back; whatever the broker's session sees, every record
+    arrives once, in order.
+    """
+    import random
+
+    rng = random.Random(2024)
+    partitions = 8
+    topic = kafka.create_topic(partitions=partitions, prefix="churn")
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    producer = _producer(kafka, **{"linger.ms": 2})
+    consumer = _consumer(consumers, kafka, EARLIEST, max_poll_records=37)
+    core = consumer.core
+    core.assign(tps, consumer.now())
+    acked: list[Produced] = []
+    for round_ in range(40):
+        items = [
+            (rng.randrange(partitions), None, f"r{round_}-{i}".encode(), (), None)
+            for i in range(rng.randrange(5, 60))
+        ]
+        acked += produce(producer, topic, items)
+        for _ in range(rng.randrange(1, 4)):
+            consumer.pump.step(0.05)
+            consumer.drain()
+        flip = rng.sample(tps, rng.randrange(0, 4))
+        core.pause([tp for tp in flip if tp not in core.paused()], consumer.now())
+        core.resume([tp for tp in flip if tp in core.paused()], consumer.now())
+        for tp in core.paused():
+            assert core.position(tp) == len(consumer.records.get(tp, []))
+    core.resume(tps, consumer.now())
+    acked.sort(key=lambda a: (a.partition, a.offset))
+    _check_exactly_once(consumer, topic, acked, partitions)
+    _no_trouble(consumer)
+
+
+@pytest.mark.parametrize("policy", [EARLIEST, LATEST, NONE], ids=lambda p: p.value)
+def test_log_start_passes_a_paused_position(
+    kafka: Any, consumers: list[LiveConsumer], policy: OffsetResetPolicy
+) -> None:
+    topic = kafka.create_topic(prefix="pausedoor")
+    tp = TopicPartition(topic, 0)
+    producer = _producer(kafka)
+    _plain(producer, topic, 0, [f"a{i}".encode() for i in range(10)])
+    consumer = _consumer(consumers, kafka, policy)
+    core = consumer.core
+    core.assign([tp], consumer.now())
+    if policy is not EARLIEST:
+        core.seek(tp, 0, consumer.now())
+    consumer.consume({tp: 10})
+    core.pause([tp], consumer.now())
+    _plain(producer, topic, 0, [f"b{i}".encode() for i in range(10)])
+    _delete_records(kafka, topic, {0: 15})
+    consumer.settle(0.5)
+    assert consumer.offsets(tp) == list(range(10)) and core.position(tp) == 10
+    before = list(consumer.events)
+    core.resume([tp], consumer.now())
+    if policy is NONE:
+        assert consumer.wait_event(OffsetOutOfRange) == [OffsetOutOfRange({tp: 10})]
+        assert core.fetch_state(tp) is FetchState.AWAITING_SEEK
+        assert core.position(tp) == 10
+        return
+    [reset] = consumer.wait_event(OffsetReset, 1 + len(before))[len(before) :]
+    target = 15 if policy is EARLIEST else 20
+    assert reset == OffsetReset(tp, 10, target, OUT_OF_RANGE)
+    _plain(producer, topic, 0, [b"c0"])
+    consumer.consume({tp: 10 + 21 - target})
+    consumer.settle(0.3)
+    assert consumer.offsets(tp) == [*range(10), *range(target, 21)]
+
+
+def test_log_start_passes_buffered_records(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    """DeleteRecords while fetched records wait in the buffer and the next fetch is out.
+
+    Records already fetched are handed out; then the position jumps to the
+    new log start with one OUT_OF_RANGE reset from exactly where it stood.
+    """
+    topic = kafka.create_topic(prefix="bufoor")
+    tp = TopicPartition(topic, 0)
+    producer = _producer(kafka, **{"linger.ms": 50})
+    produce(
+        producer, topic, [(0, None, f"{i:05}".encode() * 20, (), None) for i in range(2000)], 50
+    )
+    consumer = _consumer(
+        consumers, kafka, EARLIEST, max_partition_fetch_bytes=8192, fetch_max_bytes=8192
+    )
+    core = consumer.core
+    consumer.max_records = 10
+    core.assign([tp], consumer.now())
+    consumer.until(lambda: len(consumer.records.get(tp, [])) >= 100 and core.buffered() > 0)
+    handed = len(consumer.records[tp])
+    _delete_records(kafka, topic, {0: 1500})
+    consumer.max_records = None
+    consumer.consume({tp: 600}, timeout=60)
+    consumer.settle(0.5)
+    offsets = consumer.offsets(tp)
+    k = offsets.index(1500)
+    assert k >= handed
+    assert offsets == [*range(k), *range(1500, 2000)]
+    assert consumer.of_type(OffsetReset) == [
+        OffsetReset(tp, None, 0, NO_POSITION),
+        OffsetReset(tp, k, 1500, OUT_OF_RANGE),
+    ]
+    assert [e for e in consumer.events if not isinstance(e, OffsetReset)] == []
+
+
+def test_records_larger_than_the_partition_fetch_size(
+    kafka: Any, consumers: list[LiveConsumer]
+) -> None:
+    """A batch bigger than max_partition_fetch_bytes still comes, one per fetch (KIP-74)."""
+    import os
+
+    topic = kafka.create_topic(partitions=2, prefix="big")
+    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    producer = _producer(kafka)
+    acked = produce(
+        producer, topic, [(i % 2, None, os.urandom(200_000), (), None) for i in range(10)], 1
+    )
+    consumer = _consumer(consumers, kafka, EARLIEST, max_partition_fetch_bytes=65_536)
+    consumer.core.assign(tps, consumer.now())
+    consumer.consume({tp: 5 for tp in tps}, timeout=60)
+    consumer.settle(0.3)
+    for tp in tps:
+        assert [record_view(r) for r in consumer.records[tp]] == [
+            produced_view(a) for a in acked if a.partition == tp.partition
+        ]
+    _no_trouble(consumer)
+
+
 # ---------------------------------------------------------------------- 4. offsets by time
 
 
