@@ -187,6 +187,41 @@ def topic_id(wire: KafkaWire, versions: dict[int, int], name: str) -> UUID:
     return result
 
 
+def fetch_once(
+    wire: KafkaWire,
+    versions: dict[int, int],
+    topic: str,
+    offset: int,
+    partition_max_bytes: int = 1 << 20,
+) -> bytes:
+    """One Fetch of partition 0 of *topic* at *offset*: the raw ``records`` bytes."""
+    version = versions[FETCH]
+    tid = topic_id(wire, versions, topic) if version >= 13 else UUID(int=0)
+    request = FetchRequest(
+        max_wait_ms=200,
+        min_bytes=1,
+        max_bytes=8 << 20,
+        topics=[
+            FetchTopic(
+                topic=topic,
+                topic_id=tid,
+                partitions=[
+                    FetchPartition(
+                        partition=0,
+                        fetch_offset=offset,
+                        partition_max_bytes=partition_max_bytes,
+                    )
+                ],
+            )
+        ],
+    )
+    response = wire.request(request, version)
+    assert response.error_code == 0, response
+    (part,) = response.responses[0].partitions
+    assert part.error_code == 0, part
+    return bytes(part.records or b"")
+
+
 def fetch_batches(
     wire: KafkaWire,
     versions: dict[int, int],
@@ -206,37 +241,14 @@ def fetch_batches(
     batches, which must then come again whole; *cuts* (if given) collects
     each response's ``truncated_bytes``.
     """
-    version = versions[FETCH]
-    tid = topic_id(wire, versions, topic) if version >= 13 else UUID(int=0)
     offset = start
     seen = 0
     batches: list[RecordBatch] = []
     deadline = time.monotonic() + timeout
     while seen < count:
         assert time.monotonic() < deadline, f"only {seen} of {count} records in {timeout}s"
-        request = FetchRequest(
-            max_wait_ms=200,
-            min_bytes=1,
-            max_bytes=8 << 20,
-            topics=[
-                FetchTopic(
-                    topic=topic,
-                    topic_id=tid,
-                    partitions=[
-                        FetchPartition(
-                            partition=0,
-                            fetch_offset=offset,
-                            partition_max_bytes=partition_max_bytes,
-                        )
-                    ],
-                )
-            ],
-        )
-        response = wire.request(request, version)
-        assert response.error_code == 0, response
-        (part,) = response.responses[0].partitions
-        assert part.error_code == 0, part
-        decoded = decode_records(bytes(part.records or b""), start_offset=offset)
+        raw = fetch_once(wire, versions, topic, offset, partition_max_bytes)
+        decoded = decode_records(raw, start_offset=offset)
         assert decoded.error is None
         if cuts is not None:
             cuts.append(decoded.truncated_bytes)
@@ -517,6 +529,63 @@ def test_many_small_records(kafka: Any, wire: KafkaWire, versions: dict[int, int
         builder.append(s.key, s.value, s.headers, timestamp=s.timestamp)
     assert produce(wire, versions, ours, builder.build()) == (0, -1)
     assert confluent_read(kafka, ours, len(sent)) == expect(sent)
+
+
+def test_compacted_batch(kafka: Any, wire: KafkaWire, versions: dict[int, int]) -> None:
+    """A batch rewritten by the log cleaner: offset gaps and a delete horizon.
+
+    The cleaner keeps the last record of each key, so the batch keeps its
+    base offset and last offset delta but holds offsets 3, 4 and 5 only; the
+    tombstone it keeps sets the delete-horizon flag, and then the batch's
+    base timestamp is the horizon (a day ahead) while each record keeps its
+    own timestamp through its (now large negative) delta.
+    """
+    topic = new_topic(
+        kafka,
+        wire,
+        versions,
+        "rb-compact",
+        config={
+            "cleanup.policy": "compact",
+            "segment.ms": "100",
+            "min.cleanable.dirty.ratio": "0.001",
+            "min.compaction.lag.ms": "0",
+        },
+    )
+    sent = [
+        Sent(b"a", b"a1", (), BASE_TS),
+        Sent(b"b", b"b1", (("x", b"1"),), BASE_TS + 1),
+        Sent(b"c", b"c1", (), BASE_TS + 2),
+        Sent(b"a", b"a2", (("h", b"1"), ("h", None)), BASE_TS + 3),
+        Sent(b"b", b"b2", (), BASE_TS + 4),
+        Sent(b"c", None, (), BASE_TS + 5),
+    ]
+    records = expect(sent)
+    assert produce(wire, versions, topic, encode_batch(records, compression="zstd")) == (0, -1)
+    # Segments roll by record time: a record a minute later closes the first segment.
+    later = Record(0, BASE_TS + 60_000, CREATE, b"d", b"d1", ())
+    assert produce(wire, versions, topic, encode_batch([later])) == (len(sent), -1)
+    deadline = time.monotonic() + 60
+    while True:
+        (first, *_) = decode_records(fetch_once(wire, versions, topic, 0)).batches
+        if first.records_count < len(sent):
+            break
+        assert time.monotonic() < deadline, "the log cleaner never compacted the batch"
+        time.sleep(0.25)
+    survivors = records[3:]
+    assert first.has_delete_horizon
+    assert first.compression == CODEC_ZSTD  # the cleaner keeps the codec
+    assert (first.base_offset, first.last_offset_delta, first.records_count) == (0, 5, 3)
+    assert first.base_timestamp > BASE_TS + 60_000  # the horizon, not a record's time
+    assert first.max_timestamp == BASE_TS + 5
+    assert list(first.records) == survivors
+    # From inside the gap and from the last survivor.
+    assert fetch_batches(wire, versions, topic, 4, start=1)[0].records == tuple(survivors)
+    stored_later = later._replace(offset=len(sent))
+    assert fetch_batches(wire, versions, topic, 1, start=6)[0].records == (stored_later,)
+    batches = fetch_batches(wire, versions, topic, 4)
+    assert [r for b in batches for r in b.records] == [*survivors, stored_later]
+    assert confluent_read(kafka, topic, 4) == [*survivors, stored_later]
 
 
 # --- part 2: we produce, peers read -----------------------------------------------------------
