@@ -531,14 +531,27 @@ def test_many_small_records(kafka: Any, wire: KafkaWire, versions: dict[int, int
     assert confluent_read(kafka, ours, len(sent)) == expect(sent)
 
 
-def test_compacted_batch(kafka: Any, wire: KafkaWire, versions: dict[int, int]) -> None:
-    """A batch rewritten by the log cleaner: offset gaps and a delete horizon.
+def init_producer_id(wire: KafkaWire, versions: dict[int, int]) -> tuple[int, int]:
+    """A fresh idempotent producer id and epoch from the broker."""
+    answer = wire.request(
+        InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000),
+        versions[INIT_PRODUCER_ID],
+    )
+    assert answer.error_code == 0, answer
+    assert answer.producer_id >= 0, answer
+    return answer.producer_id, answer.producer_epoch
 
-    The cleaner keeps the last record of each key, so the batch keeps its
-    base offset and last offset delta but holds offsets 3, 4 and 5 only; the
-    tombstone it keeps sets the delete-horizon flag, and then the batch's
-    base timestamp is the horizon (a day ahead) while each record keeps its
-    own timestamp through its (now large negative) delta.
+
+def test_compacted_batches(kafka: Any, wire: KafkaWire, versions: dict[int, int]) -> None:
+    """Batches rewritten by the log cleaner: an emptied batch, offset gaps, a delete horizon.
+
+    Offsets 0-1 come from an idempotent producer and are superseded later;
+    the cleaner removes both records but keeps the batch, empty, because it
+    holds that producer's last sequence.  Offsets 2-9 keep the last record
+    of each key (5-9): base offset and last offset delta stay, the offsets
+    in between go.  The tombstone it keeps sets the delete-horizon flag, and
+    then the batch's base timestamp is the horizon (a day ahead) while each
+    record keeps its own timestamp through a large negative delta.
     """
     topic = new_topic(
         kafka,
@@ -552,6 +565,8 @@ def test_compacted_batch(kafka: Any, wire: KafkaWire, versions: dict[int, int]) 
             "min.compaction.lag.ms": "0",
         },
     )
+    pid, epoch = init_producer_id(wire, versions)
+    idempotent = [Sent(b"e", b"e1", (), BASE_TS - 2), Sent(b"f", b"f1", (), BASE_TS - 1)]
     sent = [
         Sent(b"a", b"a1", (), BASE_TS),
         Sent(b"b", b"b1", (("x", b"1"),), BASE_TS + 1),
@@ -559,33 +574,50 @@ def test_compacted_batch(kafka: Any, wire: KafkaWire, versions: dict[int, int]) 
         Sent(b"a", b"a2", (("h", b"1"), ("h", None)), BASE_TS + 3),
         Sent(b"b", b"b2", (), BASE_TS + 4),
         Sent(b"c", None, (), BASE_TS + 5),
+        Sent(b"e", b"e2", (), BASE_TS + 6),
+        Sent(b"f", None, (("gone", b""),), BASE_TS + 7),
     ]
-    records = expect(sent)
-    assert produce(wire, versions, topic, encode_batch(records, compression="zstd")) == (0, -1)
+    batch_a = encode_batch(
+        expect(idempotent),
+        compression="lz4",
+        producer_id=pid,
+        producer_epoch=epoch,
+        base_sequence=0,
+    )
+    assert produce(wire, versions, topic, batch_a) == (0, -1)
+    # A producer's batch always starts at offset 0; the broker moves it to 2.
+    data = encode_batch(expect(sent), compression="zstd")
+    assert produce(wire, versions, topic, data) == (2, -1)
+    records = expect(sent, base_offset=2)
     # Segments roll by record time: a record a minute later closes the first segment.
-    later = Record(0, BASE_TS + 60_000, CREATE, b"d", b"d1", ())
-    assert produce(wire, versions, topic, encode_batch([later])) == (len(sent), -1)
+    later = Record(10, BASE_TS + 60_000, CREATE, b"d", b"d1", ())
+    assert produce(wire, versions, topic, encode_batch([later._replace(offset=0)])) == (10, -1)
     deadline = time.monotonic() + 60
     while True:
-        (first, *_) = decode_records(fetch_once(wire, versions, topic, 0)).batches
-        if first.records_count < len(sent):
+        empty, *rest = decode_records(fetch_once(wire, versions, topic, 0)).batches
+        if empty.records_count == 0:
             break
-        assert time.monotonic() < deadline, "the log cleaner never compacted the batch"
+        assert time.monotonic() < deadline, "the log cleaner never compacted the segment"
         time.sleep(0.25)
+    assert (empty.base_offset, empty.last_offset_delta, empty.records) == (0, 1, ())
+    assert (empty.producer_id, empty.producer_epoch, empty.base_sequence) == (pid, epoch, 0)
+    assert empty.next_offset == 2
+    cleaned = rest[0]
     survivors = records[3:]
-    assert first.has_delete_horizon
-    assert first.compression == CODEC_ZSTD  # the cleaner keeps the codec
-    assert (first.base_offset, first.last_offset_delta, first.records_count) == (0, 5, 3)
-    assert first.base_timestamp > BASE_TS + 60_000  # the horizon, not a record's time
-    assert first.max_timestamp == BASE_TS + 5
-    assert list(first.records) == survivors
-    # From inside the gap and from the last survivor.
-    assert fetch_batches(wire, versions, topic, 4, start=1)[0].records == tuple(survivors)
-    stored_later = later._replace(offset=len(sent))
-    assert fetch_batches(wire, versions, topic, 1, start=6)[0].records == (stored_later,)
-    batches = fetch_batches(wire, versions, topic, 4)
-    assert [r for b in batches for r in b.records] == [*survivors, stored_later]
-    assert confluent_read(kafka, topic, 4) == [*survivors, stored_later]
+    assert cleaned.has_delete_horizon
+    assert cleaned.compression == CODEC_ZSTD  # the cleaner keeps the codec
+    assert (cleaned.base_offset, cleaned.last_offset_delta, cleaned.records_count) == (2, 7, 5)
+    assert cleaned.base_timestamp > BASE_TS + 60_000  # the horizon, not a record's time
+    assert cleaned.max_timestamp == BASE_TS + 7
+    assert list(cleaned.records) == survivors
+    # Fetching from inside the empty batch, inside the gap, and at the last survivor.
+    assert fetch_batches(wire, versions, topic, 6, start=1)[1].records == tuple(survivors)
+    assert fetch_batches(wire, versions, topic, 6, start=3)[0].records == tuple(survivors)
+    assert fetch_batches(wire, versions, topic, 1, start=9)[0].records == (survivors[-1],)
+    batches = fetch_batches(wire, versions, topic, 6)
+    assert [len(b.records) for b in batches] == [0, 5, 1]
+    assert [r for b in batches for r in b.records] == [*survivors, later]
+    assert confluent_read(kafka, topic, 6) == [*survivors, later]
 
 
 # --- part 2: we produce, peers read -----------------------------------------------------------
@@ -822,13 +854,7 @@ def test_idempotent_batches(kafka: Any, wire: KafkaWire, versions: dict[int, int
     The broker accepts sequences 0 and 3, answers a resent batch as a
     duplicate (its first offset again, nothing appended) and refuses a gap.
     """
-    answer = wire.request(
-        InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000),
-        versions[INIT_PRODUCER_ID],
-    )
-    assert answer.error_code == 0, answer
-    pid, epoch = answer.producer_id, answer.producer_epoch
-    assert pid >= 0
+    pid, epoch = init_producer_id(wire, versions)
     topic = new_topic(kafka, wire, versions, "rb-idem")
     sent = sample(tag="idempotent")
     first, second = sent[:3], sent[3:]
