@@ -12,8 +12,10 @@ that cannot be represented at the requested version.
 
 from __future__ import annotations
 
+import keyword
 import struct
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -36,6 +38,7 @@ __all__ = [
     "read_uvarint",
     "structure",
     "truncated",
+    "uniform_readers",
     "write_tags",
     "write_uvarint",
 ]
@@ -177,6 +180,152 @@ def read_compact_string(buf: bytes, pos: int, name: str) -> tuple[str, int]:
     if value is None:
         raise RemoteProtocolError(f"non-nullable field {name} was serialized as null")
     return value, pos
+
+
+#: ``reader(buf, pos, count)`` -> ``(elements, end)``, or None when the
+#: elements at *pos* do not all share the shape the reader was built for.
+UniformReader = Callable[[bytes, int, int], "tuple[list[Any], int] | None"]
+
+_UNIFORM_MAX_SHAPES = 128
+_UNIFORM_MAX_VALUES = 64
+
+
+class UniformReaders(dict[tuple[int, ...], "UniformReader | None"]):
+    """Bulk readers for arrays of one flat structure, one reader per shape.
+
+    A structure is *flat* when its fields are fixed-width numbers and compact
+    arrays of fixed-width numbers, and it has no known tagged fields.  In
+    an array of such structures the elements usually all have the same
+    shape: the same item count in each of their arrays and no tagged fields
+    (every partition of a topic has as many replicas, say).  Then the whole
+    array is a run of equal-sized records that one precompiled
+    :class:`struct.Struct` reads with ``iter_unpack``.
+
+    ``readers[counts]`` is keyed by the raw count bytes of the first element
+    (item count plus one, as on the wire).  The reader for a shape checks
+    that every element has the same count bytes and a zero tagged-field
+    count (one strided slice per byte, compared with the expected run) and
+    returns ``None`` otherwise; the caller then decodes element by element.
+    Counts outside one byte, or a shape with too many values, give ``None``
+    too, as do new shapes once the table is full, so hostile input cannot
+    grow it without bound.  A shape's reader is compiled on first use, as
+    :mod:`dataclasses` compiles ``__init__``: the source holds only the
+    attribute names and struct codes given here and integer counts.
+    """
+
+    def __init__(self, cls: type, layout: str, attrs: tuple[str, ...]) -> None:
+        super().__init__()
+        self.cls = cls
+        self.layout = layout
+        self.attrs = attrs
+        self.fields = _parse_layout(layout)
+        if len(self.fields) != len(attrs) or not all(_is_attr(a) for a in attrs):
+            raise ValueError(f"layout {layout!r} does not match attributes {attrs!r}")
+
+    def __missing__(self, counts: tuple[int, ...]) -> UniformReader | None:
+        if len(self) >= _UNIFORM_MAX_SHAPES:
+            return None
+        arrays = sum(1 for is_array, _ in self.fields if is_array)
+        if len(counts) != arrays or not all(1 <= c < 128 for c in counts):
+            return None
+        values = sum(1 for is_array, _ in self.fields if not is_array) + sum(counts) - arrays
+        if values > _UNIFORM_MAX_VALUES:
+            return None
+        reader = self[counts] = _compile_reader(self.cls, self.fields, self.attrs, counts)
+        return reader
+
+
+def _is_attr(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _parse_layout(layout: str) -> list[tuple[bool, str]]:
+    """``"hiii[i[i"`` -> ``[(False, "h"), ..., (True, "i"), (True, "i")]``."""
+    fields: list[tuple[bool, str]] = []
+    i = 0
+    while i < len(layout):
+        is_array = layout[i] == "["
+        if is_array:
+            i += 1
+        code = layout[i : i + 1]
+        if code not in _ITEM_SIZE:
+            raise ValueError(f"bad uniform layout {layout!r}")
+        fields.append((is_array, code))
+        i += 1
+    return fields
+
+
+def _compile_reader(
+    cls: type, fields: list[tuple[bool, str]], attrs: tuple[str, ...], counts: tuple[int, ...]
+) -> UniformReader:
+    fmt = ">"
+    offset = 0
+    checks: list[tuple[int, int]] = []  # (offset in the record, expected byte)
+    values: list[str] = []
+    stores: list[str] = []
+    raw = iter(counts)
+    for (is_array, code), attr in zip(fields, attrs, strict=True):
+        if is_array:
+            count = next(raw)
+            checks.append((offset, count))
+            names = [f"v{len(values) + j}" for j in range(count - 1)]
+            values.extend(names)
+            fmt += "x" + code * (count - 1)
+            offset += 1 + _ITEM_SIZE[code] * (count - 1)
+            stores.append(f"o.{attr} = [{', '.join(names)}]")
+        else:
+            name = f"v{len(values)}"
+            values.append(name)
+            fmt += code
+            offset += _ITEM_SIZE[code]
+            stores.append(f"o.{attr} = {name}")
+    checks.append((offset, 0))  # the tagged-field count
+    fmt += "x"
+    record = struct.Struct(fmt)
+    size = record.size
+    if size != offset + 1:  # pragma: no cover - struct codes are unpadded with ">"
+        raise AssertionError(fmt)
+    src = [
+        "def read(buf, pos, n):",
+        f"    end = pos + {size} * n",
+        "    if end > len(buf):",
+        "        return None",
+    ]
+    for at, expected in checks:
+        src.append(f"    if buf[pos + {at}:end:{size}] != _B{expected} * n:")
+        src.append("        return None")
+    src.append("    objs = [*_map(_new, _repeat(_cls, n))]")
+    if values:
+        target = "(" + ", ".join(values) + ("," if len(values) == 1 else "") + ")"
+        src.append(f"    for o, {target} in _zip(objs, _iter(buf[pos:end])):")
+    else:
+        src.append("    for o in objs:")
+    src.extend("        " + line for line in stores)
+    src.append("        o.unknown_tagged_fields = _NO_TAGS")
+    src.append("    return objs, end")
+    namespace: dict[str, Any] = {
+        "_map": map,
+        "_new": new_instance,
+        "_repeat": repeat,
+        "_cls": cls,
+        "_zip": zip,
+        "_iter": record.iter_unpack,
+        "_NO_TAGS": NO_TAGS,
+    }
+    for _, expected in checks:
+        namespace[f"_B{expected}"] = bytes((expected,))
+    exec("\n".join(src), namespace)  # compiled from our own names only (see above)
+    reader: UniformReader = namespace["read"]
+    return reader
+
+
+def uniform_readers(cls: type, layout: str, attrs: tuple[str, ...]) -> UniformReaders:
+    """The per-shape bulk readers of flat structure *cls* (see :class:`UniformReaders`).
+
+    *layout* has one struct code per field in wire order, prefixed with
+    ``[`` for a compact array of that code; *attrs* names the fields.
+    """
+    return UniformReaders(cls, layout, attrs)
 
 
 _structs: dict[str, struct.Struct] = {}

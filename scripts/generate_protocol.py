@@ -32,6 +32,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = "scripts/generate_protocol.py"
@@ -165,7 +166,7 @@ def load_message(path: Path) -> MessageDef:
     common = {c["name"]: c for c in data.get("commonStructs", [])}
     built: dict[str, StructDef] = {}
 
-    def build(name: str, fields_json: list[dict], top: bool) -> StructDef:
+    def build(name: str, fields_json: list[dict[str, Any]], top: bool) -> StructDef:
         if name in built:
             raise SystemExit(f"{path.name}: structure {name} defined twice")
         sd = StructDef(name=name, classname=name, fields=[], message=msg, is_top=top)
@@ -175,7 +176,7 @@ def load_message(path: Path) -> MessageDef:
         msg.structs.append(sd)
         return sd
 
-    def build_field(fj: dict) -> Field:
+    def build_field(fj: dict[str, Any]) -> Field:
         t = fj["type"]
         is_array = t.startswith("[]")
         base = t[2:] if is_array else t
@@ -323,6 +324,15 @@ class Module:
         self.arrays: dict[str, str] = {}  # struct code -> per-count unpacker table
         self.uses_uuid = False
         self.wire: set[str] = set()
+        # (classname, layout, attrs) -> name of its table of bulk readers
+        self.uniform: dict[tuple[str, str, tuple[str, ...]], str] = {}
+
+    def ur(self, classname: str, layout: str, attrs: tuple[str, ...]) -> str:
+        key = (classname, layout, attrs)
+        name = self.uniform.get(key)
+        if name is None:
+            name = self.uniform[key] = f"_UR{len(self.uniform)}"
+        return name
 
     def au(self, code: str) -> str:
         name = "_AU_" + code.replace("?", "o")
@@ -596,6 +606,75 @@ class Gen:
                 return False
         return True
 
+    def flat_layout(self, sd: StructDef, v: int) -> str | None:
+        """The bulk-reader layout of *sd* at *v* (see ``_wire.UniformReaders``), if flat.
+
+        Flat: a flexible version, every field present and untagged, fixed-width
+        numbers and compact arrays of fixed-width numbers only.
+        """
+        if v not in self.msg.flexible or not sd.fields:
+            return None
+        layout = ""
+        for f in sd.fields:
+            if not f.present(v) or f.is_tagged(v) or f.struct is not None:
+                return None
+            if f.type not in FIXED or f.type == "uuid" or not field_flexible(f, True, v):
+                return None
+            layout += ("[" if f.is_array else "") + FIXED[f.type][0]
+        return layout
+
+    def emit_uniform_probe(
+        self, L: Lines, sd: StructDef, v: int, layout: str, n: str, buf: str, pos: str
+    ) -> str:
+        """Emit the bulk-read attempt for an array of flat *sd*; return the result variable.
+
+        The result is ``(elements, end)``, or ``None`` when the caller must
+        decode element by element.
+        """
+        table = self.mod.ur(sd.classname, layout, tuple(f.attr for f in sd.fields))
+        rd = L.tmp("rd")
+        res = L.tmp("u")
+        L(f"{rd} = None")
+        L(f"if {n} > 1:")
+        L.indent()
+        if "[" not in layout:  # a fixed shape: nothing to probe
+            L(f"{rd} = {table}[()]")
+            L.dedent()
+            L(f"{res} = None if {rd} is None else {rd}({buf}, {pos}, {n})")
+            return res
+        L("try:")
+        L.indent()
+        q = L.tmp("q")
+        keys: list[str] = []
+        acc = 0
+        prev: tuple[str, int] | None = None
+        for f in sd.fields:
+            size = FIXED[f.type][1]
+            if not f.is_array:
+                acc += size
+                continue
+            if prev is None:
+                L(f"{q} = {pos} + {acc}")
+            else:
+                k, isz = prev
+                c = 1 - isz + acc
+                tail = f" + {c}" if c > 0 else f" - {-c}" if c < 0 else ""
+                L(f"{q} += {isz} * {k}{tail}")
+            k = L.tmp("k")
+            L(f"{k} = {buf}[{q}]")
+            keys.append(k)
+            prev = (k, size)
+            acc = 0
+        key = ", ".join(keys) + ("," if len(keys) == 1 else "")
+        L(f"{rd} = {table}[{key}]")
+        L.dedent()
+        L("except IndexError:  # a count byte past the end: the general loop reports it")
+        L.indent()(f"{rd} = None")
+        L.dedent()
+        L.dedent()
+        L(f"{res} = None if {rd} is None else {rd}({buf}, {pos}, {n})")
+        return res
+
     def decoder(self, sd: StructDef, v: int) -> str:
         key = (sd.classname, v)
         if key in self.dec_names:
@@ -782,6 +861,12 @@ class Gen:
             L.dedent()
             lst = L.tmp("a")
             if f.struct is not None:
+                layout = self.flat_layout(f.struct, v)
+                res = None
+                if layout is not None:
+                    res = self.emit_uniform_probe(L, f.struct, v, layout, n, buf, pos)
+                    L(f"if {res} is None:")
+                    L.indent()
                 ap = L.tmp("ap")
                 L(f"{lst}: list[{f.struct.classname}] = []")
                 L(f"{ap} = {lst}.append")
@@ -796,6 +881,11 @@ class Gen:
                     L(f"{e}, {pos} = {fn}({buf}, {pos})")
                     L(f"{ap}({e})")
                 L.dedent()
+                if res is not None:
+                    L.dedent()
+                    L("else:")
+                    L.indent()(f"{lst}, {pos} = {res}")
+                    L.dedent()
             else:
                 L(f"{lst}: list[{py_elem_type(f)}] = []")
                 L(f"for _ in range({n}):")
@@ -1001,6 +1091,8 @@ def generate_module(msgs: list[MessageDef], title: str) -> str:
         funcs.extend(g.out)
         tables.append(f"{m.name}._ENCODERS = {{{', '.join(f'{v}: {n}' for v, n in enc.items())}}}")
         tables.append(f"{m.name}._DECODERS = {{{', '.join(f'{v}: {n}' for v, n in dec.items())}}}")
+    for (classname, layout, attrs), name in mod.uniform.items():
+        tables.append(f"{name} = _uniform_readers({classname}, {layout!r}, {attrs!r})")
     text = "\n".join(classes) + "\n" + "\n\n".join(funcs) + "\n\n" + "\n".join(tables) + "\n"
     aliases = {
         "_pack": ("struct", "pack"),
@@ -1024,6 +1116,7 @@ def generate_module(msgs: list[MessageDef], title: str) -> str:
         "_read_uvarint": ("._wire", "read_uvarint"),
         "_structure": ("._wire", "structure"),
         "_truncated": ("._wire", "truncated"),
+        "_uniform_readers": ("._wire", "uniform_readers"),
         "_write_tags": ("._wire", "write_tags"),
         "_write_uvarint": ("._wire", "write_uvarint"),
     }

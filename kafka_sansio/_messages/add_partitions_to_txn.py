@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -906,18 +907,25 @@ def _d_AddPartitionsToTxnTopicResult_3(buf: bytes, pos: int) -> tuple[AddPartiti
     else:
         if n4 * 7 > len(buf) - pos:
             raise truncated('ResultsByPartition')
-        a5: list[AddPartitionsToTxnPartitionResult] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(AddPartitionsToTxnPartitionResult)
-            o7.partition_index, o7.partition_error_code = _SU_ih(buf, pos)
-            pos += 6
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[AddPartitionsToTxnPartitionResult] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(AddPartitionsToTxnPartitionResult)
+                o9.partition_index, o9.partition_error_code = _SU_ih(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.results_by_partition = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -1087,3 +1095,4 @@ AddPartitionsToTxnRequest._ENCODERS = {0: _e_AddPartitionsToTxnRequest_0, 1: _e_
 AddPartitionsToTxnRequest._DECODERS = {0: _d_AddPartitionsToTxnRequest_0, 1: _d_AddPartitionsToTxnRequest_0, 2: _d_AddPartitionsToTxnRequest_0, 3: _d_AddPartitionsToTxnRequest_3, 4: _d_AddPartitionsToTxnRequest_4, 5: _d_AddPartitionsToTxnRequest_4}
 AddPartitionsToTxnResponse._ENCODERS = {0: _e_AddPartitionsToTxnResponse_0, 1: _e_AddPartitionsToTxnResponse_1, 2: _e_AddPartitionsToTxnResponse_2, 3: _e_AddPartitionsToTxnResponse_3, 4: _e_AddPartitionsToTxnResponse_4, 5: _e_AddPartitionsToTxnResponse_5}
 AddPartitionsToTxnResponse._DECODERS = {0: _d_AddPartitionsToTxnResponse_0, 1: _d_AddPartitionsToTxnResponse_0, 2: _d_AddPartitionsToTxnResponse_0, 3: _d_AddPartitionsToTxnResponse_3, 4: _d_AddPartitionsToTxnResponse_4, 5: _d_AddPartitionsToTxnResponse_4}
+_UR0 = uniform_readers(AddPartitionsToTxnPartitionResult, 'ih', ('partition_index', 'partition_error_code'))

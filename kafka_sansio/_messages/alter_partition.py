@@ -23,6 +23,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -770,18 +771,25 @@ def _d_AlterPartitionRequestPartitionData_3(buf: bytes, pos: int) -> tuple[Alter
     else:
         if n2 * 13 > len(buf) - pos:
             raise truncated('NewIsrWithEpochs')
-        a3: list[BrokerState] = []
-        ap4 = a3.append
-        for _ in range(n2):
-            o5 = new_instance(BrokerState)
-            o5.broker_id, o5.broker_epoch = _SU_iq(buf, pos)
-            pos += 12
-            if buf[pos] == 0:
-                o5.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap4(o5)
+        rd4 = None
+        if n2 > 1:
+            rd4 = _UR0[()]
+        u5 = None if rd4 is None else rd4(buf, pos, n2)
+        if u5 is None:
+            a3: list[BrokerState] = []
+            ap6 = a3.append
+            for _ in range(n2):
+                o7 = new_instance(BrokerState)
+                o7.broker_id, o7.broker_epoch = _SU_iq(buf, pos)
+                pos += 12
+                if buf[pos] == 0:
+                    o7.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap6(o7)
+        else:
+            a3, pos = u5
         o1.new_isr_with_epochs = a3
     o1.leader_recovery_state, o1.partition_epoch = _SU_bi(buf, pos)
     pos += 5
@@ -1072,29 +1080,41 @@ def _d_AlterPartitionResponseTopicData_1(buf: bytes, pos: int) -> tuple[AlterPar
     else:
         if n4 * 21 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[AlterPartitionResponsePartitionData] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(AlterPartitionResponsePartitionData)
-            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
-            pos += 14
-            n8 = buf[pos] - 1
-            if n8 == 0:
-                o7.isr = []
-                pos += 1
-            elif 0 < n8 < 127:
-                o7.isr = [*_AU_i[n8](buf, pos + 1)]
-                pos += 1 + 4 * n8
-            else:
-                o7.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
-            o7.leader_recovery_state, o7.partition_epoch = _SU_bi(buf, pos)
-            pos += 5
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            try:
+                q8 = pos + 14
+                k9 = buf[q8]
+                rd6 = _UR1[k9,]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd6 = None
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[AlterPartitionResponsePartitionData] = []
+            ap10 = a5.append
+            for _ in range(n4):
+                o11 = new_instance(AlterPartitionResponsePartitionData)
+                o11.partition_index, o11.error_code, o11.leader_id, o11.leader_epoch = _SU_ihii(buf, pos)
+                pos += 14
+                n12 = buf[pos] - 1
+                if n12 == 0:
+                    o11.isr = []
+                    pos += 1
+                elif 0 < n12 < 127:
+                    o11.isr = [*_AU_i[n12](buf, pos + 1)]
+                    pos += 1 + 4 * n12
+                else:
+                    o11.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+                o11.leader_recovery_state, o11.partition_epoch = _SU_bi(buf, pos)
+                pos += 5
+                if buf[pos] == 0:
+                    o11.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap10(o11)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     o1.topic_id = _ZERO_UUID
     if buf[pos] == 0:
@@ -1182,29 +1202,41 @@ def _d_AlterPartitionResponseTopicData_2(buf: bytes, pos: int) -> tuple[AlterPar
     else:
         if n3 * 21 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AlterPartitionResponsePartitionData] = []
-        ap5 = a4.append
-        for _ in range(n3):
-            o6 = new_instance(AlterPartitionResponsePartitionData)
-            o6.partition_index, o6.error_code, o6.leader_id, o6.leader_epoch = _SU_ihii(buf, pos)
-            pos += 14
-            n7 = buf[pos] - 1
-            if n7 == 0:
-                o6.isr = []
-                pos += 1
-            elif 0 < n7 < 127:
-                o6.isr = [*_AU_i[n7](buf, pos + 1)]
-                pos += 1 + 4 * n7
-            else:
-                o6.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
-            o6.leader_recovery_state, o6.partition_epoch = _SU_bi(buf, pos)
-            pos += 5
-            if buf[pos] == 0:
-                o6.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap5(o6)
+        rd5 = None
+        if n3 > 1:
+            try:
+                q7 = pos + 14
+                k8 = buf[q7]
+                rd5 = _UR1[k8,]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd5 = None
+        u6 = None if rd5 is None else rd5(buf, pos, n3)
+        if u6 is None:
+            a4: list[AlterPartitionResponsePartitionData] = []
+            ap9 = a4.append
+            for _ in range(n3):
+                o10 = new_instance(AlterPartitionResponsePartitionData)
+                o10.partition_index, o10.error_code, o10.leader_id, o10.leader_epoch = _SU_ihii(buf, pos)
+                pos += 14
+                n11 = buf[pos] - 1
+                if n11 == 0:
+                    o10.isr = []
+                    pos += 1
+                elif 0 < n11 < 127:
+                    o10.isr = [*_AU_i[n11](buf, pos + 1)]
+                    pos += 1 + 4 * n11
+                else:
+                    o10.isr, pos = read_array(buf, pos, 'i', True, 'Isr')
+                o10.leader_recovery_state, o10.partition_epoch = _SU_bi(buf, pos)
+                pos += 5
+                if buf[pos] == 0:
+                    o10.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o10.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap9(o10)
+        else:
+            a4, pos = u6
         o1.partitions = a4
     o1.topic_name = ''
     if buf[pos] == 0:
@@ -1247,3 +1279,5 @@ AlterPartitionRequest._ENCODERS = {0: _e_AlterPartitionRequest_0, 1: _e_AlterPar
 AlterPartitionRequest._DECODERS = {0: _d_AlterPartitionRequest_0, 1: _d_AlterPartitionRequest_1, 2: _d_AlterPartitionRequest_2, 3: _d_AlterPartitionRequest_3}
 AlterPartitionResponse._ENCODERS = {0: _e_AlterPartitionResponse_0, 1: _e_AlterPartitionResponse_1, 2: _e_AlterPartitionResponse_2, 3: _e_AlterPartitionResponse_2}
 AlterPartitionResponse._DECODERS = {0: _d_AlterPartitionResponse_0, 1: _d_AlterPartitionResponse_1, 2: _d_AlterPartitionResponse_2, 3: _d_AlterPartitionResponse_2}
+_UR0 = uniform_readers(BrokerState, 'iq', ('broker_id', 'broker_epoch'))
+_UR1 = uniform_readers(AlterPartitionResponsePartitionData, 'ihii[ibi', ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'isr', 'leader_recovery_state', 'partition_epoch'))

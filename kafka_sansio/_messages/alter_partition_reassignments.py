@@ -22,6 +22,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -284,27 +285,39 @@ def _d_ReassignableTopic_0(buf: bytes, pos: int) -> tuple[ReassignableTopic, int
     else:
         if n4 * 6 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[ReassignablePartition] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(ReassignablePartition)
-            o7.partition_index, = _SU_i(buf, pos)
-            pos += 4
-            n8 = buf[pos] - 1
-            if n8 == 0:
-                o7.replicas = []
-                pos += 1
-            elif 0 < n8 < 127:
-                o7.replicas = [*_AU_i[n8](buf, pos + 1)]
-                pos += 1 + 4 * n8
-            else:
-                o7.replicas, pos = read_nullable_array(buf, pos, 'i', True, 'Replicas')
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            try:
+                q8 = pos + 4
+                k9 = buf[q8]
+                rd6 = _UR0[k9,]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd6 = None
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[ReassignablePartition] = []
+            ap10 = a5.append
+            for _ in range(n4):
+                o11 = new_instance(ReassignablePartition)
+                o11.partition_index, = _SU_i(buf, pos)
+                pos += 4
+                n12 = buf[pos] - 1
+                if n12 == 0:
+                    o11.replicas = []
+                    pos += 1
+                elif 0 < n12 < 127:
+                    o11.replicas = [*_AU_i[n12](buf, pos + 1)]
+                    pos += 1 + 4 * n12
+                else:
+                    o11.replicas, pos = read_nullable_array(buf, pos, 'i', True, 'Replicas')
+                if buf[pos] == 0:
+                    o11.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap10(o11)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -506,3 +519,4 @@ AlterPartitionReassignmentsRequest._ENCODERS = {0: _e_AlterPartitionReassignment
 AlterPartitionReassignmentsRequest._DECODERS = {0: _d_AlterPartitionReassignmentsRequest_0}
 AlterPartitionReassignmentsResponse._ENCODERS = {0: _e_AlterPartitionReassignmentsResponse_0}
 AlterPartitionReassignmentsResponse._DECODERS = {0: _d_AlterPartitionReassignmentsResponse_0}
+_UR0 = uniform_readers(ReassignablePartition, 'i[i', ('partition_index', 'replicas'))

@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -667,18 +668,25 @@ def _d_AlterReplicaLogDirTopicResult_2(buf: bytes, pos: int) -> tuple[AlterRepli
     else:
         if n4 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[AlterReplicaLogDirPartitionResult] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(AlterReplicaLogDirPartitionResult)
-            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
-            pos += 6
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[AlterReplicaLogDirPartitionResult] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(AlterReplicaLogDirPartitionResult)
+                o9.partition_index, o9.error_code = _SU_ih(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -720,3 +728,4 @@ AlterReplicaLogDirsRequest._ENCODERS = {0: _e_AlterReplicaLogDirsRequest_0, 1: _
 AlterReplicaLogDirsRequest._DECODERS = {0: _d_AlterReplicaLogDirsRequest_0, 1: _d_AlterReplicaLogDirsRequest_0, 2: _d_AlterReplicaLogDirsRequest_2}
 AlterReplicaLogDirsResponse._ENCODERS = {0: _e_AlterReplicaLogDirsResponse_0, 1: _e_AlterReplicaLogDirsResponse_1, 2: _e_AlterReplicaLogDirsResponse_2}
 AlterReplicaLogDirsResponse._DECODERS = {0: _d_AlterReplicaLogDirsResponse_0, 1: _d_AlterReplicaLogDirsResponse_0, 2: _d_AlterReplicaLogDirsResponse_2}
+_UR0 = uniform_readers(AlterReplicaLogDirPartitionResult, 'ih', ('partition_index', 'error_code'))

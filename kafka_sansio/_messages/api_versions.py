@@ -18,6 +18,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -497,18 +498,25 @@ def _d_ApiVersionsResponse_3(buf: bytes, pos: int) -> tuple[ApiVersionsResponse,
     else:
         if n2 * 7 > len(buf) - pos:
             raise truncated('ApiKeys')
-        a3: list[ApiVersion] = []
-        ap4 = a3.append
-        for _ in range(n2):
-            o5 = new_instance(ApiVersion)
-            o5.api_key, o5.min_version, o5.max_version = _SU_hhh(buf, pos)
-            pos += 6
-            if buf[pos] == 0:
-                o5.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap4(o5)
+        rd4 = None
+        if n2 > 1:
+            rd4 = _UR0[()]
+        u5 = None if rd4 is None else rd4(buf, pos, n2)
+        if u5 is None:
+            a3: list[ApiVersion] = []
+            ap6 = a3.append
+            for _ in range(n2):
+                o7 = new_instance(ApiVersion)
+                o7.api_key, o7.min_version, o7.max_version = _SU_hhh(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    o7.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap6(o7)
+        else:
+            a3, pos = u5
         o1.api_keys = a3
     o1.throttle_time_ms, = _SU_i(buf, pos)
     pos += 4
@@ -534,36 +542,36 @@ def _d_ApiVersionsResponse_3(buf: bytes, pos: int) -> tuple[ApiVersionsResponse,
         if tag == 0:
             tbuf = buf[pos:end]
             tpos = 0
-            n6 = tbuf[tpos]
+            n8 = tbuf[tpos]
             tpos += 1
-            if n6 > 127:
-                n6, tpos = read_uvarint(tbuf, tpos - 1)
-            n6 -= 1
-            if n6 < 0:
+            if n8 > 127:
+                n8, tpos = read_uvarint(tbuf, tpos - 1)
+            n8 -= 1
+            if n8 < 0:
                 raise RemoteProtocolError('non-nullable field SupportedFeatures of ApiVersionsResponse was serialized as null')
             else:
-                if n6 * 6 > len(tbuf) - tpos:
+                if n8 * 6 > len(tbuf) - tpos:
                     raise truncated('SupportedFeatures')
-                a7: list[SupportedFeatureKey] = []
-                ap8 = a7.append
-                for _ in range(n6):
-                    o9 = new_instance(SupportedFeatureKey)
-                    n10 = tbuf[tpos] - 1
-                    if 0 <= n10 < 127:
-                        end11 = tpos + 1 + n10
-                        o9.name = tbuf[tpos + 1:end11].decode()
-                        tpos = end11
+                a9: list[SupportedFeatureKey] = []
+                ap10 = a9.append
+                for _ in range(n8):
+                    o11 = new_instance(SupportedFeatureKey)
+                    n12 = tbuf[tpos] - 1
+                    if 0 <= n12 < 127:
+                        end13 = tpos + 1 + n12
+                        o11.name = tbuf[tpos + 1:end13].decode()
+                        tpos = end13
                     else:
-                        o9.name, tpos = read_compact_string(tbuf, tpos, 'Name')
-                    o9.min_version, o9.max_version = _SU_hh(tbuf, tpos)
+                        o11.name, tpos = read_compact_string(tbuf, tpos, 'Name')
+                    o11.min_version, o11.max_version = _SU_hh(tbuf, tpos)
                     tpos += 4
                     if tbuf[tpos] == 0:
-                        o9.unknown_tagged_fields = NO_TAGS
+                        o11.unknown_tagged_fields = NO_TAGS
                         tpos += 1
                     else:
-                        o9.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
-                    ap8(o9)
-                o1.supported_features = a7
+                        o11.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap10(o11)
+                o1.supported_features = a9
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field SupportedFeatures has the wrong size')
         elif tag == 1:
@@ -576,36 +584,36 @@ def _d_ApiVersionsResponse_3(buf: bytes, pos: int) -> tuple[ApiVersionsResponse,
         elif tag == 2:
             tbuf = buf[pos:end]
             tpos = 0
-            n12 = tbuf[tpos]
+            n14 = tbuf[tpos]
             tpos += 1
-            if n12 > 127:
-                n12, tpos = read_uvarint(tbuf, tpos - 1)
-            n12 -= 1
-            if n12 < 0:
+            if n14 > 127:
+                n14, tpos = read_uvarint(tbuf, tpos - 1)
+            n14 -= 1
+            if n14 < 0:
                 raise RemoteProtocolError('non-nullable field FinalizedFeatures of ApiVersionsResponse was serialized as null')
             else:
-                if n12 * 6 > len(tbuf) - tpos:
+                if n14 * 6 > len(tbuf) - tpos:
                     raise truncated('FinalizedFeatures')
-                a13: list[FinalizedFeatureKey] = []
-                ap14 = a13.append
-                for _ in range(n12):
-                    o15 = new_instance(FinalizedFeatureKey)
-                    n16 = tbuf[tpos] - 1
-                    if 0 <= n16 < 127:
-                        end17 = tpos + 1 + n16
-                        o15.name = tbuf[tpos + 1:end17].decode()
-                        tpos = end17
+                a15: list[FinalizedFeatureKey] = []
+                ap16 = a15.append
+                for _ in range(n14):
+                    o17 = new_instance(FinalizedFeatureKey)
+                    n18 = tbuf[tpos] - 1
+                    if 0 <= n18 < 127:
+                        end19 = tpos + 1 + n18
+                        o17.name = tbuf[tpos + 1:end19].decode()
+                        tpos = end19
                     else:
-                        o15.name, tpos = read_compact_string(tbuf, tpos, 'Name')
-                    o15.max_version_level, o15.min_version_level = _SU_hh(tbuf, tpos)
+                        o17.name, tpos = read_compact_string(tbuf, tpos, 'Name')
+                    o17.max_version_level, o17.min_version_level = _SU_hh(tbuf, tpos)
                     tpos += 4
                     if tbuf[tpos] == 0:
-                        o15.unknown_tagged_fields = NO_TAGS
+                        o17.unknown_tagged_fields = NO_TAGS
                         tpos += 1
                     else:
-                        o15.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
-                    ap14(o15)
-                o1.finalized_features = a13
+                        o17.unknown_tagged_fields, tpos = read_tags(tbuf, tpos)
+                    ap16(o17)
+                o1.finalized_features = a15
             if tpos != len(tbuf):
                 raise RemoteProtocolError('tagged field FinalizedFeatures has the wrong size')
         elif tag == 3:
@@ -626,3 +634,4 @@ ApiVersionsRequest._ENCODERS = {0: _e_ApiVersionsRequest_0, 1: _e_ApiVersionsReq
 ApiVersionsRequest._DECODERS = {0: _d_ApiVersionsRequest_0, 1: _d_ApiVersionsRequest_0, 2: _d_ApiVersionsRequest_0, 3: _d_ApiVersionsRequest_3, 4: _d_ApiVersionsRequest_3}
 ApiVersionsResponse._ENCODERS = {0: _e_ApiVersionsResponse_0, 1: _e_ApiVersionsResponse_1, 2: _e_ApiVersionsResponse_2, 3: _e_ApiVersionsResponse_3, 4: _e_ApiVersionsResponse_3}
 ApiVersionsResponse._DECODERS = {0: _d_ApiVersionsResponse_0, 1: _d_ApiVersionsResponse_1, 2: _d_ApiVersionsResponse_1, 3: _d_ApiVersionsResponse_3, 4: _d_ApiVersionsResponse_3}
+_UR0 = uniform_readers(ApiVersion, 'hhh', ('api_key', 'min_version', 'max_version'))

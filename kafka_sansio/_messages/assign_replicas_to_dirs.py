@@ -19,6 +19,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -313,18 +314,25 @@ def _d_AssignReplicasToDirsRequestTopicData_0(buf: bytes, pos: int) -> tuple[Ass
     else:
         if n3 * 5 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AssignReplicasToDirsRequestPartitionData] = []
-        ap5 = a4.append
-        for _ in range(n3):
-            o6 = new_instance(AssignReplicasToDirsRequestPartitionData)
-            o6.partition_index, = _SU_i(buf, pos)
-            pos += 4
-            if buf[pos] == 0:
-                o6.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap5(o6)
+        rd5 = None
+        if n3 > 1:
+            rd5 = _UR0[()]
+        u6 = None if rd5 is None else rd5(buf, pos, n3)
+        if u6 is None:
+            a4: list[AssignReplicasToDirsRequestPartitionData] = []
+            ap7 = a4.append
+            for _ in range(n3):
+                o8 = new_instance(AssignReplicasToDirsRequestPartitionData)
+                o8.partition_index, = _SU_i(buf, pos)
+                pos += 4
+                if buf[pos] == 0:
+                    o8.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap7(o8)
+        else:
+            a4, pos = u6
         o1.partitions = a4
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -466,18 +474,25 @@ def _d_AssignReplicasToDirsResponseTopicData_0(buf: bytes, pos: int) -> tuple[As
     else:
         if n3 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[AssignReplicasToDirsResponsePartitionData] = []
-        ap5 = a4.append
-        for _ in range(n3):
-            o6 = new_instance(AssignReplicasToDirsResponsePartitionData)
-            o6.partition_index, o6.error_code = _SU_ih(buf, pos)
-            pos += 6
-            if buf[pos] == 0:
-                o6.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap5(o6)
+        rd5 = None
+        if n3 > 1:
+            rd5 = _UR1[()]
+        u6 = None if rd5 is None else rd5(buf, pos, n3)
+        if u6 is None:
+            a4: list[AssignReplicasToDirsResponsePartitionData] = []
+            ap7 = a4.append
+            for _ in range(n3):
+                o8 = new_instance(AssignReplicasToDirsResponsePartitionData)
+                o8.partition_index, o8.error_code = _SU_ih(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    o8.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap7(o8)
+        else:
+            a4, pos = u6
         o1.partitions = a4
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -548,3 +563,5 @@ AssignReplicasToDirsRequest._ENCODERS = {0: _e_AssignReplicasToDirsRequest_0}
 AssignReplicasToDirsRequest._DECODERS = {0: _d_AssignReplicasToDirsRequest_0}
 AssignReplicasToDirsResponse._ENCODERS = {0: _e_AssignReplicasToDirsResponse_0}
 AssignReplicasToDirsResponse._DECODERS = {0: _d_AssignReplicasToDirsResponse_0}
+_UR0 = uniform_readers(AssignReplicasToDirsRequestPartitionData, 'i', ('partition_index',))
+_UR1 = uniform_readers(AssignReplicasToDirsResponsePartitionData, 'ih', ('partition_index', 'error_code'))

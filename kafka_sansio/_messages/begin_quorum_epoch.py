@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -781,18 +782,25 @@ def _d_BeginQuorumEpochResponseTopicData_1(buf: bytes, pos: int) -> tuple[BeginQ
     else:
         if n4 * 15 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[BeginQuorumEpochResponsePartitionData] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(BeginQuorumEpochResponsePartitionData)
-            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
-            pos += 14
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[BeginQuorumEpochResponsePartitionData] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(BeginQuorumEpochResponsePartitionData)
+                o9.partition_index, o9.error_code, o9.leader_id, o9.leader_epoch = _SU_ihii(buf, pos)
+                pos += 14
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -886,3 +894,4 @@ BeginQuorumEpochRequest._ENCODERS = {0: _e_BeginQuorumEpochRequest_0, 1: _e_Begi
 BeginQuorumEpochRequest._DECODERS = {0: _d_BeginQuorumEpochRequest_0, 1: _d_BeginQuorumEpochRequest_1}
 BeginQuorumEpochResponse._ENCODERS = {0: _e_BeginQuorumEpochResponse_0, 1: _e_BeginQuorumEpochResponse_1}
 BeginQuorumEpochResponse._DECODERS = {0: _d_BeginQuorumEpochResponse_0, 1: _d_BeginQuorumEpochResponse_1}
+_UR0 = uniform_readers(BeginQuorumEpochResponsePartitionData, 'ihii', ('partition_index', 'error_code', 'leader_id', 'leader_epoch'))

@@ -22,6 +22,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -394,25 +395,37 @@ def _d_CreatePartitionsTopic_2(buf: bytes, pos: int) -> tuple[CreatePartitionsTo
     else:
         if n4 * 2 > len(buf) - pos:
             raise truncated('Assignments')
-        a5: list[CreatePartitionsAssignment] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(CreatePartitionsAssignment)
-            n8 = buf[pos] - 1
-            if n8 == 0:
-                o7.broker_ids = []
-                pos += 1
-            elif 0 < n8 < 127:
-                o7.broker_ids = [*_AU_i[n8](buf, pos + 1)]
-                pos += 1 + 4 * n8
-            else:
-                o7.broker_ids, pos = read_array(buf, pos, 'i', True, 'BrokerIds')
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            try:
+                q8 = pos + 0
+                k9 = buf[q8]
+                rd6 = _UR0[k9,]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd6 = None
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[CreatePartitionsAssignment] = []
+            ap10 = a5.append
+            for _ in range(n4):
+                o11 = new_instance(CreatePartitionsAssignment)
+                n12 = buf[pos] - 1
+                if n12 == 0:
+                    o11.broker_ids = []
+                    pos += 1
+                elif 0 < n12 < 127:
+                    o11.broker_ids = [*_AU_i[n12](buf, pos + 1)]
+                    pos += 1 + 4 * n12
+                else:
+                    o11.broker_ids, pos = read_array(buf, pos, 'i', True, 'BrokerIds')
+                if buf[pos] == 0:
+                    o11.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap10(o11)
+        else:
+            a5, pos = u7
         o1.assignments = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -660,3 +673,4 @@ CreatePartitionsRequest._ENCODERS = {0: _e_CreatePartitionsRequest_0, 1: _e_Crea
 CreatePartitionsRequest._DECODERS = {0: _d_CreatePartitionsRequest_0, 1: _d_CreatePartitionsRequest_0, 2: _d_CreatePartitionsRequest_2, 3: _d_CreatePartitionsRequest_2}
 CreatePartitionsResponse._ENCODERS = {0: _e_CreatePartitionsResponse_0, 1: _e_CreatePartitionsResponse_1, 2: _e_CreatePartitionsResponse_2, 3: _e_CreatePartitionsResponse_2}
 CreatePartitionsResponse._DECODERS = {0: _d_CreatePartitionsResponse_0, 1: _d_CreatePartitionsResponse_0, 2: _d_CreatePartitionsResponse_2, 3: _d_CreatePartitionsResponse_2}
+_UR0 = uniform_readers(CreatePartitionsAssignment, '[i', ('broker_ids',))

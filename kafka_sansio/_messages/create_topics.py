@@ -24,6 +24,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -836,63 +837,75 @@ def _d_CreatableTopic_5(buf: bytes, pos: int) -> tuple[CreatableTopic, int]:
     else:
         if n4 * 6 > len(buf) - pos:
             raise truncated('Assignments')
-        a5: list[CreatableReplicaAssignment] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(CreatableReplicaAssignment)
-            o7.partition_index, = _SU_i(buf, pos)
-            pos += 4
-            n8 = buf[pos] - 1
-            if n8 == 0:
-                o7.broker_ids = []
-                pos += 1
-            elif 0 < n8 < 127:
-                o7.broker_ids = [*_AU_i[n8](buf, pos + 1)]
-                pos += 1 + 4 * n8
-            else:
-                o7.broker_ids, pos = read_array(buf, pos, 'i', True, 'BrokerIds')
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            try:
+                q8 = pos + 4
+                k9 = buf[q8]
+                rd6 = _UR0[k9,]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd6 = None
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[CreatableReplicaAssignment] = []
+            ap10 = a5.append
+            for _ in range(n4):
+                o11 = new_instance(CreatableReplicaAssignment)
+                o11.partition_index, = _SU_i(buf, pos)
+                pos += 4
+                n12 = buf[pos] - 1
+                if n12 == 0:
+                    o11.broker_ids = []
+                    pos += 1
+                elif 0 < n12 < 127:
+                    o11.broker_ids = [*_AU_i[n12](buf, pos + 1)]
+                    pos += 1 + 4 * n12
+                else:
+                    o11.broker_ids, pos = read_array(buf, pos, 'i', True, 'BrokerIds')
+                if buf[pos] == 0:
+                    o11.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap10(o11)
+        else:
+            a5, pos = u7
         o1.assignments = a5
-    n9 = buf[pos]
+    n13 = buf[pos]
     pos += 1
-    if n9 > 127:
-        n9, pos = read_uvarint(buf, pos - 1)
-    n9 -= 1
-    if n9 < 0:
+    if n13 > 127:
+        n13, pos = read_uvarint(buf, pos - 1)
+    n13 -= 1
+    if n13 < 0:
         raise RemoteProtocolError('non-nullable field Configs of CreatableTopic was serialized as null')
     else:
-        if n9 * 3 > len(buf) - pos:
+        if n13 * 3 > len(buf) - pos:
             raise truncated('Configs')
-        a10: list[CreatableTopicConfig] = []
-        ap11 = a10.append
-        for _ in range(n9):
-            o12 = new_instance(CreatableTopicConfig)
-            n13 = buf[pos] - 1
-            if 0 <= n13 < 127:
-                end14 = pos + 1 + n13
-                o12.name = buf[pos + 1:end14].decode()
-                pos = end14
+        a14: list[CreatableTopicConfig] = []
+        ap15 = a14.append
+        for _ in range(n13):
+            o16 = new_instance(CreatableTopicConfig)
+            n17 = buf[pos] - 1
+            if 0 <= n17 < 127:
+                end18 = pos + 1 + n17
+                o16.name = buf[pos + 1:end18].decode()
+                pos = end18
             else:
-                o12.name, pos = read_compact_string(buf, pos, 'Name')
-            n15 = buf[pos] - 1
-            if 0 <= n15 < 127:
-                end16 = pos + 1 + n15
-                o12.value = buf[pos + 1:end16].decode()
-                pos = end16
+                o16.name, pos = read_compact_string(buf, pos, 'Name')
+            n19 = buf[pos] - 1
+            if 0 <= n19 < 127:
+                end20 = pos + 1 + n19
+                o16.value = buf[pos + 1:end20].decode()
+                pos = end20
             else:
-                o12.value, pos = read_nullable_compact_string(buf, pos, 'Value')
+                o16.value, pos = read_nullable_compact_string(buf, pos, 'Value')
             if buf[pos] == 0:
-                o12.unknown_tagged_fields = NO_TAGS
+                o16.unknown_tagged_fields = NO_TAGS
                 pos += 1
             else:
-                o12.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap11(o12)
-        o1.configs = a10
+                o16.unknown_tagged_fields, pos = read_tags(buf, pos)
+            ap15(o16)
+        o1.configs = a14
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
         pos += 1
@@ -1607,3 +1620,4 @@ CreateTopicsRequest._ENCODERS = {0: _e_CreateTopicsRequest_0, 1: _e_CreateTopics
 CreateTopicsRequest._DECODERS = {0: _d_CreateTopicsRequest_0, 1: _d_CreateTopicsRequest_1, 2: _d_CreateTopicsRequest_1, 3: _d_CreateTopicsRequest_1, 4: _d_CreateTopicsRequest_1, 5: _d_CreateTopicsRequest_5, 6: _d_CreateTopicsRequest_5, 7: _d_CreateTopicsRequest_5}
 CreateTopicsResponse._ENCODERS = {0: _e_CreateTopicsResponse_0, 1: _e_CreateTopicsResponse_1, 2: _e_CreateTopicsResponse_2, 3: _e_CreateTopicsResponse_3, 4: _e_CreateTopicsResponse_4, 5: _e_CreateTopicsResponse_5, 6: _e_CreateTopicsResponse_5, 7: _e_CreateTopicsResponse_7}
 CreateTopicsResponse._DECODERS = {0: _d_CreateTopicsResponse_0, 1: _d_CreateTopicsResponse_1, 2: _d_CreateTopicsResponse_2, 3: _d_CreateTopicsResponse_2, 4: _d_CreateTopicsResponse_2, 5: _d_CreateTopicsResponse_5, 6: _d_CreateTopicsResponse_5, 7: _d_CreateTopicsResponse_7}
+_UR0 = uniform_readers(CreatableReplicaAssignment, 'i[i', ('partition_index', 'broker_ids'))

@@ -18,6 +18,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -384,18 +385,25 @@ def _d_DeleteRecordsTopic_2(buf: bytes, pos: int) -> tuple[DeleteRecordsTopic, i
     else:
         if n4 * 13 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[DeleteRecordsPartition] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(DeleteRecordsPartition)
-            o7.partition_index, o7.offset = _SU_iq(buf, pos)
-            pos += 12
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[DeleteRecordsPartition] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(DeleteRecordsPartition)
+                o9.partition_index, o9.offset = _SU_iq(buf, pos)
+                pos += 12
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -623,18 +631,25 @@ def _d_DeleteRecordsTopicResult_2(buf: bytes, pos: int) -> tuple[DeleteRecordsTo
     else:
         if n4 * 15 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[DeleteRecordsPartitionResult] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(DeleteRecordsPartitionResult)
-            o7.partition_index, o7.low_watermark, o7.error_code = _SU_iqh(buf, pos)
-            pos += 14
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR1[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[DeleteRecordsPartitionResult] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(DeleteRecordsPartitionResult)
+                o9.partition_index, o9.low_watermark, o9.error_code = _SU_iqh(buf, pos)
+                pos += 14
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -676,3 +691,5 @@ DeleteRecordsRequest._ENCODERS = {0: _e_DeleteRecordsRequest_0, 1: _e_DeleteReco
 DeleteRecordsRequest._DECODERS = {0: _d_DeleteRecordsRequest_0, 1: _d_DeleteRecordsRequest_0, 2: _d_DeleteRecordsRequest_2}
 DeleteRecordsResponse._ENCODERS = {0: _e_DeleteRecordsResponse_0, 1: _e_DeleteRecordsResponse_1, 2: _e_DeleteRecordsResponse_2}
 DeleteRecordsResponse._DECODERS = {0: _d_DeleteRecordsResponse_0, 1: _d_DeleteRecordsResponse_0, 2: _d_DeleteRecordsResponse_2}
+_UR0 = uniform_readers(DeleteRecordsPartition, 'iq', ('partition_index', 'offset'))
+_UR1 = uniform_readers(DeleteRecordsPartitionResult, 'iqh', ('partition_index', 'low_watermark', 'error_code'))

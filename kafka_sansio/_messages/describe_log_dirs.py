@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -678,18 +679,25 @@ def _d_DescribeLogDirsTopic_2(buf: bytes, pos: int) -> tuple[DescribeLogDirsTopi
     else:
         if n4 * 22 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[DescribeLogDirsPartition] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(DescribeLogDirsPartition)
-            o7.partition_index, o7.partition_size, o7.offset_lag, o7.is_future_key = _SU_iqqo(buf, pos)
-            pos += 21
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[DescribeLogDirsPartition] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(DescribeLogDirsPartition)
+                o9.partition_index, o9.partition_size, o9.offset_lag, o9.is_future_key = _SU_iqqo(buf, pos)
+                pos += 21
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -924,3 +932,4 @@ DescribeLogDirsRequest._ENCODERS = {0: _e_DescribeLogDirsRequest_0, 1: _e_Descri
 DescribeLogDirsRequest._DECODERS = {0: _d_DescribeLogDirsRequest_0, 1: _d_DescribeLogDirsRequest_0, 2: _d_DescribeLogDirsRequest_2, 3: _d_DescribeLogDirsRequest_2, 4: _d_DescribeLogDirsRequest_2}
 DescribeLogDirsResponse._ENCODERS = {0: _e_DescribeLogDirsResponse_0, 1: _e_DescribeLogDirsResponse_1, 2: _e_DescribeLogDirsResponse_2, 3: _e_DescribeLogDirsResponse_3, 4: _e_DescribeLogDirsResponse_4}
 DescribeLogDirsResponse._DECODERS = {0: _d_DescribeLogDirsResponse_0, 1: _d_DescribeLogDirsResponse_0, 2: _d_DescribeLogDirsResponse_2, 3: _d_DescribeLogDirsResponse_3, 4: _d_DescribeLogDirsResponse_4}
+_UR0 = uniform_readers(DescribeLogDirsPartition, 'iqq?', ('partition_index', 'partition_size', 'offset_lag', 'is_future_key'))

@@ -22,6 +22,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -396,18 +397,25 @@ def _d_PartitionResponse_0(buf: bytes, pos: int) -> tuple[PartitionResponse, int
     else:
         if n4 * 37 > len(buf) - pos:
             raise truncated('ActiveProducers')
-        a5: list[ProducerState] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(ProducerState)
-            o7.producer_id, o7.producer_epoch, o7.last_sequence, o7.last_timestamp, o7.coordinator_epoch, o7.current_txn_start_offset = _SU_qiiqiq(buf, pos)
-            pos += 36
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[ProducerState] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(ProducerState)
+                o9.producer_id, o9.producer_epoch, o9.last_sequence, o9.last_timestamp, o9.coordinator_epoch, o9.current_txn_start_offset = _SU_qiiqiq(buf, pos)
+                pos += 36
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.active_producers = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -482,3 +490,4 @@ DescribeProducersRequest._ENCODERS = {0: _e_DescribeProducersRequest_0}
 DescribeProducersRequest._DECODERS = {0: _d_DescribeProducersRequest_0}
 DescribeProducersResponse._ENCODERS = {0: _e_DescribeProducersResponse_0}
 DescribeProducersResponse._DECODERS = {0: _d_DescribeProducersResponse_0}
+_UR0 = uniform_readers(ProducerState, 'qiiqiq', ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset'))

@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -375,18 +376,25 @@ def _d_DescribeQuorumRequestTopicData_0(buf: bytes, pos: int) -> tuple[DescribeQ
     else:
         if n4 * 5 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[DescribeQuorumRequestPartitionData] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(DescribeQuorumRequestPartitionData)
-            o7.partition_index, = _SU_i(buf, pos)
-            pos += 4
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[DescribeQuorumRequestPartitionData] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(DescribeQuorumRequestPartitionData)
+                o9.partition_index, = _SU_i(buf, pos)
+                pos += 4
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -1200,3 +1208,4 @@ DescribeQuorumRequest._ENCODERS = {0: _e_DescribeQuorumRequest_0, 1: _e_Describe
 DescribeQuorumRequest._DECODERS = {0: _d_DescribeQuorumRequest_0, 1: _d_DescribeQuorumRequest_0, 2: _d_DescribeQuorumRequest_0}
 DescribeQuorumResponse._ENCODERS = {0: _e_DescribeQuorumResponse_0, 1: _e_DescribeQuorumResponse_1, 2: _e_DescribeQuorumResponse_2}
 DescribeQuorumResponse._DECODERS = {0: _d_DescribeQuorumResponse_0, 1: _d_DescribeQuorumResponse_1, 2: _d_DescribeQuorumResponse_2}
+_UR0 = uniform_readers(DescribeQuorumRequestPartitionData, 'i', ('partition_index',))

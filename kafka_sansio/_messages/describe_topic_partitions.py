@@ -25,6 +25,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -543,63 +544,83 @@ def _d_DescribeTopicPartitionsResponseTopic_0(buf: bytes, pos: int) -> tuple[Des
     else:
         if n5 * 20 > len(buf) - pos:
             raise truncated('Partitions')
-        a6: list[DescribeTopicPartitionsResponsePartition] = []
-        ap7 = a6.append
-        for _ in range(n5):
-            o8 = new_instance(DescribeTopicPartitionsResponsePartition)
-            o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
-            pos += 14
-            n9 = buf[pos] - 1
-            if n9 == 0:
-                o8.replica_nodes = []
-                pos += 1
-            elif 0 < n9 < 127:
-                o8.replica_nodes = [*_AU_i[n9](buf, pos + 1)]
-                pos += 1 + 4 * n9
-            else:
-                o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
-            n10 = buf[pos] - 1
-            if n10 == 0:
-                o8.isr_nodes = []
-                pos += 1
-            elif 0 < n10 < 127:
-                o8.isr_nodes = [*_AU_i[n10](buf, pos + 1)]
-                pos += 1 + 4 * n10
-            else:
-                o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
-            n11 = buf[pos] - 1
-            if n11 == 0:
-                o8.eligible_leader_replicas = []
-                pos += 1
-            elif 0 < n11 < 127:
-                o8.eligible_leader_replicas = [*_AU_i[n11](buf, pos + 1)]
-                pos += 1 + 4 * n11
-            else:
-                o8.eligible_leader_replicas, pos = read_nullable_array(buf, pos, 'i', True, 'EligibleLeaderReplicas')
-            n12 = buf[pos] - 1
-            if n12 == 0:
-                o8.last_known_elr = []
-                pos += 1
-            elif 0 < n12 < 127:
-                o8.last_known_elr = [*_AU_i[n12](buf, pos + 1)]
-                pos += 1 + 4 * n12
-            else:
-                o8.last_known_elr, pos = read_nullable_array(buf, pos, 'i', True, 'LastKnownElr')
-            n13 = buf[pos] - 1
-            if n13 == 0:
-                o8.offline_replicas = []
-                pos += 1
-            elif 0 < n13 < 127:
-                o8.offline_replicas = [*_AU_i[n13](buf, pos + 1)]
-                pos += 1 + 4 * n13
-            else:
-                o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
-            if buf[pos] == 0:
-                o8.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap7(o8)
+        rd7 = None
+        if n5 > 1:
+            try:
+                q9 = pos + 14
+                k10 = buf[q9]
+                q9 += 4 * k10 - 3
+                k11 = buf[q9]
+                q9 += 4 * k11 - 3
+                k12 = buf[q9]
+                q9 += 4 * k12 - 3
+                k13 = buf[q9]
+                q9 += 4 * k13 - 3
+                k14 = buf[q9]
+                rd7 = _UR0[k10, k11, k12, k13, k14]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd7 = None
+        u8 = None if rd7 is None else rd7(buf, pos, n5)
+        if u8 is None:
+            a6: list[DescribeTopicPartitionsResponsePartition] = []
+            ap15 = a6.append
+            for _ in range(n5):
+                o16 = new_instance(DescribeTopicPartitionsResponsePartition)
+                o16.error_code, o16.partition_index, o16.leader_id, o16.leader_epoch = _SU_hiii(buf, pos)
+                pos += 14
+                n17 = buf[pos] - 1
+                if n17 == 0:
+                    o16.replica_nodes = []
+                    pos += 1
+                elif 0 < n17 < 127:
+                    o16.replica_nodes = [*_AU_i[n17](buf, pos + 1)]
+                    pos += 1 + 4 * n17
+                else:
+                    o16.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
+                n18 = buf[pos] - 1
+                if n18 == 0:
+                    o16.isr_nodes = []
+                    pos += 1
+                elif 0 < n18 < 127:
+                    o16.isr_nodes = [*_AU_i[n18](buf, pos + 1)]
+                    pos += 1 + 4 * n18
+                else:
+                    o16.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
+                n19 = buf[pos] - 1
+                if n19 == 0:
+                    o16.eligible_leader_replicas = []
+                    pos += 1
+                elif 0 < n19 < 127:
+                    o16.eligible_leader_replicas = [*_AU_i[n19](buf, pos + 1)]
+                    pos += 1 + 4 * n19
+                else:
+                    o16.eligible_leader_replicas, pos = read_nullable_array(buf, pos, 'i', True, 'EligibleLeaderReplicas')
+                n20 = buf[pos] - 1
+                if n20 == 0:
+                    o16.last_known_elr = []
+                    pos += 1
+                elif 0 < n20 < 127:
+                    o16.last_known_elr = [*_AU_i[n20](buf, pos + 1)]
+                    pos += 1 + 4 * n20
+                else:
+                    o16.last_known_elr, pos = read_nullable_array(buf, pos, 'i', True, 'LastKnownElr')
+                n21 = buf[pos] - 1
+                if n21 == 0:
+                    o16.offline_replicas = []
+                    pos += 1
+                elif 0 < n21 < 127:
+                    o16.offline_replicas = [*_AU_i[n21](buf, pos + 1)]
+                    pos += 1 + 4 * n21
+                else:
+                    o16.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+                if buf[pos] == 0:
+                    o16.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o16.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap15(o16)
+        else:
+            a6, pos = u8
         o1.partitions = a6
     o1.topic_authorized_operations, = _SU_i(buf, pos)
     pos += 4
@@ -667,3 +688,4 @@ DescribeTopicPartitionsRequest._ENCODERS = {0: _e_DescribeTopicPartitionsRequest
 DescribeTopicPartitionsRequest._DECODERS = {0: _d_DescribeTopicPartitionsRequest_0}
 DescribeTopicPartitionsResponse._ENCODERS = {0: _e_DescribeTopicPartitionsResponse_0}
 DescribeTopicPartitionsResponse._DECODERS = {0: _d_DescribeTopicPartitionsResponse_0}
+_UR0 = uniform_readers(DescribeTopicPartitionsResponsePartition, 'hiii[i[i[i[i[i', ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'eligible_leader_replicas', 'last_known_elr', 'offline_replicas'))

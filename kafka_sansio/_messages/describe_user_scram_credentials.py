@@ -19,6 +19,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -355,18 +356,25 @@ def _d_DescribeUserScramCredentialsResult_0(buf: bytes, pos: int) -> tuple[Descr
     else:
         if n6 * 6 > len(buf) - pos:
             raise truncated('CredentialInfos')
-        a7: list[CredentialInfo] = []
-        ap8 = a7.append
-        for _ in range(n6):
-            o9 = new_instance(CredentialInfo)
-            o9.mechanism, o9.iterations = _SU_bi(buf, pos)
-            pos += 5
-            if buf[pos] == 0:
-                o9.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o9.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap8(o9)
+        rd8 = None
+        if n6 > 1:
+            rd8 = _UR0[()]
+        u9 = None if rd8 is None else rd8(buf, pos, n6)
+        if u9 is None:
+            a7: list[CredentialInfo] = []
+            ap10 = a7.append
+            for _ in range(n6):
+                o11 = new_instance(CredentialInfo)
+                o11.mechanism, o11.iterations = _SU_bi(buf, pos)
+                pos += 5
+                if buf[pos] == 0:
+                    o11.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o11.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap10(o11)
+        else:
+            a7, pos = u9
         o1.credential_infos = a7
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -415,3 +423,4 @@ DescribeUserScramCredentialsRequest._ENCODERS = {0: _e_DescribeUserScramCredenti
 DescribeUserScramCredentialsRequest._DECODERS = {0: _d_DescribeUserScramCredentialsRequest_0}
 DescribeUserScramCredentialsResponse._ENCODERS = {0: _e_DescribeUserScramCredentialsResponse_0}
 DescribeUserScramCredentialsResponse._DECODERS = {0: _d_DescribeUserScramCredentialsResponse_0}
+_UR0 = uniform_readers(CredentialInfo, 'bi', ('mechanism', 'iterations'))

@@ -24,6 +24,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -854,18 +855,25 @@ def _d_EndQuorumEpochResponseTopicData_1(buf: bytes, pos: int) -> tuple[EndQuoru
     else:
         if n4 * 15 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[EndQuorumEpochResponsePartitionData] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(EndQuorumEpochResponsePartitionData)
-            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch = _SU_ihii(buf, pos)
-            pos += 14
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[EndQuorumEpochResponsePartitionData] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(EndQuorumEpochResponsePartitionData)
+                o9.partition_index, o9.error_code, o9.leader_id, o9.leader_epoch = _SU_ihii(buf, pos)
+                pos += 14
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -959,3 +967,4 @@ EndQuorumEpochRequest._ENCODERS = {0: _e_EndQuorumEpochRequest_0, 1: _e_EndQuoru
 EndQuorumEpochRequest._DECODERS = {0: _d_EndQuorumEpochRequest_0, 1: _d_EndQuorumEpochRequest_1}
 EndQuorumEpochResponse._ENCODERS = {0: _e_EndQuorumEpochResponse_0, 1: _e_EndQuorumEpochResponse_1}
 EndQuorumEpochResponse._DECODERS = {0: _d_EndQuorumEpochResponse_0, 1: _d_EndQuorumEpochResponse_1}
+_UR0 = uniform_readers(EndQuorumEpochResponsePartitionData, 'ihii', ('partition_index', 'error_code', 'leader_id', 'leader_epoch'))

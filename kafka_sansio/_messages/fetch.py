@@ -24,6 +24,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -3770,34 +3771,41 @@ def _d_PartitionData_12(buf: bytes, pos: int) -> tuple[PartitionData, int]:
     else:
         if n2 * 17 > len(buf) - pos:
             raise truncated('AbortedTransactions')
-        a3: list[AbortedTransaction] = []
-        ap4 = a3.append
-        for _ in range(n2):
-            o5 = new_instance(AbortedTransaction)
-            o5.producer_id, o5.first_offset = _SU_qq(buf, pos)
-            pos += 16
-            if buf[pos] == 0:
-                o5.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap4(o5)
+        rd4 = None
+        if n2 > 1:
+            rd4 = _UR0[()]
+        u5 = None if rd4 is None else rd4(buf, pos, n2)
+        if u5 is None:
+            a3: list[AbortedTransaction] = []
+            ap6 = a3.append
+            for _ in range(n2):
+                o7 = new_instance(AbortedTransaction)
+                o7.producer_id, o7.first_offset = _SU_qq(buf, pos)
+                pos += 16
+                if buf[pos] == 0:
+                    o7.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap6(o7)
+        else:
+            a3, pos = u5
         o1.aborted_transactions = a3
     o1.preferred_read_replica, = _SU_i(buf, pos)
     pos += 4
-    n6 = buf[pos]
+    n8 = buf[pos]
     pos += 1
-    if n6 > 127:
-        n6, pos = read_uvarint(buf, pos - 1)
-    n6 -= 1
-    if n6 < 0:
+    if n8 > 127:
+        n8, pos = read_uvarint(buf, pos - 1)
+    n8 -= 1
+    if n8 < 0:
         o1.records = None
     else:
-        end7 = pos + n6
-        if end7 > len(buf):
+        end9 = pos + n8
+        if end9 > len(buf):
             raise truncated('Records')
-        o1.records = memoryview(buf)[pos:end7]
-        pos = end7
+        o1.records = memoryview(buf)[pos:end9]
+        pos = end9
     o1.diverging_epoch = EpochEndOffset()
     o1.current_leader = LeaderIdAndEpoch()
     o1.snapshot_id = SnapshotId()
@@ -4186,3 +4194,4 @@ FetchRequest._ENCODERS = {0: _e_FetchRequest_0, 1: _e_FetchRequest_1, 2: _e_Fetc
 FetchRequest._DECODERS = {0: _d_FetchRequest_0, 1: _d_FetchRequest_0, 2: _d_FetchRequest_0, 3: _d_FetchRequest_3, 4: _d_FetchRequest_4, 5: _d_FetchRequest_5, 6: _d_FetchRequest_5, 7: _d_FetchRequest_7, 8: _d_FetchRequest_7, 9: _d_FetchRequest_9, 10: _d_FetchRequest_9, 11: _d_FetchRequest_11, 12: _d_FetchRequest_12, 13: _d_FetchRequest_13, 14: _d_FetchRequest_13, 15: _d_FetchRequest_15, 16: _d_FetchRequest_15, 17: _d_FetchRequest_17}
 FetchResponse._ENCODERS = {0: _e_FetchResponse_0, 1: _e_FetchResponse_1, 2: _e_FetchResponse_2, 3: _e_FetchResponse_3, 4: _e_FetchResponse_4, 5: _e_FetchResponse_5, 6: _e_FetchResponse_6, 7: _e_FetchResponse_7, 8: _e_FetchResponse_8, 9: _e_FetchResponse_9, 10: _e_FetchResponse_10, 11: _e_FetchResponse_11, 12: _e_FetchResponse_12, 13: _e_FetchResponse_13, 14: _e_FetchResponse_14, 15: _e_FetchResponse_15, 16: _e_FetchResponse_16, 17: _e_FetchResponse_16}
 FetchResponse._DECODERS = {0: _d_FetchResponse_0, 1: _d_FetchResponse_1, 2: _d_FetchResponse_1, 3: _d_FetchResponse_1, 4: _d_FetchResponse_4, 5: _d_FetchResponse_5, 6: _d_FetchResponse_5, 7: _d_FetchResponse_7, 8: _d_FetchResponse_7, 9: _d_FetchResponse_7, 10: _d_FetchResponse_7, 11: _d_FetchResponse_11, 12: _d_FetchResponse_12, 13: _d_FetchResponse_13, 14: _d_FetchResponse_13, 15: _d_FetchResponse_13, 16: _d_FetchResponse_16, 17: _d_FetchResponse_16}
+_UR0 = uniform_readers(AbortedTransaction, 'qq', ('producer_id', 'first_offset'))

@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -263,18 +264,25 @@ def _d_InitializeStateData_0(buf: bytes, pos: int) -> tuple[InitializeStateData,
     else:
         if n3 * 17 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionData] = []
-        ap5 = a4.append
-        for _ in range(n3):
-            o6 = new_instance(PartitionData)
-            o6.partition, o6.state_epoch, o6.start_offset = _SU_iiq(buf, pos)
-            pos += 16
-            if buf[pos] == 0:
-                o6.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap5(o6)
+        rd5 = None
+        if n3 > 1:
+            rd5 = _UR0[()]
+        u6 = None if rd5 is None else rd5(buf, pos, n3)
+        if u6 is None:
+            a4: list[PartitionData] = []
+            ap7 = a4.append
+            for _ in range(n3):
+                o8 = new_instance(PartitionData)
+                o8.partition, o8.state_epoch, o8.start_offset = _SU_iiq(buf, pos)
+                pos += 16
+                if buf[pos] == 0:
+                    o8.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap7(o8)
+        else:
+            a4, pos = u6
         o1.partitions = a4
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -445,3 +453,4 @@ InitializeShareGroupStateRequest._ENCODERS = {0: _e_InitializeShareGroupStateReq
 InitializeShareGroupStateRequest._DECODERS = {0: _d_InitializeShareGroupStateRequest_0}
 InitializeShareGroupStateResponse._ENCODERS = {0: _e_InitializeShareGroupStateResponse_0}
 InitializeShareGroupStateResponse._DECODERS = {0: _d_InitializeShareGroupStateResponse_0}
+_UR0 = uniform_readers(PartitionData, 'iiq', ('partition', 'state_epoch', 'start_offset'))

@@ -22,6 +22,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -382,45 +383,61 @@ def _d_OngoingTopicReassignment_0(buf: bytes, pos: int) -> tuple[OngoingTopicRea
     else:
         if n4 * 8 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[OngoingPartitionReassignment] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(OngoingPartitionReassignment)
-            o7.partition_index, = _SU_i(buf, pos)
-            pos += 4
-            n8 = buf[pos] - 1
-            if n8 == 0:
-                o7.replicas = []
-                pos += 1
-            elif 0 < n8 < 127:
-                o7.replicas = [*_AU_i[n8](buf, pos + 1)]
-                pos += 1 + 4 * n8
-            else:
-                o7.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
-            n9 = buf[pos] - 1
-            if n9 == 0:
-                o7.adding_replicas = []
-                pos += 1
-            elif 0 < n9 < 127:
-                o7.adding_replicas = [*_AU_i[n9](buf, pos + 1)]
-                pos += 1 + 4 * n9
-            else:
-                o7.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
-            n10 = buf[pos] - 1
-            if n10 == 0:
-                o7.removing_replicas = []
-                pos += 1
-            elif 0 < n10 < 127:
-                o7.removing_replicas = [*_AU_i[n10](buf, pos + 1)]
-                pos += 1 + 4 * n10
-            else:
-                o7.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            try:
+                q8 = pos + 4
+                k9 = buf[q8]
+                q8 += 4 * k9 - 3
+                k10 = buf[q8]
+                q8 += 4 * k10 - 3
+                k11 = buf[q8]
+                rd6 = _UR0[k9, k10, k11]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd6 = None
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[OngoingPartitionReassignment] = []
+            ap12 = a5.append
+            for _ in range(n4):
+                o13 = new_instance(OngoingPartitionReassignment)
+                o13.partition_index, = _SU_i(buf, pos)
+                pos += 4
+                n14 = buf[pos] - 1
+                if n14 == 0:
+                    o13.replicas = []
+                    pos += 1
+                elif 0 < n14 < 127:
+                    o13.replicas = [*_AU_i[n14](buf, pos + 1)]
+                    pos += 1 + 4 * n14
+                else:
+                    o13.replicas, pos = read_array(buf, pos, 'i', True, 'Replicas')
+                n15 = buf[pos] - 1
+                if n15 == 0:
+                    o13.adding_replicas = []
+                    pos += 1
+                elif 0 < n15 < 127:
+                    o13.adding_replicas = [*_AU_i[n15](buf, pos + 1)]
+                    pos += 1 + 4 * n15
+                else:
+                    o13.adding_replicas, pos = read_array(buf, pos, 'i', True, 'AddingReplicas')
+                n16 = buf[pos] - 1
+                if n16 == 0:
+                    o13.removing_replicas = []
+                    pos += 1
+                elif 0 < n16 < 127:
+                    o13.removing_replicas = [*_AU_i[n16](buf, pos + 1)]
+                    pos += 1 + 4 * n16
+                else:
+                    o13.removing_replicas, pos = read_array(buf, pos, 'i', True, 'RemovingReplicas')
+                if buf[pos] == 0:
+                    o13.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap12(o13)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -469,3 +486,4 @@ ListPartitionReassignmentsRequest._ENCODERS = {0: _e_ListPartitionReassignmentsR
 ListPartitionReassignmentsRequest._DECODERS = {0: _d_ListPartitionReassignmentsRequest_0}
 ListPartitionReassignmentsResponse._ENCODERS = {0: _e_ListPartitionReassignmentsResponse_0}
 ListPartitionReassignmentsResponse._DECODERS = {0: _d_ListPartitionReassignmentsResponse_0}
+_UR0 = uniform_readers(OngoingPartitionReassignment, 'i[i[i[i', ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas'))

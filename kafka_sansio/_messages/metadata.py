@@ -24,6 +24,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -2548,45 +2549,61 @@ def _d_MetadataResponseTopic_9(buf: bytes, pos: int) -> tuple[MetadataResponseTo
     else:
         if n4 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[MetadataResponsePartition] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(MetadataResponsePartition)
-            o7.error_code, o7.partition_index, o7.leader_id, o7.leader_epoch = _SU_hiii(buf, pos)
-            pos += 14
-            n8 = buf[pos] - 1
-            if n8 == 0:
-                o7.replica_nodes = []
-                pos += 1
-            elif 0 < n8 < 127:
-                o7.replica_nodes = [*_AU_i[n8](buf, pos + 1)]
-                pos += 1 + 4 * n8
-            else:
-                o7.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
-            n9 = buf[pos] - 1
-            if n9 == 0:
-                o7.isr_nodes = []
-                pos += 1
-            elif 0 < n9 < 127:
-                o7.isr_nodes = [*_AU_i[n9](buf, pos + 1)]
-                pos += 1 + 4 * n9
-            else:
-                o7.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
-            n10 = buf[pos] - 1
-            if n10 == 0:
-                o7.offline_replicas = []
-                pos += 1
-            elif 0 < n10 < 127:
-                o7.offline_replicas = [*_AU_i[n10](buf, pos + 1)]
-                pos += 1 + 4 * n10
-            else:
-                o7.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            try:
+                q8 = pos + 14
+                k9 = buf[q8]
+                q8 += 4 * k9 - 3
+                k10 = buf[q8]
+                q8 += 4 * k10 - 3
+                k11 = buf[q8]
+                rd6 = _UR0[k9, k10, k11]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd6 = None
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[MetadataResponsePartition] = []
+            ap12 = a5.append
+            for _ in range(n4):
+                o13 = new_instance(MetadataResponsePartition)
+                o13.error_code, o13.partition_index, o13.leader_id, o13.leader_epoch = _SU_hiii(buf, pos)
+                pos += 14
+                n14 = buf[pos] - 1
+                if n14 == 0:
+                    o13.replica_nodes = []
+                    pos += 1
+                elif 0 < n14 < 127:
+                    o13.replica_nodes = [*_AU_i[n14](buf, pos + 1)]
+                    pos += 1 + 4 * n14
+                else:
+                    o13.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
+                n15 = buf[pos] - 1
+                if n15 == 0:
+                    o13.isr_nodes = []
+                    pos += 1
+                elif 0 < n15 < 127:
+                    o13.isr_nodes = [*_AU_i[n15](buf, pos + 1)]
+                    pos += 1 + 4 * n15
+                else:
+                    o13.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
+                n16 = buf[pos] - 1
+                if n16 == 0:
+                    o13.offline_replicas = []
+                    pos += 1
+                elif 0 < n16 < 127:
+                    o13.offline_replicas = [*_AU_i[n16](buf, pos + 1)]
+                    pos += 1 + 4 * n16
+                else:
+                    o13.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+                if buf[pos] == 0:
+                    o13.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap12(o13)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     o1.topic_authorized_operations, = _SU_i(buf, pos)
     pos += 4
@@ -2773,45 +2790,61 @@ def _d_MetadataResponseTopic_10(buf: bytes, pos: int) -> tuple[MetadataResponseT
     else:
         if n5 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a6: list[MetadataResponsePartition] = []
-        ap7 = a6.append
-        for _ in range(n5):
-            o8 = new_instance(MetadataResponsePartition)
-            o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
-            pos += 14
-            n9 = buf[pos] - 1
-            if n9 == 0:
-                o8.replica_nodes = []
-                pos += 1
-            elif 0 < n9 < 127:
-                o8.replica_nodes = [*_AU_i[n9](buf, pos + 1)]
-                pos += 1 + 4 * n9
-            else:
-                o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
-            n10 = buf[pos] - 1
-            if n10 == 0:
-                o8.isr_nodes = []
-                pos += 1
-            elif 0 < n10 < 127:
-                o8.isr_nodes = [*_AU_i[n10](buf, pos + 1)]
-                pos += 1 + 4 * n10
-            else:
-                o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
-            n11 = buf[pos] - 1
-            if n11 == 0:
-                o8.offline_replicas = []
-                pos += 1
-            elif 0 < n11 < 127:
-                o8.offline_replicas = [*_AU_i[n11](buf, pos + 1)]
-                pos += 1 + 4 * n11
-            else:
-                o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
-            if buf[pos] == 0:
-                o8.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap7(o8)
+        rd7 = None
+        if n5 > 1:
+            try:
+                q9 = pos + 14
+                k10 = buf[q9]
+                q9 += 4 * k10 - 3
+                k11 = buf[q9]
+                q9 += 4 * k11 - 3
+                k12 = buf[q9]
+                rd7 = _UR0[k10, k11, k12]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd7 = None
+        u8 = None if rd7 is None else rd7(buf, pos, n5)
+        if u8 is None:
+            a6: list[MetadataResponsePartition] = []
+            ap13 = a6.append
+            for _ in range(n5):
+                o14 = new_instance(MetadataResponsePartition)
+                o14.error_code, o14.partition_index, o14.leader_id, o14.leader_epoch = _SU_hiii(buf, pos)
+                pos += 14
+                n15 = buf[pos] - 1
+                if n15 == 0:
+                    o14.replica_nodes = []
+                    pos += 1
+                elif 0 < n15 < 127:
+                    o14.replica_nodes = [*_AU_i[n15](buf, pos + 1)]
+                    pos += 1 + 4 * n15
+                else:
+                    o14.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
+                n16 = buf[pos] - 1
+                if n16 == 0:
+                    o14.isr_nodes = []
+                    pos += 1
+                elif 0 < n16 < 127:
+                    o14.isr_nodes = [*_AU_i[n16](buf, pos + 1)]
+                    pos += 1 + 4 * n16
+                else:
+                    o14.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
+                n17 = buf[pos] - 1
+                if n17 == 0:
+                    o14.offline_replicas = []
+                    pos += 1
+                elif 0 < n17 < 127:
+                    o14.offline_replicas = [*_AU_i[n17](buf, pos + 1)]
+                    pos += 1 + 4 * n17
+                else:
+                    o14.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+                if buf[pos] == 0:
+                    o14.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o14.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap13(o14)
+        else:
+            a6, pos = u8
         o1.partitions = a6
     o1.topic_authorized_operations, = _SU_i(buf, pos)
     pos += 4
@@ -3148,45 +3181,61 @@ def _d_MetadataResponseTopic_12(buf: bytes, pos: int) -> tuple[MetadataResponseT
     else:
         if n5 * 18 > len(buf) - pos:
             raise truncated('Partitions')
-        a6: list[MetadataResponsePartition] = []
-        ap7 = a6.append
-        for _ in range(n5):
-            o8 = new_instance(MetadataResponsePartition)
-            o8.error_code, o8.partition_index, o8.leader_id, o8.leader_epoch = _SU_hiii(buf, pos)
-            pos += 14
-            n9 = buf[pos] - 1
-            if n9 == 0:
-                o8.replica_nodes = []
-                pos += 1
-            elif 0 < n9 < 127:
-                o8.replica_nodes = [*_AU_i[n9](buf, pos + 1)]
-                pos += 1 + 4 * n9
-            else:
-                o8.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
-            n10 = buf[pos] - 1
-            if n10 == 0:
-                o8.isr_nodes = []
-                pos += 1
-            elif 0 < n10 < 127:
-                o8.isr_nodes = [*_AU_i[n10](buf, pos + 1)]
-                pos += 1 + 4 * n10
-            else:
-                o8.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
-            n11 = buf[pos] - 1
-            if n11 == 0:
-                o8.offline_replicas = []
-                pos += 1
-            elif 0 < n11 < 127:
-                o8.offline_replicas = [*_AU_i[n11](buf, pos + 1)]
-                pos += 1 + 4 * n11
-            else:
-                o8.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
-            if buf[pos] == 0:
-                o8.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o8.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap7(o8)
+        rd7 = None
+        if n5 > 1:
+            try:
+                q9 = pos + 14
+                k10 = buf[q9]
+                q9 += 4 * k10 - 3
+                k11 = buf[q9]
+                q9 += 4 * k11 - 3
+                k12 = buf[q9]
+                rd7 = _UR0[k10, k11, k12]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd7 = None
+        u8 = None if rd7 is None else rd7(buf, pos, n5)
+        if u8 is None:
+            a6: list[MetadataResponsePartition] = []
+            ap13 = a6.append
+            for _ in range(n5):
+                o14 = new_instance(MetadataResponsePartition)
+                o14.error_code, o14.partition_index, o14.leader_id, o14.leader_epoch = _SU_hiii(buf, pos)
+                pos += 14
+                n15 = buf[pos] - 1
+                if n15 == 0:
+                    o14.replica_nodes = []
+                    pos += 1
+                elif 0 < n15 < 127:
+                    o14.replica_nodes = [*_AU_i[n15](buf, pos + 1)]
+                    pos += 1 + 4 * n15
+                else:
+                    o14.replica_nodes, pos = read_array(buf, pos, 'i', True, 'ReplicaNodes')
+                n16 = buf[pos] - 1
+                if n16 == 0:
+                    o14.isr_nodes = []
+                    pos += 1
+                elif 0 < n16 < 127:
+                    o14.isr_nodes = [*_AU_i[n16](buf, pos + 1)]
+                    pos += 1 + 4 * n16
+                else:
+                    o14.isr_nodes, pos = read_array(buf, pos, 'i', True, 'IsrNodes')
+                n17 = buf[pos] - 1
+                if n17 == 0:
+                    o14.offline_replicas = []
+                    pos += 1
+                elif 0 < n17 < 127:
+                    o14.offline_replicas = [*_AU_i[n17](buf, pos + 1)]
+                    pos += 1 + 4 * n17
+                else:
+                    o14.offline_replicas, pos = read_array(buf, pos, 'i', True, 'OfflineReplicas')
+                if buf[pos] == 0:
+                    o14.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o14.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap13(o14)
+        else:
+            a6, pos = u8
         o1.partitions = a6
     o1.topic_authorized_operations, = _SU_i(buf, pos)
     pos += 4
@@ -3279,3 +3328,4 @@ MetadataRequest._ENCODERS = {0: _e_MetadataRequest_0, 1: _e_MetadataRequest_1, 2
 MetadataRequest._DECODERS = {0: _d_MetadataRequest_0, 1: _d_MetadataRequest_1, 2: _d_MetadataRequest_1, 3: _d_MetadataRequest_1, 4: _d_MetadataRequest_4, 5: _d_MetadataRequest_4, 6: _d_MetadataRequest_4, 7: _d_MetadataRequest_4, 8: _d_MetadataRequest_8, 9: _d_MetadataRequest_9, 10: _d_MetadataRequest_10, 11: _d_MetadataRequest_11, 12: _d_MetadataRequest_11}
 MetadataResponse._ENCODERS = {0: _e_MetadataResponse_0, 1: _e_MetadataResponse_1, 2: _e_MetadataResponse_2, 3: _e_MetadataResponse_3, 4: _e_MetadataResponse_4, 5: _e_MetadataResponse_5, 6: _e_MetadataResponse_6, 7: _e_MetadataResponse_7, 8: _e_MetadataResponse_8, 9: _e_MetadataResponse_9, 10: _e_MetadataResponse_10, 11: _e_MetadataResponse_11, 12: _e_MetadataResponse_12}
 MetadataResponse._DECODERS = {0: _d_MetadataResponse_0, 1: _d_MetadataResponse_1, 2: _d_MetadataResponse_2, 3: _d_MetadataResponse_3, 4: _d_MetadataResponse_3, 5: _d_MetadataResponse_5, 6: _d_MetadataResponse_5, 7: _d_MetadataResponse_7, 8: _d_MetadataResponse_8, 9: _d_MetadataResponse_9, 10: _d_MetadataResponse_10, 11: _d_MetadataResponse_11, 12: _d_MetadataResponse_12}
+_UR0 = uniform_readers(MetadataResponsePartition, 'hiii[i[i[i', ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'offline_replicas'))

@@ -19,6 +19,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -1783,18 +1784,25 @@ def _d_OffsetCommitResponseTopic_8(buf: bytes, pos: int) -> tuple[OffsetCommitRe
     else:
         if n4 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[OffsetCommitResponsePartition] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(OffsetCommitResponsePartition)
-            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
-            pos += 6
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[OffsetCommitResponsePartition] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(OffsetCommitResponsePartition)
+                o9.partition_index, o9.error_code = _SU_ih(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -1836,3 +1844,4 @@ OffsetCommitRequest._ENCODERS = {0: _e_OffsetCommitRequest_0, 1: _e_OffsetCommit
 OffsetCommitRequest._DECODERS = {0: _d_OffsetCommitRequest_0, 1: _d_OffsetCommitRequest_1, 2: _d_OffsetCommitRequest_2, 3: _d_OffsetCommitRequest_2, 4: _d_OffsetCommitRequest_2, 5: _d_OffsetCommitRequest_5, 6: _d_OffsetCommitRequest_6, 7: _d_OffsetCommitRequest_7, 8: _d_OffsetCommitRequest_8, 9: _d_OffsetCommitRequest_8}
 OffsetCommitResponse._ENCODERS = {0: _e_OffsetCommitResponse_0, 1: _e_OffsetCommitResponse_1, 2: _e_OffsetCommitResponse_2, 3: _e_OffsetCommitResponse_3, 4: _e_OffsetCommitResponse_4, 5: _e_OffsetCommitResponse_5, 6: _e_OffsetCommitResponse_6, 7: _e_OffsetCommitResponse_7, 8: _e_OffsetCommitResponse_8, 9: _e_OffsetCommitResponse_8}
 OffsetCommitResponse._DECODERS = {0: _d_OffsetCommitResponse_0, 1: _d_OffsetCommitResponse_0, 2: _d_OffsetCommitResponse_0, 3: _d_OffsetCommitResponse_3, 4: _d_OffsetCommitResponse_3, 5: _d_OffsetCommitResponse_3, 6: _d_OffsetCommitResponse_3, 7: _d_OffsetCommitResponse_3, 8: _d_OffsetCommitResponse_8, 9: _d_OffsetCommitResponse_8}
+_UR0 = uniform_readers(OffsetCommitResponsePartition, 'ih', ('partition_index', 'error_code'))

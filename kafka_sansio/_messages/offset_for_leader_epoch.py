@@ -18,6 +18,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -532,18 +533,25 @@ def _d_OffsetForLeaderTopic_4(buf: bytes, pos: int) -> tuple[OffsetForLeaderTopi
     else:
         if n4 * 13 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[OffsetForLeaderPartition] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(OffsetForLeaderPartition)
-            o7.partition, o7.current_leader_epoch, o7.leader_epoch = _SU_iii(buf, pos)
-            pos += 12
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[OffsetForLeaderPartition] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(OffsetForLeaderPartition)
+                o9.partition, o9.current_leader_epoch, o9.leader_epoch = _SU_iii(buf, pos)
+                pos += 12
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -908,18 +916,25 @@ def _d_OffsetForLeaderTopicResult_4(buf: bytes, pos: int) -> tuple[OffsetForLead
     else:
         if n4 * 19 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[EpochEndOffset] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(EpochEndOffset)
-            o7.error_code, o7.partition, o7.leader_epoch, o7.end_offset = _SU_hiiq(buf, pos)
-            pos += 18
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR1[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[EpochEndOffset] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(EpochEndOffset)
+                o9.error_code, o9.partition, o9.leader_epoch, o9.end_offset = _SU_hiiq(buf, pos)
+                pos += 18
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -961,3 +976,5 @@ OffsetForLeaderEpochRequest._ENCODERS = {0: _e_OffsetForLeaderEpochRequest_0, 1:
 OffsetForLeaderEpochRequest._DECODERS = {0: _d_OffsetForLeaderEpochRequest_0, 1: _d_OffsetForLeaderEpochRequest_0, 2: _d_OffsetForLeaderEpochRequest_2, 3: _d_OffsetForLeaderEpochRequest_3, 4: _d_OffsetForLeaderEpochRequest_4}
 OffsetForLeaderEpochResponse._ENCODERS = {0: _e_OffsetForLeaderEpochResponse_0, 1: _e_OffsetForLeaderEpochResponse_1, 2: _e_OffsetForLeaderEpochResponse_2, 3: _e_OffsetForLeaderEpochResponse_3, 4: _e_OffsetForLeaderEpochResponse_4}
 OffsetForLeaderEpochResponse._DECODERS = {0: _d_OffsetForLeaderEpochResponse_0, 1: _d_OffsetForLeaderEpochResponse_1, 2: _d_OffsetForLeaderEpochResponse_2, 3: _d_OffsetForLeaderEpochResponse_2, 4: _d_OffsetForLeaderEpochResponse_4}
+_UR0 = uniform_readers(OffsetForLeaderPartition, 'iii', ('partition', 'current_leader_epoch', 'leader_epoch'))
+_UR1 = uniform_readers(EpochEndOffset, 'hiiq', ('error_code', 'partition', 'leader_epoch', 'end_offset'))

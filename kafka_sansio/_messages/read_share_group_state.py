@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -306,18 +307,25 @@ def _d_ReadStateData_0(buf: bytes, pos: int) -> tuple[ReadStateData, int]:
     else:
         if n3 * 9 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionData] = []
-        ap5 = a4.append
-        for _ in range(n3):
-            o6 = new_instance(PartitionData)
-            o6.partition, o6.leader_epoch = _SU_ii(buf, pos)
-            pos += 8
-            if buf[pos] == 0:
-                o6.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap5(o6)
+        rd5 = None
+        if n3 > 1:
+            rd5 = _UR0[()]
+        u6 = None if rd5 is None else rd5(buf, pos, n3)
+        if u6 is None:
+            a4: list[PartitionData] = []
+            ap7 = a4.append
+            for _ in range(n3):
+                o8 = new_instance(PartitionData)
+                o8.partition, o8.leader_epoch = _SU_ii(buf, pos)
+                pos += 8
+                if buf[pos] == 0:
+                    o8.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap7(o8)
+        else:
+            a4, pos = u6
         o1.partitions = a4
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -456,18 +464,25 @@ def _d_PartitionResult_0(buf: bytes, pos: int) -> tuple[PartitionResult, int]:
     else:
         if n4 * 20 > len(buf) - pos:
             raise truncated('StateBatches')
-        a5: list[StateBatch] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(StateBatch)
-            o7.first_offset, o7.last_offset, o7.delivery_state, o7.delivery_count = _SU_qqbh(buf, pos)
-            pos += 19
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR1[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[StateBatch] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(StateBatch)
+                o9.first_offset, o9.last_offset, o9.delivery_state, o9.delivery_count = _SU_qqbh(buf, pos)
+                pos += 19
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.state_batches = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -536,3 +551,5 @@ ReadShareGroupStateRequest._ENCODERS = {0: _e_ReadShareGroupStateRequest_0}
 ReadShareGroupStateRequest._DECODERS = {0: _d_ReadShareGroupStateRequest_0}
 ReadShareGroupStateResponse._ENCODERS = {0: _e_ReadShareGroupStateResponse_0}
 ReadShareGroupStateResponse._DECODERS = {0: _d_ReadShareGroupStateResponse_0}
+_UR0 = uniform_readers(PartitionData, 'ii', ('partition', 'leader_epoch'))
+_UR1 = uniform_readers(StateBatch, 'qqbh', ('first_offset', 'last_offset', 'delivery_state', 'delivery_count'))

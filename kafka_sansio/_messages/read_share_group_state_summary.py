@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -269,18 +270,25 @@ def _d_ReadStateSummaryData_0(buf: bytes, pos: int) -> tuple[ReadStateSummaryDat
     else:
         if n3 * 9 > len(buf) - pos:
             raise truncated('Partitions')
-        a4: list[PartitionData] = []
-        ap5 = a4.append
-        for _ in range(n3):
-            o6 = new_instance(PartitionData)
-            o6.partition, o6.leader_epoch = _SU_ii(buf, pos)
-            pos += 8
-            if buf[pos] == 0:
-                o6.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o6.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap5(o6)
+        rd5 = None
+        if n3 > 1:
+            rd5 = _UR0[()]
+        u6 = None if rd5 is None else rd5(buf, pos, n3)
+        if u6 is None:
+            a4: list[PartitionData] = []
+            ap7 = a4.append
+            for _ in range(n3):
+                o8 = new_instance(PartitionData)
+                o8.partition, o8.leader_epoch = _SU_ii(buf, pos)
+                pos += 8
+                if buf[pos] == 0:
+                    o8.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o8.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap7(o8)
+        else:
+            a4, pos = u6
         o1.partitions = a4
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -454,3 +462,4 @@ ReadShareGroupStateSummaryRequest._ENCODERS = {0: _e_ReadShareGroupStateSummaryR
 ReadShareGroupStateSummaryRequest._DECODERS = {0: _d_ReadShareGroupStateSummaryRequest_0}
 ReadShareGroupStateSummaryResponse._ENCODERS = {0: _e_ReadShareGroupStateSummaryResponse_0}
 ReadShareGroupStateSummaryResponse._DECODERS = {0: _d_ReadShareGroupStateSummaryResponse_0}
+_UR0 = uniform_readers(PartitionData, 'ii', ('partition', 'leader_epoch'))

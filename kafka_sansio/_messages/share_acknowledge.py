@@ -24,6 +24,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -418,27 +419,39 @@ def _d_AcknowledgePartition_0(buf: bytes, pos: int) -> tuple[AcknowledgePartitio
     else:
         if n2 * 18 > len(buf) - pos:
             raise truncated('AcknowledgementBatches')
-        a3: list[AcknowledgementBatch] = []
-        ap4 = a3.append
-        for _ in range(n2):
-            o5 = new_instance(AcknowledgementBatch)
-            o5.first_offset, o5.last_offset = _SU_qq(buf, pos)
-            pos += 16
-            n6 = buf[pos] - 1
-            if n6 == 0:
-                o5.acknowledge_types = []
-                pos += 1
-            elif 0 < n6 < 127:
-                o5.acknowledge_types = [*_AU_b[n6](buf, pos + 1)]
-                pos += 1 + n6
-            else:
-                o5.acknowledge_types, pos = read_array(buf, pos, 'b', True, 'AcknowledgeTypes')
-            if buf[pos] == 0:
-                o5.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap4(o5)
+        rd4 = None
+        if n2 > 1:
+            try:
+                q6 = pos + 16
+                k7 = buf[q6]
+                rd4 = _UR0[k7,]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd4 = None
+        u5 = None if rd4 is None else rd4(buf, pos, n2)
+        if u5 is None:
+            a3: list[AcknowledgementBatch] = []
+            ap8 = a3.append
+            for _ in range(n2):
+                o9 = new_instance(AcknowledgementBatch)
+                o9.first_offset, o9.last_offset = _SU_qq(buf, pos)
+                pos += 16
+                n10 = buf[pos] - 1
+                if n10 == 0:
+                    o9.acknowledge_types = []
+                    pos += 1
+                elif 0 < n10 < 127:
+                    o9.acknowledge_types = [*_AU_b[n10](buf, pos + 1)]
+                    pos += 1 + n10
+                else:
+                    o9.acknowledge_types, pos = read_array(buf, pos, 'b', True, 'AcknowledgeTypes')
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a3, pos = u5
         o1.acknowledgement_batches = a3
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -779,3 +792,4 @@ ShareAcknowledgeRequest._ENCODERS = {0: _e_ShareAcknowledgeRequest_0}
 ShareAcknowledgeRequest._DECODERS = {0: _d_ShareAcknowledgeRequest_0}
 ShareAcknowledgeResponse._ENCODERS = {0: _e_ShareAcknowledgeResponse_0}
 ShareAcknowledgeResponse._DECODERS = {0: _d_ShareAcknowledgeResponse_0}
+_UR0 = uniform_readers(AcknowledgementBatch, 'qq[b', ('first_offset', 'last_offset', 'acknowledge_types'))

@@ -24,6 +24,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -537,27 +538,39 @@ def _d_FetchPartition_0(buf: bytes, pos: int) -> tuple[FetchPartition, int]:
     else:
         if n2 * 18 > len(buf) - pos:
             raise truncated('AcknowledgementBatches')
-        a3: list[AcknowledgementBatch] = []
-        ap4 = a3.append
-        for _ in range(n2):
-            o5 = new_instance(AcknowledgementBatch)
-            o5.first_offset, o5.last_offset = _SU_qq(buf, pos)
-            pos += 16
-            n6 = buf[pos] - 1
-            if n6 == 0:
-                o5.acknowledge_types = []
-                pos += 1
-            elif 0 < n6 < 127:
-                o5.acknowledge_types = [*_AU_b[n6](buf, pos + 1)]
-                pos += 1 + n6
-            else:
-                o5.acknowledge_types, pos = read_array(buf, pos, 'b', True, 'AcknowledgeTypes')
-            if buf[pos] == 0:
-                o5.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap4(o5)
+        rd4 = None
+        if n2 > 1:
+            try:
+                q6 = pos + 16
+                k7 = buf[q6]
+                rd4 = _UR0[k7,]
+            except IndexError:  # a count byte past the end: the general loop reports it
+                rd4 = None
+        u5 = None if rd4 is None else rd4(buf, pos, n2)
+        if u5 is None:
+            a3: list[AcknowledgementBatch] = []
+            ap8 = a3.append
+            for _ in range(n2):
+                o9 = new_instance(AcknowledgementBatch)
+                o9.first_offset, o9.last_offset = _SU_qq(buf, pos)
+                pos += 16
+                n10 = buf[pos] - 1
+                if n10 == 0:
+                    o9.acknowledge_types = []
+                    pos += 1
+                elif 0 < n10 < 127:
+                    o9.acknowledge_types = [*_AU_b[n10](buf, pos + 1)]
+                    pos += 1 + n10
+                else:
+                    o9.acknowledge_types, pos = read_array(buf, pos, 'b', True, 'AcknowledgeTypes')
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a3, pos = u5
         o1.acknowledgement_batches = a3
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -889,18 +902,25 @@ def _d_PartitionData_0(buf: bytes, pos: int) -> tuple[PartitionData, int]:
     else:
         if n8 * 19 > len(buf) - pos:
             raise truncated('AcquiredRecords')
-        a9: list[AcquiredRecords] = []
-        ap10 = a9.append
-        for _ in range(n8):
-            o11 = new_instance(AcquiredRecords)
-            o11.first_offset, o11.last_offset, o11.delivery_count = _SU_qqh(buf, pos)
-            pos += 18
-            if buf[pos] == 0:
-                o11.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o11.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap10(o11)
+        rd10 = None
+        if n8 > 1:
+            rd10 = _UR1[()]
+        u11 = None if rd10 is None else rd10(buf, pos, n8)
+        if u11 is None:
+            a9: list[AcquiredRecords] = []
+            ap12 = a9.append
+            for _ in range(n8):
+                o13 = new_instance(AcquiredRecords)
+                o13.first_offset, o13.last_offset, o13.delivery_count = _SU_qqh(buf, pos)
+                pos += 18
+                if buf[pos] == 0:
+                    o13.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o13.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap12(o13)
+        else:
+            a9, pos = u11
         o1.acquired_records = a9
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -1017,3 +1037,5 @@ ShareFetchRequest._ENCODERS = {0: _e_ShareFetchRequest_0}
 ShareFetchRequest._DECODERS = {0: _d_ShareFetchRequest_0}
 ShareFetchResponse._ENCODERS = {0: _e_ShareFetchResponse_0}
 ShareFetchResponse._DECODERS = {0: _d_ShareFetchResponse_0}
+_UR0 = uniform_readers(AcknowledgementBatch, 'qq[b', ('first_offset', 'last_offset', 'acknowledge_types'))
+_UR1 = uniform_readers(AcquiredRecords, 'qqh', ('first_offset', 'last_offset', 'delivery_count'))

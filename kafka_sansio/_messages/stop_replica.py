@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -568,18 +569,25 @@ def _d_StopReplicaTopicState_3(buf: bytes, pos: int) -> tuple[StopReplicaTopicSt
     else:
         if n4 * 10 > len(buf) - pos:
             raise truncated('PartitionStates')
-        a5: list[StopReplicaPartitionState] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(StopReplicaPartitionState)
-            o7.partition_index, o7.leader_epoch, o7.delete_partition = _SU_iio(buf, pos)
-            pos += 9
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[StopReplicaPartitionState] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(StopReplicaPartitionState)
+                o9.partition_index, o9.leader_epoch, o9.delete_partition = _SU_iio(buf, pos)
+                pos += 9
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partition_states = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -837,3 +845,4 @@ StopReplicaRequest._ENCODERS = {0: _e_StopReplicaRequest_0, 1: _e_StopReplicaReq
 StopReplicaRequest._DECODERS = {0: _d_StopReplicaRequest_0, 1: _d_StopReplicaRequest_1, 2: _d_StopReplicaRequest_2, 3: _d_StopReplicaRequest_3, 4: _d_StopReplicaRequest_4}
 StopReplicaResponse._ENCODERS = {0: _e_StopReplicaResponse_0, 1: _e_StopReplicaResponse_1, 2: _e_StopReplicaResponse_2, 3: _e_StopReplicaResponse_2, 4: _e_StopReplicaResponse_2}
 StopReplicaResponse._DECODERS = {0: _d_StopReplicaResponse_0, 1: _d_StopReplicaResponse_0, 2: _d_StopReplicaResponse_2, 3: _d_StopReplicaResponse_2, 4: _d_StopReplicaResponse_2}
+_UR0 = uniform_readers(StopReplicaPartitionState, 'ii?', ('partition_index', 'leader_epoch', 'delete_partition'))

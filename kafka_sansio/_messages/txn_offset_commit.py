@@ -19,6 +19,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -1013,18 +1014,25 @@ def _d_TxnOffsetCommitResponseTopic_3(buf: bytes, pos: int) -> tuple[TxnOffsetCo
     else:
         if n4 * 7 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[TxnOffsetCommitResponsePartition] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(TxnOffsetCommitResponsePartition)
-            o7.partition_index, o7.error_code = _SU_ih(buf, pos)
-            pos += 6
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[TxnOffsetCommitResponsePartition] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(TxnOffsetCommitResponsePartition)
+                o9.partition_index, o9.error_code = _SU_ih(buf, pos)
+                pos += 6
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -1066,3 +1074,4 @@ TxnOffsetCommitRequest._ENCODERS = {0: _e_TxnOffsetCommitRequest_0, 1: _e_TxnOff
 TxnOffsetCommitRequest._DECODERS = {0: _d_TxnOffsetCommitRequest_0, 1: _d_TxnOffsetCommitRequest_0, 2: _d_TxnOffsetCommitRequest_2, 3: _d_TxnOffsetCommitRequest_3, 4: _d_TxnOffsetCommitRequest_3}
 TxnOffsetCommitResponse._ENCODERS = {0: _e_TxnOffsetCommitResponse_0, 1: _e_TxnOffsetCommitResponse_1, 2: _e_TxnOffsetCommitResponse_2, 3: _e_TxnOffsetCommitResponse_3, 4: _e_TxnOffsetCommitResponse_3}
 TxnOffsetCommitResponse._DECODERS = {0: _d_TxnOffsetCommitResponse_0, 1: _d_TxnOffsetCommitResponse_0, 2: _d_TxnOffsetCommitResponse_0, 3: _d_TxnOffsetCommitResponse_3, 4: _d_TxnOffsetCommitResponse_3}
+_UR0 = uniform_readers(TxnOffsetCommitResponsePartition, 'ih', ('partition_index', 'error_code'))

@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -615,18 +616,25 @@ def _d_VoteResponseTopicData_0(buf: bytes, pos: int) -> tuple[VoteResponseTopicD
     else:
         if n4 * 16 > len(buf) - pos:
             raise truncated('Partitions')
-        a5: list[VoteResponsePartitionData] = []
-        ap6 = a5.append
-        for _ in range(n4):
-            o7 = new_instance(VoteResponsePartitionData)
-            o7.partition_index, o7.error_code, o7.leader_id, o7.leader_epoch, o7.vote_granted = _SU_ihiio(buf, pos)
-            pos += 15
-            if buf[pos] == 0:
-                o7.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o7.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap6(o7)
+        rd6 = None
+        if n4 > 1:
+            rd6 = _UR0[()]
+        u7 = None if rd6 is None else rd6(buf, pos, n4)
+        if u7 is None:
+            a5: list[VoteResponsePartitionData] = []
+            ap8 = a5.append
+            for _ in range(n4):
+                o9 = new_instance(VoteResponsePartitionData)
+                o9.partition_index, o9.error_code, o9.leader_id, o9.leader_epoch, o9.vote_granted = _SU_ihiio(buf, pos)
+                pos += 15
+                if buf[pos] == 0:
+                    o9.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o9.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap8(o9)
+        else:
+            a5, pos = u7
         o1.partitions = a5
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -794,3 +802,4 @@ VoteRequest._ENCODERS = {0: _e_VoteRequest_0, 1: _e_VoteRequest_1}
 VoteRequest._DECODERS = {0: _d_VoteRequest_0, 1: _d_VoteRequest_1}
 VoteResponse._ENCODERS = {0: _e_VoteResponse_0, 1: _e_VoteResponse_1}
 VoteResponse._DECODERS = {0: _d_VoteResponse_0, 1: _d_VoteResponse_1}
+_UR0 = uniform_readers(VoteResponsePartitionData, 'ihii?', ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'vote_granted'))

@@ -21,6 +21,7 @@ from .._wire import (
     read_uvarint,
     structure,
     truncated,
+    uniform_readers,
     write_tags,
     write_uvarint,
 )
@@ -320,18 +321,25 @@ def _d_PartitionData_0(buf: bytes, pos: int) -> tuple[PartitionData, int]:
     else:
         if n2 * 20 > len(buf) - pos:
             raise truncated('StateBatches')
-        a3: list[StateBatch] = []
-        ap4 = a3.append
-        for _ in range(n2):
-            o5 = new_instance(StateBatch)
-            o5.first_offset, o5.last_offset, o5.delivery_state, o5.delivery_count = _SU_qqbh(buf, pos)
-            pos += 19
-            if buf[pos] == 0:
-                o5.unknown_tagged_fields = NO_TAGS
-                pos += 1
-            else:
-                o5.unknown_tagged_fields, pos = read_tags(buf, pos)
-            ap4(o5)
+        rd4 = None
+        if n2 > 1:
+            rd4 = _UR0[()]
+        u5 = None if rd4 is None else rd4(buf, pos, n2)
+        if u5 is None:
+            a3: list[StateBatch] = []
+            ap6 = a3.append
+            for _ in range(n2):
+                o7 = new_instance(StateBatch)
+                o7.first_offset, o7.last_offset, o7.delivery_state, o7.delivery_count = _SU_qqbh(buf, pos)
+                pos += 19
+                if buf[pos] == 0:
+                    o7.unknown_tagged_fields = NO_TAGS
+                    pos += 1
+                else:
+                    o7.unknown_tagged_fields, pos = read_tags(buf, pos)
+                ap6(o7)
+        else:
+            a3, pos = u5
         o1.state_batches = a3
     if buf[pos] == 0:
         o1.unknown_tagged_fields = NO_TAGS
@@ -531,3 +539,4 @@ WriteShareGroupStateRequest._ENCODERS = {0: _e_WriteShareGroupStateRequest_0}
 WriteShareGroupStateRequest._DECODERS = {0: _d_WriteShareGroupStateRequest_0}
 WriteShareGroupStateResponse._ENCODERS = {0: _e_WriteShareGroupStateResponse_0}
 WriteShareGroupStateResponse._DECODERS = {0: _d_WriteShareGroupStateResponse_0}
+_UR0 = uniform_readers(StateBatch, 'qqbh', ('first_offset', 'last_offset', 'delivery_state', 'delivery_count'))
