@@ -217,13 +217,22 @@ class ConsumerCore:
     def seek(
         self, tp: TopicPartition, offset: int, now: float, leader_epoch: int | None = None
     ) -> None:
-        """Fetch ``tp`` from ``offset`` next; records buffered for it are dropped."""
+        """Fetch ``tp`` from ``offset`` next; records buffered for it are dropped.
+
+        With ``leader_epoch`` (the epoch of the record before ``offset``, as a
+        committed offset carries it) the position is first validated with the
+        leader (KIP-320), as the Java consumer does: an epoch the log does not
+        have ends in a reset or :class:`OffsetOutOfRange`, a truncated one in a
+        TRUNCATION reset or :class:`LogTruncation`.
+        """
         if offset < 0:
             raise LocalProtocolError("seek offset must be >= 0")
         p = self._partition(tp)
         p.seek(offset, -1 if leader_epoch is None else leader_epoch)
         meta = self.client.metadata.partitions.get(tp)
         p.leader_epoch = meta.leader_epoch if meta is not None else -1
+        if leader_epoch is not None and leader_epoch >= 0:
+            p.transition("leader_changed")
         p.retry_at = 0.0
         self._update(now)
 

@@ -330,6 +330,41 @@ def test_seek_to_beginning_and_end_after_new_data(
     assert len(consumer.of_type(OffsetReset)) == 2
 
 
+@pytest.mark.parametrize("policy", [EARLIEST, NONE], ids=lambda p: p.value)
+def test_seek_with_a_leader_epoch_is_validated(
+    kafka: Any, consumers: list[LiveConsumer], policy: OffsetResetPolicy
+) -> None:
+    """A position that names its leader epoch is checked with the leader first (KIP-320).
+
+    Offset 3 read in the partition's current epoch 0 is fine; the same offset
+    claimed for epoch 7, which this log never had, is out of range, as the
+    Java consumer treats a seek to a committed offset whose epoch the leader
+    does not know.
+    """
+    topic = kafka.create_topic(prefix="seekepoch")
+    tp = TopicPartition(topic, 0)
+    _plain(_producer(kafka), topic, 0, [f"v{i}".encode() for i in range(6)])
+    consumer = _consumer(consumers, kafka, policy)
+    core = consumer.core
+    core.assign([tp], consumer.now())
+    core.seek(tp, 3, consumer.now(), leader_epoch=0)
+    consumer.consume({tp: 3})
+    assert consumer.offsets(tp) == [3, 4, 5]
+    consumer.events.clear()
+
+    core.seek(tp, 2, consumer.now(), leader_epoch=7)
+    if policy is NONE:
+        assert consumer.wait_event(OffsetOutOfRange) == [OffsetOutOfRange({tp: 2})]
+        assert core.fetch_state(tp) is FetchState.AWAITING_SEEK
+        consumer.settle(0.3)
+        assert consumer.offsets(tp) == [3, 4, 5]
+    else:
+        assert consumer.wait_event(OffsetReset) == [OffsetReset(tp, 2, 0, OUT_OF_RANGE)]
+        consumer.consume({tp: 9})
+        consumer.settle(0.3)
+        assert consumer.offsets(tp) == [3, 4, 5, *range(6)]
+
+
 # ---------------------------------------------------------------------- 3. pause / resume
 
 
