@@ -2,19 +2,26 @@
 
 1. Peers produce, we decode: confluent-kafka (librdkafka), kafka-python and
    aiokafka each produce a set of awkward records (null keys, tombstones,
-   empty bytes, duplicate header keys, a null header value where the client
-   allows it, explicit out-of-order timestamps) with every codec; we fetch the
-   partition's raw bytes with a Fetch request and decode them with
-   :func:`kafka_sansio.records.decode_records`.  Every field must come back
-   exactly, and every batch must carry the codec the peer was asked to use.
+   empty keys and values, duplicate and empty header keys, a null header
+   value where the client allows it, explicit out-of-order timestamps) with
+   every codec; we fetch the partition's raw bytes with Fetch requests and
+   decode them with :func:`kafka_sansio.records.decode_records`.  Every field
+   must come back exactly, and every batch must carry the codec the peer was
+   asked to use.  The same for multi-block batches (192 KiB of records), a
+   12,000-record batch, responses the broker cuts inside a batch, fetch
+   offsets inside a compressed batch, batches recompressed by the broker's
+   Java codecs, and batches rewritten by the log cleaner (an emptied batch,
+   offset gaps, a delete horizon).
 2. We produce, peers read: batches from :func:`encode_batch` and
    :class:`BatchBuilder` go to the broker in Produce requests; confluent-kafka's
    consumer (with ``check.crcs``) reads them back field by field, and for one
-   codec kafka-python and aiokafka do too.  A LogAppendTime topic checks the
-   broker's rewrite of our batch.
+   codec kafka-python and aiokafka do too.  Also: a LogAppendTime topic (the
+   broker stamps our batch), idempotent sequences the broker checks, and every
+   Produce and Fetch version both sides speak.
 
 The broker validates every produced batch (CRC, record counts, offsets,
-compression), so part 2 is also a check that the broker accepts our bytes.
+compression; it decompresses ours to do so), so part 2 is also a check that
+the broker accepts our bytes.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from kafka_sansio.records import (
     TimestampType,
     decode_records,
     encode_batch,
+    iter_batches,
 )
 
 FETCH, PRODUCE, LIST_OFFSETS, METADATA, INIT_PRODUCER_ID = 1, 0, 2, 3, 22
@@ -88,6 +96,10 @@ def sample(
     *, null_header_value: bool = True, key_or_value: bool = False, tag: str = ""
 ) -> list[Sent]:
     """Records covering the shapes a decoder can get wrong.
+
+    *null_header_value*: include a header whose value is null.
+    *key_or_value*: leave out the record with neither key nor value (for
+    producers that refuse one).
 
     Timestamps are distinct and deliberately not monotonic (a negative
     timestamp delta inside the batch).  The compressible values make every
@@ -243,7 +255,8 @@ def fetch_batches(
     """Fetch partition 0 of *topic* from offset *start* until *count* records arrived.
 
     Each response's raw ``records`` bytes go through ``decode_records`` with
-    the fetch offset as start offset; the next fetch starts at its
+    the fetch offset as start offset (and ``iter_batches``, which must agree);
+    the next fetch starts at its
     ``next_offset``.  A small *partition_max_bytes* makes the broker cut
     batches, which must then come again whole; *cuts* (if given) collects
     each response's ``truncated_bytes``.
@@ -257,6 +270,12 @@ def fetch_batches(
         raw = fetch_once(wire, versions, topic, offset, partition_max_bytes)
         decoded = decode_records(raw, start_offset=offset)
         assert decoded.error is None
+        lazy = iter_batches(raw, offset)
+        assert tuple(lazy) == decoded.batches  # the lazy path agrees
+        assert (lazy.next_offset, lazy.truncated_bytes) == (
+            decoded.next_offset,
+            decoded.truncated_bytes,
+        )
         if cuts is not None:
             cuts.append(decoded.truncated_bytes)
         for batch in decoded.batches:
