@@ -851,12 +851,20 @@ def test_we_produce_other_peers_read(
     assert reader(kafka, topic, len(sent)) == expect(sent)
 
 
-def test_log_append_time_rewrite(kafka: Any, wire: KafkaWire, versions: dict[int, int]) -> None:
-    """On a LogAppendTime topic the broker stamps our batch; both sides see its time."""
+@pytest.mark.parametrize("codec", ["none", "gzip"])
+def test_log_append_time_rewrite(
+    kafka: Any, wire: KafkaWire, versions: dict[int, int], codec: str
+) -> None:
+    """On a LogAppendTime topic the broker stamps our batch; both sides see its time.
+
+    The broker sets the batch's timestamp type and max timestamp (and its
+    CRC); every record then reads as the append time, whatever its own delta
+    says.
+    """
     topic = new_topic(
         kafka, wire, versions, "rb-lat", config={"message.timestamp.type": "LogAppendTime"}
     )
-    batches, sent = our_batches("gzip")
+    batches, sent = our_batches(codec)
     stamps = []
     for data in batches:
         _, append_time = produce(wire, versions, topic, data)
@@ -869,6 +877,7 @@ def test_log_append_time_rewrite(kafka: Any, wire: KafkaWire, versions: dict[int
     ]
     stored = fetch_batches(wire, versions, topic, len(sent))
     assert [b.timestamp_type for b in stored] == [APPEND, APPEND]
+    assert [b.compression for b in stored] == [CODECS[codec]] * 2
     assert [b.max_timestamp for b in stored] == stamps
     assert [r for b in stored for r in b.records] == wanted
     assert confluent_read(kafka, topic, len(sent)) == wanted
