@@ -518,6 +518,14 @@ def test_cut_batches_come_again_whole(
     assert batches == whole
     check_decoded(batches, sent, "lz4")
     assert [b.base_offset for b in batches] == [0, 6, 12, 18, 24]
+    # Cuts at every awkward place of the second batch: inside its offset and
+    # length, before and after its magic byte, inside its header, one byte short.
+    for extra in (1, 8, 11, 12, 16, 17, 21, 60, 61, sizes[1] - 1):
+        raw = fetch_once(wire, versions, topic, 0, partition_max_bytes=sizes[0] + extra)
+        assert len(raw) == sizes[0] + extra
+        decoded = decode_records(raw, start_offset=0)
+        assert decoded.batches == (whole[0],), extra
+        assert (decoded.truncated_bytes, decoded.next_offset) == (extra, 6)
 
 
 def test_fetch_from_inside_a_compressed_batch(
