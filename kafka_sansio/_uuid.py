@@ -12,14 +12,17 @@ from uuid import UUID, SafeUUID
 __all__ = ["uuid_from_bytes"]
 
 _new = object.__new__
-_object_setattr = object.__setattr__
 _int_from_bytes = int.from_bytes
 _SAFE_UNKNOWN = SafeUUID.unknown
+# UUID forbids attribute assignment; its slot descriptors' own setters do
+# what object.__setattr__ would, without looking the names up each time.
+_set_int = UUID.__dict__["int"].__set__
+_set_is_safe = UUID.__dict__["is_safe"].__set__
 
 
 def uuid_from_bytes(raw: bytes) -> UUID:
     """``UUID(bytes=raw)`` for exactly 16 bytes, without the constructor's checks."""
     value: UUID = _new(UUID)
-    _object_setattr(value, "int", _int_from_bytes(raw, "big"))
-    _object_setattr(value, "is_safe", _SAFE_UNKNOWN)
+    _set_int(value, _int_from_bytes(raw, "big"))
+    _set_is_safe(value, _SAFE_UNKNOWN)
     return value

@@ -279,3 +279,19 @@ def test_bulk_and_general_paths_agree_everywhere(
             fast, slow = _both_paths(monkeypatch, module, partial(cls.decode, raw, version))
             assert fast == slow
         assert cls.decode(encoded, version).encode(version) == encoded
+
+
+@pytest.mark.parametrize("raw", [bytes(16), bytes(range(16)), b"\xff" * 16, b"\x80" + bytes(15)])
+def test_fast_uuid_matches_the_constructor(raw: bytes) -> None:
+    import copy
+    import pickle
+    import uuid
+
+    from kafka_sansio._uuid import uuid_from_bytes
+
+    fast, slow = uuid_from_bytes(raw), uuid.UUID(bytes=raw)
+    assert fast == slow and hash(fast) == hash(slow) and str(fast) == str(slow)
+    assert fast.is_safe is slow.is_safe
+    assert pickle.loads(pickle.dumps(fast)) == slow == copy.copy(fast)
+    with pytest.raises(TypeError):
+        fast.int = 5  # type: ignore[misc]
