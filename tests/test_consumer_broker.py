@@ -1077,3 +1077,67 @@ def test_reassign_forgets_and_resets(kafka: Any, consumers: list[LiveConsumer]) 
         OffsetReset(p0, None, 0, NO_POSITION),
     ]
     _no_trouble(consumer)
+
+
+def test_positions_checked_against_real_leader_epochs(
+    kafka_cluster3: Any, consumers: list[LiveConsumer]
+) -> None:
+    """Two leader epochs on a real log; positions claimed for the first one (KIP-320).
+
+    Epoch e0 holds offsets 0-9; after a controlled leader change e1 holds
+    10-19.  Offset 7 in e0 is valid; offset 15 claimed for e0 is past the
+    end of that epoch: a TRUNCATION reset to 10 with a policy, LogTruncation
+    without one.  A consumer that simply follows the leader change sees no
+    reset at all.
+    """
+    cluster = kafka_cluster3
+    cluster.wait_broker_count(3)
+    topic = cluster.create_topic(partitions=1, replication_factor=3, prefix="epochs")
+    tp = TopicPartition(topic, 0)
+    producer = _producer(cluster, acks="all")
+    _plain(producer, topic, 0, [f"e0-{i}".encode() for i in range(10)])
+    follower = _consumer(consumers, cluster, EARLIEST)
+    follower.core.assign([tp], follower.now())
+    follower.consume({tp: 10})
+    meta = follower.core.client.metadata
+    e0 = meta.partitions[tp].leader_epoch
+    leader = cluster.leader_of(topic, 0)
+    cluster.stop(leader)
+    try:
+        acked = _plain(producer, topic, 0, [f"e1-{i}".encode() for i in range(10)])
+        assert [a.offset for a in acked] == list(range(10, 20))
+        follower.consume({tp: 20}, timeout=60)
+    finally:
+        cluster.start(leader)
+    assert meta.partitions[tp].leader_epoch > e0
+    assert [r.value for r in follower.records[tp]] == [
+        *(f"e0-{i}".encode() for i in range(10)),
+        *(f"e1-{i}".encode() for i in range(10)),
+    ]
+    assert follower.events == [OffsetReset(tp, None, 0, NO_POSITION)]
+
+    valid = _consumer(consumers, cluster, NONE)
+    valid.core.assign([tp], valid.now())
+    valid.core.seek(tp, 7, valid.now(), leader_epoch=e0)
+    valid.consume({tp: 13}, timeout=60)
+    assert valid.offsets(tp) == list(range(7, 20))
+    assert valid.events == [NoOffsetForPartition((tp,))]
+
+    reset = _consumer(consumers, cluster, EARLIEST)
+    reset.core.assign([tp], reset.now())
+    reset.core.seek(tp, 15, reset.now(), leader_epoch=e0)
+    assert reset.wait_event(OffsetReset, timeout=60) == [
+        OffsetReset(tp, 15, 10, ResetReason.TRUNCATION)
+    ]
+    reset.consume({tp: 10})
+    assert reset.offsets(tp) == list(range(10, 20))
+
+    strict = _consumer(consumers, cluster, NONE)
+    strict.core.assign([tp], strict.now())
+    strict.core.seek(tp, 15, strict.now(), leader_epoch=e0)
+    assert strict.wait_event(LogTruncation, timeout=60) == [LogTruncation(tp, 15, 10)]
+    assert strict.core.fetch_state(tp) is FetchState.AWAITING_SEEK
+    strict.settle(0.5)
+    assert strict.records == {}
+    assert strict.events == [NoOffsetForPartition((tp,)), LogTruncation(tp, 15, 10)]
+    cluster.wait_broker_count(3, timeout=90)
