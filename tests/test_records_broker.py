@@ -340,14 +340,18 @@ def check_decoded(batches: list[RecordBatch], sent: list[Sent], codec: str) -> N
 # --- part 1: peers produce, we decode ---------------------------------------------------------
 
 
-def produce_confluent(kafka: Any, topic: str, codec: str, sent: list[Sent]) -> list[int]:
+def produce_confluent(
+    kafka: Any, topic: str, codec: str, sent: list[Sent], linger_ms: int = 5_000
+) -> list[int]:
     from confluent_kafka import Producer
 
+    # A long linger keeps everything produced before flush() in one batch even on
+    # a slow machine; flush() itself sends at once.
     producer = Producer(
         {
             "bootstrap.servers": kafka.bootstrap,
             "compression.type": codec,
-            "linger.ms": 200,
+            "linger.ms": linger_ms,
             "acks": "all",
         }
     )
