@@ -301,7 +301,32 @@ class KafkaCluster:
         )
         futures[name].result(timeout=timeout)
         self.wait_topic(name, partitions, timeout=timeout)
+        self.wait_leaders_serving(name, partitions, timeout=timeout)
         return name
+
+    def wait_leaders_serving(self, name: str, partitions: int, timeout: float = 60.0) -> None:
+        """Wait until every partition's leader answers ListOffsets without an error.
+
+        Metadata names a leader slightly before that leader accepts requests for
+        the partition; a test that sends one raw request right after creating a
+        topic would otherwise see NOT_LEADER_OR_FOLLOWER now and then.
+        """
+        from confluent_kafka import KafkaException
+        from confluent_kafka import TopicPartition as CTopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        deadline = time.monotonic() + timeout
+        wanted = {CTopicPartition(name, p): OffsetSpec.latest() for p in range(partitions)}
+        while True:
+            try:
+                futures = self.admin().list_offsets(wanted, request_timeout=10)
+                for future in futures.values():
+                    future.result(timeout=10)
+                return
+            except KafkaException as exc:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"topic {name}: leaders not serving: {exc}") from exc
+                time.sleep(0.05)
 
     def wait_topic(self, name: str, partitions: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
