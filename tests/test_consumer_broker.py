@@ -1042,6 +1042,54 @@ def test_log_append_time(kafka: Any, consumers: list[LiveConsumer], codec: str) 
     assert {r.timestamp_type for r in consumer.records[tp]} == {1}
 
 
+def test_compacted_topic_with_offset_gaps(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    """After log compaction offsets have gaps; every survivor is read, once, as written."""
+    topic = kafka.create_topic(
+        prefix="compact",
+        config={
+            "cleanup.policy": "compact",
+            "segment.ms": "100",
+            "min.cleanable.dirty.ratio": "0.001",
+            "delete.retention.ms": "0",
+            "min.compaction.lag.ms": "0",
+        },
+    )
+    tp = TopicPartition(topic, 0)
+    producer = _producer(kafka, **{"linger.ms": 20})
+    acked: list[Produced] = []
+    for round_ in range(6):
+        acked += produce(
+            producer,
+            topic,
+            [(0, f"k{i}".encode(), f"r{round_}-{i}".encode(), (), None) for i in range(10)],
+        )
+        time.sleep(0.2)  # let segments roll
+    by_offset = {a.offset: a for a in acked}
+    deadline = time.monotonic() + 60
+    while True:
+        consumer = _consumer(consumers, kafka, EARLIEST)
+        consumer.core.assign([tp], consumer.now())
+        # The partition ends with what was produced last (the "roll" records included).
+        end = max(by_offset) + 1
+        consumer.until(lambda c=consumer, e=end: c.core.position(tp) == e, timeout=30)
+        consumer.settle(0.2)
+        offsets = consumer.offsets(tp)
+        if len(offsets) < len(by_offset):
+            break  # the cleaner has run
+        assert time.monotonic() < deadline, "the log cleaner did not run"
+        acked += produce(producer, topic, [(0, b"roll", b"x", (), None)])
+        by_offset = {a.offset: a for a in acked}
+    assert offsets == sorted(set(offsets))
+    assert [record_view(r) for r in consumer.records[tp]] == [
+        produced_view(by_offset[o]) for o in offsets
+    ]
+    # Compaction keeps at least the latest record of every key.
+    latest = {a.key: a.offset for a in acked}
+    assert set(latest.values()) <= set(offsets)
+    assert consumer.core.position(tp) == end
+    _no_trouble(consumer)
+
+
 # ---------------------------------------------------------------------- reassignment
 
 
