@@ -20,6 +20,7 @@ the kernel reports it includes what it inherited at fork time.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -90,6 +91,8 @@ def _deadline(timeout: float) -> Callable[[], bool]:
 def run_sansio(bootstrap: str, topic: str, records: int, timeout: float) -> tuple[int, int, float]:
     import random
 
+    from kafka_sansio.transports._blocking import BlockingDriver
+
     from kafka_sansio import (
         ClientConfig,
         ConsumerConfig,
@@ -98,7 +101,6 @@ def run_sansio(bootstrap: str, topic: str, records: int, timeout: float) -> tupl
         TopicPartition,
         parse_bootstrap,
     )
-    from kafka_sansio.transports._blocking import BlockingDriver
 
     config = ConsumerConfig(
         client=ClientConfig(bootstrap_servers=parse_bootstrap(bootstrap)),
@@ -168,7 +170,9 @@ def run_kafka_python(
     return count, nbytes, elapsed
 
 
-def run_aiokafka(bootstrap: str, topic: str, records: int, timeout: float) -> tuple[int, int, float]:
+def run_aiokafka(
+    bootstrap: str, topic: str, records: int, timeout: float
+) -> tuple[int, int, float]:
     import asyncio
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -204,7 +208,9 @@ def run_aiokafka(bootstrap: str, topic: str, records: int, timeout: float) -> tu
     return asyncio.run(main())
 
 
-def run_confluent(bootstrap: str, topic: str, records: int, timeout: float) -> tuple[int, int, float]:
+def run_confluent(
+    bootstrap: str, topic: str, records: int, timeout: float
+) -> tuple[int, int, float]:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
     consumer = Consumer(
@@ -242,10 +248,9 @@ RUNNERS: dict[str, Callable[[str, str, int, float], tuple[int, int, float]]] = {
 
 
 def _value(i: int) -> bytes:
-    """A 100-byte JSON-ish value: compressible, but not trivially."""
-    head = b'{"n":%010d,"pad":"' % i
-    pad = (b"%08x" % ((i * 2654435761) & 0xFFFFFFFF)) * 12
-    return (head + pad)[: VALUE_SIZE - 2] + b'"}'
+    """A 100-byte JSON-ish value: a counter and a hex digest, about 2:1 compressible."""
+    digest = hashlib.blake2b(i.to_bytes(8, "little"), digest_size=40).hexdigest().encode()
+    return (b'{"n":%010d,"pad":"' % i + digest)[: VALUE_SIZE - 2] + b'"}'
 
 
 def prepare(bootstrap: str, topic: str, records: int, codec: str) -> dict[str, Any]:
@@ -316,7 +321,7 @@ def child_main(argv: list[str]) -> int:
     elif kind == "delete":
         result = delete_topics(**job)
     else:
-        count, nbytes, seconds = RUNNERS[kind](**job)
+        count, nbytes, seconds = RUNNERS[kind](**job)  # type: ignore[call-arg]
         result = {"count": count, "value_bytes": nbytes, "seconds": seconds}
         result["vmhwm_kb"] = _peak_rss_kb()
     print(json.dumps(result), flush=True)
@@ -369,7 +374,7 @@ class Broker:
         if self.bootstrap is None:
             self.dir = tempfile.mkdtemp(prefix="bench-clients-kc-")
             tool = [sys.executable, str(ROOT / "scripts" / "kafka-cluster")]
-            up = tool + ["up", "--nodes", "1", "--dir", self.dir, "--owner-pid", str(os.getpid())]
+            up = [*tool, "up", "--nodes", "1", "--dir", self.dir, "--owner-pid", str(os.getpid())]
             line = subprocess.run(up, check=True, capture_output=True, text=True).stdout
             info = json.loads(line.strip().splitlines()[-1])
             self.bootstrap = info["bootstrap"]
@@ -379,7 +384,7 @@ class Broker:
     def __exit__(self, *exc: object) -> None:
         if self.dir is not None:
             tool = [sys.executable, str(ROOT / "scripts" / "kafka-cluster")]
-            subprocess.run(tool + ["down", "--dir", self.dir], check=False, capture_output=True)
+            subprocess.run([*tool, "down", "--dir", self.dir], check=False, capture_output=True)
 
 
 def _versions() -> dict[str, str]:
@@ -394,7 +399,9 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def summarize(runs: list[dict[str, Any]], clients: list[str], codecs: list[str]) -> list[dict]:
+def summarize(
+    runs: list[dict[str, Any]], clients: list[str], codecs: list[str]
+) -> list[dict[str, Any]]:
     rows = []
     for codec in codecs:
         base = None
@@ -512,9 +519,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="100k records, 1 round, codec none")
     parser.add_argument(
         "--memory-records",
-        type=int,
-        default=0,
-        help="also run kafka-sansio blocking once on a topic this large (peak RSS vs size)",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[],
+        help="e.g. 3000000,5000000: also run kafka-sansio blocking once on topics this large "
+        "(codec none) to show peak RSS against topic size",
     )
     parser.add_argument("--out", help="where the results go (default docs/; --quick: nowhere)")
     args = parser.parse_args()
@@ -567,36 +575,35 @@ def main() -> int:
                     runs.append(res)
         memory = []
         if args.memory_records and "sansio" in clients and "none" in codecs:
+            mine = [r for r in runs if r["client"] == "sansio" and r["codec"] == "none"]
+            rates = [r["rate"] for r in mine if r["ok"]]
             memory.append(
                 {
                     "records": args.records,
-                    "maxrss_kb": max(r["maxrss_kb"] for r in runs if r["client"] == "sansio"
-                                     and r["codec"] == "none"),
-                    "rate": statistics.median(
-                        [r["rate"] for r in runs if r["client"] == "sansio"
-                         and r["codec"] == "none" and r["ok"]] or [0]
-                    ),
-                    "ok": True,
+                    "maxrss_kb": max(r["maxrss_kb"] for r in mine),
+                    "ok": bool(rates),
+                    "rate": statistics.median(rates) if rates else 0.0,
+                    "from": "the main runs (largest of the rounds)",
                 }
             )
-        if args.memory_records:
-            topic = f"bench-none-{args.memory_records}-{tag}"
+        for size in args.memory_records:
+            topic = f"bench-none-{size}-{tag}"
+            big_timeout = 120 + size / 5_000
             job = {"kind": "prepare", "bootstrap": broker.bootstrap, "topic": topic}
-            big_timeout = 120 + args.memory_records / 5_000
-            made = spawn(job | {"records": args.memory_records, "codec": "none"}, big_timeout)
+            made = spawn(job | {"records": size, "codec": "none"}, big_timeout)
             if "error" in made:
                 raise SystemExit(f"could not prepare {topic}: {made['error']}")
+            topics[f"memory-{size}"] = topic
             job = {"kind": "sansio", "bootstrap": broker.bootstrap, "topic": topic}
-            res = spawn(job | {"records": args.memory_records, "timeout": big_timeout}, big_timeout + 60)
-            res["records"] = args.memory_records
-            res["ok"] = "error" not in res and res["count"] == args.memory_records
-            if res["ok"]:
-                res["rate"] = args.memory_records / res["seconds"]
-            say(f"memory: {args.memory_records} records -> max RSS {res['maxrss_kb'] / 1024:.0f} MB")
+            res = spawn(job | {"records": size, "timeout": big_timeout}, big_timeout + 60)
+            res |= {"records": size, "from": "a run of its own"}
+            res["ok"] = "error" not in res and res["count"] == size
+            res["rate"] = size / res["seconds"] if res["ok"] else 0.0
+            say(f"memory: {size} records -> max RSS {res['maxrss_kb'] / 1024:.0f} MB")
             memory.append(res)
-            topics["memory"] = topic
         if args.bootstrap:
-            spawn({"kind": "delete", "bootstrap": broker.bootstrap, "topics": list(topics.values())}, 120)
+            job = {"kind": "delete", "bootstrap": broker.bootstrap}
+            spawn(job | {"topics": list(topics.values())}, 120)
         kafka_version = broker.kafka_version
 
     summary = summarize(runs, clients, codecs)
