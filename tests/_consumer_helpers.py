@@ -91,14 +91,38 @@ def produce(
     return acked
 
 
+class _BlockingPump:
+    """The package's own ``BlockingDriver`` behind SocketPump's ``step``/``until``/``close``."""
+
+    def __init__(self, core: ConsumerCore) -> None:
+        from kafka_sansio.transports._blocking import BlockingDriver
+
+        self.driver = BlockingDriver(core)
+
+    def step(self, max_wait: float) -> None:
+        self.driver.run_once(max_wait)
+
+    def until(self, cond: Callable[[], bool], timeout: float = 30.0) -> None:
+        if not self.driver.run_until(cond, timeout):
+            raise TimeoutError("condition not met in time")
+
+    def close(self) -> None:
+        self.driver.close()
+
+
 class LiveConsumer:
-    """A ConsumerCore on real sockets, with what it delivered and reported."""
+    """A ConsumerCore on real sockets, with what it delivered and reported.
+
+    ``driver="socket"`` pumps with the tests' ``SocketPump``; ``"blocking"``
+    with the package's ``BlockingDriver`` (non-blocking connects, partial writes).
+    """
 
     def __init__(
         self,
         bootstrap: str,
         policy: OffsetResetPolicy = OffsetResetPolicy.EARLIEST,
         seed: int = 7,
+        driver: str = "socket",
         **config: Any,
     ) -> None:
         client = config.pop("client", None) or ClientConfig(
@@ -108,7 +132,9 @@ class LiveConsumer:
             ConsumerConfig(client=client, auto_offset_reset=policy, **config),
             random=random.Random(seed).random,
         )
-        self.pump = SocketPump(self.core)
+        self.pump: SocketPump | _BlockingPump = (
+            SocketPump(self.core) if driver == "socket" else _BlockingPump(self.core)
+        )
         self.records: dict[TopicPartition, list[Record]] = {}
         self.events: list[Event] = []
         self.max_records: int | None = None
