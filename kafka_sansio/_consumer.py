@@ -76,6 +76,7 @@ LATEST = -1
 #: Partition errors that a metadata refresh and a retry cure.
 _REFRESH_AND_RETRY = frozenset({3, 5, 6, 9, 56, 74, 75, 78, 100, 103})
 _SESSION_ERRORS = frozenset({70, 71})
+_NO_TOPIC_ID = FetchTopic().topic_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,7 +445,10 @@ class ConsumerCore:
             if leader in self._fetching_nodes:
                 continue
             by_node.setdefault(leader, {})[tp] = FetchTarget(
-                p.fetch_offset, self.config.max_partition_fetch_bytes, self._leader_epoch(tp)
+                p.fetch_offset,
+                self.config.max_partition_fetch_bytes,
+                self._leader_epoch(tp),
+                meta.topic_ids.get(tp.topic, _NO_TOPIC_ID),
             )
         self._waiting_nodes.clear()
         for node_id, wanted in by_node.items():
@@ -456,6 +460,7 @@ class ConsumerCore:
             session = self._sessions.get(node_id)
             if session is None or session.supported != (version >= 7):
                 session = self._sessions[node_id] = FetchSession(version >= 7)
+            session.check_topic_ids(meta.topic_ids)
             sreq = session.build(wanted)
             request = self._fetch_request(sreq)
             sent = {

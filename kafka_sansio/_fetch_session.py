@@ -14,13 +14,16 @@ keeps fetching every partition in the session from the offset it last heard.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from uuid import UUID
 
 from ._types import TopicPartition
 
 __all__ = ["FetchSession", "FetchTarget", "SessionRequest"]
 
 _MAX_EPOCH = 0x7FFFFFFF
+_NO_TOPIC_ID = UUID(int=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,8 @@ class FetchTarget:
     fetch_offset: int
     max_bytes: int
     current_leader_epoch: int
+    #: The topic's id when the partition was asked for (zero when unknown).
+    topic_id: UUID = _NO_TOPIC_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,19 @@ class FetchSession:
         to_send = {tp: t for tp, t in wanted.items() if self.partitions.get(tp) != t}
         to_forget = tuple(tp for tp in self.partitions if tp not in wanted)
         return SessionRequest(self.session_id, self.epoch, False, to_send, to_forget)
+
+    def check_topic_ids(self, topic_ids: Mapping[str, UUID]) -> None:
+        """Start a new session if a topic in this one was deleted or created anew.
+
+        The broker's session names partitions by topic id (KIP-516): one whose
+        topic now has another id, or none, can be neither updated nor
+        forgotten there, and the broker would answer its error on every
+        request at once.  Call before :meth:`build`; the next request is full.
+        """
+        if any(
+            t.topic_id != topic_ids.get(tp.topic, _NO_TOPIC_ID) for tp, t in self.partitions.items()
+        ):
+            self.handle_failure()
 
     def handle_success(self, request: SessionRequest, response_session_id: int) -> None:
         """The request succeeded at the top level; advance the session."""

@@ -36,6 +36,7 @@ from kafka_sansio._messages.delete_records import (
     DeleteRecordsResponse,
     DeleteRecordsTopic,
 )
+from kafka_sansio._messages.fetch import FetchRequest
 from kafka_sansio._messages.metadata import MetadataRequest
 from kafka_sansio._subscription import FetchState
 from kafka_sansio._types import (
@@ -761,6 +762,21 @@ def _count_metadata_requests(core: ConsumerCore) -> list[float]:
     return sent
 
 
+def _count_requests(core: ConsumerCore, kind: type) -> list[float]:
+    """Record the time of every request of ``kind`` sent to a given node from now on."""
+    sent: list[float] = []
+    client = core.client
+    original = client.send
+
+    def send(node_id: int, request: Any, now: float, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(request, kind):
+            sent.append(now)
+        return original(node_id, request, now, *args, **kwargs)
+
+    client.send = send  # type: ignore[method-assign]
+    return sent
+
+
 def test_partition_created_after_assignment(kafka: Any, consumers: list[LiveConsumer]) -> None:
     """The topic exists, the assigned partition not yet: wait calmly, then read it."""
     from confluent_kafka.admin import NewPartitions
@@ -786,6 +802,45 @@ def test_partition_created_after_assignment(kafka: Any, consumers: list[LiveCons
     assert consumer.events == [OffsetReset(tp, None, 0, NO_POSITION)]
 
 
+def test_topic_deleted_and_created_again(kafka: Any, consumers: list[LiveConsumer]) -> None:
+    """The same name under a new topic id (KIP-516): the consumer follows the new topic.
+
+    The broker's fetch session still names the old id; the consumer must not
+    keep asking it (a tight loop of error answers) but fetch the new topic,
+    find its position out of range there, and reset by the policy.
+    """
+    from confluent_kafka.admin import NewTopic
+
+    topic = kafka.create_topic(prefix="recreate")
+    tp = TopicPartition(topic, 0)
+    producer = _producer(kafka)
+    _plain(producer, topic, 0, [f"old-{i}".encode() for i in range(10)])
+    consumer = _consumer(consumers, kafka, EARLIEST)
+    consumer.core.assign([tp], consumer.now())
+    consumer.consume({tp: 10})
+    old_id = consumer.core.client.metadata.topic_ids[topic]
+    kafka.delete_topic(topic)
+    consumer.settle(1.0)
+    kafka.admin().create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[
+        topic
+    ].result(60)
+    kafka.wait_topic(topic, 1)
+    fetches = _count_requests(consumer.core, FetchRequest)
+    acked = _plain(producer, topic, 0, [f"new-{i}".encode() for i in range(3)])
+    consumer.consume({tp: 13}, timeout=30)
+    consumer.settle(1.0)
+    assert consumer.core.client.metadata.topic_ids[topic] != old_id
+    assert [(r.offset, r.value) for r in consumer.records[tp][10:]] == [
+        (a.offset, a.value) for a in acked
+    ]
+    assert consumer.events == [
+        OffsetReset(tp, None, 0, NO_POSITION),
+        OffsetReset(tp, 10, 0, OUT_OF_RANGE),
+    ]
+    # Long polls, not a storm of immediate error answers.
+    assert len(fetches) < 100, len(fetches)
+
+
 def test_missing_partition_does_not_spin_metadata_on_the_model() -> None:
     """The same wait under a fake clock: a bounded number of Metadata requests."""
     from kafka_sansio._client import ClientConfig
@@ -805,6 +860,48 @@ def test_missing_partition_does_not_spin_metadata_on_the_model() -> None:
     core.assign([TopicPartition("t", 3)], pump.now)
     pump.advance(3.0)
     assert 10 <= len(sent) <= 32, len(sent)
+
+
+def test_topic_created_again_on_the_model() -> None:
+    """The recreated-topic case under a fake clock (the model also keys sessions by id)."""
+    from kafka_sansio._client import ClientConfig
+    from kafka_sansio._consumer import ConsumerConfig
+    from kafka_sansio.testing._model import ModelCluster
+    from kafka_sansio.testing._pump import Pump
+
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=1)
+    cluster.append("t", 0, [b"old"] * 10)
+    info = cluster.brokers[1]
+    core = ConsumerCore(
+        ConsumerConfig(
+            client=ClientConfig(bootstrap_servers=((info.host, info.port),)),
+            auto_offset_reset=EARLIEST,
+        ),
+        random=lambda: 0.5,
+    )
+    pump = Pump(core, cluster, now=100.0)
+    tp = TopicPartition("t", 0)
+    core.assign([tp], pump.now)
+    got: list[int] = []
+    events: list[Any] = []
+
+    def drain() -> None:
+        events.extend(core.events())
+        got.extend(r.offset for r in core.poll(pump.now).by_partition.get(tp, []))
+
+    pump.until(lambda: (drain(), len(got) >= 10)[1])
+    cluster.delete_topic("t", now=pump.now)
+    pump.advance(1.0)
+    cluster.create_topic("t", partitions=1)
+    cluster.append("t", 0, [b"new"] * 3)
+    fetches = _count_requests(core, FetchRequest)
+    pump.until(lambda: (drain(), len(got) >= 13)[1], timeout=30)
+    pump.advance(2.0)
+    drain()
+    assert got == [*range(10), 0, 1, 2]
+    assert events == [OffsetReset(tp, None, 0, NO_POSITION), OffsetReset(tp, 10, 0, OUT_OF_RANGE)]
+    assert len(fetches) < 30, len(fetches)
 
 
 # ---------------------------------------------------------------------- 7/8. failover
