@@ -1081,6 +1081,15 @@ def test_leader_failover_exactly_once(
             assert meta.leader(tp) not in (None, victim)
             assert meta.partitions[tp].leader_epoch > epochs[tp]
             epochs[tp] = meta.partitions[tp].leader_epoch
+        # A new consumer whose first bootstrap server is the dead node gets going too.
+        nodes = sorted(cluster.nodes, key=lambda n: n["id"] != victim)
+        fresh = LiveConsumer(",".join(f"{n['host']}:{n['port']}" for n in nodes), EARLIEST)
+        consumers.append(fresh)
+        fresh.core.assign([tps[0]], fresh.now())
+        fresh.consume({tps[0]: 100}, timeout=60)
+        assert [(r.offset, r.value) for r in fresh.records[tps[0]][:100]] == [
+            (r.offset, r.value) for r in consumer.records[tps[0]][:100]
+        ]
         cluster.start(victim)
         down = False
         cluster.wait_broker_count(3, timeout=90)
