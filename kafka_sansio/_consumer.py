@@ -624,7 +624,9 @@ class ConsumerCore:
             p.transition("fatal_error")
             self._events.append(FetchError(p.tp, fetch_offset, error))
             return
-        p.add_chunk(Chunk(records, 0, starts, epochs, next_offset))
+        # The last batch fetched, user records or not, gives the epoch of next_offset.
+        next_epoch = decoded.batches[-1].partition_leader_epoch if decoded.batches else -1
+        p.add_chunk(Chunk(records, 0, starts, epochs, next_offset, next_epoch))
         if decoded.error is not None:
             # Hand out the good records first; the bad batch stops the partition.
             p.transition("fatal_error")

@@ -85,6 +85,9 @@ class Chunk:
     #: Where the position goes once every record here is handed out (past any
     #: control or aborted records that followed the last user record).
     next_offset: int
+    #: The leader epoch of the last batch before ``next_offset`` (control and
+    #: aborted batches included), which goes with that position; -1 unknown.
+    next_epoch: int = -1
 
     def epoch_of(self, offset: int) -> int:
         i = bisect_right(self.batch_starts, offset) - 1
@@ -214,9 +217,13 @@ class PartitionState:
             self.buffered += len(chunk.records)
         elif self.chunks:
             self.chunks[-1].next_offset = chunk.next_offset
+            self.chunks[-1].next_epoch = chunk.next_epoch
         elif self.position is not None and chunk.next_offset > self.position:
-            # Only control or aborted records: the position moves past them.
+            # Only control or aborted records: the position moves past them,
+            # and takes their epoch (else a later validation finds truncation).
             self.position = chunk.next_offset
+            if chunk.next_epoch >= 0:
+                self.position_epoch = chunk.next_epoch
         self.fetch_offset = chunk.next_offset
 
     def take(self, limit: int) -> list[Record]:
@@ -235,6 +242,8 @@ class PartitionState:
             if end == len(chunk.records):
                 chunks.popleft()
                 self.position = chunk.next_offset
+                if chunk.next_epoch >= 0:
+                    self.position_epoch = chunk.next_epoch
         self.buffered -= len(out)
         if not chunks and self.refetch_when_drained:
             self.refetch_when_drained = False

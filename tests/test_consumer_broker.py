@@ -904,6 +904,61 @@ def test_topic_created_again_on_the_model() -> None:
     assert len(fetches) < 30, len(fetches)
 
 
+@pytest.mark.parametrize("policy", [EARLIEST, NONE], ids=lambda p: p.value)
+def test_skipped_batches_carry_their_epoch_on_the_model(policy: OffsetResetPolicy) -> None:
+    """Position moved past an aborted transaction written under a newer leader epoch.
+
+    The position's epoch must be that of the batches it moved past, or the
+    next leader change finds "truncation" where there is none (a TRUNCATION
+    reset, or with no policy a LogTruncation that stops the partition).
+    """
+    from kafka_sansio._client import ClientConfig
+    from kafka_sansio._consumer import ConsumerConfig
+    from kafka_sansio.testing._model import ModelCluster
+    from kafka_sansio.testing._pump import Pump
+
+    cluster = ModelCluster(brokers=2)
+    cluster.create_topic("t", partitions=1)
+    cluster.append("t", 0, [b"a"] * 5)
+    info = cluster.brokers[1]
+    core = ConsumerCore(
+        ConsumerConfig(
+            client=ClientConfig(bootstrap_servers=((info.host, info.port),), metadata_max_age=1.0),
+            auto_offset_reset=policy,
+            isolation_level=IsolationLevel.READ_COMMITTED,
+        ),
+        random=lambda: 0.5,
+    )
+    pump = Pump(core, cluster, now=100.0)
+    tp = TopicPartition("t", 0)
+    core.assign([tp], pump.now)
+    core.seek(tp, 0, pump.now)
+    got: list[int] = []
+    events: list[Any] = []
+
+    def drain() -> None:
+        events.extend(core.events())
+        got.extend(r.offset for r in core.poll(pump.now).by_partition.get(tp, []))
+
+    pump.until(lambda: (drain(), len(got) >= 5)[1])
+    first = cluster.partition("t", 0).leader
+    cluster.move_leader("t", 0, 2 if first == 1 else 1, now=pump.now)
+    cluster.begin_transaction(77)
+    cluster.append("t", 0, [b"x"] * 3, producer_id=77, transactional=True, now=pump.now)
+    cluster.abort_transaction(77, now=pump.now)
+    pump.until(lambda: (drain(), core.position(tp) == 9)[1])
+    cluster.move_leader("t", 0, first, now=pump.now)
+    pump.advance(3.0)
+    cluster.append("t", 0, [b"z"] * 2, now=pump.now)
+    pump.until(lambda: (drain(), len(got) >= 7)[1])
+    pump.advance(1.0)
+    drain()
+    assert got == [0, 1, 2, 3, 4, 9, 10]
+    assert core.position(tp) == 11
+    initial = [NoOffsetForPartition((tp,))] if policy is NONE else []
+    assert events == initial
+
+
 # ---------------------------------------------------------------------- 7/8. failover
 
 
