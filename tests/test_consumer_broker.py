@@ -1311,23 +1311,45 @@ def test_positions_checked_against_real_leader_epochs(
     without one.  A consumer that simply follows the leader change sees no
     reset at all.
     """
+    from confluent_kafka.admin import NewTopic
+
     cluster = kafka_cluster3
     cluster.wait_broker_count(3)
-    topic = cluster.create_topic(partitions=1, replication_factor=3, prefix="epochs")
-    tp = TopicPartition(topic, 0)
+    # Both partitions prefer the same leader, so one stop moves both.
+    ids = sorted(n["id"] for n in cluster.nodes)
+    topic = f"epochs-{uuid.uuid4().hex[:10]}"
+    new = NewTopic(topic, num_partitions=2, replica_assignment=[ids, [ids[0], ids[2], ids[1]]])
+    cluster.admin().create_topics([new])[topic].result(60)
+    cluster.wait_topic(topic, 2)
+    tp, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
     producer = _producer(cluster, acks="all")
     _plain(producer, topic, 0, [f"e0-{i}".encode() for i in range(10)])
+    _plain(producer, topic, 1, [f"p1-{i}".encode() for i in range(5)])
     follower = _consumer(consumers, cluster, EARLIEST)
     follower.core.assign([tp], follower.now())
     follower.consume({tp: 10})
+    # Partition 1: read_committed, no reset policy, so a spurious truncation would stop it.
+    committed = _consumer(consumers, cluster, NONE, isolation_level=IsolationLevel.READ_COMMITTED)
+    committed.core.assign([tp1], committed.now())
+    committed.core.seek(tp1, 0, committed.now())
+    committed.consume({tp1: 5})
     meta = follower.core.client.metadata
     e0 = meta.partitions[tp].leader_epoch
     leader = cluster.leader_of(topic, 0)
+    assert leader == ids[0] == cluster.leader_of(topic, 1)
     cluster.stop(leader)
     try:
         acked = _plain(producer, topic, 0, [f"e1-{i}".encode() for i in range(10)])
         assert [a.offset for a in acked] == list(range(10, 20))
         follower.consume({tp: 20}, timeout=60)
+        # An aborted transaction on partition 1 under the new epoch: the
+        # read_committed position moves past it without handing out a record.
+        txp = _producer(cluster, **{"transactional.id": f"tx-{uuid.uuid4().hex[:8]}"})
+        txp.init_transactions(60)
+        txp.begin_transaction()
+        produce(txp, topic, [(1, None, f"aborted-{i}".encode(), (), None) for i in range(3)])
+        txp.abort_transaction(60)
+        committed.until(lambda: committed.core.position(tp1) == 9, timeout=60)
     finally:
         cluster.start(leader)
     assert meta.partitions[tp].leader_epoch > e0
@@ -1361,4 +1383,14 @@ def test_positions_checked_against_real_leader_epochs(
     strict.settle(0.5)
     assert strict.records == {}
     assert strict.events == [NoOffsetForPartition((tp,)), LogTruncation(tp, 15, 10)]
+
+    # Leadership back to the first node (a third epoch): the read_committed
+    # position past the aborted transaction is validated, and it holds.
     cluster.wait_broker_count(3, timeout=90)
+    _elect_preferred(cluster, topic, [1], leader)
+    _plain(producer, topic, 1, [b"after-0", b"after-1"])
+    committed.consume({tp1: 7}, timeout=60)
+    committed.settle(0.5)
+    assert committed.offsets(tp1) == [0, 1, 2, 3, 4, 9, 10]
+    assert committed.core.client.metadata.leader(tp1) == leader
+    assert committed.events == [NoOffsetForPartition((tp1,))]
