@@ -1061,6 +1061,12 @@ def _leaders(cluster: Any, topic: str, partitions: int) -> dict[int, int]:
     return {p: cluster.leader_of(topic, p) for p in range(partitions)}
 
 
+def _preferred(cluster: Any, topic: str, partition: int) -> int:
+    """The preferred replica (first in the replica list) of a partition."""
+    md = cluster.admin().list_topics(topic=topic, timeout=10)
+    return int(md.topics[topic].partitions[partition].replicas[0])
+
+
 def _elect_preferred(cluster: Any, topic: str, partitions: list[int], leader: int) -> None:
     """Move leadership back to ``leader`` (the preferred replica) once it is in sync again."""
     from confluent_kafka import ElectionType
@@ -1121,8 +1127,13 @@ def test_leader_failover_exactly_once(
 
     try:
         consumer.consume({tp: 100 for tp in tps}, timeout=60)
+        # The victim leads partition 0 as its preferred replica, so that it can
+        # be made leader again at the end (a node restarted by an earlier test
+        # may not have been back in time to take its leaderships at creation).
+        victim = _preferred(cluster, topic, 0)
+        _elect_preferred(cluster, topic, [0], victim)
         leaders = _leaders(cluster, topic, partitions)
-        victim = leaders[0]
+        assert leaders[0] == victim
         moved = [tp for tp in tps if leaders[tp.partition] == victim]
         epochs = {tp: meta.partitions[tp].leader_epoch for tp in moved}
         if how == "kill":
@@ -1321,6 +1332,7 @@ def test_positions_checked_against_real_leader_epochs(
     new = NewTopic(topic, num_partitions=2, replica_assignment=[ids, [ids[0], ids[2], ids[1]]])
     cluster.admin().create_topics([new])[topic].result(60)
     cluster.wait_topic(topic, 2)
+    _elect_preferred(cluster, topic, [0, 1], ids[0])
     tp, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
     producer = _producer(cluster, acks="all")
     _plain(producer, topic, 0, [f"e0-{i}".encode() for i in range(10)])
