@@ -121,7 +121,7 @@ def run_sansio(bootstrap: str, topic: str, records: int, timeout: float) -> tupl
             for _tp, record in batch:
                 count += 1
                 nbytes += len(record.value or b"")
-            driver.run_once(0)  # send the fetch that handing records out made possible
+            driver.flush()  # send the fetch that handing records out made possible
         else:
             driver.run_once(0.5)
     elapsed = time.perf_counter() - start

@@ -69,6 +69,15 @@ class BlockingDriver:
             self.core.handle_timer(self.clock())
         self._execute()
 
+    def flush(self) -> None:
+        """Carry out what the core queued (open, send, close) without waiting.
+
+        Call it after any call into the core that may queue requests, above
+        all after ``poll``: handing records out queues the next fetch, which
+        should leave before the caller starts processing the records.
+        """
+        self._execute()
+
     def run_until(self, condition: Callable[[], object], timeout: float | None = None) -> bool:
         """Pump until ``condition()`` is true; False if ``timeout`` seconds pass first."""
         deadline = None if timeout is None else self.clock() + timeout
