@@ -118,10 +118,10 @@ def run_sansio(bootstrap: str, topic: str, records: int, timeout: float) -> tupl
     while count < records and not expired():
         batch = core.poll(time.monotonic(), BATCH)
         if batch:
+            driver.flush()  # send the fetch that handing records out made possible
             for _tp, record in batch:
                 count += 1
                 nbytes += len(record.value or b"")
-            driver.flush()  # send the fetch that handing records out made possible
         else:
             driver.run_once(0.5)
     elapsed = time.perf_counter() - start
