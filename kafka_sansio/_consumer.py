@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._client import ClientConfig, ClientCore, Command
 from ._compression import DEFAULT_DECOMPRESS_LIMIT
@@ -64,6 +65,9 @@ from ._subscription import Chunk, FetchState, PartitionState
 from ._types import IsolationLevel, OffsetAndTimestamp, OffsetResetPolicy, TopicPartition
 from .errors import exception_for_code
 from .records import RecordDecoder
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 __all__ = ["ConsumerConfig", "ConsumerCore"]
 
@@ -470,6 +474,9 @@ class ConsumerCore:
             for p, _, _ in sent.values():
                 p.fetch_in_flight = True
             self._fetching_nodes.add(node_id)
+            # Answers name topics by the ids this request used (v13+), whatever
+            # metadata says by the time they arrive.
+            names = {t.topic_id: tp.topic for tp, t in wanted.items()}
 
             def handler(
                 result: Response | RequestFailed,
@@ -478,8 +485,9 @@ class ConsumerCore:
                 session: FetchSession = session,
                 sreq: SessionRequest = sreq,
                 sent: dict[TopicPartition, tuple[PartitionState, int, int]] = sent,
+                names: dict[UUID, str] = names,
             ) -> None:
-                self._on_fetch(node_id, session, sreq, sent, result, now)
+                self._on_fetch(node_id, session, sreq, sent, names, result, now)
 
             self.client.send(node_id, request, now, handler, version=version)
 
@@ -524,6 +532,7 @@ class ConsumerCore:
         session: FetchSession,
         sreq: SessionRequest,
         sent: dict[TopicPartition, tuple[PartitionState, int, int]],
+        names: dict[UUID, str],
         result: Response | RequestFailed,
         now: float,
     ) -> None:
@@ -543,7 +552,6 @@ class ConsumerCore:
                     p.retry_at = retry
             return
         session.handle_success(sreq, response.session_id)
-        names = self.client.metadata.topic_names()
         out_of_range: dict[TopicPartition, int] = {}
         for topic in response.responses:
             name = topic.topic or names.get(topic.topic_id, "")
