@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._errors import FrameTooLargeError, RemoteProtocolError
 
-__all__ = ["DEFAULT_MAX_FRAME_SIZE", "FrameBuffer", "frame"]
+__all__ = ["DEFAULT_MAX_FRAME_SIZE", "FrameBuffer", "frame", "read_frame"]
 
 #: 100 MiB, the Java client's default ``socket.request.max.bytes`` on the broker side.
 DEFAULT_MAX_FRAME_SIZE = 104_857_600
@@ -51,22 +51,34 @@ class FrameBuffer:
 
     def next_frame(self) -> bytes | None:
         """Return the next complete frame's payload (without its prefix), or ``None``."""
-        buf = self._buf
-        pos = self._pos
-        if len(buf) - pos < 4:
+        payload, used = read_frame(memoryview(self._buf)[self._pos :], self.max_frame_size)
+        if payload is None:
             return None
-        size = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
-        if size < 0:
-            raise RemoteProtocolError(f"negative frame size {size}")
-        if size > self.max_frame_size:
-            raise FrameTooLargeError(size, self.max_frame_size)
-        end = pos + 4 + size
-        if len(buf) < end:
-            return None
-        payload = bytes(buf[pos + 4 : end])
-        if end == len(buf):
-            buf.clear()
+        self._pos += used
+        if self._pos == len(self._buf):
+            self._buf.clear()
             self._pos = 0
-        else:
-            self._pos = end
         return payload
+
+
+def read_frame(
+    buffer: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_FRAME_SIZE
+) -> tuple[bytes | None, int]:
+    """Split one size-prefixed frame off the front of *buffer* (stateless).
+
+    Returns ``(payload, consumed)`` or ``(None, 0)`` if more bytes are needed.
+    The size is checked against *max_size* before anything is allocated:
+    :class:`FrameTooLargeError` if it is larger, :class:`RemoteProtocolError`
+    if it is negative.  Nothing is consumed from *buffer*; drop ``consumed``
+    bytes yourself (:class:`FrameBuffer` does that for a stream).
+    """
+    if len(buffer) < 4:
+        return None, 0
+    size = int.from_bytes(buffer[:4], "big", signed=True)
+    if size < 0:
+        raise RemoteProtocolError(f"negative frame size {size}")
+    if size > max_size:
+        raise FrameTooLargeError(size, max_size)
+    if len(buffer) < 4 + size:
+        return None, 0
+    return bytes(buffer[4 : 4 + size]), 4 + size

@@ -63,6 +63,8 @@ CRC_START = 21
 MIN_BATCH_LENGTH_V2 = HEADER_SIZE_V2 - 12
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
+#: What ``_HEADER`` unpacks: RecordBatch's fields before ``records``, in order.
+_BatchHeader = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int]
 _HEADER_PREFIX = struct.Struct(">qiibI")  # baseOffset .. crc
 _HEADER_TAIL = struct.Struct(">hiqqqhii")  # attributes .. records count (CRC-covered)
 _INT16 = struct.Struct(">h")
@@ -438,21 +440,10 @@ def decode_batch_v2(
     """
     if end - pos < HEADER_SIZE_V2:
         raise CorruptRecordError("record batch shorter than its header")
-    (
-        base_offset,
-        batch_length,
-        leader_epoch,
-        magic,
-        crc,
-        attributes,
-        last_offset_delta,
-        base_timestamp,
-        max_timestamp,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        count,
-    ) = _HEADER.unpack_from(buf, pos)
+    header: _BatchHeader = _HEADER.unpack_from(buf, pos)
+    base_offset, batch_length, _, magic, crc, attributes = header[:6]
+    base_timestamp, max_timestamp = header[7:9]
+    count = header[12]
     if magic != 2:
         raise CorruptRecordError(f"expected magic 2, got {magic}")
     if batch_length != end - pos - 12:
@@ -481,22 +472,8 @@ def decode_batch_v2(
         records = [r._replace(timestamp=max_timestamp) for r in records]
     if start_offset is not None and records and records[0].offset < start_offset:
         records = [r for r in records if r.offset >= start_offset]
-    return RecordBatch(
-        base_offset,
-        batch_length,
-        leader_epoch,
-        magic,
-        crc,
-        attributes,
-        last_offset_delta,
-        base_timestamp,
-        max_timestamp,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        count,
-        tuple(records),
-    )
+    # The header fields are RecordBatch's fields, in order.
+    return RecordBatch(*header, tuple(records))
 
 
 # -- encoding --------------------------------------------------------------------

@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ._errors import FrameTooLargeError, LocalProtocolError, RemoteProtocolError
-from ._framing import DEFAULT_MAX_FRAME_SIZE, frame
+from ._framing import DEFAULT_MAX_FRAME_SIZE, frame, read_frame
 from ._messages import API_KEYS, APIS, RESPONSE_FIRST_FLEXIBLE, VERSIONS
 from ._wire import Message
 
@@ -315,34 +315,6 @@ def decode_request(
     if end != len(buf):
         raise RemoteProtocolError(f"{len(buf) - end} trailing bytes after {cls.NAME} v{version}")
     return header, body
-
-
-# ----------------------------------------------------------------------------- framing
-
-
-def read_frame(
-    buffer: bytes | bytearray | memoryview, max_size: int = DEFAULT_MAX_FRAME_SIZE
-) -> tuple[bytes | None, int]:
-    """Split one size-prefixed frame off the front of *buffer* (stateless).
-
-    ``kafka_sansio._framing.FrameBuffer`` does the same for a stream.
-
-    Returns ``(payload, consumed)`` or ``(None, 0)`` if more bytes are needed.
-    The size is checked against *max_size* before anything is allocated:
-    :class:`FrameTooLargeError` if it is larger, :class:`RemoteProtocolError`
-    if it is negative.  Nothing is consumed from *buffer*; drop ``consumed``
-    bytes yourself.
-    """
-    if len(buffer) < 4:
-        return None, 0
-    (size,) = _SIZE.unpack_from(buffer, 0)
-    if size < 0:
-        raise RemoteProtocolError(f"negative frame size {size}")
-    if size > max_size:
-        raise FrameTooLargeError(size, max_size)
-    if len(buffer) < 4 + size:
-        return None, 0
-    return bytes(buffer[4 : 4 + size]), 4 + size
 
 
 # ----------------------------------------------------------------------------- negotiation

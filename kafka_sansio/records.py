@@ -276,33 +276,23 @@ class BatchIterator:
                     raise CorruptRecordError(f"v2 batch length {length} is too small")
                 (delta,) = _LAST_OFFSET_DELTA.unpack_from(buf, pos + 23)
                 last = base_offset + delta
-                if start_offset is None or last >= start_offset:
-                    batch = decode_batch_v2(
-                        buf,
-                        pos,
-                        end,
-                        check_crc=self._check_crc,
-                        decompress_limit=self._limit,
-                        start_offset=start_offset,
-                    )
-                    self._pos = end
-                    self.next_offset = last + 1
-                    return batch
+                decode = decode_batch_v2
             else:
                 # A legacy message's own offset is its last (wrapper) offset.
                 last = base_offset
-                if start_offset is None or last >= start_offset:
-                    batch = decode_legacy_message(
-                        buf,
-                        pos,
-                        end,
-                        check_crc=self._check_crc,
-                        decompress_limit=self._limit,
-                        start_offset=start_offset,
-                    )
-                    self._pos = end
-                    self.next_offset = last + 1
-                    return batch
+                decode = decode_legacy_message
+            if start_offset is None or last >= start_offset:
+                batch = decode(
+                    buf,
+                    pos,
+                    end,
+                    check_crc=self._check_crc,
+                    decompress_limit=self._limit,
+                    start_offset=start_offset,
+                )
+                self._pos = end
+                self.next_offset = last + 1
+                return batch
             # skipped: entirely below the start offset
             pos = self._pos = end
             self.next_offset = last + 1
