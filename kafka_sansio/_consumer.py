@@ -39,7 +39,7 @@ from ._events import (
     Records,
     ResetReason,
 )
-from ._fetch_session import FetchSession, FetchTarget, SessionRequest
+from ._fetch_session import NO_TOPIC_ID, FetchSession, FetchTarget, SessionRequest
 from ._messages.fetch import (
     AbortedTransaction,
     FetchPartition,
@@ -80,7 +80,6 @@ LATEST = -1
 #: Partition errors that a metadata refresh and a retry cure.
 _REFRESH_AND_RETRY = frozenset({3, 5, 6, 9, 56, 74, 75, 78, 100, 103})
 _SESSION_ERRORS = frozenset({70, 71})
-_NO_TOPIC_ID = FetchTopic().topic_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +451,7 @@ class ConsumerCore:
                 p.fetch_offset,
                 self.config.max_partition_fetch_bytes,
                 self._leader_epoch(tp),
-                meta.topic_ids.get(tp.topic, _NO_TOPIC_ID),
+                meta.topic_ids.get(tp.topic, NO_TOPIC_ID),
             )
         self._waiting_nodes.clear()
         for node_id, wanted in by_node.items():
@@ -506,7 +505,6 @@ class ConsumerCore:
         forgotten: dict[str, list[int]] = {}
         for tp in sreq.to_forget:
             forgotten.setdefault(tp.topic, []).append(tp.partition)
-        zero = FetchTopic().topic_id
         return FetchRequest(
             replica_id=-1,
             max_wait_ms=int(self.config.fetch_max_wait * 1000),
@@ -516,11 +514,11 @@ class ConsumerCore:
             session_id=sreq.session_id,
             session_epoch=sreq.epoch,
             topics=[
-                FetchTopic(topic=name, topic_id=ids.get(name, zero), partitions=parts)
+                FetchTopic(topic=name, topic_id=ids.get(name, NO_TOPIC_ID), partitions=parts)
                 for name, parts in topics.items()
             ],
             forgotten_topics_data=[
-                ForgottenTopic(topic=name, topic_id=ids.get(name, zero), partitions=parts)
+                ForgottenTopic(topic=name, topic_id=ids.get(name, NO_TOPIC_ID), partitions=parts)
                 for name, parts in forgotten.items()
             ],
             rack_id=self.config.client_rack,

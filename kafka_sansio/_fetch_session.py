@@ -20,10 +20,10 @@ from uuid import UUID
 
 from ._types import TopicPartition
 
-__all__ = ["FetchSession", "FetchTarget", "SessionRequest"]
+__all__ = ["NO_TOPIC_ID", "FetchSession", "FetchTarget", "SessionRequest"]
 
 _MAX_EPOCH = 0x7FFFFFFF
-_NO_TOPIC_ID = UUID(int=0)
+NO_TOPIC_ID = UUID(int=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class FetchTarget:
     max_bytes: int
     current_leader_epoch: int
     #: The topic's id when the partition was asked for (zero when unknown).
-    topic_id: UUID = _NO_TOPIC_ID
+    topic_id: UUID = NO_TOPIC_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class FetchSession:
         request at once.  Call before :meth:`build`; the next request is full.
         """
         if any(
-            t.topic_id != topic_ids.get(tp.topic, _NO_TOPIC_ID) for tp, t in self.partitions.items()
+            t.topic_id != topic_ids.get(tp.topic, NO_TOPIC_ID) for tp, t in self.partitions.items()
         ):
             self.handle_failure()
 
