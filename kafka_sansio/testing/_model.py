@@ -92,6 +92,7 @@ from ..records import (
     encode_batch,
     make_control_record,
 )
+from . import _model_admin, _model_group, _model_producer
 from ._model_log import AbortedTxn, ModelError, PartitionLog, ProducerState, StoredBatch
 
 __all__ = [
@@ -147,6 +148,9 @@ ADVERTISED_VERSIONS: dict[int, tuple[int, int]] = {
     DELETE_TOPICS: (1, 6),
     OFFSET_FOR_LEADER_EPOCH: (2, 4),
 }
+ADVERTISED_VERSIONS.update(_model_admin.VERSIONS)
+ADVERTISED_VERSIONS.update(_model_producer.VERSIONS)
+ADVERTISED_VERSIONS.update(_model_group.VERSIONS)
 _ACCEPTED_MIN = {PRODUCE: 3}
 _PARTITION_LEVEL = frozenset({PRODUCE, FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH})
 _ZERO_UUID = UUID(int=0)
@@ -379,6 +383,8 @@ class ModelCluster:
         self._error_rules: list[_ErrorRule] = []
         self._delay_rules: list[_DelayRule] = []
         self._txns: dict[int, _Txn] = {}
+        #: State of the broker parts kept in their own modules, by module name.
+        self.extensions: dict[str, Any] = {}
 
     # ------------------------------------------------------------ topics
 
@@ -1371,6 +1377,9 @@ _HANDLERS: dict[int, Any] = {
     CREATE_TOPICS: ModelCluster._create_topics,
     DELETE_TOPICS: ModelCluster._delete_topics,
     OFFSET_FOR_LEADER_EPOCH: ModelCluster._offset_for_leader_epoch,
+    **_model_admin.HANDLERS,
+    **_model_producer.HANDLERS,
+    **_model_group.HANDLERS,
 }
 
 
