@@ -1376,6 +1376,13 @@ def generate(spec_dir: Path, out_dir: Path) -> dict[str, str]:
         registry_apis.append((req.api_key, api, module, req, resp))
     hdrs = [msgs["RequestHeader"], msgs["ResponseHeader"]]
     files["_messages/headers.py"] = generate_module(hdrs, "Request and response headers.")
+    # The classic consumer protocol's embedded schemas (the bytes a consumer
+    # puts in JoinGroup metadata and SyncGroup assignments); each is preceded
+    # on the wire by an int16 version that the caller reads and writes.
+    consumer = [msgs["ConsumerProtocolSubscription"], msgs["ConsumerProtocolAssignment"]]
+    files["_messages/consumer_protocol.py"] = generate_module(
+        consumer, "Consumer group protocol data: subscription and assignment (no API key)."
+    )
     schema.extend(schema_entries(hdrs, "headers"))
 
     R = [
