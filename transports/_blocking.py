@@ -5,6 +5,16 @@ for, write what it queues, feed it what arrives together with
 ``time.monotonic()``, and fire its one timer.  It owns no Kafka logic.  Use it
 from one thread; :meth:`BlockingDriver.wakeup` may be called from another to
 interrupt a wait.
+
+With an ``ssl_context`` every connection is TLS.  The TLS state machine is
+the standard library's ``ssl.SSLObject`` over two memory buffers, so the
+handshake and the records ride the same selector loop as plain TCP: bytes
+read from the socket go into the object, the bytes it produces go out
+through the socket's write buffer.  The core hears ``connection_made`` only
+after the handshake completed; a handshake the peer's certificate fails
+(or that finds no common protocol) is reported to the core as
+``connection_lost`` and kept as a :class:`TlsError` in
+:attr:`BlockingDriver.errors`, because reconnecting will not cure it.
 """
 
 from __future__ import annotations
@@ -13,32 +23,84 @@ import contextlib
 import errno
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
 from kafka_sansio import CloseConnection, DrivenCore, OpenConnection, SendData
 
+from ._errors import TlsError, TransportError
+
 __all__ = ["BlockingDriver"]
 
 _READ_SIZE = 1 << 20
 
+# Errors during a handshake that say the peer went away rather than that the
+# two sides cannot agree: the core reconnects and no error is kept.
+_CURABLE_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
+class _Tls:
+    """One connection's TLS state: the SSLObject, its two memory buffers, and the plain
+    bytes queued before the handshake completed (sent once it has)."""
+
+    __slots__ = ("early", "incoming", "obj", "outgoing", "server_hostname")
+
+    def __init__(self, context: ssl.SSLContext, server_hostname: str) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.server_hostname = server_hostname
+        self.early = bytearray()
+        self.obj = context.wrap_bio(
+            self.incoming, self.outgoing, server_side=False, server_hostname=server_hostname
+        )
+
 
 class _Sock:
-    __slots__ = ("connected", "node_id", "out", "sock")
+    __slots__ = ("address", "connected", "node_id", "out", "sock", "tcp_up", "tls")
 
-    def __init__(self, node_id: int, sock: socket.socket) -> None:
+    def __init__(self, node_id: int, sock: socket.socket, address: str, tls: _Tls | None) -> None:
         self.node_id = node_id
         self.sock = sock
+        self.address = address
+        self.tls = tls
+        #: The TCP connect finished.
+        self.tcp_up = False
+        #: The core was told connection_made (after the handshake with TLS).
         self.connected = False
+        #: Bytes for the socket (already encrypted with TLS).
         self.out = bytearray()
 
 
 class BlockingDriver:
-    """Pumps ``core`` over TCP.  ``clock`` is ``time.monotonic`` unless a test swaps it."""
+    """Pumps ``core`` over TCP, or TLS when ``ssl_context`` is given.
 
-    def __init__(self, core: DrivenCore, clock: Callable[[], float] = time.monotonic) -> None:
+    ``ssl_context`` verifies the brokers; build it with
+    ``ssl.create_default_context(cafile=...)`` (certificate and host name
+    checks on).  ``server_hostname`` is the name checked against every
+    broker's certificate (and sent as SNI); by default it is the host the
+    core asked to connect to.  ``clock`` is ``time.monotonic`` unless a test
+    swaps it.
+
+    :attr:`errors` collects the transport failures that reconnecting cannot
+    cure (a :class:`TlsError` per failed handshake, with the reason ``ssl``
+    gave); the core only learns that the connection was lost.  Whoever
+    surfaces them to the user may clear the list.
+    """
+
+    def __init__(
+        self,
+        core: DrivenCore,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
         self.core = core
         self.clock = clock
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        self.errors: list[TransportError] = []
         self._sel = selectors.DefaultSelector()
         self._socks: dict[int, _Sock] = {}
         self._wake_r, self._wake_w = socket.socketpair()
@@ -60,9 +122,9 @@ class BlockingDriver:
                 self._drain_wakeups()
                 continue
             assert isinstance(entry, _Sock)
-            if mask & selectors.EVENT_WRITE:
+            if mask & selectors.EVENT_WRITE and self._socks.get(entry.node_id) is entry:
                 self._writable(entry)
-            if mask & selectors.EVENT_READ and entry.node_id in self._socks:
+            if mask & selectors.EVENT_READ and self._socks.get(entry.node_id) is entry:
                 self._readable(entry)
         timer = self.core.get_timer()
         if timer is not None and self.clock() >= timer:
@@ -113,11 +175,35 @@ class BlockingDriver:
             elif isinstance(cmd, SendData):
                 entry = self._socks.get(cmd.node_id)
                 if entry is not None:
-                    entry.out += cmd.data
-                    if entry.connected:
-                        self._writable(entry)
+                    self._queue(entry, cmd.data)
             elif isinstance(cmd, CloseConnection):
                 self._drop(cmd.node_id)
+
+    def _queue(self, entry: _Sock, data: bytes) -> None:
+        """Add the core's bytes to the socket's write buffer (encrypting them with TLS)."""
+        if entry.tls is None:
+            entry.out += data
+        elif not entry.connected:
+            entry.tls.early += data  # the SSLObject takes application data after the handshake
+            return
+        elif not self._encrypt(entry, data):
+            return
+        if entry.connected:
+            self._send(entry)
+
+    def _encrypt(self, entry: _Sock, data: bytes | bytearray) -> bool:
+        """Encrypt ``data`` onto the write buffer; False (connection lost) if TLS refuses."""
+        tls = entry.tls
+        assert tls is not None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[tls.obj.write(view) :]
+        except ssl.SSLError:
+            self._lost(entry)
+            return False
+        entry.out += tls.outgoing.read()
+        return True
 
     def _open(self, cmd: OpenConnection) -> None:
         self._drop(cmd.node_id)
@@ -128,6 +214,17 @@ class BlockingDriver:
         except OSError:
             self.core.connection_lost(cmd.node_id, self.clock())
             return
+        tls = None
+        if self.ssl_context is not None:
+            hostname = self.server_hostname or cmd.host
+            try:
+                tls = _Tls(self.ssl_context, hostname)
+            except (ssl.SSLError, ValueError) as exc:
+                # A context that cannot make a client connection for this name.
+                sock.close()
+                self._tls_failed(cmd.node_id, f"{cmd.host}:{cmd.port}", hostname, exc)
+                self.core.connection_lost(cmd.node_id, self.clock())
+                return
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         code = sock.connect_ex(address)
@@ -135,21 +232,26 @@ class BlockingDriver:
             sock.close()
             self.core.connection_lost(cmd.node_id, self.clock())
             return
-        entry = _Sock(cmd.node_id, sock)
+        entry = _Sock(cmd.node_id, sock, f"{cmd.host}:{cmd.port}", tls)
         self._socks[cmd.node_id] = entry
         self._sel.register(sock, selectors.EVENT_WRITE, entry)
 
     def _writable(self, entry: _Sock) -> None:
-        if not entry.connected:
+        if not entry.tcp_up:
             error = entry.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
                 self._lost(entry)
                 return
-            entry.connected = True
-            self._sel.modify(entry.sock, selectors.EVENT_READ, entry)
-            self.core.connection_made(entry.node_id, self.clock())
-            self._execute()
+            entry.tcp_up = True
+            if entry.tls is None:
+                self._established(entry)
+            else:
+                self._handshake(entry)
             return
+        self._send(entry)
+
+    def _send(self, entry: _Sock) -> None:
+        """Write as much of the buffer as the socket takes; watch for writability if not all."""
         while entry.out:
             try:
                 sent = entry.sock.send(entry.out)
@@ -162,6 +264,52 @@ class BlockingDriver:
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if entry.out else 0)
         self._sel.modify(entry.sock, events, entry)
 
+    def _established(self, entry: _Sock) -> None:
+        """The connection is ready for Kafka bytes: tell the core and send what it queues."""
+        entry.connected = True
+        self._send(entry)
+        if self._socks.get(entry.node_id) is not entry:
+            return  # the write of the last handshake bytes failed; the core knows
+        self.core.connection_made(entry.node_id, self.clock())
+        self._execute()
+
+    def _handshake(self, entry: _Sock) -> None:
+        """Advance the TLS handshake with what the buffers hold."""
+        tls = entry.tls
+        assert tls is not None
+        try:
+            tls.obj.do_handshake()
+        except ssl.SSLWantReadError:
+            entry.out += tls.outgoing.read()
+            self._send(entry)
+            return
+        except _CURABLE_TLS:
+            self._lost(entry)
+            return
+        except ssl.SSLError as exc:
+            self._tls_failed(entry.node_id, entry.address, tls.server_hostname, exc)
+            self._lost(entry)
+            return
+        entry.out += tls.outgoing.read()
+        early, tls.early = tls.early, bytearray()
+        if early and not self._encrypt(entry, early):
+            return
+        self._established(entry)
+
+    def _tls_failed(self, node_id: int, address: str, hostname: str, exc: Exception) -> None:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = exc.verify_message or str(exc)
+        elif isinstance(exc, ssl.SSLError):
+            reason = exc.reason or str(exc)
+        else:
+            reason = str(exc)
+        error = TlsError(
+            f"TLS handshake with node {node_id} at {address} (checked as {hostname!r}) "
+            f"failed: {reason}"
+        )
+        error.__cause__ = exc
+        self.errors.append(error)
+
     def _readable(self, entry: _Sock) -> None:
         try:
             data = entry.sock.recv(_READ_SIZE)
@@ -169,10 +317,52 @@ class BlockingDriver:
             return
         except OSError:
             data = b""
-        if not data:
+        if entry.tls is None:
+            if not data:
+                self._lost(entry)
+                return
+            self.core.data_received(entry.node_id, data, self.clock())
+            return
+        if data:
+            entry.tls.incoming.write(data)
+        else:
+            entry.tls.incoming.write_eof()
+        if not entry.connected:
+            self._handshake(entry)
+            if not data and self._socks.get(entry.node_id) is entry:
+                self._lost(entry)  # EOF while the handshake still waits for bytes
+            return
+        self._decrypt(entry, eof=not data)
+
+    def _decrypt(self, entry: _Sock, eof: bool) -> None:
+        """Hand the core every whole TLS record received; lose the connection at its end."""
+        tls = entry.tls
+        assert tls is not None
+        chunks = []
+        ended = eof
+        while True:
+            try:
+                chunk = tls.obj.read(_READ_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLError:  # close_notify, a truncated stream or a corrupt record
+                ended = True
+                break
+            if not chunk:
+                ended = True
+                break
+            chunks.append(chunk)
+        if chunks:
+            self.core.data_received(entry.node_id, b"".join(chunks), self.clock())
+        if self._socks.get(entry.node_id) is not entry:
+            return
+        if ended:
             self._lost(entry)
             return
-        self.core.data_received(entry.node_id, data, self.clock())
+        pending = tls.outgoing.read()  # post-handshake messages (key updates) to answer
+        if pending:
+            entry.out += pending
+            self._send(entry)
 
     def _lost(self, entry: _Sock) -> None:
         self._drop(entry.node_id)
