@@ -1,14 +1,15 @@
 """Test-side driver for ``scripts/kafka-cluster`` (a real Apache Kafka cluster on loopback).
 
 ``scripts/`` is not a package, so the tool always runs as a subprocess of the current
-interpreter. The objects here are what the ``kafka``, ``kafka_cluster3`` and ``kafka_sasl``
-fixtures in ``conftest.py`` hand to tests.
+interpreter. The objects here are what the ``kafka``, ``kafka_cluster3``, ``kafka_sasl`` and
+``kafka_tls`` fixtures in ``conftest.py`` hand to tests.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from _tls import ServerCert
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOOL = REPO_ROOT / "scripts" / "kafka-cluster"
@@ -162,6 +165,11 @@ class KafkaCluster:
     Attributes: ``bootstrap`` ("127.0.0.1:port,..."), ``host`` and ``port`` (first node),
     ``nodes`` (dicts from the tool's JSON), ``kafka_version``, ``cluster_id``, ``dir``; for
     SASL clusters also ``sasl_bootstrap``, ``users`` (name -> password) and ``mechanisms``.
+
+    For TLS clusters: ``tls_bootstrap`` (the SSL listeners, "127.0.0.1:port,..."),
+    ``tls_cafile`` (path of the PEM CA certificate that verifies them) and
+    ``tls_server_hostname`` (a name the broker certificate is valid for; the advertised
+    address 127.0.0.1 is valid too, so the default of checking the connected host works).
     """
 
     def __init__(
@@ -181,6 +189,10 @@ class KafkaCluster:
         self.sasl_bootstrap: str | None = sasl["bootstrap"] if sasl else None
         self.users: dict[str, str] = dict(sasl["users"]) if sasl else {}
         self.mechanisms: list[str] = list(sasl["mechanisms"]) if sasl else []
+        tls = info.get("tls") or None
+        self.tls_bootstrap: str | None = tls["bootstrap"] if tls else None
+        self.tls_cafile: str | None = None
+        self.tls_server_hostname: str | None = None
         self._admin: Any = None
 
     def __repr__(self) -> str:
@@ -195,18 +207,27 @@ class KafkaCluster:
         *,
         nodes: int = 1,
         sasl: bool = False,
+        tls: ServerCert | None = None,
         owner_pid: int | None = None,
         timeout: float | None = None,
     ) -> KafkaCluster:
+        """Start a cluster; with ``tls`` every node also gets an SSL listener serving that
+        certificate (``tls_bootstrap``, ``tls_cafile`` and ``tls_server_hostname`` set)."""
         args = ["up", "--nodes", str(nodes), "--dir", str(cluster_dir)]
         if sasl:
             args.append("--sasl")
+        if tls is not None:
+            args += ["--tls-keystore", str(tls.keystore), "--tls-password", tls.password]
         if owner_pid is not None:
             args += ["--owner-pid", str(owner_pid)]
         if timeout is not None:
             args += ["--timeout", str(timeout)]
         info = _last_json_line(run_tool_ok(*args, timeout=UP_TIMEOUT))
-        return cls(info)
+        cluster = cls(info)
+        if tls is not None:
+            cluster.tls_cafile = str(tls.ca.cert)
+            cluster.tls_server_hostname = (tls.dns_names or tls.ip_addresses)[0]
+        return cluster
 
     @classmethod
     def external(cls, bootstrap: str) -> KafkaCluster:
@@ -263,8 +284,27 @@ class KafkaCluster:
             self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
         return self._admin
 
-    def client_config(self, mechanism: str | None = None, user: str = "alice") -> dict[str, str]:
-        """confluent-kafka settings to reach the cluster (over SASL when ``mechanism`` given)."""
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that verifies this cluster's SSL listeners (default checks on)."""
+        if self.tls_cafile is None:
+            raise RuntimeError("this cluster has no TLS listener")
+        return ssl.create_default_context(cafile=self.tls_cafile)
+
+    def client_config(
+        self, mechanism: str | None = None, user: str = "alice", *, tls: bool = False
+    ) -> dict[str, str]:
+        """confluent-kafka settings to reach the cluster (over SASL when ``mechanism`` given,
+        over TLS with the cluster's CA when ``tls``)."""
+        if tls:
+            if mechanism is not None:
+                raise RuntimeError("the SASL listener is not TLS")
+            if self.tls_bootstrap is None or self.tls_cafile is None:
+                raise RuntimeError("this cluster has no TLS listener")
+            return {
+                "bootstrap.servers": self.tls_bootstrap,
+                "security.protocol": "SSL",
+                "ssl.ca.location": self.tls_cafile,
+            }
         if mechanism is None:
             return {"bootstrap.servers": self.bootstrap}
         if self.sasl_bootstrap is None:

@@ -53,9 +53,7 @@ def _openssl(*args: str, cwd: Path) -> None:
         [exe, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
     )
     if proc.returncode != 0:
-        raise CertError(
-            f"openssl {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr}"
-        )
+        raise CertError(f"openssl {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr}")
 
 
 def _ec_key(path: Path) -> None:
