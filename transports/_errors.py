@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from kafka_sansio import KafkaSansioError
 
-__all__ = ["ClosedError", "TlsError", "TransportError"]
+__all__ = [
+    "ClosedError",
+    "OperationTimeoutError",
+    "PartitionEventError",
+    "TlsError",
+    "TransportError",
+]
 
 
 class TransportError(KafkaSansioError):
@@ -23,3 +29,14 @@ class TlsError(TransportError):
 
 class ClosedError(KafkaSansioError):
     """The client was used after ``close()``."""
+
+
+class OperationTimeoutError(KafkaSansioError, TimeoutError):
+    """A call that waits for the cluster (position, offsets lookup, flush) ran out of time."""
+
+
+class PartitionEventError(KafkaSansioError):
+    """A partition stopped fetching and needs the user (no reset policy): seek it.
+
+    ``event`` is the core's event (``NoOffsetForPartition`` or ``LogTruncation``).
+    """

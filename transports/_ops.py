@@ -1,0 +1,460 @@
+"""What the three adapters share: every user-facing operation, written once.
+
+An operation is a generator.  It calls into a core (synchronously, never
+while suspended), and when it has to wait it yields the absolute deadline it
+is willing to wait until (``None``: no limit).  The adapter that runs it
+pumps I/O until *something* happened or the deadline passed, then resumes
+it; the operation looks again and decides.  So::
+
+    blocking:  for each yield -> driver.run_once(...)   (select on the sockets)
+    asyncio:   for each yield -> await progress          (protocol callbacks feed the core)
+    trio:      for each yield -> await progress          (reader tasks feed the core)
+
+The logic (poll, position, offsets lookups, delivery, admin calls) lives
+here and nowhere else; the adapters differ only in how they wait.  Because
+an operation takes records or results out of the core only in the step
+after its last wait, cancelling a waiting adapter call (asyncio/trio) leaves
+the core as it was: records not handed out stay buffered.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from kafka_sansio import (
+    ClientConfig,
+    ClientError,
+    ConsumerConfig,
+    ConsumerCore,
+    Event,
+    FetchError,
+    IsolationLevel,
+    KafkaSansioError,
+    LogTruncation,
+    NoOffsetForPartition,
+    OffsetAndTimestamp,
+    OffsetOutOfRange,
+    OffsetResetPolicy,
+    OffsetsResult,
+    Records,
+    TopicPartition,
+    parse_bootstrap,
+)
+from kafka_sansio._sasl import (
+    OAuthBearerMechanism,
+    PlainMechanism,
+    SaslMechanism,
+    ScramMechanism,
+)
+from kafka_sansio.errors import OffsetOutOfRangeError
+from kafka_sansio.records import Record
+
+from ._errors import ClosedError, OperationTimeoutError, PartitionEventError
+
+__all__ = [
+    "ConsumerRecord",
+    "ConsumerState",
+    "Driver",
+    "Op",
+    "Security",
+    "client_config",
+    "consumer_config",
+]
+
+log = logging.getLogger("kafka_sansio")
+
+T = TypeVar("T")
+#: An operation: yields deadlines to wait until, returns its result.
+Op = Generator[float | None, None, T]
+
+
+class Driver(Protocol):
+    """What an operation needs from the adapter that runs it."""
+
+    #: Transport failures that reconnecting cannot cure (e.g. TlsError), oldest first.
+    errors: list[KafkaSansioError]
+
+    def now(self) -> float: ...
+    def flush(self) -> None: ...
+
+
+# ------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """How the adapters reach the brokers: TLS context and SASL credentials.
+
+    ``ssl`` is an :class:`ssl.SSLContext`, or True for the system's default
+    context (server verification on), or a CA file path; None is plaintext.
+    """
+
+    ssl_context: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+
+
+def _ssl_context(ssl_option: ssl.SSLContext | bool | str | None) -> ssl.SSLContext | None:
+    if ssl_option is None or ssl_option is False:
+        return None
+    if ssl_option is True:
+        return ssl.create_default_context()
+    if isinstance(ssl_option, str):
+        return ssl.create_default_context(cafile=ssl_option)
+    return ssl_option
+
+
+def _sasl_factory(
+    mechanism: str | None,
+    username: str | None,
+    password: str | None,
+    oauth_token: Callable[[], str] | None,
+) -> Callable[[], SaslMechanism] | None:
+    if mechanism is None:
+        return None
+    name = mechanism.upper()
+    rng = random.SystemRandom()
+    if name == "OAUTHBEARER":
+        if oauth_token is None:
+            raise ValueError("sasl_mechanism OAUTHBEARER needs sasl_oauth_token (a callable)")
+        token = oauth_token
+        return lambda: OAuthBearerMechanism(token())
+    if username is None or password is None:
+        raise ValueError(f"sasl_mechanism {mechanism} needs sasl_username and sasl_password")
+    user, secret = username, password
+    if name == "PLAIN":
+        return lambda: PlainMechanism(user, secret)
+    if name in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+        return lambda: ScramMechanism(name, user, secret, f"{rng.getrandbits(128):032x}")
+    raise ValueError(f"unknown sasl_mechanism {mechanism!r}")
+
+
+#: Keyword arguments every client accepts, with their defaults.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "client_id": "kafka-sansio",
+    "request_timeout": 30.0,
+    "connect_timeout": 10.0,
+    "metadata_max_age": 300.0,
+    "ssl": None,
+    "ssl_server_hostname": None,
+    "sasl_mechanism": None,
+    "sasl_username": None,
+    "sasl_password": None,
+    "sasl_oauth_token": None,
+}
+
+
+def client_config(
+    bootstrap_servers: str | Iterable[str], options: Mapping[str, Any]
+) -> tuple[ClientConfig, Security]:
+    """The core's ClientConfig and the adapter's Security from user keyword arguments."""
+    unknown = set(options) - set(CLIENT_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    opts = {**CLIENT_OPTIONS, **options}
+    config = ClientConfig(
+        bootstrap_servers=parse_bootstrap(bootstrap_servers),
+        client_id=opts["client_id"],
+        request_timeout=opts["request_timeout"],
+        connect_timeout=opts["connect_timeout"],
+        metadata_max_age=opts["metadata_max_age"],
+        sasl=_sasl_factory(
+            opts["sasl_mechanism"],
+            opts["sasl_username"],
+            opts["sasl_password"],
+            opts["sasl_oauth_token"],
+        ),
+    )
+    return config, Security(_ssl_context(opts["ssl"]), opts["ssl_server_hostname"])
+
+
+#: Consumer keyword arguments (besides the client's), with Java-like defaults.
+CONSUMER_OPTIONS: dict[str, Any] = {
+    "auto_offset_reset": "latest",
+    "fetch_min_bytes": 1,
+    "fetch_max_bytes": 52_428_800,
+    "fetch_max_wait": 0.5,
+    "max_partition_fetch_bytes": 1_048_576,
+    "max_poll_records": 500,
+    "isolation_level": "read_uncommitted",
+    "check_crcs": True,
+    "default_api_timeout": 60.0,
+    "client_rack": "",
+}
+
+
+def consumer_config(
+    bootstrap_servers: str | Iterable[str], options: Mapping[str, Any]
+) -> tuple[ConsumerConfig, Security]:
+    """Split user keyword arguments into the consumer core's config and the security settings."""
+    consumer_opts = {k: v for k, v in options.items() if k in CONSUMER_OPTIONS}
+    client, security = client_config(
+        bootstrap_servers, {k: v for k, v in options.items() if k not in CONSUMER_OPTIONS}
+    )
+    opts = {**CONSUMER_OPTIONS, **consumer_opts}
+    opts["auto_offset_reset"] = OffsetResetPolicy(str(opts["auto_offset_reset"]).lower())
+    level = opts["isolation_level"]
+    if isinstance(level, str):
+        level = IsolationLevel[level.upper()]
+    opts["isolation_level"] = level
+    return ConsumerConfig(client=client, **opts), security
+
+
+# ------------------------------------------------------------------ records
+
+
+class ConsumerRecord(NamedTuple):
+    """One record with its partition, as the consumer iterators yield it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    timestamp_type: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+
+# ------------------------------------------------------------------ the consumer
+
+
+def event_error(event: Event) -> KafkaSansioError | None:
+    """The exception a consumer raises for ``event`` when no callback takes events."""
+    if isinstance(event, OffsetOutOfRange):
+        where = ", ".join(f"{tp} at {offset}" for tp, offset in event.offsets.items())
+        error: KafkaSansioError = OffsetOutOfRangeError(
+            f"fetch positions out of range with no reset policy: {where}"
+        )
+    elif isinstance(event, NoOffsetForPartition):
+        names = ", ".join(str(tp) for tp in event.partitions)
+        error = PartitionEventError(f"no position and no reset policy for {names}: seek them")
+    elif isinstance(event, LogTruncation):
+        error = PartitionEventError(
+            f"log of {event.partition} truncated below position {event.position} "
+            f"(diverging at {event.diverging_offset}) and no reset policy"
+        )
+    elif isinstance(event, (FetchError, ClientError)):
+        error = event.error
+    else:
+        return None
+    error.event = event  # type: ignore[attr-defined]
+    return error
+
+
+class ConsumerState:
+    """One consumer's adapter-side state: event routing, lookups, close.
+
+    ``on_event`` (optional) receives every event the core reports
+    (resets, out-of-range, truncation, fetch and client errors).  Without it,
+    error events are raised from the next consumer call as exceptions with
+    an ``event`` attribute, and informational ones (resets) are logged.
+    """
+
+    def __init__(
+        self,
+        core: ConsumerCore,
+        driver: Driver,
+        on_event: Callable[[Event], object] | None = None,
+    ) -> None:
+        self.core = core
+        self.driver = driver
+        self.on_event = on_event
+        self._results: dict[int, OffsetsResult] = {}
+        self._errors: list[KafkaSansioError] = []
+        self.closed = False
+        #: Set by ``wakeup()``: the next wait of ``poll`` returns at once.
+        self.woken = False
+        self._held: list[tuple[TopicPartition, Record]] = []
+        self._held_pos = 0
+        self._kept: list[tuple[TopicPartition, Record]] = []
+
+    # -------------------------------------------------------- events
+
+    def check(self) -> None:
+        """Route the core's events; raise the oldest error the user has not seen."""
+        for event in self.core.events():
+            if isinstance(event, OffsetsResult):
+                self._results[event.token] = event
+            elif self.on_event is not None:
+                self.on_event(event)
+            else:
+                error = event_error(event)
+                if error is not None:
+                    self._errors.append(error)
+                else:
+                    log.info("%s", event)
+        if self.driver.errors:
+            self._errors.extend(self.driver.errors)
+            self.driver.errors.clear()
+        if self.core.client.errors:
+            self._errors.extend(self.core.client.errors)
+            self.core.client.errors.clear()
+        if self._errors:
+            raise self._errors.pop(0)
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise ClosedError("the consumer is closed")
+
+    # -------------------------------------------------------- local calls
+
+    def assign(self, partitions: Iterable[Any]) -> None:
+        self.check_open()
+        tps = [TopicPartition(*tp) for tp in partitions]
+        self.core.assign(tps, self.driver.now())
+        self._drop_held(lambda tp: tp not in self.core.assignment())
+        self.driver.flush()
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.check_open()
+        tp = TopicPartition(*tp)
+        self.core.seek(tp, offset, self.driver.now())
+        self._drop_held(lambda held: held == tp)
+        self.driver.flush()
+
+    def seek_to(self, where: str, partitions: Iterable[Any]) -> None:
+        """``where`` is "beginning" or "end"; no partitions means every assigned one."""
+        self.check_open()
+        tps = [TopicPartition(*tp) for tp in partitions] or sorted(self.core.assignment())
+        if where == "beginning":
+            self.core.seek_to_beginning(tps, self.driver.now())
+        else:
+            self.core.seek_to_end(tps, self.driver.now())
+        moved = set(tps)
+        self._drop_held(lambda tp: tp in moved)
+        self.driver.flush()
+
+    def pause(self, partitions: Iterable[Any]) -> None:
+        self.check_open()
+        self.core.pause([TopicPartition(*tp) for tp in partitions], self.driver.now())
+        self.driver.flush()
+
+    def resume(self, partitions: Iterable[Any]) -> None:
+        self.check_open()
+        self.core.resume([TopicPartition(*tp) for tp in partitions], self.driver.now())
+        self.driver.flush()
+
+    # -------------------------------------------------------- records held by an iterator
+
+    def next_record(self) -> ConsumerRecord | None:
+        """The next record an iterator took from the core and has not handed out yet.
+
+        Iterators take a whole poll's worth of records and hand them out one
+        at a time; whatever a caller leaves behind (``break``) stays here and
+        comes first from the next ``poll`` or iterator, so nothing is lost.
+        """
+        held = self._held
+        while self._held_pos < len(held):
+            tp, record = held[self._held_pos]
+            self._held_pos += 1
+            if tp in self.core.paused():
+                self._kept.append((tp, record))
+                continue
+            return ConsumerRecord(tp.topic, tp.partition, *record)
+        self._normalize()
+        return None
+
+    def _normalize(self) -> None:
+        """Fold the records an iterator set aside (paused partitions) back into the held list."""
+        if self._held_pos or self._kept:
+            self._held = self._kept + self._held[self._held_pos :]
+            self._kept = []
+            self._held_pos = 0
+
+    def hold(self, records: Records) -> None:
+        """Keep ``records`` for :meth:`next_record` (after what is held already)."""
+        self._normalize()
+        self._held.extend(records)
+
+    def _take_held(self, max_records: int | None) -> Records:
+        limit = self.core.config.max_poll_records if max_records is None else max_records
+        out: dict[TopicPartition, list[Record]] = {}
+        keep: list[tuple[TopicPartition, Record]] = []
+        paused = self.core.paused()
+        count = 0
+        self._normalize()
+        for tp, record in self._held:
+            if count >= limit or tp in paused:
+                keep.append((tp, record))
+                continue
+            out.setdefault(tp, []).append(record)
+            count += 1
+        self._held = keep
+        return Records(out, bool(keep) or self.core.buffered() > 0)
+
+    def _drop_held(self, dropped: Callable[[TopicPartition], bool]) -> None:
+        self._normalize()
+        self._held = [(tp, r) for tp, r in self._held if not dropped(tp)]
+
+    # -------------------------------------------------------- operations
+
+    def poll(self, timeout: float, max_records: int | None) -> Op[Records]:
+        """Records as soon as any are buffered, else empty after ``timeout`` seconds."""
+        self.check_open()
+        deadline = self.driver.now() + max(0.0, timeout)
+        while True:
+            if self.closed:
+                return Records()
+            self.check()
+            if self._held_pos < len(self._held) or self._kept:
+                held = self._take_held(max_records)
+                if held:
+                    return held
+            records = self.core.poll(self.driver.now(), max_records)
+            if records or self.woken or self.driver.now() >= deadline:
+                self.woken = False
+                return records
+            yield deadline
+
+    def position(self, tp: Any, timeout: float | None) -> Op[int]:
+        """The offset of the next record ``poll`` hands out for ``tp``; waits for a reset."""
+        self.check_open()
+        tp = TopicPartition(*tp)
+        if tp not in self.core.assignment():
+            raise ValueError(f"{tp} is not assigned to this consumer")
+        self._normalize()
+        for held_tp, record in self._held:
+            if held_tp == tp:
+                return int(record.offset)
+        deadline = self._deadline(timeout)
+        while True:
+            self.check()
+            position = self.core.position(tp)
+            if position is not None:
+                return position
+            if self.driver.now() >= deadline:
+                raise OperationTimeoutError(f"no position for {tp} within the timeout")
+            yield deadline
+
+    def lookup(
+        self, kind: str, arg: Any, timeout: float | None
+    ) -> Op[dict[TopicPartition, OffsetAndTimestamp | None]]:
+        """``offsets_for_times`` / ``beginning_offsets`` / ``end_offsets``, waited for."""
+        self.check_open()
+        now = self.driver.now()
+        call = getattr(self.core, kind)
+        wait = self.core.config.default_api_timeout if timeout is None else timeout
+        token = call(arg, now, wait)
+        self.driver.flush()
+        try:
+            while True:
+                self.check()
+                result = self._results.pop(token, None)
+                if result is not None:
+                    if result.error is not None:
+                        raise result.error
+                    return dict(result.offsets)
+                # The core's own deadline ends the lookup with an error; this
+                # one is a backstop a little later.
+                yield now + wait + 1.0
+        finally:
+            self._results.pop(token, None)
+
+    def _deadline(self, timeout: float | None) -> float:
+        wait = self.core.config.default_api_timeout if timeout is None else timeout
+        return self.driver.now() + wait

@@ -1,0 +1,216 @@
+"""The trio driver: runs any kafka_sansio core inside a trio nursery.
+
+Per connection one task opens the stream (TLS via :class:`trio.SSLStream`),
+reads into the core and, in a child task, writes what the core queued; one
+more task sleeps until the core's timer.  All of them live in the nursery
+the caller passes, so they end with it.  Time is ``trio.current_time()``,
+so ``trio.testing.MockClock`` drives the core's deadlines too.
+
+A ``send_all`` that is cancelled or fails leaves the stream in an unknown
+state; the core is told the connection was lost (its requests on that
+connection fail or are retried), unless the core itself asked to close it.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import trio
+
+from kafka_sansio import CloseConnection, DrivenCore, KafkaSansioError, OpenConnection, SendData
+
+from ._errors import TlsError
+
+__all__ = ["TrioDriver"]
+
+_READ_SIZE = 1 << 20
+
+
+class _Conn:
+    __slots__ = ("closed", "node_id", "out", "scope", "stream", "writer_wake")
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.scope = trio.CancelScope()
+        self.stream: trio.abc.Stream | None = None
+        self.out = bytearray()
+        self.writer_wake = trio.Event()
+        #: Closed on the core's command, or reported lost: the core hears nothing more.
+        self.closed = False
+
+
+class TrioDriver:
+    """Pumps ``core`` with tasks in ``nursery`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        core: DrivenCore,
+        nursery: trio.Nursery,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
+        self.core = core
+        self.ssl_context = ssl_context
+        self.server_hostname = server_hostname
+        self.errors: list[KafkaSansioError] = []
+        self.closed = False
+        self._nursery = nursery
+        self._conns: dict[int, _Conn] = {}
+        self._progress = trio.Event()
+        self._timer_wake = trio.Event()
+        self._timer_at: float | None = None
+        nursery.start_soon(self._timer_task)
+
+    # ------------------------------------------------------------ public
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    def flush(self) -> None:
+        """Carry out the core's queued commands and re-arm its timer; call after every core call."""
+        for cmd in self.core.commands():
+            if isinstance(cmd, SendData):
+                conn = self._conns.get(cmd.node_id)
+                if conn is not None:
+                    conn.out += cmd.data
+                    conn.writer_wake.set()
+            elif isinstance(cmd, OpenConnection):
+                self._close(cmd.node_id)
+                conn = _Conn(cmd.node_id)
+                self._conns[cmd.node_id] = conn
+                self._nursery.start_soon(self._connection_task, conn, cmd.host, cmd.port)
+            elif isinstance(cmd, CloseConnection):
+                self._close(cmd.node_id)
+        at = None if self.closed else self.core.get_timer()
+        if at is not None and (self._timer_at is None or at < self._timer_at):
+            self._timer_wake.set()
+
+    async def wait_until(self, deadline: float | None) -> None:
+        """Return after the next input reached the core, or at ``deadline`` (trio time)."""
+        if self.closed:
+            await trio.lowlevel.checkpoint()
+            return
+        progress = self._progress
+        with trio.move_on_at(float("inf") if deadline is None else deadline):
+            await progress.wait()
+
+    async def checkpoint(self) -> None:
+        """A trio checkpoint that cannot be cancelled once an operation has taken its result."""
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def close(self) -> None:
+        """Cancel every connection task and the timer (close the core first)."""
+        self.flush()
+        self.closed = True
+        for node_id in list(self._conns):
+            self._close(node_id)
+        self._timer_wake.set()
+        self._wake()
+
+    # ------------------------------------------------------------ internals
+
+    def _after(self) -> None:
+        self.flush()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def _timer_task(self) -> None:
+        while not self.closed:
+            wake = self._timer_wake = trio.Event()
+            at = self._timer_at = self.core.get_timer()
+            with trio.move_on_at(float("inf") if at is None else at):
+                await wake.wait()
+            if self.closed:
+                return
+            now = trio.current_time()
+            at = self.core.get_timer()
+            if at is not None and now >= at:
+                self.core.handle_timer(now)
+                self._after()
+
+    async def _connection_task(self, conn: _Conn, host: str, port: int) -> None:
+        with conn.scope:
+            try:
+                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+                if self.ssl_context is not None:
+                    tls = trio.SSLStream(
+                        stream, self.ssl_context, server_hostname=self.server_hostname or host
+                    )
+                    try:
+                        await tls.do_handshake()
+                    except trio.BrokenResourceError as exc:
+                        cause = exc.__cause__
+                        if isinstance(cause, ssl.SSLError):
+                            self.errors.append(
+                                TlsError(f"TLS handshake with {host}:{port} failed: {cause}")
+                            )
+                        raise
+                    stream = tls
+            except (OSError, trio.BrokenResourceError):
+                self._lost(conn)
+                return
+            conn.stream = stream
+            try:
+                self.core.connection_made(conn.node_id, self.now())
+                self._after()
+                async with trio.open_nursery() as inner:
+                    inner.start_soon(self._writer, conn, stream)
+                    await self._reader(conn, stream)
+                    inner.cancel_scope.cancel()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(stream)
+
+    async def _reader(self, conn: _Conn, stream: trio.abc.Stream) -> None:
+        while True:
+            try:
+                data = await stream.receive_some(_READ_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                data = b""
+            if not data:
+                self._lost(conn)
+                return
+            if conn.closed:
+                return
+            self.core.data_received(conn.node_id, data, self.now())
+            self._after()
+
+    async def _writer(self, conn: _Conn, stream: trio.abc.Stream) -> None:
+        while True:
+            if not conn.out:
+                conn.writer_wake = trio.Event()
+                await conn.writer_wake.wait()
+                continue
+            data = bytes(conn.out)
+            conn.out.clear()
+            try:
+                await stream.send_all(data)
+            except trio.Cancelled:
+                # Cut off mid-write: the broker may have part of a request.
+                self._lost(conn)
+                raise
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                self._lost(conn)
+                conn.scope.cancel()
+                return
+
+    def _lost(self, conn: _Conn) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        conn.scope.cancel()
+        if self._conns.get(conn.node_id) is conn:
+            del self._conns[conn.node_id]
+        if not self.closed:
+            self.core.connection_lost(conn.node_id, self.now())
+            self._after()
+
+    def _close(self, node_id: int) -> None:
+        conn = self._conns.pop(node_id, None)
+        if conn is not None:
+            conn.closed = True
+            conn.scope.cancel()
