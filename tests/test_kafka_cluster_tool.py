@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socket
+import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -178,6 +180,69 @@ def test_up_refuses_to_wipe_a_foreign_directory(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "refusing to wipe" in proc.stderr
     assert precious.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--tls-keystore", "KEYSTORE"], "--tls-keystore needs --tls-password"),
+        (["--tls-password", "pw"], "--tls-password needs --tls-keystore"),
+        (["--tls-keystore", "MISSING", "--tls-password", "pw"], "--tls-keystore: cannot read"),
+    ],
+    ids=["no-password", "no-keystore", "missing-file"],
+)
+def test_tls_options_are_checked_before_anything_starts(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    keystore = tmp_path / "keystore.p12"
+    keystore.write_bytes(b"not read")
+    paths = {"KEYSTORE": str(keystore), "MISSING": str(tmp_path / "absent.p12")}
+    cluster_dir = tmp_path / "c"
+    proc = run_tool("up", "--dir", str(cluster_dir), *[paths.get(o, o) for o in options])
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert proc.stdout == ""
+    assert not cluster_dir.exists()
+
+
+def test_tls_listener_is_reported_and_survives_a_restart(kafka_tls: KafkaCluster) -> None:
+    """``up --tls-keystore`` (the kafka_tls fixture) reports the SSL listener in ``status``,
+    keeps its own copy of the keystore, and ``start`` brings the listener back."""
+    assert kafka_tls.dir is not None and kafka_tls.tls_cafile is not None
+    status = kafka_tls.status()
+    assert status["tls"] == {"bootstrap": kafka_tls.tls_bootstrap}
+    (node,) = status["nodes"]
+    assert kafka_tls.tls_bootstrap == f"127.0.0.1:{node['tls_port']}"
+    assert node["tls_port"] not in (node["port"], node["controller_port"])
+    state = json.loads((Path(kafka_tls.dir) / "cluster.json").read_text())
+    assert Path(state["tls"]["keystore"]).parent == Path(kafka_tls.dir)
+    assert "password" not in status["tls"]
+
+    def answers_over_tls() -> bool:
+        context = ssl.create_default_context(cafile=kafka_tls.tls_cafile)
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", node["tls_port"]), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname="localhost") as sock,
+            ):
+                # ApiVersions v0 with correlation id 5: the answer echoes it, error code 0.
+                client = b"t"
+                payload = struct.pack(">hhih", 18, 0, 5, len(client)) + client
+                sock.sendall(struct.pack(">i", len(payload)) + payload)
+                head = b""
+                while len(head) < 10 and (chunk := sock.recv(10 - len(head))):
+                    head += chunk
+        except OSError:
+            return False
+        return len(head) == 10 and struct.unpack(">iih", head)[1:] == (5, 0)
+
+    assert answers_over_tls()
+    kafka_tls.stop(node["id"])
+    assert not answers_over_tls()
+    kafka_tls.start(node["id"])
+    assert answers_over_tls()
+    brokers, _ = metadata_v4("127.0.0.1", node["port"], [])  # plaintext is still there
+    assert brokers == [node["id"]]
 
 
 # --- the owner-pid watchdog ----------------------------------------------------------------------
