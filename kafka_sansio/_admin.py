@@ -344,6 +344,7 @@ class AdminCore:
         if self._closed:
             return
         self._now = now
+        self.client.maybe_update_metadata(now)
         for call in list(self._calls.values()):
             if self._calls.get(call.token) is not call or now < call.retry_at:
                 continue
@@ -600,6 +601,10 @@ class AdminCore:
 
     def _send_list_offsets(self, call: _Call, now: float) -> None:
         meta = self.client.metadata
+        if meta.version <= call.after_metadata:
+            # A leader answered that it is not (any more): route after fresh metadata.
+            self.client.request_metadata(now)
+            return
         by_node: dict[int, dict[TopicPartition, int]] = {}
         for tp, spec in list(call.pending.items()):
             if tp in call.busy:
@@ -705,6 +710,7 @@ class AdminCore:
                     offset, timestamp, None if epoch < 0 else epoch
                 )
         if retry:
+            call.after_metadata = self.client.metadata.version
             self._retry(call, now)
         if not call.pending:
             self._finish_items(call)
