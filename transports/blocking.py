@@ -38,11 +38,9 @@ class _Runner:
     """Runs operations on a BlockingDriver and guards it against use from two threads."""
 
     def __init__(self, core: DrivenCore, security: Security) -> None:
-        tls: dict[str, Any] = {}
-        if security.ssl_context is not None:
-            tls = {"ssl_context": security.ssl_context, "server_hostname": security.server_hostname}
-        self.driver = BlockingDriver(core, **tls)
-        self._no_errors: list[KafkaSansioError] = []
+        self.driver = BlockingDriver(
+            core, ssl_context=security.ssl_context, server_hostname=security.server_hostname
+        )
         self._busy = threading.Lock()
         self._closing = threading.Event()
         self._closed = threading.Event()
@@ -50,8 +48,7 @@ class _Runner:
 
     @property
     def errors(self) -> list[KafkaSansioError]:
-        errors: list[KafkaSansioError] = getattr(self.driver, "errors", self._no_errors)
-        return errors
+        return self.driver.errors
 
     def now(self) -> float:
         return self.driver.clock()
