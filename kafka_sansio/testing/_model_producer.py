@@ -1,16 +1,92 @@
-"""The model broker's producer APIs (InitProducerId and, if built, the transaction APIs).
+"""The model broker's producer APIs: InitProducerId (no transaction APIs).
 
 Each handler is called as ``handler(cluster, ctx, request, version, now)``
 exactly like the handlers in :mod:`._model` and returns the response message
 (or None for no answer).  State that belongs to this part of the broker lives
 in ``cluster.extensions`` under this module's name.
+
+InitProducerId behaves as Kafka 4.x's transaction coordinator does for the
+parts a producer can tell apart: without a transactional id every request
+gets a fresh producer id at epoch 0 (an idempotent producer bumps its epoch
+itself); with one, the id stays and the epoch goes up by one, a request
+naming an epoch other than the current one gets INVALID_PRODUCER_EPOCH, and
+an exhausted epoch moves to a new id.  An injected error (``inject_error``
+with api key 22) answers the whole request.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+from .._wire import Message
+
+if TYPE_CHECKING:
+    from ._model import ModelCluster
+
+__all__ = ["HANDLERS", "VERSIONS", "ProducerIds"]
+
+INIT_PRODUCER_ID = 22
+_INVALID_PRODUCER_EPOCH = 47
+_MAX_EPOCH = 32767
+_FIRST_PRODUCER_ID = 1000
+
+
+@dataclass(slots=True)
+class ProducerIds:
+    """Producer ids handed out so far (``cluster.extensions[__name__]``)."""
+
+    next_id: int = _FIRST_PRODUCER_ID
+    #: transactional id -> (producer id, epoch)
+    transactional: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: every (producer id, epoch) answered, in order
+    issued: list[tuple[int, int]] = field(default_factory=list)
+
+    def new_id(self) -> int:
+        pid = self.next_id
+        self.next_id += 1
+        return pid
+
+
+def producer_ids(cluster: ModelCluster) -> ProducerIds:
+    state = cluster.extensions.get(__name__)
+    if state is None:
+        state = cluster.extensions[__name__] = ProducerIds()
+    assert isinstance(state, ProducerIds)
+    return state
+
+
+def _init_producer_id(
+    cluster: ModelCluster, ctx: Any, request: InitProducerIdRequest, version: int, now: float
+) -> Message:
+    code = ctx.forced()
+    if code:
+        return InitProducerIdResponse(error_code=code, producer_id=-1, producer_epoch=-1)
+    state = producer_ids(cluster)
+    txn_id = request.transactional_id
+    if txn_id is None:
+        answer = (state.new_id(), 0)
+    else:
+        current = state.transactional.get(txn_id)
+        if current is None:
+            answer = (state.new_id(), 0)
+        else:
+            pid, epoch = current
+            if request.producer_id >= 0 and (request.producer_id, request.producer_epoch) != (
+                pid,
+                epoch,
+            ):
+                return InitProducerIdResponse(
+                    error_code=_INVALID_PRODUCER_EPOCH, producer_id=-1, producer_epoch=-1
+                )
+            answer = (pid, epoch + 1) if epoch + 1 < _MAX_EPOCH else (state.new_id(), 0)
+        state.transactional[txn_id] = answer
+    state.issued.append(answer)
+    return InitProducerIdResponse(producer_id=answer[0], producer_epoch=answer[1])
+
 
 #: api key -> handler, merged into the model's dispatch table.
-HANDLERS: dict[int, Any] = {}
-#: api key -> (lowest, highest) version advertised by ApiVersions.
-VERSIONS: dict[int, tuple[int, int]] = {}
+HANDLERS: dict[int, Any] = {INIT_PRODUCER_ID: _init_producer_id}
+#: api key -> (lowest, highest) version advertised by ApiVersions (Kafka 4.0's range).
+VERSIONS: dict[int, tuple[int, int]] = {INIT_PRODUCER_ID: (0, 5)}
