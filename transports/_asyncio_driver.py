@@ -108,6 +108,9 @@ class AsyncioDriver:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
 
+    async def checkpoint_if_cancelled(self) -> None:
+        """Nothing to do on asyncio (trio needs its checkpoints)."""
+
     async def checkpoint(self) -> None:
         """Nothing to do on asyncio (trio needs its checkpoints)."""
 

@@ -95,6 +95,10 @@ class TrioDriver:
         with trio.move_on_at(float("inf") if deadline is None else deadline):
             await progress.wait()
 
+    async def checkpoint_if_cancelled(self) -> None:
+        """Raise Cancelled here, before an operation starts, if the caller is cancelled."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+
     async def checkpoint(self) -> None:
         """A trio checkpoint that cannot be cancelled once an operation has taken its result."""
         await trio.lowlevel.cancel_shielded_checkpoint()
