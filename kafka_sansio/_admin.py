@@ -83,6 +83,7 @@ _NOT_CONTROLLER = 41
 _THROTTLED = 89
 _LEADER_NOT_AVAILABLE = 5
 _UNKNOWN_TOPIC = 3
+_TO_CONTROLLER = frozenset({"create_topics", "delete_topics", "create_partitions"})
 _PER_ITEM = frozenset(
     {"create_topics", "delete_topics", "create_partitions", "describe_topics", "list_offsets"}
 )
@@ -116,9 +117,9 @@ class _Call:
     results: dict[Any, Any] = field(default_factory=dict)
     order: list[Any] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
-    #: Requests of this call awaiting an answer (and for list_offsets, the items in them).
-    in_flight: int = 0
-    busy: set[Any] = field(default_factory=set)
+    #: Requests of this call awaiting an answer: attempt number -> (node, items asked).
+    sent: dict[int, tuple[int, list[Any]]] = field(default_factory=dict)
+    attempts: int = 0
     retry_at: float = 0.0
     failures: int = 0
     #: Do not route before a metadata answer newer than this version arrived.
@@ -348,16 +349,17 @@ class AdminCore:
         for call in list(self._calls.values()):
             if self._calls.get(call.token) is not call or now < call.retry_at:
                 continue
+            self._abandon_stranded(call)
             if call.kind == "list_offsets":
                 self._send_list_offsets(call, now)
-            elif call.in_flight == 0:
+            elif not call.sent:
                 self._send(call, now)
         for error in self.client.errors:
             self._events.append(ClientError(error))
         self.client.errors.clear()
 
     def _send(self, call: _Call, now: float) -> None:
-        if call.kind in ("create_topics", "delete_topics", "create_partitions"):
+        if call.kind in _TO_CONTROLLER:
             node = self._controller(call, now)
         else:
             node = self.client.least_loaded_node(now)
@@ -366,15 +368,43 @@ class AdminCore:
         request = self._request(call, now)
         keys = list(call.pending)
 
+        attempt = self._attempt(call, node, keys)
+
         def handler(
             result: Response | RequestFailed, now: float, call: _Call = call, keys: list[Any] = keys
         ) -> None:
-            call.in_flight -= 1
-            if self._calls.get(call.token) is call:
+            if call.sent.pop(attempt, None) is not None and self._calls.get(call.token) is call:
                 self._on_answer(call, keys, result, now)
 
-        call.in_flight += 1
         self.client.send(node, request, now, handler)
+
+    def _attempt(self, call: _Call, node: int, keys: list[Any]) -> int:
+        call.attempts += 1
+        call.sent[call.attempts] = (node, keys)
+        return call.attempts
+
+    def _abandon_stranded(self, call: _Call) -> None:
+        """Stop waiting for requests queued on a node that is down and no longer the target.
+
+        A request waits on its connection until that connects; when the
+        broker is gone from the metadata (or no longer the controller or the
+        leader), the call is routed afresh instead, as the Java Admin does.
+        An answer to the abandoned request, should one come, is ignored.
+        """
+        meta = self.client.metadata
+        for attempt, (node, keys) in list(call.sent.items()):
+            if self.client.node_ready(node) or not meta.brokers:
+                continue
+            if call.kind == "list_offsets":
+                stranded = any(meta.leader(tp) != node for tp in keys)
+            elif call.kind in _TO_CONTROLLER:
+                stranded = node not in meta.brokers or (
+                    meta.controller_id in meta.brokers and meta.controller_id != node
+                )
+            else:
+                stranded = node not in meta.brokers
+            if stranded:
+                del call.sent[attempt]
 
     def _controller(self, call: _Call, now: float) -> int | None:
         meta = self.client.metadata
@@ -606,8 +636,9 @@ class AdminCore:
             self.client.request_metadata(now)
             return
         by_node: dict[int, dict[TopicPartition, int]] = {}
+        busy = {tp for _, keys in call.sent.values() for tp in keys}
         for tp, spec in list(call.pending.items()):
-            if tp in call.busy:
+            if tp in busy:
                 continue
             code = meta.topic_errors.get(tp.topic)
             if code is not None and code not in _LEADER_RETRY:
@@ -636,7 +667,7 @@ class AdminCore:
             self._finish_items(call)
             return
         for node_id, wanted in by_node.items():
-            call.busy.update(wanted)
+            attempt = self._attempt(call, node_id, list(wanted))
             topics: dict[str, list[ListOffsetsPartition]] = {}
             for tp, spec in wanted.items():
                 pm = meta.partitions.get(tp)
@@ -659,9 +690,9 @@ class AdminCore:
                 now: float,
                 call: _Call = call,
                 wanted: dict[TopicPartition, int] = wanted,
+                attempt: int = attempt,
             ) -> None:
-                call.busy.difference_update(wanted)
-                if self._calls.get(call.token) is call:
+                if call.sent.pop(attempt, None) is not None and self._calls.get(call.token) is call:
                     self._on_list_offsets(call, wanted, result, now)
 
             self.client.send(node_id, request, now, handler)

@@ -335,3 +335,19 @@ def test_bad_arguments_raise_local_protocol_error(h: Harness, call: Any) -> None
     with pytest.raises(LocalProtocolError):
         call(h.core)
     assert h.core.pending() == 0
+
+
+def test_calls_stuck_on_a_stopped_broker_are_routed_afresh(h: Harness) -> None:
+    h.cluster.create_topic("t", 1, replication_factor=2, leaders=[1])
+    h.cluster.append("t", 0, [b"a", b"b", b"c"])
+    h.wait(h.core.list_offsets({TopicPartition("t", 0): EARLIEST}, h.pump.now))
+    h.core.client.set_topics(["t"], h.pump.now)  # keep t-0's leader (1) in the metadata
+    assert h.core.client.metadata.leader(TopicPartition("t", 0)) == 1
+    assert h.core.client.metadata.controller_id == 1
+    h.cluster.stop_broker(1)  # the controller and t-0's leader; t-0 fails over to 2
+    create = h.core.create_topics(["after"], h.pump.now, timeout=20.0)
+    offsets = h.core.list_offsets({TopicPartition("t", 0): LATEST}, h.pump.now, timeout=20.0)
+    assert h.wait(create).ok and "after" in h.cluster.topics
+    result = h.wait(offsets)
+    assert result.ok and result.value[TopicPartition("t", 0)].offset == 3
+    assert 1 not in h.calls(CREATE_TOPICS) + h.calls(LIST_OFFSETS)[1:]
