@@ -11,11 +11,13 @@ mid-handshake) only reach the core.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 import pytest
 from _cluster import KafkaCluster
 from _consumer_helpers import produce, produced_view, record_view
-from _tls import make_ca
+from _tls import make_ca, make_server_cert
 from confluent_kafka import Producer
 from kafka_sansio.transports._blocking import BlockingDriver
 from kafka_sansio.transports._errors import TlsError
@@ -36,6 +38,8 @@ from kafka_sansio import (
     ConsumerConfig,
     ConsumerCore,
     OffsetResetPolicy,
+    OpenConnection,
+    SendData,
     TopicPartition,
 )
 from kafka_sansio._client import parse_bootstrap
@@ -375,3 +379,86 @@ def test_refused_connection_is_curable(drivers: list[BlockingDriver], tmp_path: 
     assert driver.run_until(lambda: counting.lost >= 3, 30)
     assert driver.errors == []
     assert counting.made == 0
+
+
+# ----------------------------------------------------------------------------- no broker
+
+
+class ScriptedCore:
+    """A core that opens one connection and queues bytes before it is even made."""
+
+    def __init__(self, port: int, early: bytes) -> None:
+        self.queue: list[Command] = [OpenConnection(1, "localhost", port), SendData(1, early)]
+        self.log: list[str] = []
+        self.data = b""
+
+    def commands(self) -> list[Command]:
+        queue, self.queue = self.queue, []
+        return queue
+
+    def connection_made(self, node_id: int, now: float) -> None:
+        self.log.append("made")
+
+    def data_received(self, node_id: int, data: bytes, now: float) -> None:
+        assert self.log[-1:] in (["made"], ["data"]), self.log
+        self.log.append("data")
+        self.data += data
+
+    def connection_lost(self, node_id: int, now: float) -> None:
+        self.log.append("lost")
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+
+def test_bytes_queued_during_the_handshake_follow_it(
+    drivers: list[BlockingDriver], tmp_path: Path
+) -> None:
+    """Against a local TLS server that greets first and echoes: bytes a core queued before
+    ``connection_made`` wait for the handshake, then go out encrypted; the server's
+    close_notify ends the connection after everything it sent was delivered."""
+    ca = make_ca(tmp_path, "ca")
+    server = make_server_cert(ca, tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server.cert, server.key)
+    early = os.urandom(300_000)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    failures: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"hello:")
+                got = b""
+                while len(got) < len(early):
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                tls.sendall(hashlib.sha256(got).digest())
+                # close_notify; the driver closes without answering it, which unwrap,
+                # waiting for the answer, reports as an EOF.
+                with contextlib.suppress(ssl.SSLEOFError):
+                    tls.unwrap()
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        core = ScriptedCore(port, early)
+        driver = BlockingDriver(core, ssl_context=ssl.create_default_context(cafile=ca.cert))
+        drivers.append(driver)
+        assert driver.run_until(lambda: "lost" in core.log, 30), (core.log, failures)
+    finally:
+        thread.join(10)
+        listener.close()
+    assert failures == []
+    assert core.data == b"hello:" + hashlib.sha256(early).digest()
+    assert core.log[0] == "made" and core.log[-1] == "lost"
+    assert driver.errors == []

@@ -295,6 +295,8 @@ class BlockingDriver:
         if early and not self._encrypt(entry, early):
             return
         self._established(entry)
+        if self._socks.get(entry.node_id) is entry and tls.incoming.pending:
+            self._decrypt(entry, eof=False)  # records that came with the last handshake bytes
 
     def _tls_failed(self, node_id: int, address: str, hostname: str, exc: Exception) -> None:
         if isinstance(exc, ssl.SSLCertVerificationError):
