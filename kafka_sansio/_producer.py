@@ -146,10 +146,12 @@ class ProducerConfig:
 class _Waiting:
     """Records whose topic has no metadata yet, in send order."""
 
-    __slots__ = ("deadline", "records")
+    __slots__ = ("deadline", "flushed", "records")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
+        #: flush() or close() came while they waited: their batches go at once.
+        self.flushed = False
         # (token, key, value, headers, timestamp, partition or None, size)
         self.records: list[tuple[int, bytes | None, bytes | None, Any, int, int | None, int]] = []
 
@@ -219,6 +221,8 @@ class ProducerCore:
         self._state = _OPEN
         self._fatal: KafkaSansioError | None = None
         self._now = 0.0
+        self._updating = False
+        self._update_again = False
         # Idempotence.
         self.producer_id = -1
         self.producer_epoch = -1
@@ -377,6 +381,8 @@ class ProducerCore:
         for pq in self._active:
             for batch in pq.queue:
                 batch.closed = True
+        for waiting in self._waiting.values():
+            waiting.flushed = True
         self._update(now)
 
     def pending(self) -> int:
@@ -550,6 +556,10 @@ class ProducerCore:
                     failed.append(token)
                     continue
                 self._append(info.queues[partition], token, key, value, headers, ts, size, now)
+            if waiting.flushed:
+                for pq in info.queues:
+                    for batch in pq.queue:
+                        batch.closed = True
             if failed:
                 self._report(
                     TopicPartition(topic, -1),
@@ -565,6 +575,20 @@ class ProducerCore:
         """Send whatever the current state calls for.  Runs after every input."""
         if self._state == _CLOSED:
             return
+        if self._updating:
+            self._update_again = True  # called from within: the running pass goes round again
+            return
+        self._updating = True
+        try:
+            self._update_again = True
+            while self._update_again and self._state != _CLOSED:
+                self._update_again = False
+                self._update_once(now)
+        finally:
+            self._updating = False
+        self._maybe_finish_close()
+
+    def _update_once(self, now: float) -> None:
         if now > self._now:
             self._now = now
         self._waiting_nodes.clear()
@@ -580,7 +604,6 @@ class ProducerCore:
             for error in self.client.errors:
                 self._events.append(ClientError(error))
             self.client.errors.clear()
-        self._maybe_finish_close()
 
     def _maybe_finish_close(self) -> None:
         if self._state == _CLOSING and self._pending == 0:
