@@ -27,9 +27,15 @@ import ssl
 import time
 from collections.abc import Callable
 
-from kafka_sansio import CloseConnection, DrivenCore, OpenConnection, SendData
+from kafka_sansio import (
+    CloseConnection,
+    DrivenCore,
+    KafkaSansioError,
+    OpenConnection,
+    SendData,
+)
 
-from ._errors import TlsError, TransportError
+from ._errors import TlsError
 
 __all__ = ["BlockingDriver"]
 
@@ -100,7 +106,8 @@ class BlockingDriver:
         self.clock = clock
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
-        self.errors: list[TransportError] = []
+        #: Failures reconnecting cannot cure (TransportError subclasses), oldest first.
+        self.errors: list[KafkaSansioError] = []
         self._sel = selectors.DefaultSelector()
         self._socks: dict[int, _Sock] = {}
         self._wake_r, self._wake_w = socket.socketpair()
