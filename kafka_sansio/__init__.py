@@ -37,6 +37,16 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from . import errors, protocol, records
+    from ._admin import AdminConfig, AdminCore
+    from ._admin_types import (
+        AdminResult,
+        ClusterDescription,
+        NewTopic,
+        PartitionDescription,
+        TopicCreated,
+        TopicDescription,
+        TopicListing,
+    )
     from ._backoff import Backoff
     from ._client import (
         BrokerMetadata,
@@ -76,6 +86,17 @@ if TYPE_CHECKING:
         ResetReason,
     )
     from ._framing import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, frame
+    from ._partitioner import Partitioner, murmur2
+    from ._producer import ProducerConfig, ProducerCore
+    from ._producer_events import (
+        BufferFullError,
+        Delivered,
+        DeliveryTimeoutError,
+        ProducerClosedError,
+        ProducerEvent,
+        ProducerFailed,
+        RecordTooLargeError,
+    )
     from ._records import ControlRecord, ControlRecordType, Record, RecordBatch, TimestampType
     from ._sasl import (
         OAuthBearerMechanism,
@@ -92,6 +113,26 @@ __version__ = "0.1.0"
 #: Public names loaded on first use, so that ``import kafka_sansio`` stays cheap
 #: (the generated message modules load only when a layer needs them).
 _LAZY = {
+    "AdminConfig": "._admin",
+    "AdminCore": "._admin",
+    "AdminResult": "._admin_types",
+    "ClusterDescription": "._admin_types",
+    "NewTopic": "._admin_types",
+    "PartitionDescription": "._admin_types",
+    "TopicCreated": "._admin_types",
+    "TopicDescription": "._admin_types",
+    "TopicListing": "._admin_types",
+    "ProducerConfig": "._producer",
+    "ProducerCore": "._producer",
+    "BufferFullError": "._producer_events",
+    "Delivered": "._producer_events",
+    "DeliveryTimeoutError": "._producer_events",
+    "ProducerClosedError": "._producer_events",
+    "ProducerEvent": "._producer_events",
+    "ProducerFailed": "._producer_events",
+    "RecordTooLargeError": "._producer_events",
+    "Partitioner": "._partitioner",
+    "murmur2": "._partitioner",
     "Backoff": "._backoff",
     "BrokerConnection": "._connection",
     "BrokerMetadata": "._client",
@@ -162,6 +203,26 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AdminConfig",
+    "AdminCore",
+    "AdminResult",
+    "ClusterDescription",
+    "NewTopic",
+    "PartitionDescription",
+    "TopicCreated",
+    "TopicDescription",
+    "TopicListing",
+    "ProducerConfig",
+    "ProducerCore",
+    "BufferFullError",
+    "Delivered",
+    "DeliveryTimeoutError",
+    "ProducerClosedError",
+    "ProducerEvent",
+    "ProducerFailed",
+    "RecordTooLargeError",
+    "Partitioner",
+    "murmur2",
     "DEFAULT_MAX_FRAME_SIZE",
     "Backoff",
     "BrokerConnection",
