@@ -90,7 +90,7 @@ class Batch:
 class PartitionQueue:
     """One partition's batches: ``queue`` (to send, oldest first) and ``in_flight``."""
 
-    __slots__ = ("batches_created", "in_flight", "next_sequence", "queue", "tp")
+    __slots__ = ("acked_for", "batches_created", "in_flight", "next_sequence", "queue", "tp")
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
@@ -99,6 +99,10 @@ class PartitionQueue:
         #: The sequence the next new batch gets (idempotence).
         self.next_sequence = 0
         self.batches_created = 0
+        #: (producer id, epoch) of the last acknowledged batch.  Until one is
+        #: acknowledged under the current pair, the broker may have no state for
+        #: us and would take any sequence, so only one batch may be in flight.
+        self.acked_for = (-1, -1)
 
     def requeue(self, batch: Batch) -> None:
         """Put a batch that went out back in line, ahead of every younger batch."""

@@ -659,6 +659,8 @@ class ProducerCore:
         if self._idempotent:
             if self.producer_id < 0 or self._pid_in_flight:
                 return False
+            if pq.in_flight and pq.acked_for != (self.producer_id, self.producer_epoch):
+                return False  # the broker may hold no state for us yet: one at a time
             if self._bump_needed and not (batch.maybe_written and batch.sequence >= 0):
                 return False
         return True
@@ -777,6 +779,8 @@ class ProducerCore:
                 continue
             code = answer.error_code
             if code == 0 or code == _DUPLICATE_SEQUENCE_NUMBER:
+                if batch.sequence >= 0:
+                    pq.acked_for = batch.encoded_for[:2]
                 self._succeed(batch, answer.base_offset, answer.log_append_time_ms)
             else:
                 self._on_partition_error(pq, batch, code, answer.error_message, now)
