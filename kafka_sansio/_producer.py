@@ -788,8 +788,9 @@ class ProducerCore:
     def _on_partition_error(
         self, pq: PartitionQueue, batch: Batch, code: int, message: str | None, now: float
     ) -> None:
-        # An error answer means the broker did not write this attempt.
-        batch.maybe_written = False
+        if code == _OUT_OF_ORDER_SEQUENCE_NUMBER:
+            # The broker holds nothing at this sequence: no attempt was written.
+            batch.maybe_written = False
         if code in _REFRESH:
             self.client.request_metadata(now)
         if self._idempotent and code in (
@@ -826,7 +827,7 @@ class ProducerCore:
 
     def _fail(self, batch: Batch, error: KafkaSansioError) -> None:
         self._finish(batch)
-        self._report(batch.tp, batch.tokens, -1, -1, error)
+        self._report(batch.tp, batch.tokens, -1, -1, error, batch.maybe_written)
 
     def _finish(self, batch: Batch) -> None:
         batch.done = True
@@ -840,9 +841,12 @@ class ProducerCore:
         base_offset: int,
         timestamp_ms: int,
         error: KafkaSansioError | None,
+        maybe_written: bool = False,
     ) -> None:
         self._pending -= len(tokens)
-        self._events.append(Delivered(tp, tuple(tokens), base_offset, timestamp_ms, error))
+        self._events.append(
+            Delivered(tp, tuple(tokens), base_offset, timestamp_ms, error, maybe_written)
+        )
 
     def _fail_everything(self, error: KafkaSansioError) -> None:
         for topic, waiting in list(self._waiting.items()):

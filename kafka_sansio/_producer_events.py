@@ -39,9 +39,10 @@ class Delivered(ProducerEvent):
     broker's append time for a LogAppendTime topic and -1 otherwise (the
     record keeps the timestamp it was sent with).  ``base_offset`` is -1 when
     the broker does not say (acks=0).  On failure no record of the batch is
-    known to be written; after a timeout or a lost connection they may still
-    have been (the error says which).  ``partition.partition`` is -1 for
-    records that never got a partition (their topic never appeared).
+    known to be written, and ``maybe_written`` says whether an earlier attempt
+    went unanswered, so that the broker may have written them anyway.
+    ``partition.partition`` is -1 for records that never got a partition
+    (their topic never appeared).
     """
 
     partition: TopicPartition
@@ -49,6 +50,7 @@ class Delivered(ProducerEvent):
     base_offset: int
     timestamp_ms: int
     error: KafkaSansioError | None = None
+    maybe_written: bool = False
 
 
 @dataclass(frozen=True, slots=True)
