@@ -9,34 +9,68 @@ only says how its driver is opened and closed.  Operations come from
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from kafka_sansio import (
+    AdminConfig,
+    AdminCore,
+    BufferFullError,
+    ClusterDescription,
     ConsumerCore,
     Event,
     KafkaSansioError,
+    NewTopic,
     OffsetAndTimestamp,
+    ProducerCore,
     Records,
+    TopicCreated,
+    TopicDescription,
+    TopicListing,
     TopicPartition,
 )
 
 from ._errors import ClosedError
-from ._ops import ConsumerRecord, ConsumerState, Op, Security, consumer_config
+from ._ops import (
+    AdminState,
+    ConsumerRecord,
+    ConsumerState,
+    DeliveryCallback,
+    Op,
+    ProducerState,
+    RecordFuture,
+    RecordMetadata,
+    Security,
+    client_config,
+    consumer_config,
+    producer_config,
+)
 
-__all__ = ["AsyncConsumer", "AsyncDriver", "run"]
+__all__ = [
+    "AsyncAdmin",
+    "AsyncClient",
+    "AsyncConsumer",
+    "AsyncDriver",
+    "AsyncProducer",
+    "AsyncRecordFuture",
+    "run",
+]
 
 T = TypeVar("T")
 
 
 class AsyncDriver(Protocol):
     errors: list[KafkaSansioError]
+    #: Called after every input the driver fed to the core (routes producer deliveries).
+    on_progress: Callable[[], None] | None
 
     def now(self) -> float: ...
     def flush(self) -> None: ...
     async def wait_until(self, deadline: float | None) -> None: ...
     async def checkpoint_if_cancelled(self) -> None: ...
     async def checkpoint(self) -> None: ...
+    async def yield_now(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -62,7 +96,38 @@ async def run(op: Op[T], driver: AsyncDriver) -> T:
         op.close()
 
 
-class AsyncConsumer:
+class AsyncClient:
+    """What the async clients share: the driver's lifecycle (flavour hooks) and ``async with``."""
+
+    _driver: AsyncDriver | None = None
+    _core: Any
+
+    async def _open_driver(self, security: Security) -> AsyncDriver:
+        raise NotImplementedError
+
+    async def _close_driver(self) -> None:
+        raise NotImplementedError
+
+    async def _start(self, security: Security) -> AsyncDriver:
+        self._driver = await self._open_driver(security)
+        return self._driver
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def _now(self) -> float:
+        assert self._driver is not None
+        return self._driver.now()
+
+    def _flush(self) -> None:
+        assert self._driver is not None
+        self._driver.flush()
+
+
+class AsyncConsumer(AsyncClient):
     """A consumer in assign mode for an async framework (see the flavour modules).
 
     Use it as ``async with Consumer("host:9092", auto_offset_reset="earliest") as c``.
@@ -82,25 +147,13 @@ class AsyncConsumer:
         self.config, self._security = consumer_config(bootstrap_servers, options)
         self._core = ConsumerCore(self.config, random.random)
         self._on_event = on_event
-        self._driver: AsyncDriver | None = None
         self._state: ConsumerState | None = None
 
-    # -------------------------------------------------------- lifecycle (flavour hooks)
-
-    async def _open_driver(self, security: Security) -> AsyncDriver:
-        raise NotImplementedError
-
-    async def _close_driver(self) -> None:
-        raise NotImplementedError
-
     async def __aenter__(self: Any) -> Any:
-        self._driver = await self._open_driver(self._security)
-        self._state = ConsumerState(self._core, self._driver, self._on_event)
-        self._driver.flush()
+        driver = await self._start(self._security)
+        self._state = ConsumerState(self._core, driver, self._on_event)
+        driver.flush()
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the connections; a ``poll`` waiting in another task returns empty."""
@@ -118,14 +171,6 @@ class AsyncConsumer:
             raise ClosedError("use the consumer inside 'async with'")
         self._state.check_open()
         return self._state
-
-    def _now(self) -> float:
-        assert self._driver is not None
-        return self._driver.now()
-
-    def _flush(self) -> None:
-        assert self._driver is not None
-        self._driver.flush()
 
     # -------------------------------------------------------- local calls
 
@@ -229,3 +274,191 @@ class AsyncConsumer:
 
     def __aiter__(self) -> AsyncIterator[ConsumerRecord]:
         return self.records()
+
+
+class AsyncProducer(AsyncClient):
+    """A producer for an async framework (see the flavour modules).
+
+    ``fut = await producer.send("topic", b"value", key=b"k")`` queues the
+    record (waiting only while the buffer is full, up to ``max_block``) and
+    returns a future; ``await fut`` gives its :class:`RecordMetadata` or
+    raises its delivery error.  ``await producer.flush()`` waits for every
+    record; leaving ``async with`` closes, delivering what is buffered.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str | Iterable[str] = "127.0.0.1:9092", **options: Any
+    ) -> None:
+        self.config, self._security = producer_config(bootstrap_servers, options)
+        self._core = ProducerCore(self.config, random.random)
+        self._state: ProducerState | None = None
+        self._sends = 0
+
+    async def __aenter__(self: Any) -> Any:
+        driver = await self._start(self._security)
+        self._core.wall_offset = time.time() - driver.now()
+        self._state = state = ProducerState(self._core, driver, AsyncRecordFuture, self)
+        driver.on_progress = state.route
+        return self
+
+    @property
+    def _st(self) -> ProducerState:
+        if self._state is None:
+            raise ClosedError("use the producer inside 'async with'")
+        return self._state
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+        timestamp_ms: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> AsyncRecordFuture:
+        """Queue a record; returns its future (await it for the metadata).
+
+        Waits only while the buffer is full (up to ``max_block``).  Every few
+        dozen records it lets the event loop run first, so that a tight send
+        loop does not starve the connections; a cancellation there queues
+        nothing.
+        """
+        state = self._st
+        assert self._driver is not None
+        self._sends += 1
+        if not self._sends & 63:
+            self._driver.flush()
+            await self._driver.yield_now()
+        try:
+            future = state.send_now(
+                topic, value, key, partition, headers, timestamp_ms, on_delivery
+            )
+        except BufferFullError:
+            op = state.send(topic, value, key, partition, headers, timestamp_ms, on_delivery)
+            future = await run(op, self._driver)
+        self._driver.flush()
+        assert isinstance(future, AsyncRecordFuture)
+        return future
+
+    async def send_and_wait(self, topic: str, value: bytes | None, **kwargs: Any) -> RecordMetadata:
+        """Send one record and wait for its acknowledgement."""
+        future = await self.send(topic, value, **kwargs)
+        return await future
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Send everything buffered now; return when every record has its outcome."""
+        assert self._driver is not None
+        await run(self._st.flush(timeout), self._driver)
+
+    async def close(self, timeout: float | None = 30.0) -> None:
+        """Deliver what is buffered (up to ``timeout``), fail the rest, close."""
+        state = self._state
+        if state is None or state.closed:
+            return
+        assert self._driver is not None
+        try:
+            await run(state.close(timeout), self._driver)
+        finally:
+            self._driver.close()
+            await self._close_driver()
+
+
+class AsyncRecordFuture(RecordFuture):
+    """``await future`` gives the record's metadata or raises its delivery error."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> RecordMetadata:
+        if self.done():
+            return self.value()
+        producer: AsyncProducer = self._owner
+        assert producer._driver is not None
+        return await run(producer._st.wait(self, None), producer._driver)
+
+
+class AsyncAdmin(AsyncClient):
+    """An admin client for an async framework (see the flavour modules).
+
+    Every call waits for the cluster's answer (or its timeout, default
+    ``default_api_timeout``) and raises the first error; the exception's
+    ``result`` attribute holds the per-item answers.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str | Iterable[str] = "127.0.0.1:9092", **options: Any
+    ) -> None:
+        timeout = options.pop("default_api_timeout", 60.0)
+        client, self._security = client_config(bootstrap_servers, options)
+        self.config = AdminConfig(client=client, default_api_timeout=timeout)
+        self._core = AdminCore(self.config, random.random)
+        self._state: AdminState | None = None
+
+    async def __aenter__(self: Any) -> Any:
+        driver = await self._start(self._security)
+        self._state = AdminState(self._core, driver)
+        return self
+
+    async def _call(self, start: Callable[[float], int]) -> Any:
+        if self._state is None:
+            raise ClosedError("use the admin client inside 'async with'")
+        assert self._driver is not None
+        return await run(self._state.call(start), self._driver)
+
+    async def create_topics(
+        self,
+        topics: Iterable[NewTopic | str],
+        timeout: float | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> dict[str, TopicCreated]:
+        topics = list(topics)
+        return await self._call(
+            lambda now: self._core.create_topics(topics, now, timeout, validate_only=validate_only)
+        )  # type: ignore[no-any-return]
+
+    async def delete_topics(self, topics: Iterable[str], timeout: float | None = None) -> None:
+        topics = list(topics)
+        await self._call(lambda now: self._core.delete_topics(topics, now, timeout))
+
+    async def create_partitions(
+        self, new_totals: Mapping[str, int], timeout: float | None = None
+    ) -> None:
+        totals = dict(new_totals)
+        await self._call(lambda now: self._core.create_partitions(totals, now, timeout))
+
+    async def list_offsets(
+        self, specs: Mapping[TopicPartition, int], timeout: float | None = None
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        wanted = {TopicPartition(*tp): spec for tp, spec in specs.items()}
+        return await self._call(lambda now: self._core.list_offsets(wanted, now, timeout))  # type: ignore[no-any-return]
+
+    async def describe_cluster(self, timeout: float | None = None) -> ClusterDescription:
+        return await self._call(lambda now: self._core.describe_cluster(now, timeout))  # type: ignore[no-any-return]
+
+    async def describe_topics(
+        self, topics: Iterable[str], timeout: float | None = None
+    ) -> dict[str, TopicDescription]:
+        names = list(topics)
+        return await self._call(lambda now: self._core.describe_topics(names, now, timeout))  # type: ignore[no-any-return]
+
+    async def list_topics(
+        self, timeout: float | None = None, *, include_internal: bool = False
+    ) -> dict[str, TopicListing]:
+        return await self._call(
+            lambda now: self._core.list_topics(now, timeout, include_internal=include_internal)
+        )  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        state = self._state
+        if state is None or state.closed:
+            return
+        state.closed = True
+        self._core.close()
+        assert self._driver is not None
+        self._driver.close()
+        await self._close_driver()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 
 from kafka_sansio import CloseConnection, DrivenCore, KafkaSansioError, OpenConnection, SendData
 
@@ -64,6 +65,8 @@ class AsyncioDriver:
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         self.errors: list[KafkaSansioError] = []
+        #: Called after every input fed to the core (the producer routes deliveries).
+        self.on_progress: Callable[[], None] | None = None
         self.closed = False
         self._loop = asyncio.get_running_loop()
         self._conns: dict[int, _Conn] = {}
@@ -114,6 +117,10 @@ class AsyncioDriver:
     async def checkpoint(self) -> None:
         """Nothing to do on asyncio (trio needs its checkpoints)."""
 
+    async def yield_now(self) -> None:
+        """Let the loop run its other callbacks (socket reads, timers) once."""
+        await asyncio.sleep(0)
+
     def close(self) -> None:
         """Abort every socket and stop the timer (close the core first, then flush)."""
         self.flush()
@@ -129,6 +136,8 @@ class AsyncioDriver:
 
     def _after(self) -> None:
         self.flush()
+        if self.on_progress is not None:
+            self.on_progress()
         self._wake()
 
     def _wake(self) -> None:

@@ -27,10 +27,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from kafka_sansio import (
+    AdminCore,
+    AdminResult,
+    BufferFullError,
     ClientConfig,
     ClientError,
     ConsumerConfig,
     ConsumerCore,
+    Delivered,
     Event,
     FetchError,
     IsolationLevel,
@@ -41,6 +45,9 @@ from kafka_sansio import (
     OffsetOutOfRange,
     OffsetResetPolicy,
     OffsetsResult,
+    ProducerConfig,
+    ProducerCore,
+    ProducerFailed,
     Records,
     TopicPartition,
     parse_bootstrap,
@@ -76,8 +83,9 @@ Op = Generator[float | None, None, T]
 class Driver(Protocol):
     """What an operation needs from the adapter that runs it."""
 
-    #: Transport failures that reconnecting cannot cure (e.g. TlsError), oldest first.
-    errors: list[KafkaSansioError]
+    @property
+    def errors(self) -> list[KafkaSansioError]:
+        """Transport failures that reconnecting cannot cure (e.g. TlsError), oldest first."""
 
     def now(self) -> float: ...
     def flush(self) -> None: ...
@@ -458,3 +466,265 @@ class ConsumerState:
     def _deadline(self, timeout: float | None) -> float:
         wait = self.core.config.default_api_timeout if timeout is None else timeout
         return self.driver.now() + wait
+
+
+# ------------------------------------------------------------------ the producer
+
+#: Producer keyword arguments (besides the client's), with Java-like defaults.
+PRODUCER_OPTIONS: dict[str, Any] = {
+    "acks": "all",
+    "linger": 0.005,
+    "batch_size": 16_384,
+    "buffer_memory": 33_554_432,
+    "max_request_size": 1_048_576,
+    "delivery_timeout": 120.0,
+    "max_block": 60.0,
+    "max_in_flight": 5,
+    "enable_idempotence": True,
+    "compression": "none",
+    "partitioner": None,
+}
+
+
+def producer_config(
+    bootstrap_servers: str | Iterable[str], options: Mapping[str, Any]
+) -> tuple[ProducerConfig, Security]:
+    """Split user keyword arguments into the producer core's config and the security settings."""
+    own = {k: v for k, v in options.items() if k in PRODUCER_OPTIONS}
+    client, security = client_config(
+        bootstrap_servers, {k: v for k, v in options.items() if k not in PRODUCER_OPTIONS}
+    )
+    opts = {**PRODUCER_OPTIONS, **own}
+    acks = opts["acks"]
+    opts["acks"] = -1 if acks in ("all", -1, "-1") else int(acks)
+    if opts["acks"] != -1 and "enable_idempotence" not in own:
+        opts["enable_idempotence"] = False
+    return ProducerConfig(client=client, **opts), security
+
+
+class RecordMetadata(NamedTuple):
+    """Where a record was written.  ``timestamp`` is -1 unless the topic uses LogAppendTime."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+DeliveryCallback = Callable[[RecordMetadata | None, KafkaSansioError | None], object]
+
+
+class RecordFuture:
+    """The outcome of one ``send``: :class:`RecordMetadata` or an exception.
+
+    The flavours add the waiting: ``future.result(timeout)`` on the blocking
+    producer, ``await future`` on asyncio and trio.
+    """
+
+    __slots__ = ("_callback", "_done", "_error", "_owner", "_value", "topic")
+
+    def __init__(self, owner: Any, topic: str, callback: DeliveryCallback | None) -> None:
+        #: The producer whose adapter waits for this future.
+        self._owner = owner
+        self.topic = topic
+        self._callback = callback
+        self._done = False
+        self._value: RecordMetadata | None = None
+        self._error: KafkaSansioError | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def exception(self) -> KafkaSansioError | None:
+        """The delivery error (None on success); only meaningful once :meth:`done`."""
+        return self._error
+
+    def value(self) -> RecordMetadata:
+        """The metadata, or raise the delivery error; call only once :meth:`done`."""
+        if not self._done:
+            raise RuntimeError("the record has not been acknowledged yet")
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+    def _resolve(self, value: RecordMetadata | None, error: KafkaSansioError | None) -> None:
+        self._done = True
+        self._value = value
+        self._error = error
+        if self._callback is not None:
+            try:
+                self._callback(value, error)
+            except Exception:
+                log.exception("a delivery callback raised")
+
+
+class ProducerState:
+    """One producer's adapter-side state: futures by token, fatal errors, flush and close."""
+
+    def __init__(
+        self, core: ProducerCore, driver: Driver, future_class: type[RecordFuture], owner: Any
+    ) -> None:
+        self.core = core
+        self.driver = driver
+        self._future_class = future_class
+        self._owner = owner
+        self._futures: dict[int, RecordFuture] = {}
+        self._errors: list[KafkaSansioError] = []
+        self.closed = False
+
+    def route(self) -> None:
+        """Resolve the futures of delivered records; keep fatal errors for the next call."""
+        futures = self._futures
+        for event in self.core.events():
+            if isinstance(event, Delivered):
+                tp, error = event.partition, event.error
+                if error is None:
+                    base, ts = event.base_offset, event.timestamp_ms
+                    for i, token in enumerate(event.tokens):
+                        future = futures.pop(token, None)
+                        if future is not None:
+                            offset = base + i if base >= 0 else -1
+                            future._resolve(
+                                RecordMetadata(tp.topic, tp.partition, offset, ts), None
+                            )
+                else:
+                    for token in event.tokens:
+                        future = futures.pop(token, None)
+                        if future is not None:
+                            future._resolve(None, error)
+            elif isinstance(event, (ProducerFailed, ClientError)):
+                self._errors.append(event.error)
+        if self.driver.errors:
+            self._errors.extend(self.driver.errors)
+            self.driver.errors.clear()
+
+    def check(self) -> None:
+        self.route()
+        if self._errors:
+            raise self._errors.pop(0)
+
+    def send_now(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int | None,
+        headers: Any,
+        timestamp_ms: int | None,
+        on_delivery: DeliveryCallback | None,
+    ) -> RecordFuture:
+        """Queue a record (raises BufferFullError when there is no room: see :meth:`send`)."""
+        if self.closed:
+            raise ClosedError("the producer is closed")
+        token = self.core.send(
+            topic,
+            value,
+            self.driver.now(),
+            key=key,
+            partition=partition,
+            headers=headers,
+            timestamp_ms=timestamp_ms,
+        )
+        future = self._futures[token] = self._future_class(self._owner, topic, on_delivery)
+        return future
+
+    def send(self, *args: Any) -> Op[RecordFuture]:
+        """:meth:`send_now`, waiting up to ``max_block`` for buffer room."""
+        deadline = self.driver.now() + self.core.config.max_block
+        while True:
+            self.check()
+            try:
+                return self.send_now(*args)
+            except BufferFullError:
+                if self.driver.now() >= deadline:
+                    raise
+            yield deadline
+
+    def wait(self, future: RecordFuture, timeout: float | None) -> Op[RecordMetadata]:
+        """Until ``future`` is resolved (``OperationTimeoutError`` after ``timeout``)."""
+        deadline = None if timeout is None else self.driver.now() + timeout
+        while True:
+            self.route()
+            if future.done():
+                return future.value()
+            if deadline is not None and self.driver.now() >= deadline:
+                raise OperationTimeoutError("the record was not acknowledged within the timeout")
+            if self._errors:
+                raise self._errors.pop(0)
+            yield deadline
+
+    def flush(self, timeout: float | None) -> Op[None]:
+        """Send everything buffered now and wait until every record has its outcome."""
+        self.core.flush(self.driver.now())
+        deadline = None if timeout is None else self.driver.now() + timeout
+        while True:
+            self.check()
+            if self.core.pending() == 0:
+                return
+            if deadline is not None and self.driver.now() >= deadline:
+                raise OperationTimeoutError(
+                    f"{self.core.pending()} records still unacknowledged after the timeout"
+                )
+            yield deadline
+
+    def close(self, timeout: float | None) -> Op[None]:
+        """Deliver what is buffered (up to ``timeout``), then fail the rest and close."""
+        if self.closed:
+            return
+        self.closed = True
+        self.core.close(self.driver.now())
+        deadline = None if timeout is None else self.driver.now() + timeout
+        try:
+            while self.core.pending() and (deadline is None or self.driver.now() < deadline):
+                self.route()
+                yield deadline
+        finally:
+            if self.core.pending():
+                self.core.abort(self.driver.now())
+            self.route()
+
+
+# ------------------------------------------------------------------ the admin
+
+
+class AdminState:
+    """One admin client's adapter-side state: results by token."""
+
+    def __init__(self, core: AdminCore, driver: Driver) -> None:
+        self.core = core
+        self.driver = driver
+        self._results: dict[int, AdminResult[Any]] = {}
+        self._errors: list[KafkaSansioError] = []
+        self.closed = False
+
+    def call(self, start: Callable[[float], int]) -> Op[Any]:
+        """Start a core call (``start(now)`` returns its token) and wait for its result.
+
+        The core ends every call by its deadline, so this wait is bounded.
+        Raises the call's error (with the :class:`AdminResult` as ``result``).
+        """
+        if self.closed:
+            raise ClosedError("the admin client is closed")
+        token = start(self.driver.now())
+        self.driver.flush()
+        try:
+            while True:
+                for event in self.core.events():
+                    if isinstance(event, AdminResult):
+                        self._results[event.token] = event
+                    elif isinstance(event, ClientError):
+                        self._errors.append(event.error)
+                self._errors.extend(self.driver.errors)
+                self.driver.errors.clear()
+                result = self._results.pop(token, None)
+                if result is not None:
+                    if result.error is not None:
+                        result.error.result = result  # type: ignore[attr-defined]
+                        raise result.error
+                    return result.value
+                if self._errors:
+                    raise self._errors.pop(0)
+                yield None
+        finally:
+            self._results.pop(token, None)

@@ -14,6 +14,7 @@ connection fail or are retried), unless the core itself asked to close it.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 
 import trio
 
@@ -54,6 +55,8 @@ class TrioDriver:
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         self.errors: list[KafkaSansioError] = []
+        #: Called after every input fed to the core (the producer routes deliveries).
+        self.on_progress: Callable[[], None] | None = None
         self.closed = False
         self._nursery = nursery
         self._conns: dict[int, _Conn] = {}
@@ -103,6 +106,10 @@ class TrioDriver:
         """A trio checkpoint that cannot be cancelled once an operation has taken its result."""
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    async def yield_now(self) -> None:
+        """A full checkpoint: other tasks run, and a cancellation is raised here."""
+        await trio.lowlevel.checkpoint()
+
     def close(self) -> None:
         """Cancel every connection task and the timer (close the core first)."""
         self.flush()
@@ -116,6 +123,8 @@ class TrioDriver:
 
     def _after(self) -> None:
         self.flush()
+        if self.on_progress is not None:
+            self.on_progress()
         self._wake()
 
     def _wake(self) -> None:

@@ -1,24 +1,40 @@
 """asyncio clients: the core driven by :class:`AsyncioDriver` on the running loop.
 
-``async with Consumer("host:9092") as consumer: ...``.  Bytes reach the core
-from the loop's protocol callbacks, so connections, timeouts and fetch
-pipelining progress while your code awaits something else.  Cancelling any
-awaiting call (``poll``, ``position``, an ``async for``) leaves the consumer
-consistent: records not handed out stay buffered.
+``async with Consumer("host:9092") as consumer: ...`` (and ``Producer``,
+``Admin``).  Bytes reach the core from the loop's protocol callbacks, so
+connections, timeouts, fetch pipelining and deliveries progress while your
+code awaits something else.  Cancelling any awaiting call (``poll``,
+``position``, an ``async for``, a flush) leaves the client consistent:
+records not handed out stay buffered.
 """
 
 from __future__ import annotations
 
-from ._async import AsyncConsumer, AsyncDriver
+from ._async import (
+    AsyncAdmin,
+    AsyncClient,
+    AsyncConsumer,
+    AsyncDriver,
+    AsyncProducer,
+    AsyncRecordFuture,
+)
 from ._asyncio_driver import AsyncioDriver
-from ._ops import ConsumerRecord, Security
+from ._ops import ConsumerRecord, RecordMetadata, Security
 
-__all__ = ["AsyncioDriver", "Consumer", "ConsumerRecord"]
+__all__ = [
+    "Admin",
+    "AsyncioDriver",
+    "Consumer",
+    "ConsumerRecord",
+    "Producer",
+    "RecordFuture",
+    "RecordMetadata",
+]
+
+RecordFuture = AsyncRecordFuture
 
 
-class Consumer(AsyncConsumer):
-    """A consumer in assign mode on asyncio (methods as :class:`AsyncConsumer`)."""
-
+class _OnAsyncio(AsyncClient):
     async def _open_driver(self, security: Security) -> AsyncDriver:
         return AsyncioDriver(
             self._core,
@@ -28,3 +44,15 @@ class Consumer(AsyncConsumer):
 
     async def _close_driver(self) -> None:
         return None
+
+
+class Consumer(_OnAsyncio, AsyncConsumer):
+    """A consumer in assign mode on asyncio (methods as :class:`AsyncConsumer`)."""
+
+
+class Producer(_OnAsyncio, AsyncProducer):
+    """A producer on asyncio (methods as :class:`AsyncProducer`)."""
+
+
+class Admin(_OnAsyncio, AsyncAdmin):
+    """An admin client on asyncio (methods as :class:`AsyncAdmin`)."""

@@ -12,24 +12,55 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kafka_sansio import (
+    AdminConfig,
+    AdminCore,
+    BufferFullError,
+    ClusterDescription,
     ConsumerCore,
     DrivenCore,
     Event,
     KafkaSansioError,
+    NewTopic,
     OffsetAndTimestamp,
+    ProducerCore,
     Records,
+    TopicCreated,
+    TopicDescription,
+    TopicListing,
     TopicPartition,
 )
 
 from ._blocking import BlockingDriver
 from ._errors import ClosedError
-from ._ops import ConsumerRecord, ConsumerState, Op, Security, consumer_config
+from ._ops import (
+    AdminState,
+    ConsumerRecord,
+    ConsumerState,
+    DeliveryCallback,
+    Op,
+    ProducerState,
+    RecordMetadata,
+    Security,
+    client_config,
+    consumer_config,
+    producer_config,
+)
+from ._ops import RecordFuture as _RecordFuture
 
-__all__ = ["BlockingDriver", "Consumer", "ConsumerRecord"]
+__all__ = [
+    "Admin",
+    "BlockingDriver",
+    "Consumer",
+    "ConsumerRecord",
+    "Producer",
+    "RecordFuture",
+    "RecordMetadata",
+]
 
 T = TypeVar("T")
 
@@ -52,6 +83,10 @@ class _Runner:
 
     def now(self) -> float:
         return self.driver.clock()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set() or self._closing.is_set()
 
     def flush(self) -> None:
         self.driver.flush()
@@ -255,3 +290,190 @@ class Consumer:
         """Close the consumer; from another thread, a waiting ``poll`` returns first."""
         self._state.closed = True
         self._runner.close(self._core.close, timeout)
+
+
+# ------------------------------------------------------------------ producer
+
+
+class RecordFuture(_RecordFuture):
+    """The outcome of one ``send``: ``future.result(timeout)`` waits for it."""
+
+    __slots__ = ()
+
+    def result(self, timeout: float | None = None) -> RecordMetadata:
+        """The record's metadata once acknowledged (pumps I/O meanwhile), or its error."""
+        if self.done():
+            return self.value()
+        producer: Producer = self._owner
+        return producer._wait(producer._state.wait, self, timeout)
+
+    get = result
+
+
+class Producer:
+    """A producer: ``send`` queues a record and returns a :class:`RecordFuture`.
+
+    ``Producer("host:9092", acks="all", linger=0.005, compression="lz4")``;
+    options and defaults (Java's) are listed in ``docs/transports.md``.  I/O
+    happens inside calls: ``send`` moves data every few dozen records and
+    while it waits for buffer room, ``flush``/``result``/``poll`` while they
+    wait.  Delivery callbacks (``on_delivery``) run inside those calls.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str | Iterable[str] = "127.0.0.1:9092", **options: Any
+    ) -> None:
+        self.config, security = producer_config(bootstrap_servers, options)
+        self._core = ProducerCore(
+            self.config, random.random, wall_offset=time.time() - time.monotonic()
+        )
+        self._runner = _Runner(self._core, security)
+        self._state = ProducerState(self._core, self._runner, RecordFuture, self)
+        self._sends = 0
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _wait(self, op: Callable[..., Op[T]], *args: Any) -> T:
+        self._runner.enter()
+        try:
+            return self._runner.run(op(*args))
+        finally:
+            self._runner.leave()
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+        timestamp_ms: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> RecordFuture:
+        """Queue a record; waits (pumping I/O) only while the buffer is full, up to ``max_block``."""
+        runner = self._runner
+        runner.enter()
+        try:
+            state = self._state
+            try:
+                future = state.send_now(
+                    topic, value, key, partition, headers, timestamp_ms, on_delivery
+                )
+            except BufferFullError:
+                args = (topic, value, key, partition, headers, timestamp_ms, on_delivery)
+                future = runner.run(state.send(*args))
+            self._sends += 1
+            if not self._sends & 63:
+                runner.driver.run_once(0.0)
+                state.route()
+        finally:
+            runner.leave()
+        assert isinstance(future, RecordFuture)
+        return future
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Move data and run delivery callbacks for up to ``timeout`` seconds."""
+        self._runner.enter()
+        try:
+            deadline = self._runner.now() + timeout
+            while True:
+                self._runner.driver.run_once(max(0.0, deadline - self._runner.now()))
+                self._state.check()
+                if self._runner.now() >= deadline:
+                    return
+        finally:
+            self._runner.leave()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send everything buffered now; return when every record has its outcome."""
+        self._wait(self._state.flush, timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Deliver what is buffered (up to ``timeout``), fail the rest, close."""
+        if not self._state.closed and not self._runner.closed:
+            self._wait(self._state.close, timeout)
+        self._runner.close(lambda: None, timeout)
+
+
+# ------------------------------------------------------------------ admin
+
+
+class Admin:
+    """An admin client; every call waits for the answer (or its timeout) and raises the
+    first error, whose ``result`` attribute holds the per-item answers."""
+
+    def __init__(
+        self, bootstrap_servers: str | Iterable[str] = "127.0.0.1:9092", **options: Any
+    ) -> None:
+        timeout = options.pop("default_api_timeout", 60.0)
+        client, security = client_config(bootstrap_servers, options)
+        self.config = AdminConfig(client=client, default_api_timeout=timeout)
+        self._core = AdminCore(self.config, random.random)
+        self._runner = _Runner(self._core, security)
+        self._state = AdminState(self._core, self._runner)
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, start: Callable[[float], int]) -> Any:
+        self._runner.enter()
+        try:
+            return self._runner.run(self._state.call(start))
+        finally:
+            self._runner.leave()
+
+    def create_topics(
+        self,
+        topics: Iterable[NewTopic | str],
+        timeout: float | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> dict[str, TopicCreated]:
+        topics = list(topics)
+        return self._call(  # type: ignore[no-any-return]
+            lambda now: self._core.create_topics(topics, now, timeout, validate_only=validate_only)
+        )
+
+    def delete_topics(self, topics: Iterable[str], timeout: float | None = None) -> None:
+        names = list(topics)
+        self._call(lambda now: self._core.delete_topics(names, now, timeout))
+
+    def create_partitions(
+        self, new_totals: Mapping[str, int], timeout: float | None = None
+    ) -> None:
+        totals = dict(new_totals)
+        self._call(lambda now: self._core.create_partitions(totals, now, timeout))
+
+    def list_offsets(
+        self, specs: Mapping[TopicPartition, int], timeout: float | None = None
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        wanted = {TopicPartition(*tp): spec for tp, spec in specs.items()}
+        return self._call(lambda now: self._core.list_offsets(wanted, now, timeout))  # type: ignore[no-any-return]
+
+    def describe_cluster(self, timeout: float | None = None) -> ClusterDescription:
+        return self._call(lambda now: self._core.describe_cluster(now, timeout))  # type: ignore[no-any-return]
+
+    def describe_topics(
+        self, topics: Iterable[str], timeout: float | None = None
+    ) -> dict[str, TopicDescription]:
+        names = list(topics)
+        return self._call(lambda now: self._core.describe_topics(names, now, timeout))  # type: ignore[no-any-return]
+
+    def list_topics(
+        self, timeout: float | None = None, *, include_internal: bool = False
+    ) -> dict[str, TopicListing]:
+        return self._call(  # type: ignore[no-any-return]
+            lambda now: self._core.list_topics(now, timeout, include_internal=include_internal)
+        )
+
+    def close(self) -> None:
+        self._state.closed = True
+        self._runner.close(self._core.close, 30.0)

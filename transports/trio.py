@@ -1,10 +1,10 @@
 """trio clients: the core driven by :class:`TrioDriver` in a nursery the client owns.
 
-``async with Consumer("host:9092") as consumer: ...`` opens the nursery that
-holds the connection and timer tasks; leaving the block cancels them.  Time
-is ``trio.current_time()``, so ``trio.testing.MockClock`` works.  Cancelling
-any awaiting call leaves the consumer consistent: records not handed out stay
-buffered.
+``async with Consumer("host:9092") as consumer: ...`` (and ``Producer``,
+``Admin``) opens the nursery that holds the connection and timer tasks;
+leaving the block cancels them.  Time is ``trio.current_time()``, so
+``trio.testing.MockClock`` works.  Cancelling any awaiting call leaves the
+client consistent: records not handed out stay buffered.
 """
 
 from __future__ import annotations
@@ -13,25 +13,42 @@ from typing import Any
 
 import trio
 
-from ._async import AsyncConsumer, AsyncDriver
-from ._ops import ConsumerRecord, Security
+from ._async import (
+    AsyncAdmin,
+    AsyncClient,
+    AsyncConsumer,
+    AsyncDriver,
+    AsyncProducer,
+    AsyncRecordFuture,
+)
+from ._ops import ConsumerRecord, RecordMetadata, Security
 from ._trio_driver import TrioDriver
 
-__all__ = ["Consumer", "ConsumerRecord", "TrioDriver"]
+__all__ = [
+    "Admin",
+    "Consumer",
+    "ConsumerRecord",
+    "Producer",
+    "RecordFuture",
+    "RecordMetadata",
+    "TrioDriver",
+]
+
+RecordFuture = AsyncRecordFuture
 
 
-class Consumer(AsyncConsumer):
-    """A consumer in assign mode on trio (methods as :class:`AsyncConsumer`)."""
+class _OnTrio(AsyncClient):
+    """Owns a nursery from ``__aenter__`` to ``__aexit__`` (use ``async with``)."""
 
     _nursery_manager: Any = None
+    _nursery: trio.Nursery
 
     async def _open_driver(self, security: Security) -> AsyncDriver:
         self._nursery_manager = trio.open_nursery()
-        nursery = await self._nursery_manager.__aenter__()
-        self._nursery = nursery
+        self._nursery = await self._nursery_manager.__aenter__()
         return TrioDriver(
             self._core,
-            nursery,
+            self._nursery,
             ssl_context=security.ssl_context,
             server_hostname=security.server_hostname,
         )
@@ -41,3 +58,15 @@ class Consumer(AsyncConsumer):
         if manager is not None:
             self._nursery.cancel_scope.cancel()
             await manager.__aexit__(None, None, None)
+
+
+class Consumer(_OnTrio, AsyncConsumer):
+    """A consumer in assign mode on trio (methods as :class:`AsyncConsumer`)."""
+
+
+class Producer(_OnTrio, AsyncProducer):
+    """A producer on trio (methods as :class:`AsyncProducer`)."""
+
+
+class Admin(_OnTrio, AsyncAdmin):
+    """An admin client on trio (methods as :class:`AsyncAdmin`)."""
