@@ -147,6 +147,10 @@ class ConsumerCore:
         self._next_token = 1
         self._now = 0.0
         self._closed = False
+        #: Partitions whose owner supplies the position (see :meth:`hold`), by generation.
+        self._held: dict[TopicPartition, int] = {}
+        #: Topics an owner needs metadata for besides the assigned ones (None: all).
+        self._wanted_topics: set[str] | None = set()
 
     # ------------------------------------------------------------ driver side
 
@@ -209,6 +213,7 @@ class ConsumerCore:
         for tp in list(self._partitions):
             if tp not in wanted:
                 del self._partitions[tp]
+                self._held.pop(tp, None)
         for tp in sorted(wanted):
             if tp not in self._partitions:
                 self._partitions[tp] = PartitionState(tp)
@@ -329,6 +334,42 @@ class ConsumerCore:
         """Each partition's end offset (the LSO under read_committed); returns the token."""
         return self.list_offsets(dict.fromkeys(partitions, LATEST), now, timeout)
 
+    def hold(self, partitions: Iterable[TopicPartition]) -> None:
+        """Do not look up a reset offset for these assigned partitions until released.
+
+        For an owner that first asks where to start (a consumer group reads the
+        committed offset).  A seek or seek_to_* in the meantime is a position
+        of its own and ends the hold.  Held partitions are not fetched either,
+        since they have no position.
+        """
+        for tp in partitions:
+            self._held[TopicPartition(*tp)] = self._partition(tp).generation
+
+    def held(self) -> set[TopicPartition]:
+        """Partitions still held: assigned, and not positioned since :meth:`hold`."""
+        return {
+            tp
+            for tp, gen in self._held.items()
+            if tp in self._partitions and self._partitions[tp].generation == gen
+        }
+
+    def release(self, partitions: Iterable[TopicPartition], now: float) -> None:
+        """End the hold: partitions without a position now follow the reset policy."""
+        for tp in partitions:
+            self._held.pop(TopicPartition(*tp), None)
+        self._update(now)
+
+    def want_topics(self, topics: Iterable[str] | None, now: float) -> None:
+        """Keep metadata for these topics too (None: every topic), besides the assigned ones."""
+        self._wanted_topics = None if topics is None else set(topics)
+        self._update_topics(now)
+        self._update(now)
+
+    def position_epoch(self, tp: TopicPartition) -> int | None:
+        """The leader epoch of the record before the position (None if unknown)."""
+        epoch = self._partition(tp).position_epoch
+        return None if epoch < 0 else epoch
+
     def unassign(self, now: float) -> None:
         """Drop every partition (and its buffered records)."""
         self.assign((), now)
@@ -399,7 +440,10 @@ class ConsumerCore:
             raise LocalProtocolError(f"partition {tp} is not assigned") from None
 
     def _update_topics(self, now: float) -> None:
-        topics = {tp.topic for tp in self._partitions}
+        if self._wanted_topics is None:
+            self.client.set_topics(None, now)
+            return
+        topics = {tp.topic for tp in self._partitions} | self._wanted_topics
         for lookup in self._lookups.values():
             topics.update(tp.topic for tp in lookup.remaining)
         self.client.set_topics(topics, now)
@@ -648,6 +692,8 @@ class ConsumerCore:
         out_of_range: dict[TopicPartition, int] = {}
         for tp, p in self._partitions.items():
             if p.state is not FetchState.NEEDS_RESET or now < p.retry_at:
+                continue
+            if self._held.get(tp) == p.generation:
                 continue
             timestamp = p.reset_timestamp
             if timestamp is None:
