@@ -19,14 +19,48 @@ from kafka_sansio.transports import trio as ktrio
 
 ADAPTERS = ("blocking", "asyncio", "trio")
 
-_WAITING = ("poll", "position", "offsets_for_times", "beginning_offsets", "end_offsets")
+_WAITING = {
+    "poll",
+    "position",
+    "offsets_for_times",
+    "beginning_offsets",
+    "end_offsets",
+    # producer
+    "send_and_wait",
+    "flush",
+    "close",
+    # admin
+    "create_topics",
+    "delete_topics",
+    "create_partitions",
+    "list_offsets",
+    "describe_cluster",
+    "describe_topics",
+    "list_topics",
+}
+
+
+class _AwaitableFuture:
+    """A blocking RecordFuture that can be awaited (``result()`` blocks, as it does for users)."""
+
+    def __init__(self, future: blocking.RecordFuture) -> None:
+        self.future = future
+
+    def __await__(self) -> Any:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        return self.future.result(60)
+
+    def done(self) -> bool:
+        return self.future.done()
 
 
 class SyncShim:
-    """The blocking Consumer with awaitable waiting calls."""
+    """A blocking client with awaitable waiting calls."""
 
-    def __init__(self, consumer: blocking.Consumer) -> None:
-        self._consumer = consumer
+    def __init__(self, client: Any) -> None:
+        self._consumer = client
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._consumer, name)
@@ -36,6 +70,12 @@ class SyncShim:
                 return attr(*args, **kwargs)
 
             return call
+        if name == "send":
+
+            async def send(*args: Any, **kwargs: Any) -> Any:
+                return _AwaitableFuture(attr(*args, **kwargs))
+
+            return send
         return attr
 
     async def records(self, timeout: float | None = None) -> AsyncIterator[Any]:
@@ -49,30 +89,37 @@ class SyncShim:
 Scenario = Callable[[Any], Awaitable[Any]]
 
 
-def run_consumer(adapter: str, bootstrap: str, scenario: Scenario, **options: Any) -> Any:
-    """Run ``scenario(consumer)`` with a consumer of ``adapter`` connected to ``bootstrap``."""
+def run_client(
+    adapter: str, kind: str, bootstrap: str, scenario: Scenario, **options: Any
+) -> Any:
+    """Run ``scenario(client)`` with a ``kind`` ("Consumer", "Producer", "Admin") of ``adapter``."""
     if adapter == "blocking":
 
         async def main_blocking() -> Any:
-            with blocking.Consumer(bootstrap, **options) as consumer:
-                return await scenario(SyncShim(consumer))
+            with getattr(blocking, kind)(bootstrap, **options) as client:
+                return await scenario(SyncShim(client))
 
         return asyncio.run(main_blocking())
     if adapter == "asyncio":
 
         async def main_asyncio() -> Any:
-            async with kaio.Consumer(bootstrap, **options) as consumer:
-                return await scenario(consumer)
+            async with getattr(kaio, kind)(bootstrap, **options) as client:
+                return await scenario(client)
 
         return asyncio.run(main_asyncio())
     if adapter == "trio":
 
         async def main_trio() -> Any:
-            async with ktrio.Consumer(bootstrap, **options) as consumer:
-                return await scenario(consumer)
+            async with getattr(ktrio, kind)(bootstrap, **options) as client:
+                return await scenario(client)
 
         return trio.run(main_trio)
     raise ValueError(adapter)
+
+
+def run_consumer(adapter: str, bootstrap: str, scenario: Scenario, **options: Any) -> Any:
+    """Run ``scenario(consumer)`` with a consumer of ``adapter`` connected to ``bootstrap``."""
+    return run_client(adapter, "Consumer", bootstrap, scenario, **options)
 
 
 async def consume(consumer: Any, count: int, timeout: float = 60.0) -> list[Any]:
