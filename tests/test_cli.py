@@ -195,3 +195,33 @@ def test_failures_have_clear_messages_and_exit_codes(mock_broker: str) -> None:
         result = run(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "usage:" in result.stderr
+
+
+def test_follow_waits_for_new_records(mock_broker: str) -> None:
+    topic = f"follow-{uuid.uuid4().hex[:8]}"
+    ok("topics", "create", topic, "--partitions", "2", "--bootstrap", mock_broker)
+    checked = ok("topics", "create", "never", "--validate-only", "--bootstrap", mock_broker)
+    assert checked[0]["created"] is False and checked[0]["partitions"] >= 1
+    listed = ok("topics", "list", "--json", "--bootstrap", mock_broker)
+    assert topic in {t["topic"] for t in listed} and "never" not in {t["topic"] for t in listed}
+    follower = subprocess.Popen(
+        [*CLI, "consume", topic, "--from", "end", "--follow", "--count", "3",
+         "--bootstrap", mock_broker],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        # Records written before the follower has its end positions are not expected;
+        # write batches until it has seen three.
+        deadline = time.monotonic() + 60
+        while follower.poll() is None:
+            assert time.monotonic() < deadline, "the follower never saw three records"
+            ok("produce", topic, "--bootstrap", mock_broker, stdin="x\n")
+            time.sleep(0.3)
+        out, err = follower.communicate(timeout=10)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 3 and all(r["value"] == "x" for r in records)

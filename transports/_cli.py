@@ -468,7 +468,8 @@ def cmd_produce(args: argparse.Namespace, clients: _Clients) -> int:
         delivery_timeout=max(clients.timeout, 1.0),
         max_block=clients.timeout,
     )
-    core = ProducerCore(config, random.random)
+    # Records without a timestamp get the wall-clock time, as with the Java producer.
+    core = ProducerCore(config, random.random, wall_offset=time.time() - time.monotonic())
     driver = clients.driver(core)
     lines: queue.Queue[str | None] = queue.Queue(maxsize=10_000)
     reader = threading.Thread(
@@ -522,8 +523,6 @@ def cmd_produce(args: argparse.Namespace, clients: _Clients) -> int:
                     record = _record_from_line(line, args.key_separator)
                 if record.get("partition") is None:
                     record["partition"] = args.partition
-                if record.get("timestamp_ms") is None:
-                    record["timestamp_ms"] = int(time.time() * 1000)  # wall clock, as Java does
                 while True:
                     try:
                         core.send(args.topic, now=driver.clock(), **record)
