@@ -364,10 +364,12 @@ class AdminCore:
         else:
             node = self.client.least_loaded_node(now)
         if node is None:
-            return  # metadata (or a reconnect) is on its way; _update runs again then
+            # Every broker is backing off: the metadata request's timer waits for the
+            # first reconnect, and its answer runs _update again.
+            self.client.request_metadata(now)
+            return
         request = self._request(call, now)
         keys = list(call.pending)
-
         attempt = self._attempt(call, node, keys)
 
         def handler(
