@@ -145,7 +145,7 @@ class AsyncConsumer(AsyncClient):
         **options: Any,
     ) -> None:
         self.config, self._security = consumer_config(bootstrap_servers, options)
-        self._core = ConsumerCore(self.config, random.random)
+        self._core: ConsumerCore = ConsumerCore(self.config, random.random)
         self._on_event = on_event
         self._state: ConsumerState | None = None
 
@@ -417,9 +417,10 @@ class AsyncAdmin(AsyncClient):
         validate_only: bool = False,
     ) -> dict[str, TopicCreated]:
         topics = list(topics)
-        return await self._call(
+        created: dict[str, TopicCreated] = await self._call(
             lambda now: self._core.create_topics(topics, now, timeout, validate_only=validate_only)
-        )  # type: ignore[no-any-return]
+        )
+        return created
 
     async def delete_topics(self, topics: Iterable[str], timeout: float | None = None) -> None:
         topics = list(topics)
@@ -449,9 +450,10 @@ class AsyncAdmin(AsyncClient):
     async def list_topics(
         self, timeout: float | None = None, *, include_internal: bool = False
     ) -> dict[str, TopicListing]:
-        return await self._call(
+        listed: dict[str, TopicListing] = await self._call(
             lambda now: self._core.list_topics(now, timeout, include_internal=include_internal)
-        )  # type: ignore[no-any-return]
+        )
+        return listed
 
     async def close(self) -> None:
         state = self._state

@@ -189,7 +189,7 @@ class TrioDriver:
                 return
             if conn.closed:
                 return
-            self.core.data_received(conn.node_id, data, self.now())
+            self.core.data_received(conn.node_id, bytes(data), self.now())
             self._after()
 
     async def _writer(self, conn: _Conn, stream: trio.abc.Stream) -> None:
