@@ -351,3 +351,51 @@ def test_calls_stuck_on_a_stopped_broker_are_routed_afresh(h: Harness) -> None:
     result = h.wait(offsets)
     assert result.ok and result.value[TopicPartition("t", 0)].offset == 3
     assert 1 not in h.calls(CREATE_TOPICS) + h.calls(LIST_OFFSETS)[1:]
+
+
+def _admin_samples() -> list[tuple[int, int]]:
+    from kafka_sansio.testing import _model_admin
+
+    return [(k, v) for k, (lo, hi) in _model_admin.VERSIONS.items() for v in range(lo, hi + 1)]
+
+
+@pytest.mark.parametrize(("api_key", "version"), _admin_samples())
+def test_model_admin_answers_round_trip_through_the_codec(api_key: int, version: int) -> None:
+    from kafka_sansio import FrameBuffer, frame, protocol
+    from kafka_sansio._messages.create_partitions import (
+        CreatePartitionsAssignment,
+        CreatePartitionsRequest,
+        CreatePartitionsTopic,
+    )
+    from kafka_sansio._messages.describe_cluster import DescribeClusterRequest
+
+    cluster = ModelCluster(brokers=3)
+    cluster.create_topic("t", 1)
+    cluster.create_topic("u", 1)
+    request: Any = DescribeClusterRequest()
+    if api_key == CREATE_PARTITIONS:
+        request = CreatePartitionsRequest(
+            topics=[
+                CreatePartitionsTopic(name="t", count=3, assignments=None),
+                CreatePartitionsTopic(
+                    name="u", count=2, assignments=[CreatePartitionsAssignment(broker_ids=[2, 3])]
+                ),
+                CreatePartitionsTopic(name="nope", count=2, assignments=None),
+            ],
+            timeout_ms=1000,
+        )
+    server = cluster.accept(1, 0.0)
+    server.receive(frame(protocol.encode_request(request, version, 5, "c")), 0.0)
+    frames = FrameBuffer()
+    frames.feed(server.data_to_send())
+    reply = frames.next_frame()
+    assert reply is not None and not server.closed
+    header, response = protocol.decode_response(api_key, version, reply)
+    assert header.correlation_id == 5
+    assert protocol.encode_response(response, version, 5) == reply
+    if api_key == CREATE_PARTITIONS:
+        assert [r.error_code for r in response.results] == [0, 0, 3]
+        assert [len(cluster.topics[n].partitions) for n in "tu"] == [3, 2]
+        assert cluster.topics["u"].partitions[1].replicas == [2, 3]
+    else:
+        assert [b.broker_id for b in response.brokers] == [1, 2, 3]
