@@ -748,6 +748,9 @@ class ProducerCore:
         result: Response | RequestFailed,
         now: float,
     ) -> None:
+        # An answer inside an update pass (acks=0 answers as soon as the bytes
+        # are queued) frees room: that pass must look again.
+        self._update_again = True
         for pq, batch in sent:
             if batch in pq.in_flight:
                 pq.in_flight.remove(batch)
@@ -922,6 +925,7 @@ class ProducerCore:
 
     def _on_init_producer_id(self, result: Response | RequestFailed, now: float) -> None:
         self._pid_in_flight = False
+        self._update_again = True
         response = result.response if isinstance(result, Response) else None
         if not isinstance(response, InitProducerIdResponse) or response.error_code:
             code = response.error_code if isinstance(response, InitProducerIdResponse) else -1
