@@ -17,9 +17,9 @@ import binascii
 import contextlib
 import datetime
 import json
+import operator
 import os
 import queue
-import random
 import signal
 import sys
 import threading
@@ -29,14 +29,8 @@ from types import FrameType
 from typing import Any, NoReturn, TextIO
 
 from kafka_sansio import KafkaSansioError, TopicPartition
-from kafka_sansio._admin import AdminConfig, AdminCore
-from kafka_sansio._admin_types import (
-    EARLIEST,
-    LATEST,
-    AdminResult,
-    NewTopic,
-    TopicDescription,
-)
+from kafka_sansio._admin_types import EARLIEST, LATEST, NewTopic, TopicDescription
+from kafka_sansio._connection import RequestTimedOutError
 from kafka_sansio.errors import UnknownTopicOrPartitionError
 
 ENV_BOOTSTRAP = "KAFKA_SANSIO_BOOTSTRAP"
@@ -101,66 +95,60 @@ class _Clients:
                 "KAFKA_SANSIO_SASL_PASSWORD"
             )
 
-    def driver(self, core: Any) -> Any:
-        from ._blocking import BlockingDriver
-        from ._ops import client_config
-
-        _, security = client_config(self.bootstrap, self.options)
-        return BlockingDriver(
-            core, ssl_context=security.ssl_context, server_hostname=security.server_hostname
-        )
-
     def client_config(self) -> Any:
         from ._ops import client_config
 
         return client_config(self.bootstrap, self.options)[0]
 
-    def unreachable(self, driver: Any, what: str) -> CliError:
-        reason = f"; {_error_text(driver.errors[-1])}" if getattr(driver, "errors", None) else ""
+    def unreachable(self, what: str) -> CliError:
         return CliError(
             f"{what}: no answer from {self.bootstrap} within {self.timeout:g}s "
-            f"(is the cluster reachable?){reason}"
+            "(is the cluster reachable?)"
         )
 
 
 class _Admin:
-    """An AdminCore on a BlockingDriver: each call waits for its result."""
+    """The blocking :class:`Admin`, answering per item where the call is about several."""
 
     def __init__(self, clients: _Clients) -> None:
+        from .blocking import Admin
+
         self.clients = clients
-        config = AdminConfig(client=clients.client_config(), default_api_timeout=clients.timeout)
-        self.core = AdminCore(config, random.random)
-        self.driver = clients.driver(self.core)
-        self._results: dict[int, AdminResult[Any]] = {}
+        self.admin = Admin(
+            clients.bootstrap, default_api_timeout=clients.timeout, **clients.options
+        )
 
-    def wait(self, token: int) -> Any:
-        """The call's AdminResult (typed Any: its value's type depends on the call)."""
+    def run(self, what: str, call: Callable[[Any], Any]) -> Any:
+        """``call(admin)``'s value; for calls about several items, ``{item: answer | error}``.
 
-        def done() -> bool:
-            for event in self.core.events():
-                if isinstance(event, AdminResult):
-                    self._results[event.token] = event
-            return token in self._results
-
-        self.driver.run_until(done, self.clients.timeout + 5.0)
-        result = self._results.pop(token, None)
-        if result is None or (result.value is None and result.error is not None):
-            raise self.clients.unreachable(self.driver, token_name(result))
-        return result
-
-    def now(self) -> float:
-        return float(self.driver.clock())
+        A call that got no answer at all (every item timed out) means the
+        cluster is out of reach: CliError saying so.
+        """
+        try:
+            return call(self.admin)
+        except KafkaSansioError as exc:
+            result = getattr(exc, "result", None)
+            value = getattr(result, "value", None)
+            if (
+                isinstance(value, dict)
+                and value
+                and not all(isinstance(v, RequestTimedOutError) for v in value.values())
+            ):
+                return value
+            if isinstance(exc, RequestTimedOutError) or isinstance(value, dict):
+                raise self.clients.unreachable(what) from None
+            raise
 
     def describe(self, topics: Sequence[str]) -> dict[str, TopicDescription]:
         """Descriptions of these topics; CliError naming any that does not exist."""
-        result = self.wait(self.core.describe_topics(topics, self.now()))
+        value = self.run("describe topics", lambda a: a.describe_topics(topics))
         out = {}
-        for name, value in result.value.items():
-            if isinstance(value, UnknownTopicOrPartitionError):
+        for name, answer in value.items():
+            if isinstance(answer, UnknownTopicOrPartitionError):
                 raise CliError(f"unknown topic {name!r}")
-            if isinstance(value, KafkaSansioError):
-                raise CliError(f"describe {name!r}: {_error_text(value)}")
-            out[name] = value
+            if isinstance(answer, KafkaSansioError):
+                raise CliError(f"describe {name!r}: {_error_text(answer)}")
+            out[name] = answer
         return out
 
     def partitions(self, topic: str, wanted: Sequence[int] | None) -> list[TopicPartition]:
@@ -175,13 +163,7 @@ class _Admin:
         return [TopicPartition(topic, p) for p in wanted]
 
     def close(self) -> None:
-        self.core.close()
-        self.driver.flush()
-        self.driver.close()
-
-
-def token_name(result: AdminResult[Any] | None) -> str:
-    return "the request" if result is None else result.call.replace("_", " ")
+        self.admin.close()
 
 
 # ------------------------------------------------------------------ topics
@@ -196,8 +178,8 @@ def cmd_topics(args: argparse.Namespace, clients: _Clients) -> int:
 
 
 def _topics_list(args: argparse.Namespace, admin: _Admin) -> int:
-    result = admin.wait(admin.core.list_topics(admin.now(), include_internal=args.internal))
-    for listing in result.value.values():
+    listings = admin.run("list topics", lambda a: a.list_topics(include_internal=args.internal))
+    for listing in listings.values():
         if args.json:
             emit(
                 {
@@ -225,11 +207,11 @@ def _parse_configs(items: Sequence[str]) -> dict[str, str]:
 def _topics_create(args: argparse.Namespace, admin: _Admin) -> int:
     configs = _parse_configs(args.config)
     topics = [NewTopic(n, args.partitions, args.replication_factor, configs) for n in args.topics]
-    result = admin.wait(
-        admin.core.create_topics(topics, admin.now(), validate_only=args.validate_only)
+    answers = admin.run(
+        "create topics", lambda a: a.create_topics(topics, validate_only=args.validate_only)
     )
     failed = 0
-    for name, value in result.value.items():
+    for name, value in answers.items():
         if isinstance(value, KafkaSansioError):
             if args.if_not_exists and type(value).__name__ == "TopicAlreadyExistsError":
                 emit({"topic": name, "created": False, "exists": True})
@@ -250,9 +232,9 @@ def _topics_create(args: argparse.Namespace, admin: _Admin) -> int:
 
 
 def _topics_delete(args: argparse.Namespace, admin: _Admin) -> int:
-    result = admin.wait(admin.core.delete_topics(args.topics, admin.now()))
+    answers = admin.run("delete topics", lambda a: a.delete_topics(args.topics))
     failed = 0
-    for name, value in result.value.items():
+    for name, value in (answers or dict.fromkeys(args.topics)).items():
         if isinstance(value, UnknownTopicOrPartitionError):
             if args.if_exists:
                 emit({"topic": name, "deleted": False})
@@ -270,10 +252,10 @@ def _topics_delete(args: argparse.Namespace, admin: _Admin) -> int:
 def _topics_describe(args: argparse.Namespace, admin: _Admin) -> int:
     names = args.topics
     if not names:
-        names = list(admin.wait(admin.core.list_topics(admin.now())).value)
-    result = admin.wait(admin.core.describe_topics(names, admin.now())) if names else None
+        names = list(admin.run("list topics", lambda a: a.list_topics()))
+    answers = admin.run("describe topics", lambda a: a.describe_topics(names)) if names else {}
     failed = 0
-    for name, value in (result.value if result else {}).items():
+    for name, value in answers.items():
         if isinstance(value, KafkaSansioError):
             unknown = isinstance(value, UnknownTopicOrPartitionError)
             note(f"describe {name!r}: {'unknown topic' if unknown else _error_text(value)}")
@@ -301,8 +283,10 @@ def _topics_describe(args: argparse.Namespace, admin: _Admin) -> int:
 
 
 def _topics_alter(args: argparse.Namespace, admin: _Admin) -> int:
-    result = admin.wait(admin.core.create_partitions({args.topic: args.partitions}, admin.now()))
-    value = result.value[args.topic]
+    answers = admin.run(
+        "add partitions", lambda a: a.create_partitions({args.topic: args.partitions})
+    )
+    value = (answers or {}).get(args.topic)
     if isinstance(value, KafkaSansioError):
         unknown = isinstance(value, UnknownTopicOrPartitionError)
         raise CliError(
@@ -349,11 +333,12 @@ def cmd_offsets(args: argparse.Namespace, clients: _Clients) -> int:
         specs = [spec] if spec is not None else [EARLIEST, LATEST]
         answers = []
         for s in specs:
-            result = admin.wait(admin.core.list_offsets(dict.fromkeys(tps, s), admin.now()))
-            for tp, value in result.value.items():
+            lookup = operator.methodcaller("list_offsets", dict.fromkeys(tps, s))
+            found = admin.run("list offsets", lookup)
+            for tp, value in found.items():
                 if isinstance(value, KafkaSansioError):
                     raise CliError(f"offsets of {tp}: {_error_text(value)}")
-            answers.append(result.value)
+            answers.append(found)
         for tp in tps:
             if spec is None:
                 emit(
@@ -437,20 +422,18 @@ def _record_from_line(line: str, separator: str | None) -> dict[str, Any]:
     return {"value": line.encode("utf-8"), "key": key}
 
 
-def _read_lines(stdin: TextIO, lines: queue.Queue[str | None], wake: Callable[[], None]) -> None:
+def _read_lines(stdin: TextIO, lines: queue.Queue[str | None]) -> None:
+    """Hand stdin's lines to the producing thread (None at the end), so that
+    waiting for input never stops deliveries."""
     try:
         for line in stdin:
             lines.put(line)
-            wake()
     finally:
         lines.put(None)
-        wake()
 
 
 def cmd_produce(args: argparse.Namespace, clients: _Clients) -> int:
-    from kafka_sansio import ClientError
-    from kafka_sansio._producer import ProducerConfig, ProducerCore
-    from kafka_sansio._producer_events import BufferFullError, Delivered, ProducerFailed
+    from .blocking import Producer
 
     admin = _Admin(clients)
     try:
@@ -459,108 +442,82 @@ def cmd_produce(args: argparse.Namespace, clients: _Clients) -> int:
         admin.close()
     if args.partition is not None and args.partition >= partitions:
         raise CliError(f"topic {args.topic!r} has no partition {args.partition}")
-    config = ProducerConfig(
-        client=clients.client_config(),
+    producer = Producer(
+        clients.bootstrap,
         acks=args.acks,
         compression=args.compression,
-        enable_idempotence=args.acks == -1,
         linger=args.linger,
         delivery_timeout=max(clients.timeout, 1.0),
         max_block=clients.timeout,
+        **clients.options,
     )
-    # Records without a timestamp get the wall-clock time, as with the Java producer.
-    core = ProducerCore(config, random.random, wall_offset=time.time() - time.monotonic())
-    driver = clients.driver(core)
     lines: queue.Queue[str | None] = queue.Queue(maxsize=10_000)
-    reader = threading.Thread(
-        target=_read_lines, args=(sys.stdin, lines, driver.wakeup), daemon=True
-    )
-    reader.start()
+    threading.Thread(target=_read_lines, args=(sys.stdin, lines), daemon=True).start()
     sent = delivered = failed = 0
-    first_error: str | None = None
+    errors: list[str] = []
     offsets: dict[int, list[int]] = {}
+
+    def on_delivery(meta: Any, error: KafkaSansioError | None) -> None:
+        nonlocal delivered, failed
+        if error is not None or meta is None:
+            failed += 1
+            if error is not None and not errors:
+                errors.append(_error_text(error))
+            return
+        delivered += 1
+        if meta.offset >= 0:
+            span = offsets.setdefault(meta.partition, [meta.offset, meta.offset])
+            span[0], span[1] = min(span[0], meta.offset), max(span[1], meta.offset)
+
     started = last_note = time.monotonic()
-
-    def collect() -> None:
-        nonlocal delivered, failed, first_error
-        for event in core.events():
-            if isinstance(event, Delivered):
-                if event.error is None:
-                    delivered += len(event.tokens)
-                    if event.base_offset >= 0:
-                        span = offsets.setdefault(event.partition.partition, [event.base_offset, 0])
-                        span[0] = min(span[0], event.base_offset)
-                        span[1] = max(span[1], event.base_offset + len(event.tokens) - 1)
-                else:
-                    failed += len(event.tokens)
-                    first_error = first_error or _error_text(event.error)
-            elif isinstance(event, (ProducerFailed, ClientError)):  # fatal: nothing goes out
-                first_error = first_error or _error_text(event.error)
-
+    lineno = 0
     try:
-        eof = False
-        lineno = 0
-        while not eof:
-            driver.run_once(0.2)
-            collect()
-            while True:
-                try:
-                    line = lines.get_nowait()
-                except queue.Empty:
-                    break
+        while not (errors and args.stop_on_error):
+            try:
+                line = lines.get(timeout=0.05)
+            except queue.Empty:
+                producer.poll(0)  # move data while stdin is quiet
+                line = ""
+            else:
                 if line is None:
-                    eof = True
                     break
                 lineno += 1
                 line = line.rstrip("\r\n")
-                if not line and not args.json:
-                    continue
-                if args.json:
-                    if not line.strip():
-                        continue
-                    record = _record_from_json(line, lineno)
-                else:
-                    record = _record_from_line(line, args.key_separator)
-                if record.get("partition") is None:
-                    record["partition"] = args.partition
-                while True:
+                if line.strip() or (line and not args.json):
+                    record = (
+                        _record_from_json(line, lineno)
+                        if args.json
+                        else _record_from_line(line, args.key_separator)
+                    )
+                    if record.get("partition") is None:
+                        record["partition"] = args.partition
                     try:
-                        core.send(args.topic, now=driver.clock(), **record)
-                        break
-                    except BufferFullError:
-                        driver.run_once(0.1)
-                        collect()
+                        producer.send(args.topic, on_delivery=on_delivery, **record)
                     except KafkaSansioError as exc:
                         raise CliError(f"stdin line {lineno}: {_error_text(exc)}") from None
-                sent += 1
-            if first_error is not None and args.stop_on_error:
-                break
+                    sent += 1
             if time.monotonic() - last_note >= PROGRESS_EVERY:
                 last_note = time.monotonic()
                 note(f"produce: {sent} read, {delivered} delivered, {failed} failed")
-        core.flush(driver.clock())
-        deadline = time.monotonic() + clients.timeout + 5.0
-        while core.pending() and time.monotonic() < deadline:
-            driver.run_once(0.5)
-            collect()
-        core.close(driver.clock())
-        driver.run_until(lambda: core.pending() == 0, 2.0)
-        collect()
+        try:
+            producer.flush(clients.timeout + 5.0)
+        except KafkaSansioError as exc:
+            errors.append(_error_text(exc))
     finally:
-        driver.close()
-    unsent = sent - delivered - failed
+        producer.close(5.0)
+    missing = sent - delivered
     emit(
         {
             "topic": args.topic,
             "produced": delivered,
-            "failed": failed + unsent,
+            "failed": missing,
             "offsets": {str(p): span for p, span in sorted(offsets.items())},
         }
     )
-    if failed or unsent or first_error:
+    if missing or errors:
         raise CliError(
-            f"produce: {failed + unsent} of {sent} records not delivered"
-            + (f": {first_error}" if first_error else "")
+            f"produce: {missing} of {sent} records not delivered"
+            + (f": {errors[0]}" if errors else "")
         )
     if time.monotonic() - started >= PROGRESS_EVERY:
         note(f"produce: {delivered} records delivered")
