@@ -514,49 +514,62 @@ class RecordMetadata(NamedTuple):
 DeliveryCallback = Callable[[RecordMetadata | None, KafkaSansioError | None], object]
 
 
+class _Outcome:
+    """What the broker said about one batch; every record's future points at it."""
+
+    __slots__ = ("base_offset", "error", "partition", "timestamp", "topic")
+
+    def __init__(self, delivered: Delivered) -> None:
+        self.topic, self.partition = delivered.partition
+        self.base_offset = delivered.base_offset
+        self.timestamp = delivered.timestamp_ms
+        self.error = delivered.error
+
+
 class RecordFuture:
     """The outcome of one ``send``: :class:`RecordMetadata` or an exception.
 
     The flavours add the waiting: ``future.result(timeout)`` on the blocking
-    producer, ``await future`` on asyncio and trio.
+    producer, ``await future`` on asyncio and trio.  Resolving a future only
+    stores a reference to its batch's outcome and its index in the batch;
+    the metadata is built when asked for.
     """
 
-    __slots__ = ("_callback", "_done", "_error", "_owner", "_value", "topic")
+    __slots__ = ("_callback", "_index", "_outcome", "_owner")
+    #: The record's place in its batch (set with ``_outcome``).
+    _index: int
 
-    def __init__(self, owner: Any, topic: str, callback: DeliveryCallback | None) -> None:
+    def __init__(self, owner: Any, callback: DeliveryCallback | None) -> None:
         #: The producer whose adapter waits for this future.
         self._owner = owner
-        self.topic = topic
         self._callback = callback
-        self._done = False
-        self._value: RecordMetadata | None = None
-        self._error: KafkaSansioError | None = None
+        self._outcome: _Outcome | None = None
 
     def done(self) -> bool:
-        return self._done
+        return self._outcome is not None
 
     def exception(self) -> KafkaSansioError | None:
-        """The delivery error (None on success); only meaningful once :meth:`done`."""
-        return self._error
+        """The delivery error (None on success, or while not :meth:`done`)."""
+        return None if self._outcome is None else self._outcome.error
 
     def value(self) -> RecordMetadata:
         """The metadata, or raise the delivery error; call only once :meth:`done`."""
-        if not self._done:
+        outcome = self._outcome
+        if outcome is None:
             raise RuntimeError("the record has not been acknowledged yet")
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None
-        return self._value
+        if outcome.error is not None:
+            raise outcome.error
+        base = outcome.base_offset
+        offset = base + self._index if base >= 0 else -1
+        return RecordMetadata(outcome.topic, outcome.partition, offset, outcome.timestamp)
 
-    def _resolve(self, value: RecordMetadata | None, error: KafkaSansioError | None) -> None:
-        self._done = True
-        self._value = value
-        self._error = error
-        if self._callback is not None:
-            try:
-                self._callback(value, error)
-            except Exception:
-                log.exception("a delivery callback raised")
+    def _run_callback(self) -> None:
+        assert self._callback is not None and self._outcome is not None
+        error = self._outcome.error
+        try:
+            self._callback(None if error else self.value(), error)
+        except Exception:
+            log.exception("a delivery callback raised")
 
 
 class ProducerState:
@@ -575,24 +588,20 @@ class ProducerState:
 
     def route(self) -> None:
         """Resolve the futures of delivered records; keep fatal errors for the next call."""
-        futures = self._futures
+        pop = self._futures.pop
         for event in self.core.events():
             if isinstance(event, Delivered):
-                tp, error = event.partition, event.error
-                if error is None:
-                    base, ts = event.base_offset, event.timestamp_ms
-                    for i, token in enumerate(event.tokens):
-                        future = futures.pop(token, None)
-                        if future is not None:
-                            offset = base + i if base >= 0 else -1
-                            future._resolve(
-                                RecordMetadata(tp.topic, tp.partition, offset, ts), None
-                            )
-                else:
-                    for token in event.tokens:
-                        future = futures.pop(token, None)
-                        if future is not None:
-                            future._resolve(None, error)
+                outcome = _Outcome(event)
+                callbacks = []
+                for i, token in enumerate(event.tokens):
+                    future = pop(token, None)
+                    if future is not None:
+                        future._outcome = outcome
+                        future._index = i
+                        if future._callback is not None:
+                            callbacks.append(future)
+                for future in callbacks:
+                    future._run_callback()
             elif isinstance(event, (ProducerFailed, ClientError)):
                 self._errors.append(event.error)
         if self.driver.errors:
@@ -626,7 +635,7 @@ class ProducerState:
             headers=headers,
             timestamp_ms=timestamp_ms,
         )
-        future = self._futures[token] = self._future_class(self._owner, topic, on_delivery)
+        future = self._futures[token] = self._future_class(self._owner, on_delivery)
         return future
 
     def send(self, *args: Any) -> Op[RecordFuture]:

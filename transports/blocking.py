@@ -73,7 +73,11 @@ class _Runner:
             core, ssl_context=security.ssl_context, server_hostname=security.server_hostname
         )
         self._busy = threading.Lock()
-        self._closing = threading.Event()
+        self._try_busy = self._busy.acquire
+        self._free = self._busy.release
+        #: close() was asked for (from any thread); plain flags keep enter/leave cheap.
+        self._closing = False
+        self._done = False
         self._closed = threading.Event()
         self._close_hook: Callable[[], None] = lambda: None
 
@@ -86,20 +90,20 @@ class _Runner:
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set() or self._closing.is_set()
+        return self._closing
 
     def flush(self) -> None:
         self.driver.flush()
 
     def enter(self) -> None:
-        if self._closed.is_set() or self._closing.is_set():
+        if self._closing:
             raise ClosedError("the client is closed")
-        if not self._busy.acquire(blocking=False):
+        if not self._try_busy(False):
             raise RuntimeError("a client is not safe for use from several threads at once")
 
     def leave(self) -> None:
-        self._busy.release()
-        if self._closing.is_set() and not self._closed.is_set():
+        self._free()
+        if self._closing and not self._done:
             self.close_now()
 
     def run(self, op: Op[T]) -> T:
@@ -119,9 +123,9 @@ class _Runner:
     def close(self, on_close: Callable[[], None], timeout: float | None) -> None:
         """Close now, or (if another thread is inside a call) make it close and wait."""
         self._close_hook = on_close
-        if self._closed.is_set():
+        if self._done:
             return
-        self._closing.set()
+        self._closing = True
         if self._busy.acquire(blocking=False):
             try:
                 self.close_now()
@@ -132,8 +136,9 @@ class _Runner:
             self._closed.wait(timeout)
 
     def close_now(self) -> None:
-        if self._closed.is_set():
+        if self._done:
             return
+        self._done = True
         try:
             self._close_hook()
             self.driver.flush()
