@@ -203,6 +203,9 @@ class ProducerCore:
         self.client = ClientCore(config.client, random)
         self.client.add_metadata_listener(self._on_metadata)
         self._codec = codec_id_for(config.compression)
+        self._batch_size = config.batch_size
+        self._buffer_memory = config.buffer_memory
+        self._partitioner = config.partitioner
         self._idempotent = config.enable_idempotence
         self._per_partition_in_flight = config.max_in_flight if self._idempotent else 1
         self._max_record = min(config.max_request_size, config.buffer_memory) - BATCH_OVERHEAD
@@ -331,9 +334,9 @@ class ProducerCore:
             headers = ()
         if size > self._max_record:
             raise RecordTooLargeError(size + BATCH_OVERHEAD, self._max_record + BATCH_OVERHEAD)
-        if self._buffered + size + BATCH_OVERHEAD > self.config.buffer_memory:
+        if self._buffered + size + BATCH_OVERHEAD > self._buffer_memory:
             needed = size + BATCH_OVERHEAD
-            raise BufferFullError(needed, self.config.buffer_memory - self._buffered)
+            raise BufferFullError(needed, self._buffer_memory - self._buffered)
         if timestamp_ms is None:
             ts = int((now + self.wall_offset) * 1000)
         elif type(timestamp_ms) is not int or timestamp_ms < 0:
@@ -352,7 +355,7 @@ class ProducerCore:
             self._wait_for_metadata(topic, token, key, value, headers, ts, partition, size, now)
             return token
         if partition is None:
-            if self.config.partitioner is not None:
+            if self._partitioner is not None:
                 partition = self._custom_partition(topic, key, info)
             elif key is not None:
                 partition = (murmur2(key) & 0x7FFFFFFF) % info.count
@@ -364,12 +367,27 @@ class ProducerCore:
                     )
                     info.sticky_bytes = 0
                 info.sticky_bytes += size
-                if info.sticky_bytes >= self.config.batch_size:
+                if info.sticky_bytes >= self._batch_size:
                     info.sticky = next_sticky_partition(
                         info.count, info.available, partition, self._random
                     )
                     info.sticky_bytes = 0
-        self._append(info.queues[partition], token, key, value, headers, ts, size, now)
+        pq = info.queues[partition]
+        q = pq.queue
+        if q:
+            # The common case inline: the open batch takes the record.
+            batch = q[-1]
+            if not batch.closed and batch.size + size <= self._batch_size:
+                records = batch.records
+                records.append((len(records), ts, 0, key, value, headers))
+                batch.tokens.append(token)
+                batch.size += size
+                self._buffered += size
+                if batch.size >= self._batch_size:
+                    batch.closed = True
+                    self._update(now)
+                return token
+        self._append(pq, token, key, value, headers, ts, size, now)
         return token
 
     def flush(self, now: float) -> None:
