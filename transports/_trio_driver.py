@@ -14,7 +14,7 @@ connection fail or are retried), unless the core itself asked to close it.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -50,8 +50,11 @@ class TrioDriver:
         *,
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        connect: Callable[[str, int], Awaitable[trio.abc.Stream]] | None = None,
     ) -> None:
         self.core = core
+        #: Opens the byte stream to a broker; TCP unless a test swaps in memory streams.
+        self.connect = connect or trio.open_tcp_stream
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         self.errors: list[KafkaSansioError] = []
@@ -148,7 +151,7 @@ class TrioDriver:
     async def _connection_task(self, conn: _Conn, host: str, port: int) -> None:
         with conn.scope:
             try:
-                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+                stream: trio.abc.Stream = await self.connect(host, port)
                 if self.ssl_context is not None:
                     tls = trio.SSLStream(
                         stream, self.ssl_context, server_hostname=self.server_hostname or host

@@ -9,6 +9,7 @@ client consistent: records not handed out stay buffered.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -38,10 +39,24 @@ RecordFuture = AsyncRecordFuture
 
 
 class _OnTrio(AsyncClient):
-    """Owns a nursery from ``__aenter__`` to ``__aexit__`` (use ``async with``)."""
+    """Owns a nursery from ``__aenter__`` to ``__aexit__`` (use ``async with``).
+
+    ``connect`` (optional) is an async callable ``(host, port) -> trio.abc.Stream``
+    used instead of TCP, e.g. to run a client over ``trio.testing`` memory
+    streams under a ``MockClock``.
+    """
 
     _nursery_manager: Any = None
     _nursery: trio.Nursery
+
+    def __init__(
+        self,
+        *args: Any,
+        connect: Callable[[str, int], Awaitable[trio.abc.Stream]] | None = None,
+        **options: Any,
+    ) -> None:
+        self._connect = connect
+        super().__init__(*args, **options)
 
     async def _open_driver(self, security: Security) -> AsyncDriver:
         self._nursery_manager = trio.open_nursery()
@@ -51,6 +66,7 @@ class _OnTrio(AsyncClient):
             self._nursery,
             ssl_context=security.ssl_context,
             server_hostname=security.server_hostname,
+            connect=self._connect,
         )
 
     async def _close_driver(self) -> None:
