@@ -390,11 +390,13 @@ class ProducerCore:
         self._append(pq, token, key, value, headers, ts, size, now)
         return token
 
-    def flush(self, now: float) -> None:
+    def flush(self, now: float) -> int:
         """Let every buffered batch go now (linger is ignored for them).
 
-        The driver then pumps I/O until :meth:`pending` is 0.  Records whose
-        topic has no metadata yet go as soon as it arrives.
+        Returns the last token issued so far: the driver pumps I/O until
+        every token up to it is reported (simply until :meth:`pending` is 0
+        when nobody sends meanwhile).  Records whose topic has no metadata
+        yet go as soon as it arrives.
         """
         for pq in self._active:
             for batch in pq.queue:
@@ -402,6 +404,7 @@ class ProducerCore:
         for waiting in self._waiting.values():
             waiting.flushed = True
         self._update(now)
+        return self._next_token - 1
 
     def pending(self) -> int:
         """Records sent and not yet reported in a :class:`Delivered` event."""

@@ -105,8 +105,8 @@ def test_linger_holds_a_batch_and_flush_releases_it() -> None:
     pump.advance(0.6)
     assert len(cluster.records("t", 0)) == 2
     assert pump.now - start >= 1.0
-    core.send("t", b"b", pump.now)
-    core.flush(pump.now)
+    last = core.send("t", b"b", pump.now)
+    assert core.flush(pump.now) == last
     pump.settle()
     assert [r.value for r in cluster.records("t", 0)] == [b"warm-up", b"a", b"b"]
 
