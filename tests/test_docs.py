@@ -29,3 +29,21 @@ def test_readme_example_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Record(offset=0" in result.stdout and "OffsetReset(" in result.stdout
+
+
+def test_readme_clients_example_runs_against_the_embedded_broker() -> None:
+    import re
+
+    from kafka_sansio.transports._mock_broker import MockBroker
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"## Using the clients\n\n```python\n(.*?)```", readme, re.S)
+    assert match, "README lost its clients example"
+    with MockBroker(brokers=1, topics={"events": 1}) as bootstrap:
+        code = match.group(1).replace("localhost:9092", bootstrap)
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 0, result.stderr
+    assert "RecordMetadata(topic='events', partition=0, offset=0" in result.stdout
+    assert "0 b'user-1' b'hello'" in result.stdout
