@@ -641,7 +641,12 @@ def cmd_mock_broker(args: argparse.Namespace) -> int:
         if not name or (count and not count.isdigit()) or count == "0":
             raise UsageError(f"--topic {item!r} is not NAME or NAME:PARTITIONS")
         topics[name] = int(count or 1)
-    broker = MockBroker(brokers=args.brokers, host=args.host, topics=topics)
+    try:
+        broker = MockBroker(
+            brokers=args.brokers, host=args.host, topics=topics, port_base=args.port
+        )
+    except OSError as exc:
+        raise CliError(f"mock-broker: cannot listen on {args.host}: {exc}") from None
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -789,6 +794,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--topic", action="append", default=[], metavar="NAME[:PARTITIONS]", help="pre-create"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=0, help="broker 1's port, the next ones follow (default: free)"
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -820,6 +828,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mock-broker":
             if args.brokers < 1:
                 raise UsageError("--brokers must be at least 1")
+            if not 0 <= args.port <= 65536 - args.brokers:
+                raise UsageError(f"--port {args.port} leaves no room for {args.brokers} broker(s)")
             return cmd_mock_broker(args)
         if not args.bootstrap:
             raise UsageError(f"no cluster given: pass --bootstrap or set {ENV_BOOTSTRAP}")

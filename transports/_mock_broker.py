@@ -48,7 +48,11 @@ class MockBroker:
     """The model cluster ``cluster`` (or a new one with ``brokers`` nodes) on TCP.
 
     ``topics`` maps names to partition counts to create before serving.
-    Ports are bound in the constructor, so :attr:`bootstrap` is valid at once.
+    Ports are bound in the constructor, so :attr:`bootstrap` is valid at once:
+    free ones chosen by the system, or ``port_base``, ``port_base + 1``, ...
+    A broker stopped in the model (``stop_broker``) stops listening, so
+    clients see their connections refused, and listens on the same port
+    again once started.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class MockBroker:
         brokers: int = 1,
         host: str = "127.0.0.1",
         topics: dict[str, int] | None = None,
+        port_base: int = 0,
     ) -> None:
         self.cluster = cluster if cluster is not None else ModelCluster(brokers=brokers, host=host)
         self._sel = selectors.DefaultSelector()
@@ -71,14 +76,8 @@ class MockBroker:
         self._wake_w.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         try:
-            for node_id, info in self.cluster.brokers.items():
-                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.bind((host, 0))
-                listener.listen(64)
-                listener.setblocking(False)
-                self._listeners[node_id] = listener
-                self._sel.register(listener, selectors.EVENT_READ, node_id)
+            for i, (node_id, info) in enumerate(sorted(self.cluster.brokers.items())):
+                listener = self._listen(node_id, host, port_base + i if port_base else 0)
                 # The model advertises the address clients can really reach.
                 info.host, info.port = listener.getsockname()[:2]
         except OSError:
@@ -118,6 +117,7 @@ class MockBroker:
         with self._lock:
             yield self.cluster
             self._flush_all(time.monotonic())
+            self._follow_brokers()
         self._wakeup()
 
     def close(self) -> None:
@@ -178,6 +178,35 @@ class MockBroker:
                         print(f"mock-broker: dropping a connection: {exc!r}", file=sys.stderr)
                         self._drop(client)
             self._flush_all(now)
+            self._follow_brokers()
+
+    def _listen(self, node_id: int, host: str, port: int) -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(64)
+        except OSError:
+            listener.close()
+            raise
+        listener.setblocking(False)
+        self._listeners[node_id] = listener
+        self._sel.register(listener, selectors.EVENT_READ, node_id)
+        return listener
+
+    def _follow_brokers(self) -> None:
+        """Listen exactly for the brokers the model has running."""
+        for node_id, info in self.cluster.brokers.items():
+            listener = self._listeners.get(node_id)
+            if not info.alive and listener is not None:
+                self._sel.unregister(listener)
+                listener.close()
+                del self._listeners[node_id]
+            elif info.alive and listener is None:
+                try:
+                    self._listen(node_id, info.host, info.port)
+                except OSError as exc:  # the port was taken meanwhile: try again later
+                    print(f"mock-broker: broker {node_id} cannot listen: {exc}", file=sys.stderr)
 
     def _next_timer(self) -> float | None:
         timers = [t for c in self._clients.values() if (t := c.conn.get_timer()) is not None]
