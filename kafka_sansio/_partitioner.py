@@ -14,6 +14,7 @@ Everything here is pure: the random source comes in as an argument.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 
 __all__ = [
@@ -38,26 +39,38 @@ def murmur2(data: bytes) -> int:
     """MurmurHash2 as Kafka's ``Utils.murmur2`` computes it: a signed 32-bit int."""
     length = len(data)
     h = (_SEED ^ length) & _MASK
-    whole = length & ~3
-    from_bytes = int.from_bytes
-    for i in range(0, whole, 4):
-        k = from_bytes(data[i : i + 4], "little")
-        k = (k * _M) & _MASK
-        k ^= k >> 24
-        k = (k * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
+    whole = length >> 2
+    if whole:
+        for k in _unpack_words(whole, data):
+            k = (k * _M) & _MASK
+            k ^= k >> 24
+            h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
     rest = length & 3
     if rest:
+        tail = whole << 2
         if rest == 3:
-            h ^= data[whole + 2] << 16
+            h ^= data[tail + 2] << 16
         if rest >= 2:
-            h ^= data[whole + 1] << 8
-        h ^= data[whole]
+            h ^= data[tail + 1] << 8
+        h ^= data[tail]
         h = (h * _M) & _MASK
     h ^= h >> 13
     h = (h * _M) & _MASK
     h ^= h >> 15
     return h - (1 << 32) if h & 0x80000000 else h
+
+
+_WORDS: dict[int, struct.Struct] = {}
+
+
+def _unpack_words(count: int, data: bytes) -> tuple[int, ...]:
+    """The first ``count`` little-endian 32-bit words of ``data``."""
+    unpacker = _WORDS.get(count)
+    if unpacker is None:
+        unpacker = struct.Struct(f"<{count}I")
+        if len(_WORDS) < 256:
+            _WORDS[count] = unpacker
+    return unpacker.unpack_from(data)
 
 
 def to_positive(n: int) -> int:

@@ -98,6 +98,8 @@ _REFRESH = frozenset({3, 5, 6, 9, 13, 14, 15, 74, 75, 100, 103})
 _FATAL_INIT = frozenset({_CLUSTER_AUTHORIZATION_FAILED, _TRANSACTIONAL_ID_AUTHORIZATION_FAILED})
 
 _OPEN, _CLOSING, _CLOSED = 0, 1, 2
+#: Keys whose hash is remembered before the cache starts over.
+_HASH_CACHE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,8 @@ class ProducerCore:
         self._batch_size = config.batch_size
         self._buffer_memory = config.buffer_memory
         self._partitioner = config.partitioner
+        #: key -> murmur2 hash (positive), bounded: keys repeat in most workloads.
+        self._hashes: dict[bytes, int] = {}
         self._idempotent = config.enable_idempotence
         self._per_partition_in_flight = config.max_in_flight if self._idempotent else 1
         self._max_record = min(config.max_request_size, config.buffer_memory) - BATCH_OVERHEAD
@@ -318,14 +322,16 @@ class ProducerCore:
         """
         if self._state != _OPEN:
             self._refuse()
-        if value is not None and type(value) is not bytes:
+        if type(value) is bytes:
+            size = RECORD_OVERHEAD + len(value)
+        elif value is None:
+            size = RECORD_OVERHEAD
+        else:
             value = _as_bytes(value, "value")
-        if key is not None and type(key) is not bytes:
-            key = _as_bytes(key, "key")
-        size = RECORD_OVERHEAD
-        if value is not None:
-            size += len(value)
+            size = RECORD_OVERHEAD + len(value)
         if key is not None:
+            if type(key) is not bytes:
+                key = _as_bytes(key, "key")
             size += len(key)
         if headers:
             headers, hsize = _check_headers(headers)
@@ -334,34 +340,40 @@ class ProducerCore:
             headers = ()
         if size > self._max_record:
             raise RecordTooLargeError(size + BATCH_OVERHEAD, self._max_record + BATCH_OVERHEAD)
-        if self._buffered + size + BATCH_OVERHEAD > self._buffer_memory:
-            needed = size + BATCH_OVERHEAD
-            raise BufferFullError(needed, self._buffer_memory - self._buffered)
+        buffered = self._buffered
+        if buffered + size + BATCH_OVERHEAD > self._buffer_memory:
+            raise BufferFullError(size + BATCH_OVERHEAD, self._buffer_memory - buffered)
         if timestamp_ms is None:
             ts = int((now + self.wall_offset) * 1000)
         elif type(timestamp_ms) is not int or timestamp_ms < 0:
             raise LocalProtocolError("timestamp_ms must be an int >= 0 (ms since the epoch)")
         else:
             ts = timestamp_ms
-        if partition is not None and (type(partition) is not int or partition < 0):
-            raise LocalProtocolError("partition must be an int >= 0")
         info = self._topics.get(topic)
-        if info is not None and partition is not None and partition >= info.count:
-            raise LocalProtocolError(f"topic {topic!r} has no partition {partition}")
+        if partition is not None:
+            if type(partition) is not int or partition < 0:
+                raise LocalProtocolError("partition must be an int >= 0")
+            if info is not None and partition >= info.count:
+                raise LocalProtocolError(f"topic {topic!r} has no partition {partition}")
         token = self._next_token
         self._next_token = token + 1
         self._pending += 1
-        if info is None or topic in self._waiting:
+        if info is None or (self._waiting and topic in self._waiting):
             self._wait_for_metadata(topic, token, key, value, headers, ts, partition, size, now)
             return token
         if partition is None:
             if self._partitioner is not None:
                 partition = self._custom_partition(topic, key, info)
             elif key is not None:
-                partition = (murmur2(key) & 0x7FFFFFFF) % info.count
+                h = self._hashes.get(key)
+                if h is None:
+                    if len(self._hashes) >= _HASH_CACHE:
+                        self._hashes.clear()
+                    h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+                partition = h % info.count
             else:
                 partition = info.sticky
-                if partition < 0 or partition >= info.count:
+                if partition < 0:
                     partition = info.sticky = next_sticky_partition(
                         info.count, info.available, -1, self._random
                     )
@@ -382,7 +394,7 @@ class ProducerCore:
                 records.append((len(records), ts, 0, key, value, headers))
                 batch.tokens.append(token)
                 batch.size += size
-                self._buffered += size
+                self._buffered = buffered + size
                 if batch.size >= self._batch_size:
                     batch.closed = True
                     self._update(now)
