@@ -225,3 +225,20 @@ def test_follow_waits_for_new_records(mock_broker: str) -> None:
     assert follower.returncode == 0, err
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == 3 and all(r["value"] == "x" for r in records)
+
+
+def test_sasl_scram(kafka_sasl: Any) -> None:
+    topic = kafka_sasl.create_topic(partitions=1, prefix="cli-sasl")
+    user, password = next(iter(kafka_sasl.users.items()))
+    env = {
+        "KAFKA_SANSIO_BOOTSTRAP": kafka_sasl.sasl_bootstrap,
+        "KAFKA_SANSIO_SASL_USERNAME": user,
+        "KAFKA_SANSIO_SASL_PASSWORD": password,
+    }
+    sasl = ["--sasl-mechanism", "SCRAM-SHA-512"]
+    (summary,) = ok("produce", topic, *sasl, stdin="over sasl\n", env=env)
+    assert summary["produced"] == 1
+    assert [r["value"] for r in ok("consume", topic, *sasl, env=env)] == ["over sasl"]
+    wrong = run("topics", "list", *sasl, "--sasl-password", "wrong", "--timeout", "10", env=env)
+    assert wrong.returncode == 1
+    assert "Authentication" in wrong.stderr or "authentication" in wrong.stderr, wrong.stderr
