@@ -154,7 +154,7 @@ class _Waiting:
         self.deadline = deadline
         #: flush() or close() came while they waited: their batches go at once.
         self.flushed = False
-        # (token, key, value, headers, timestamp, partition or None, size)
+        # (token, key, value, headers, timestamp, partition or None, bytes reserved)
         self.records: list[tuple[int, bytes | None, bytes | None, Any, int, int | None, int]] = []
 
 
@@ -527,11 +527,16 @@ class ProducerCore:
         size: int,
         now: float,
     ) -> None:
+        # A waiting record holds room for a batch of its own, so that placing
+        # it later can never take the buffer past its bound.
+        reserved = size + BATCH_OVERHEAD
+        self._buffered += reserved
         waiting = self._waiting.get(topic)
-        if waiting is None:
-            waiting = self._waiting[topic] = _Waiting(now + self.config.max_block)
-        waiting.records.append((token, key, value, headers, ts, partition, size))
-        self._buffered += size
+        if waiting is not None:
+            waiting.records.append((token, key, value, headers, ts, partition, reserved))
+            return
+        waiting = self._waiting[topic] = _Waiting(now + self.config.max_block)
+        waiting.records.append((token, key, value, headers, ts, partition, reserved))
         if topic not in self._wanted_topics:
             self._wanted_topics.add(topic)
             self.client.set_topics(self._wanted_topics, now)
@@ -569,8 +574,9 @@ class ProducerCore:
             waiting = self._waiting.pop(topic)
             info = self._topics[topic]
             failed: list[int] = []
-            for token, key, value, headers, ts, partition, size in waiting.records:
-                self._buffered -= size
+            for token, key, value, headers, ts, partition, reserved in waiting.records:
+                self._buffered -= reserved
+                size = reserved - BATCH_OVERHEAD
                 if partition is None:
                     try:
                         if self.config.partitioner is not None:
