@@ -19,7 +19,7 @@ positions, resets, truncation, lookups, errors) arrives through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -61,10 +61,10 @@ from ._messages.offset_for_leader_epoch import (
     OffsetForLeaderTopic,
 )
 from ._records import Record, RecordBatch
-from ._subscription import Chunk, FetchState, PartitionState
+from ._subscription import TRANSITIONS, Chunk, FetchState, PartitionState, PendingBatch
 from ._types import IsolationLevel, OffsetAndTimestamp, OffsetResetPolicy, TopicPartition
 from .errors import exception_for_code
-from .records import RecordDecoder
+from .records import BatchRef, RecordDecoder
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -335,7 +335,7 @@ class ConsumerCore:
         return self.list_offsets(dict.fromkeys(partitions, LATEST), now, timeout)
 
     def hold(self, partitions: Iterable[TopicPartition]) -> None:
-        """Do not look up a reset offset for these assigned partitions until released.
+        """Do not look up a reset offset for these partitions until released.
 
         For an owner that first asks where to start (a consumer group reads the
         committed offset).  A seek or seek_to_* in the meantime is a position
@@ -343,7 +343,10 @@ class ConsumerCore:
         since they have no position.
         """
         for tp in partitions:
-            self._held[TopicPartition(*tp)] = self._partition(tp).generation
+            tp = TopicPartition(*tp)
+            # Partitions not assigned yet are held from the moment ``assign`` adds them.
+            p = self._partitions.get(tp)
+            self._held[tp] = 0 if p is None else p.generation
 
     def held(self) -> set[TopicPartition]:
         """Partitions still held: assigned, and not positioned since :meth:`hold`."""
@@ -393,6 +396,8 @@ class ConsumerCore:
                 if records:
                     out[p.tp] = records
                     count += len(records)
+                if p.decode_error is not None:
+                    self._decode_failed(p)
                 if not p.buffered:
                     # Drained partitions go to the back of the next fetch request, so
                     # that no partition is starved by the response size limits.
@@ -645,29 +650,54 @@ class ConsumerCore:
         data: bytes | memoryview,
         aborted: list[AbortedTransaction] | None,
     ) -> None:
+        """Buffer a fetch answer's batches as raw bytes; ``poll`` decodes them.
+
+        Only the batch headers are read here (where each batch is, its offsets,
+        epoch and record count), so the buffer holds bytes bounded by the
+        fetch sizes, and records become objects when they are handed out.
+        Aborted transactions (read_committed) are filtered on decoded batches.
+        """
+        decoder = self._decoder
         try:
-            decoded = self._decoder.decode(data, fetch_offset)
+            scanned = decoder.scan(data, fetch_offset)
         except KafkaSansioError as exc:
             p.transition("fatal_error")
             self._events.append(FetchError(p.tp, fetch_offset, exc))
             return
-        batches = decoded.batches
-        if self.config.isolation_level is IsolationLevel.READ_COMMITTED and batches:
-            batches = _committed_batches(batches, aborted or [])
-        records: list[Record] = []
-        starts: list[int] = []
-        epochs: list[int] = []
-        for batch in batches:
-            if batch.is_control or not batch.records:
-                continue
-            starts.append(batch.records[0].offset)
-            epochs.append(batch.partition_leader_epoch)
-            records += batch.records
-        next_offset = decoded.next_offset
-        if next_offset is None:
-            if decoded.error is None and not decoded.truncated:
+        refs = scanned.batches
+        pending: list[PendingBatch] = []
+        if aborted and self.config.isolation_level is IsolationLevel.READ_COMMITTED and refs:
+            try:
+                batches = [decoder.decode_ref(scanned.buf, ref, fetch_offset) for ref in refs]
+            except KafkaSansioError as exc:
+                p.transition("fatal_error")
+                self._events.append(FetchError(p.tp, fetch_offset, exc))
                 return
-            error: KafkaSansioError = decoded.error or RemoteProtocolError(
+            for batch in _committed_batches(tuple(batches), aborted):
+                if batch.records:
+                    first = batch.records[0].offset
+                    count = len(batch.records)
+                    pending.append(
+                        PendingBatch(first, batch.partition_leader_epoch, count, batch.records)
+                    )
+        else:
+            buf = scanned.buf
+
+            def decode(ref: BatchRef) -> Callable[[], Sequence[Record]]:
+                return lambda: decoder.decode_ref(buf, ref, fetch_offset).records
+
+            for ref in refs:
+                if not ref.is_control and ref.record_count:
+                    pending.append(
+                        PendingBatch(
+                            ref.base_offset, ref.partition_leader_epoch, ref.record_count, decode(ref)
+                        )
+                    )
+        next_offset = scanned.next_offset
+        if next_offset is None:
+            if scanned.error is None and not scanned.truncated_bytes:
+                return
+            error: KafkaSansioError = scanned.error or RemoteProtocolError(
                 f"the batch at offset {fetch_offset} is larger than max_partition_fetch_bytes "
                 f"allows the broker to return"
             )
@@ -675,12 +705,21 @@ class ConsumerCore:
             self._events.append(FetchError(p.tp, fetch_offset, error))
             return
         # The last batch fetched, user records or not, gives the epoch of next_offset.
-        next_epoch = decoded.batches[-1].partition_leader_epoch if decoded.batches else -1
-        p.add_chunk(Chunk(records, 0, starts, epochs, next_offset, next_epoch))
-        if decoded.error is not None:
+        next_epoch = refs[-1].partition_leader_epoch if refs else -1
+        p.add_chunk(Chunk(pending, next_offset, next_epoch))
+        if scanned.error is not None:
             # Hand out the good records first; the bad batch stops the partition.
             p.transition("fatal_error")
-            self._events.append(FetchError(p.tp, next_offset, decoded.error))
+            self._events.append(FetchError(p.tp, next_offset, scanned.error))
+
+    def _decode_failed(self, p: PartitionState) -> None:
+        """A buffered batch did not decode when its turn came: stop the partition there."""
+        assert p.decode_error is not None
+        offset, error = p.decode_error
+        p.decode_error = None
+        if (p.state, "fatal_error") in TRANSITIONS:
+            p.transition("fatal_error")
+        self._events.append(FetchError(p.tp, offset, error))
 
     # ------------------------------------------------------------ resets
 

@@ -263,7 +263,13 @@ class GroupMembership:
     def get_timer(self) -> float | None:
         deadlines: list[float] = []
         if self.state is MemberState.STABLE:
-            deadlines.append(self._heartbeat_at)
+            # A heartbeat that is due waits for the connection (its events wake us).
+            if self._heartbeat_at > self._now or (
+                not self._heartbeat_in_flight
+                and self.coordinator is not None
+                and self.client.node_ready(self.coordinator)
+            ):
+                deadlines.append(self._heartbeat_at)
             deadlines.append(self._last_heartbeat_ok + self.config.session_timeout)
         if self.state in (MemberState.STABLE, MemberState.SYNCING, MemberState.JOINING):
             deadlines.append(self._last_poll + self.config.max_poll_interval)
@@ -291,6 +297,9 @@ class GroupMembership:
             self._owner.lost(now)
             self._poll_expired = True
             return
+        brokers = self.client.metadata.brokers
+        if self.coordinator is not None and brokers and self.coordinator not in brokers:
+            self._coordinator_lost(now)  # its broker left the cluster
         if self.coordinator is None:
             self._find_coordinator(now)
             return

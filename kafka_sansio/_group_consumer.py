@@ -353,8 +353,8 @@ class GroupConsumerCore:
 
         def assign(now: float) -> None:
             self._owned = new
-            self.consumer.assign(new, now)
             self.consumer.hold(added)
+            self.consumer.assign(new, now)
             if self._next_auto_commit is None:
                 self._next_auto_commit = now + self.group_config.auto_commit_interval
             self._listener(

@@ -81,6 +81,7 @@ __all__ = [
     "coordinator_of",
     "group",
     "move_coordinator",
+    "remove_member",
 ]
 
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
@@ -157,6 +158,8 @@ class _State:
     groups: dict[str, ModelGroup] = field(default_factory=dict)
     coordinator: dict[str, int] = field(default_factory=dict)
     member_counter: int = 0
+    #: Held answers to send once the group is consistent again.
+    to_release: list[Message] = field(default_factory=list)
     min_session_timeout: float = 6.0
     max_session_timeout: float = 1800.0
 
@@ -177,6 +180,7 @@ def group(cluster: ModelCluster, group_id: str, now: float | None = None) -> Mod
     g = _state(cluster).groups.get(group_id)
     if g is not None and now is not None:
         _advance(cluster, g, now)
+        _flush(cluster, now)
     return g
 
 
@@ -184,12 +188,22 @@ def advance(cluster: ModelCluster, now: float) -> None:
     """Apply every session expiry and rebalance deadline up to ``now``."""
     for g in list(_state(cluster).groups.values()):
         _advance(cluster, g, now)
+    _flush(cluster, now)
 
 
 def committed(cluster: ModelCluster, group_id: str) -> dict[tuple[str, int], int]:
     """``{(topic, partition): offset}`` committed by the group."""
     g = _state(cluster).groups.get(group_id)
     return {} if g is None else {k: v[0] for k, v in g.offsets.items()}
+
+
+def remove_member(cluster: ModelCluster, group_id: str, member_id: str, now: float) -> None:
+    """The coordinator drops a member (as when its session ran out unseen)."""
+    g = _state(cluster).groups[group_id]
+    _advance(cluster, g, now)
+    if member_id in g.members:
+        _remove(cluster, g, member_id, now)
+    _flush(cluster, now)
 
 
 def set_session_timeout_bounds(cluster: ModelCluster, low: float, high: float) -> None:
@@ -231,6 +245,7 @@ def move_coordinator(cluster: ModelCluster, group_id: str, node: int, now: float
             m.sync = None
         # The new coordinator starts every session afresh, as after a load.
         m.expires_at = now + m.session_timeout
+    _flush(cluster, now)
 
 
 # ------------------------------------------------------------------ held answers
@@ -245,13 +260,34 @@ def _hold(cluster: ModelCluster, ctx: Any, api_key: int, seconds: float) -> None
 
 
 def _release(cluster: ModelCluster, response: Message, now: float) -> None:
-    """Send a held answer now (no-op if its connection is gone or it already left)."""
-    for conn in list(cluster._connections):
-        cur = conn._current
-        if cur is not None and cur.response is response:
-            cur.release_at = now
-            conn._pump(now)
-            return
+    """Send a held answer once the current change of the group is complete."""
+    _state(cluster).to_release.append(response)
+
+
+def _flush(cluster: ModelCluster, now: float) -> None:
+    """Send the answers released by the last change (no-op for connections gone).
+
+    Sending lets the connection read its next request, which may change the
+    group again: that is why it waits until the group is consistent.
+    """
+    state = _state(cluster)
+    while state.to_release:
+        response = state.to_release.pop(0)
+        for conn in list(cluster._connections):
+            cur = conn._current
+            if cur is not None and cur.response is response:
+                cur.release_at = now
+                conn._pump(now)
+                break
+
+
+def _flushing(handler: Any) -> Any:
+    def run(cluster: ModelCluster, ctx: Any, request: Any, version: int, now: float) -> Any:
+        response = handler(cluster, ctx, request, version, now)
+        _flush(cluster, now)
+        return response
+
+    return run
 
 
 def _error_join(response: JoinGroupResponse, code: int) -> None:
@@ -832,13 +868,13 @@ def _offset_fetch(
 
 #: api key -> handler, merged into the model's dispatch table.
 HANDLERS: dict[int, Any] = {
-    OFFSET_COMMIT: _offset_commit,
-    OFFSET_FETCH: _offset_fetch,
+    OFFSET_COMMIT: _flushing(_offset_commit),
+    OFFSET_FETCH: _flushing(_offset_fetch),
     FIND_COORDINATOR: _find_coordinator,
-    JOIN_GROUP: _join_group,
-    HEARTBEAT: _heartbeat,
-    LEAVE_GROUP: _leave_group,
-    SYNC_GROUP: _sync_group,
+    JOIN_GROUP: _flushing(_join_group),
+    HEARTBEAT: _flushing(_heartbeat),
+    LEAVE_GROUP: _flushing(_leave_group),
+    SYNC_GROUP: _flushing(_sync_group),
 }
 #: api key -> (lowest, highest) version advertised by ApiVersions (Kafka 4.0's ranges).
 VERSIONS: dict[int, tuple[int, int]] = {
