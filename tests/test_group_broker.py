@@ -1,0 +1,227 @@
+"""Consumer groups against the real broker: three members over twelve partitions,
+leave / crash / join, and mixed groups with confluent-kafka members."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from _socket_pump import SocketPump
+
+from kafka_sansio._assignors import CooperativeStickyAssignor, RangeAssignor
+from kafka_sansio._client import ClientConfig, parse_bootstrap
+from kafka_sansio._consumer import ConsumerConfig
+from kafka_sansio._group import GroupConfig, MemberState
+from kafka_sansio._group_consumer import GroupConsumerCore
+from kafka_sansio._group_events import CommitResult, GroupError
+from kafka_sansio._types import OffsetResetPolicy, TopicPartition
+
+pytestmark = pytest.mark.broker
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+
+class _Member:
+    def __init__(self, name: str, bootstrap: str, group: str, assignor: Any) -> None:
+        config = ConsumerConfig(
+            client=ClientConfig(bootstrap_servers=parse_bootstrap(bootstrap)),
+            auto_offset_reset=OffsetResetPolicy.EARLIEST,
+            fetch_max_wait=0.1,
+        )
+        gconfig = GroupConfig(
+            group,
+            session_timeout=6.0,
+            heartbeat_interval=0.5,
+            max_poll_interval=20.0,
+            auto_commit_interval=1.0,
+        )
+        self.name = name
+        self.core = GroupConsumerCore(config, gconfig, random=lambda: 0.5, assignors=[assignor])
+        self.pump = SocketPump(self.core)
+        self.records: list[tuple[TopicPartition, int]] = []
+        self.errors: list[Any] = []
+        self.alive = True
+
+    def step(self) -> None:
+        if not self.alive:
+            return
+        self.pump.step(0.01)
+        for e in self.core.events():
+            if isinstance(e, GroupError) or (
+                isinstance(e, CommitResult) and e.error and not e.auto
+            ):
+                self.errors.append(e)
+        if self.core.awaiting_listener():
+            self.core.rebalance_listener_done(time.monotonic())
+        polled = self.core.poll(time.monotonic())
+        for tp, recs in polled.by_partition.items():
+            assert tp in self.core.assignment(), f"{self.name} fetched {tp} it does not own"
+            self.records += [(tp, r.offset) for r in recs]
+        self.pump.step(0)
+
+    def crash(self) -> None:
+        self.alive = False
+        self.pump.close()
+
+
+def _run(members: list[Any], cond: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        for m in members:
+            m.step()
+
+
+def _one_owner_each(members: list[_Member], partitions: set[TopicPartition]) -> bool:
+    live = [m for m in members if m.alive]
+    owned = [tp for m in live for tp in m.core.assignment()]
+    return (
+        sorted(owned) == sorted(partitions)
+        and all(m.core.state is MemberState.STABLE for m in live)
+        and not any(m.core.awaiting_listener() for m in live)
+    )
+
+
+def _producer(kafka: Any) -> Any:
+    return confluent_kafka.Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 5})
+
+
+def _produce(producer: Any, topic: str, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        producer.produce(topic, value=b"%d" % i, partition=i % 12)
+    producer.flush(10)
+
+
+@pytest.mark.parametrize(
+    "assignor", [RangeAssignor(), CooperativeStickyAssignor()], ids=["eager", "cooperative"]
+)
+def test_three_members_leave_crash_join(kafka: Any, assignor: Any) -> None:
+    topic = kafka.create_topic(partitions=12)
+    group = f"g-{topic}"
+    everything = {TopicPartition(topic, p) for p in range(12)}
+    producer = _producer(kafka)
+    members = [_Member(n, kafka.bootstrap, group, assignor) for n in "abc"]
+    for m in members:
+        m.core.subscribe([topic], time.monotonic())
+    _run(members, lambda: _one_owner_each(members, everything), 60)
+    produced = 0
+    _produce(producer, topic, produced, 120)
+    produced += 120
+
+    def consumed() -> set[tuple[TopicPartition, int]]:
+        return {r for m in members for r in m.records}
+
+    _run(members, lambda: len(consumed()) >= produced, 30)
+    # One leaves cleanly; records produced meanwhile are consumed by the others.
+    start = time.monotonic()
+    leaver = members[0]
+    leaver.core.close(time.monotonic())
+    _run(
+        members,
+        lambda: leaver.core.state is MemberState.UNSUBSCRIBED and not leaver.core.pending_commits(),
+        10,
+    )
+    leaver.alive = False
+    leaver.pump.close()
+    _produce(producer, topic, produced, 120)
+    produced += 120
+    _run(members, lambda: _one_owner_each(members, everything), 60)
+    _run(members, lambda: len(consumed()) >= produced, 30)
+    resumed = time.monotonic() - start
+    # One crashes (sockets dropped, nothing said): its partitions move after the session.
+    members[1].crash()
+    _produce(producer, topic, produced, 120)
+    produced += 120
+    _run(members, lambda: _one_owner_each(members, everything), 60)
+    # One joins.
+    newcomer = _Member("d", kafka.bootstrap, group, assignor)
+    newcomer.core.subscribe([topic], time.monotonic())
+    members.append(newcomer)
+    _run(
+        members,
+        lambda: _one_owner_each(members, everything) and bool(newcomer.core.assignment()),
+        60,
+    )
+    _produce(producer, topic, produced, 120)
+    produced += 120
+    _run(members, lambda: len(consumed()) >= produced, 30)
+    every = Counter(r for m in members for r in m.records)
+    expected = {(TopicPartition(topic, p), o) for p in range(12) for o in range(produced // 12)}
+    assert set(every) == expected  # nothing lost
+    duplicates = sum(c - 1 for c in every.values())
+    # Duplicates only come from the uncommitted window of the crashed member.
+    assert duplicates <= 120 + 12 * 5
+    for m in members:
+        assert m.errors == []
+    print(f"\n{assignor.name}: resumed {resumed:.2f}s after a member left; duplicates {duplicates}")
+    for m in members:
+        if m.alive:
+            m.core.close(time.monotonic())
+    _run(
+        members,
+        lambda: all(not m.alive or m.core.state is MemberState.UNSUBSCRIBED for m in members),
+        10,
+    )
+    for m in members:
+        m.pump.close()
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_mixed_group_with_confluent_kafka(kafka: Any, strategy: str) -> None:
+    topic = kafka.create_topic(partitions=12)
+    group = f"mixed-{topic}"
+    everything = {TopicPartition(topic, p) for p in range(12)}
+    assignor = RangeAssignor() if strategy == "range" else CooperativeStickyAssignor()
+    ours = [_Member(n, kafka.bootstrap, group, assignor) for n in "ab"]
+    for m in ours:
+        m.core.subscribe([topic], time.monotonic())
+    theirs: set[TopicPartition] = set()
+
+    def on_assign(consumer: Any, partitions: list[Any]) -> None:
+        theirs.update(TopicPartition(p.topic, p.partition) for p in partitions)
+
+    def on_revoke(consumer: Any, partitions: list[Any]) -> None:
+        theirs.difference_update(TopicPartition(p.topic, p.partition) for p in partitions)
+
+    other = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap,
+            "group.id": group,
+            "partition.assignment.strategy": strategy,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    other.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+
+    class _Theirs:
+        alive = True
+
+        def step(self) -> None:
+            other.poll(0.01)
+
+    loop = [*ours, _Theirs()]
+
+    def valid() -> bool:
+        owned = [tp for m in ours for tp in m.core.assignment()] + sorted(theirs)
+        return (
+            sorted(owned) == sorted(everything)
+            and bool(theirs)
+            and all(m.core.assignment() for m in ours)
+            and all(m.core.state is MemberState.STABLE for m in ours)
+        )
+
+    try:
+        _run(loop, valid, 60)
+        assert len(theirs) == 4
+    finally:
+        other.close()
+        for m in ours:
+            m.core.close(time.monotonic())
+        _run(ours, lambda: all(m.core.state is MemberState.UNSUBSCRIBED for m in ours), 10)
+        for m in ours:
+            m.pump.close()
