@@ -419,3 +419,22 @@ def test_explicit_partition_and_custom_partitioner() -> None:
     Pump(bad, cluster).until(lambda: bad.partitions_for("t") == 3)
     with pytest.raises(LocalProtocolError, match="partitioner"):
         bad.send("t", b"x", pump.now)
+
+
+def test_acks_zero_sends_every_batch_without_waiting_for_a_timer() -> None:
+    # acks=0 answers as soon as the bytes are queued, inside the sending pass:
+    # the next batch of the partition must go out in the same pass, not when
+    # some later timer happens to fire.
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=2)
+    core, pump = make(cluster, acks=0, enable_idempotence=False, batch_size=500)
+    reports = Reports()
+    # Sent before any metadata: placed in one go, many batches per partition.
+    tokens = [core.send("t", b"x" * 40, pump.now, key=b"%d" % i) for i in range(200)]
+    core.flush(pump.now)
+    pump.settle()
+    reports.take(core)
+    assert pump.now == 0.0
+    assert core.pending() == 0
+    assert sorted(reports.outcome) == tokens
+    assert sum(len(cluster.records("t", p)) for p in range(2)) == 200
