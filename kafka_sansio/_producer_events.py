@@ -38,9 +38,10 @@ class Delivered(ProducerEvent):
     offset ``base_offset + i`` of ``partition``; ``timestamp_ms`` is the
     broker's append time for a LogAppendTime topic and -1 otherwise (the
     record keeps the timestamp it was sent with).  ``base_offset`` is -1 when
-    the broker does not say (acks=0).  On failure no record of the batch is
-    known to be written, and ``maybe_written`` says whether an earlier attempt
-    went unanswered, so that the broker may have written them anyway.
+    the broker does not say (acks=0, or an old broker's duplicate answer).
+    On failure no record of the batch is known to be written, and
+    ``maybe_written`` says whether an earlier attempt went unanswered, so
+    that the broker may have written them anyway.
     ``partition.partition`` is -1 for records that never got a partition
     (their topic never appeared).
     """
