@@ -14,7 +14,8 @@ Three workloads, every client in a fresh process (``--child``) per run:
   arrives; p50/p99/max of produce-to-consume, after a warm-up.
 
 Peak RSS of every run comes from ``os.wait4``.  Rounds are interleaved (round 1 runs every
-client on every workload, then round 2, ...); the summary is the median with min..max.
+client on every workload, then round 2, ..., each round starting with the next client in
+turn); the summary is the median with min..max.
 kafka-sansio runs on each of its three adapters (blocking, asyncio, trio), with the
 ``crc32c`` extension of the ``fast`` extra and without it (``-purecrc``).
 
@@ -1340,6 +1341,9 @@ def main() -> int:
                 say(f"prepared {topic} in {made['produce_seconds']:.1f}s")
                 consume_topics[codec] = topic
                 kept.append(topic)
+                # one unrecorded read, so that no client's run is the one warming the broker
+                job = {"kind": "consume", "client": BASELINE, "bootstrap": bootstrap}
+                spawn(job | {"topic": topic, "records": n, "timeout": timeout}, timeout + 60)
         for round_no in range(1, args.rounds + 1):
             # fresh topics for this round's produce and latency runs, deleted after it
             fresh: dict[tuple[str, str, str], str] = {}
@@ -1356,8 +1360,9 @@ def main() -> int:
                 )
             for workload in workloads:
                 wclients, wcodecs = per_workload[workload]
+                turn = (round_no - 1) % len(wclients)  # each round starts with another client
                 for codec in wcodecs:
-                    for client in wclients:
+                    for client in wclients[turn:] + wclients[:turn]:
                         job: dict[str, Any] = {"kind": workload, "client": client}
                         job["bootstrap"] = bootstrap
                         if workload == "consume":
