@@ -28,16 +28,16 @@ when buffered records are dropped (pause too), so an older fetch answer is.
 from __future__ import annotations
 
 import enum
-from bisect import bisect_right
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
-from ._errors import LocalProtocolError
+from ._errors import KafkaSansioError, LocalProtocolError
 from ._events import ResetReason
 from ._records import Record
 from ._types import TopicPartition
 
-__all__ = ["Chunk", "FetchState", "PartitionState", "TRANSITIONS"]
+__all__ = ["TRANSITIONS", "Chunk", "FetchState", "PartitionState", "PendingBatch"]
 
 
 class FetchState(enum.Enum):
@@ -74,24 +74,45 @@ TRANSITIONS: dict[tuple[FetchState, str], FetchState] = {
 }
 
 
-@dataclass(slots=True)
+class PendingBatch(NamedTuple):
+    """One batch of a fetch answer, decoded when ``take`` reaches it.
+
+    ``records`` is the list itself (decoded already) or a function that
+    decodes the batch; ``record_count`` is how many records it holds (for a batch
+    not decoded yet, its header's count: records below the fetch offset are
+    dropped when it is decoded).
+    """
+
+    base_offset: int
+    epoch: int
+    record_count: int
+    records: Sequence[Record] | Callable[[], Sequence[Record]]
+
+
 class Chunk:
-    """Records of one fetch answer not yet handed out, with their batches' leader epochs."""
+    """The records of one fetch answer not yet handed out.
 
-    records: list[Record]
-    pos: int
-    batch_starts: list[int]
-    batch_epochs: list[int]
-    #: Where the position goes once every record here is handed out (past any
-    #: control or aborted records that followed the last user record).
-    next_offset: int
-    #: The leader epoch of the last batch before ``next_offset`` (control and
-    #: aborted batches included), which goes with that position; -1 unknown.
-    next_epoch: int = -1
+    Its batches wait in ``pending`` as raw bytes and are decoded one at a
+    time, when the user is handed their records, so the buffer holds bytes
+    (bounded by the fetch sizes) rather than record objects.
+    """
 
-    def epoch_of(self, offset: int) -> int:
-        i = bisect_right(self.batch_starts, offset) - 1
-        return self.batch_epochs[i] if i >= 0 else -1
+    __slots__ = ("epoch", "next_epoch", "next_offset", "pending", "pos", "records")
+
+    def __init__(
+        self, pending: Iterable[PendingBatch], next_offset: int, next_epoch: int = -1
+    ) -> None:
+        self.pending: deque[PendingBatch] = deque(pending)
+        #: The batch being handed out, from ``pos``; its leader epoch.
+        self.records: Sequence[Record] = ()
+        self.pos = 0
+        self.epoch = -1
+        #: Where the position goes once every record here is handed out (past any
+        #: control or aborted records that followed the last user record).
+        self.next_offset = next_offset
+        #: The leader epoch of the last batch before ``next_offset`` (control and
+        #: aborted batches included), which goes with that position; -1 unknown.
+        self.next_epoch = next_epoch
 
 
 class PartitionState:
@@ -100,6 +121,7 @@ class PartitionState:
     __slots__ = (
         "buffered",
         "chunks",
+        "decode_error",
         "fetch_generation",
         "fetch_in_flight",
         "fetch_offset",
@@ -132,7 +154,10 @@ class PartitionState:
         self.reset_reason = ResetReason.NO_POSITION
         self.paused = False
         self.chunks: deque[Chunk] = deque()
+        #: Records fetched and not handed out (batches not decoded yet count by header).
         self.buffered = 0
+        #: Set by ``take`` when a buffered batch failed to decode: (its offset, the error).
+        self.decode_error: tuple[int, KafkaSansioError] | None = None
         self.fetch_offset = 0
         self.fetch_in_flight = False
         self.generation = 0
@@ -160,6 +185,7 @@ class PartitionState:
         """Drop fetched records and make in-flight fetch answers stale."""
         self.chunks.clear()
         self.buffered = 0
+        self.decode_error = None
         self.fetch_generation += 1
         self.refetch_when_drained = False
         if self.position is not None:
@@ -212,9 +238,9 @@ class PartitionState:
 
     def add_chunk(self, chunk: Chunk) -> None:
         """Buffer a fetch answer; the next fetch starts after it."""
-        if chunk.records:
+        if chunk.pending:
             self.chunks.append(chunk)
-            self.buffered += len(chunk.records)
+            self.buffered += sum(batch.record_count for batch in chunk.pending)
         elif self.chunks:
             self.chunks[-1].next_offset = chunk.next_offset
             self.chunks[-1].next_epoch = chunk.next_epoch
@@ -227,24 +253,52 @@ class PartitionState:
         self.fetch_offset = chunk.next_offset
 
     def take(self, limit: int) -> list[Record]:
-        """Hand out up to ``limit`` buffered records, advancing the position."""
+        """Hand out up to ``limit`` buffered records, advancing the position.
+
+        Decodes the buffered batches it reaches.  A batch that fails to decode
+        stops the partition there: the records before it are handed out,
+        everything after is dropped and ``decode_error`` says where and why.
+        """
         out: list[Record] = []
         chunks = self.chunks
         while chunks and len(out) < limit:
             chunk = chunks[0]
-            end = min(len(chunk.records), chunk.pos + limit - len(out))
-            part = chunk.records[chunk.pos : end]
+            records = chunk.records
+            if chunk.pos >= len(records):
+                if not chunk.pending:
+                    chunks.popleft()
+                    self.position = chunk.next_offset
+                    if chunk.next_epoch >= 0:
+                        self.position_epoch = chunk.next_epoch
+                    continue
+                batch = chunk.pending.popleft()
+                self.buffered -= batch.record_count
+                source = batch.records
+                if not callable(source):
+                    records = source
+                else:
+                    try:
+                        records = source()
+                    except KafkaSansioError as exc:
+                        self.decode_error = (batch.base_offset, exc)
+                        chunks.clear()
+                        self.buffered = 0
+                        break
+                self.buffered += len(records)
+                chunk.records, chunk.pos, chunk.epoch = records, 0, batch.epoch
+                continue
+            end = min(len(records), chunk.pos + limit - len(out))
+            part = records[chunk.pos : end] if chunk.pos or end < len(records) else records
             chunk.pos = end
             out += part
-            last = part[-1]
-            self.position = last.offset + 1
-            self.position_epoch = chunk.epoch_of(last.offset)
-            if end == len(chunk.records):
+            self.position = part[-1].offset + 1
+            self.position_epoch = chunk.epoch
+            self.buffered -= len(part)
+            if end == len(records) and not chunk.pending:
                 chunks.popleft()
                 self.position = chunk.next_offset
                 if chunk.next_epoch >= 0:
                     self.position_epoch = chunk.next_epoch
-        self.buffered -= len(out)
         if not chunks and self.refetch_when_drained:
             self.refetch_when_drained = False
             if self.position is not None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._compression import (
     CODEC_GZIP,
@@ -74,6 +75,7 @@ __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
     "BatchBuilder",
     "BatchIterator",
+    "BatchRef",
     "Codec",
     "ControlRecord",
     "ControlRecordType",
@@ -83,6 +85,7 @@ __all__ = [
     "RecordBatch",
     "RecordBatchTooLargeError",
     "RecordDecoder",
+    "ScannedRecords",
     "TimestampType",
     "codec_available",
     "crc32c",
@@ -103,6 +106,58 @@ DEFAULT_MAX_BATCH_SIZE = 64 * 1024 * 1024
 
 _OFFSET_LENGTH = struct.Struct(">qi")
 _LAST_OFFSET_DELTA = struct.Struct(">i")
+#: v2 header fields a scan reads: leader epoch, magic, (crc skipped), attributes,
+#: last offset delta; then producer id and record count further on.
+_V2_HEAD = struct.Struct(">ib4xhi")
+_V2_PRODUCER = struct.Struct(">q")
+_V2_COUNT = struct.Struct(">i")
+_ATTR_TRANSACTIONAL = 0x10
+_ATTR_CONTROL = 0x20
+
+
+class BatchRef(NamedTuple):
+    """Where one complete batch lies in a fetch payload, from its header alone.
+
+    :meth:`RecordDecoder.scan` makes these without checking CRCs or
+    decompressing anything; :meth:`RecordDecoder.decode_ref` decodes one
+    later.  For legacy messages (magic 0/1) ``record_count`` is 1 and the
+    producer fields are -1.
+    """
+
+    pos: int
+    end: int
+    base_offset: int
+    last_offset: int
+    partition_leader_epoch: int
+    magic: int
+    attributes: int
+    producer_id: int
+    record_count: int
+
+    @property
+    def is_control(self) -> bool:
+        return self.magic == 2 and bool(self.attributes & _ATTR_CONTROL)
+
+    @property
+    def is_transactional(self) -> bool:
+        return self.magic == 2 and bool(self.attributes & _ATTR_TRANSACTIONAL)
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedRecords:
+    """The result of :meth:`RecordDecoder.scan`: the payload and its complete batches.
+
+    ``batches`` leaves out those entirely below the start offset;
+    ``next_offset`` and ``truncated_bytes`` are what :meth:`RecordDecoder.decode`
+    would report; ``error`` is a malformed header met after good batches
+    (a bad first header is raised).
+    """
+
+    buf: bytes
+    batches: list[BatchRef]
+    truncated_bytes: int
+    next_offset: int | None
+    error: RemoteProtocolError | None = None
 
 
 class RecordBatchTooLargeError(FrameTooLargeError):
@@ -215,6 +270,73 @@ class RecordDecoder:
         if len(result.batches) != 1 or result.truncated_bytes:
             raise CorruptRecordError("expected exactly one complete record batch")
         return result.batches[0]
+
+
+    def scan(
+        self, data: bytes | bytearray | memoryview, start_offset: int | None = None
+    ) -> ScannedRecords:
+        """Find the complete batches of a fetch payload from their headers alone.
+
+        Lengths and magic are checked as :meth:`decode` checks them (same
+        errors); CRCs, compression and records are left for
+        :meth:`decode_ref`, so a consumer can buffer the raw bytes and
+        decode each batch only when it hands its records out.
+        """
+        buf = data if type(data) is bytes else bytes(data)
+        n = len(buf)
+        pos = 0
+        refs: list[BatchRef] = []
+        next_offset: int | None = None
+        max_size = self.max_batch_size
+        try:
+            while n - pos >= 12:
+                base_offset, length = _OFFSET_LENGTH.unpack_from(buf, pos)
+                if length > max_size:
+                    raise RecordBatchTooLargeError(length, max_size)
+                if length < MIN_MESSAGE_SIZE[0]:
+                    raise CorruptRecordError(f"record batch length {length} is too small")
+                magic = buf[pos + 16] if n - pos > 16 else -1
+                if magic > 2:
+                    raise CorruptRecordError(f"unknown record batch magic {magic}")
+                end = pos + 12 + length
+                if end > n:
+                    break
+                if magic == 2:
+                    if length < MIN_BATCH_LENGTH_V2:
+                        raise CorruptRecordError(f"v2 batch length {length} is too small")
+                    epoch, _, attributes, delta = _V2_HEAD.unpack_from(buf, pos + 12)
+                    last = base_offset + delta
+                    if start_offset is None or last >= start_offset:
+                        (producer_id,) = _V2_PRODUCER.unpack_from(buf, pos + 43)
+                        (count,) = _V2_COUNT.unpack_from(buf, pos + 57)
+                        refs.append(
+                            BatchRef(
+                                pos, end, base_offset, last, epoch, 2, attributes, producer_id, count
+                            )
+                        )
+                else:
+                    last = base_offset
+                    if start_offset is None or last >= start_offset:
+                        refs.append(BatchRef(pos, end, base_offset, last, -1, magic, 0, -1, 1))
+                pos = end
+                next_offset = last + 1
+        except RemoteProtocolError as exc:
+            if self.raise_errors or not refs:
+                raise
+            return ScannedRecords(buf, refs, 0, next_offset, exc)
+        return ScannedRecords(buf, refs, n - pos, next_offset)
+
+    def decode_ref(self, buf: bytes, ref: BatchRef, start_offset: int | None = None) -> RecordBatch:
+        """Decode the batch :meth:`scan` found at ``ref`` (CRC, decompression, records)."""
+        decode = decode_batch_v2 if ref.magic == 2 else decode_legacy_message
+        return decode(
+            buf,
+            ref.pos,
+            ref.end,
+            check_crc=self.check_crc,
+            decompress_limit=self.decompress_limit,
+            start_offset=start_offset,
+        )
 
 
 class BatchIterator:
