@@ -335,7 +335,7 @@ class ConsumerCore:
         return self.list_offsets(dict.fromkeys(partitions, LATEST), now, timeout)
 
     def hold(self, partitions: Iterable[TopicPartition]) -> None:
-        """Do not look up a reset offset for these assigned partitions until released.
+        """Do not look up a reset offset for these partitions until released.
 
         For an owner that first asks where to start (a consumer group reads the
         committed offset).  A seek or seek_to_* in the meantime is a position
@@ -343,7 +343,10 @@ class ConsumerCore:
         since they have no position.
         """
         for tp in partitions:
-            self._held[TopicPartition(*tp)] = self._partition(tp).generation
+            tp = TopicPartition(*tp)
+            # Partitions not assigned yet are held from the moment ``assign`` adds them.
+            p = self._partitions.get(tp)
+            self._held[tp] = 0 if p is None else p.generation
 
     def held(self) -> set[TopicPartition]:
         """Partitions still held: assigned, and not positioned since :meth:`hold`."""
