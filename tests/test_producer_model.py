@@ -438,3 +438,44 @@ def test_acks_zero_sends_every_batch_without_waiting_for_a_timer() -> None:
     assert core.pending() == 0
     assert sorted(reports.outcome) == tokens
     assert sum(len(cluster.records("t", p)) for p in range(2)) == 200
+
+
+@pytest.mark.parametrize("version", range(6))
+def test_model_init_producer_id_at_every_version(version: int) -> None:
+    from kafka_sansio import protocol
+    from kafka_sansio._framing import FrameBuffer, frame
+    from kafka_sansio._messages.init_producer_id import (
+        InitProducerIdRequest,
+        InitProducerIdResponse,
+    )
+
+    cluster = ModelCluster(brokers=1)
+    server = cluster.accept(1, 0.0)
+    answers = []
+    for txn_id in [None, None, "txn", "txn"]:
+        request = InitProducerIdRequest(transactional_id=txn_id, transaction_timeout_ms=60_000)
+        server.receive(frame(protocol.encode_request(request, version, 5, "c")), 0.0)
+        frames = FrameBuffer()
+        frames.feed(server.data_to_send())
+        reply = frames.next_frame()
+        assert reply is not None
+        header, response = protocol.decode_response(22, version, reply)
+        assert header.correlation_id == 5 and isinstance(response, InitProducerIdResponse)
+        assert protocol.encode_response(response, version, 5) == reply
+        answers.append((response.error_code, response.producer_id, response.producer_epoch))
+    # Idempotent producers get a new id each time; a transactional id keeps its id
+    # and moves to the next epoch.
+    (e1, p1, ep1), (e2, p2, ep2), (e3, p3, ep3), (e4, p4, ep4) = answers
+    assert e1 == e2 == e3 == e4 == 0
+    assert p1 != p2 and ep1 == ep2 == 0
+    assert p3 == p4 and (ep3, ep4) == (0, 1)
+    if version >= 3:
+        stale = InitProducerIdRequest(
+            transactional_id="txn", producer_id=p3, producer_epoch=0, transaction_timeout_ms=1
+        )
+        server.receive(frame(protocol.encode_request(stale, version, 6, "c")), 0.0)
+        frames = FrameBuffer()
+        frames.feed(server.data_to_send())
+        reply = frames.next_frame()
+        assert reply is not None
+        assert protocol.decode_response(22, version, reply)[1].error_code == 47
