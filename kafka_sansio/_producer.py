@@ -94,6 +94,9 @@ _CLUSTER_AUTHORIZATION_FAILED = 31
 _TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 #: Errors after which the partition's leader may have moved: refresh metadata.
 _REFRESH = frozenset({3, 5, 6, 9, 13, 14, 15, 74, 75, 100, 103})
+#: Metadata topic errors that no waiting cures (TOPIC_AUTHORIZATION_FAILED,
+#: INVALID_TOPIC_EXCEPTION): records for the topic fail at once.
+_TOPIC_FATAL = frozenset({29, 17})
 #: InitProducerId errors that end the producer.
 _FATAL_INIT = frozenset({_CLUSTER_AUTHORIZATION_FAILED, _TRANSACTIONAL_ID_AUTHORIZATION_FAILED})
 
@@ -653,12 +656,20 @@ class ProducerCore:
         return self.config.client.retry_backoff.delay(attempts, self._random())
 
     def _expire_waiting(self, now: float) -> None:
-        for topic in [t for t, w in self._waiting.items() if now >= w.deadline]:
+        errors = self.client.metadata.topic_errors
+        for topic in [
+            t
+            for t, w in self._waiting.items()
+            if now >= w.deadline or errors.get(t) in _TOPIC_FATAL
+        ]:
             waiting = self._waiting.pop(topic)
             for record in waiting.records:
                 self._buffered -= record[6]
             error: KafkaSansioError
-            if self.client.metadata.topic_errors.get(topic) == _UNKNOWN_TOPIC_OR_PARTITION:
+            code = errors.get(topic)
+            if code in _TOPIC_FATAL:
+                error = exception_for_code(code, f"topic {topic!r}")
+            elif code == _UNKNOWN_TOPIC_OR_PARTITION:
                 error = UnknownTopicOrPartitionError(
                     f"topic {topic!r} does not exist (not in metadata after {self.config.max_block} s)"
                 )

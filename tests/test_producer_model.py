@@ -479,3 +479,20 @@ def test_model_init_producer_id_at_every_version(version: int) -> None:
         reply = frames.next_frame()
         assert reply is not None
         assert protocol.decode_response(22, version, reply)[1].error_code == 47
+
+
+def test_topic_authorization_failure_fails_the_records_at_once() -> None:
+    from kafka_sansio.errors import TopicAuthorizationFailedError
+
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("secret", partitions=1)
+    cluster.create_topic("open", partitions=1)
+    cluster.inject_error(3, 29, topic="secret", count=100)  # METADATA
+    core, pump = make(cluster)
+    reports = Reports()
+    denied = [core.send("secret", b"%d" % i, pump.now) for i in range(3)]
+    allowed = core.send("open", b"fine", pump.now)
+    run(core, pump, reports, timeout=5.0)  # well within max_block
+    assert all(isinstance(reports.outcome[t][2], TopicAuthorizationFailedError) for t in denied)
+    assert reports.outcome[allowed][2] is None
+    assert cluster.records("secret", 0) == []
