@@ -8,7 +8,7 @@
     for command in core.commands(): ...                   # then execute commands
     for event in core.events():                           # Delivered / ProducerFailed
         ...
-    core.flush(now)        # every buffered batch may go now; pump until pending() == 0
+    core.flush(now)        # buffered batches go now; returns the last token to wait for
     core.close(now)        # no new records; pump until pending() == 0 (then it closes)
     core.abort(now)        # fail everything pending at once
 
@@ -28,9 +28,11 @@ most one batch per partition, up to ``max_request_size``; at most
 Idempotence (on by default): the core gets a producer id with InitProducerId
 before the first Produce, numbers each partition's batches with sequences,
 and resends a batch with the same id, epoch and sequence after any failure,
-so the broker drops duplicates.  A batch whose earlier attempt got no answer
-is resent only when nothing else of its partition is in flight, so retries
-keep the partition's order.  An OUT_OF_ORDER_SEQUENCE_NUMBER for a batch that
+so the broker drops duplicates.  A batch that goes out again waits until
+nothing else of its partition is in flight, so retries keep the partition's
+order; so does a partition's first batch under a producer id and epoch (a
+broker without state for the producer takes any sequence).  An
+OUT_OF_ORDER_SEQUENCE_NUMBER for a batch that
 went out alone (a real gap: an earlier batch failed for good),
 UNKNOWN_PRODUCER_ID or a failed batch that used a sequence bumps the epoch
 (KIP-360): new batches wait, retries whose outcome is unknown finish, then
