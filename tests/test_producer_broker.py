@@ -31,6 +31,7 @@ from kafka_sansio._producer_events import (
     ProducerClosedError,
     RecordTooLargeError,
 )
+from kafka_sansio._types import TopicPartition as KTopicPartition
 from kafka_sansio.errors import UnknownTopicOrPartitionError
 
 
@@ -277,6 +278,10 @@ def test_idempotence_survives_a_sigkilled_leader(
                 cluster.kill(victim)
                 killed.set()
         producer.wait(150)
+        assert killed.is_set()
+        # The records after the kill went to a new leader.
+        meta = producer.core.client.metadata
+        assert meta.leader(KTopicPartition(topic, 0)) not in (None, victim)
     finally:
         if killed.is_set():
             cluster.start(victim)
