@@ -225,3 +225,67 @@ def test_mixed_group_with_confluent_kafka(kafka: Any, strategy: str) -> None:
         _run(ours, lambda: all(m.core.state is MemberState.UNSUBSCRIBED for m in ours), 10)
         for m in ours:
             m.pump.close()
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_confluent_kafka_leave_figure(kafka: Any, strategy: str) -> None:
+    """The same leave measured with three confluent-kafka members, for comparison."""
+    topic = kafka.create_topic(partitions=12)
+    group = f"ck-{topic}"
+    producer = _producer(kafka)
+    seen: set[tuple[int, int]] = set()
+    owned: dict[int, set[int]] = {}
+
+    def consumer(i: int) -> Any:
+        owned[i] = set()
+
+        def on_assign(c: Any, parts: list[Any]) -> None:
+            owned[i].update(p.partition for p in parts)
+
+        def on_revoke(c: Any, parts: list[Any]) -> None:
+            owned[i].difference_update(p.partition for p in parts)
+
+        c = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": kafka.bootstrap,
+                "group.id": group,
+                "partition.assignment.strategy": strategy,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 100,
+            }
+        )
+        c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+        return c
+
+    consumers = {i: consumer(i) for i in range(3)}
+
+    def pump(until: Any, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, "condition not met in time"
+            for c in consumers.values():
+                msg = c.poll(0.01)
+                if msg is not None and msg.error() is None:
+                    seen.add((msg.partition(), msg.offset()))
+
+    def balanced() -> bool:
+        parts = sorted(p for s in owned.values() for p in s)
+        return parts == list(range(12)) and all(owned[i] for i in consumers)
+
+    try:
+        pump(balanced, 60)
+        _produce(producer, topic, 0, 120)
+        pump(lambda: len(seen) >= 120, 30)
+        start = time.monotonic()
+        consumers.pop(0).close()
+        del owned[0]
+        _produce(producer, topic, 120, 120)
+        pump(lambda: len(seen) >= 240 and balanced(), 60)
+        print(
+            f"\nconfluent-kafka {strategy}: resumed {time.monotonic() - start:.2f}s after a member left"
+        )
+    finally:
+        for c in consumers.values():
+            c.close()
