@@ -29,6 +29,8 @@ _WAITING = {
     "send_and_wait",
     "flush",
     "close",
+    "commit",
+    "committed",
     # admin
     "create_topics",
     "delete_topics",

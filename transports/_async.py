@@ -8,6 +8,7 @@ only says how its driver is opened and closed.  Operations come from
 
 from __future__ import annotations
 
+import inspect
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
@@ -30,6 +31,8 @@ from kafka_sansio import (
     TopicListing,
     TopicPartition,
 )
+from kafka_sansio._group_consumer import GroupConsumerCore
+from kafka_sansio._group_events import CommitResult, OffsetAndMetadata
 
 from ._errors import ClosedError
 from ._ops import (
@@ -37,6 +40,7 @@ from ._ops import (
     ConsumerRecord,
     ConsumerState,
     DeliveryCallback,
+    ListenerCall,
     Op,
     ProducerState,
     RecordFuture,
@@ -44,6 +48,7 @@ from ._ops import (
     Security,
     client_config,
     consumer_config,
+    group_config,
     producer_config,
 )
 
@@ -62,6 +67,7 @@ T = TypeVar("T")
 
 class AsyncDriver(Protocol):
     errors: list[KafkaSansioError]
+    closed: bool
     #: Called after every input the driver fed to the core (routes producer deliveries).
     on_progress: Callable[[], None] | None
 
@@ -82,11 +88,20 @@ async def run(op: Op[T], driver: AsyncDriver) -> T:
     """
     await driver.checkpoint_if_cancelled()
     try:
-        deadline = next(op)
+        step = next(op)
         while True:
             driver.flush()
-            await driver.wait_until(deadline)
-            deadline = op.send(None)
+            if isinstance(step, ListenerCall):
+                try:
+                    result = step.function(*step.args)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:
+                    step = op.throw(exc)
+                    continue
+            else:
+                await driver.wait_until(step)
+            step = op.send(None)
     except StopIteration as stop:
         driver.flush()
         await driver.checkpoint()
@@ -145,25 +160,48 @@ class AsyncConsumer(AsyncClient):
         **options: Any,
     ) -> None:
         self.config, self._security = consumer_config(bootstrap_servers, options)
-        self._core: ConsumerCore = ConsumerCore(self.config, random.random)
+        grouped = group_config(options)
+        self._top: ConsumerCore | GroupConsumerCore
+        if grouped is None:
+            self._top = ConsumerCore(self.config, random.random)
+        else:
+            self._top = GroupConsumerCore(self.config, grouped[0], random.random, grouped[1])
+        # The driver drives the outermost core; ``_fetcher`` is the fetch engine.
+        self._core = self._top
+        self._fetcher: ConsumerCore = (
+            self._top.consumer if isinstance(self._top, GroupConsumerCore) else self._top
+        )
         self._on_event = on_event
         self._state: ConsumerState | None = None
 
     async def __aenter__(self: Any) -> Any:
         driver = await self._start(self._security)
-        self._state = ConsumerState(self._core, driver, self._on_event)
+        self._state = ConsumerState(self._top, driver, self._on_event)
         driver.flush()
         return self
 
-    async def close(self) -> None:
-        """Close the connections; a ``poll`` waiting in another task returns empty."""
-        if self._state is None or self._state.closed:
+    async def close(self, timeout: float | None = 30.0) -> None:
+        """Close the connections; a ``poll`` waiting in another task returns empty.
+
+        In a group it first leaves cleanly (auto-commit, the revoke listener,
+        LeaveGroup), waiting at most ``timeout``.
+        """
+        state = self._state
+        if state is None or self._driver is None or self._driver.closed:
             return
-        self._state.closed = True
-        self._core.close()
-        assert self._driver is not None
-        self._driver.close()
-        await self._close_driver()
+        try:
+            if state.group is not None and not state.closed:
+                state.woken = True
+                await run(state.leave(timeout), self._driver)
+        finally:
+            if not state.closed:
+                state.closed = True
+                if state.group is not None:
+                    state.group.shutdown()
+                else:
+                    self._fetcher.close()
+            self._driver.close()
+            await self._close_driver()
 
     @property
     def _st(self) -> ConsumerState:
@@ -179,7 +217,59 @@ class AsyncConsumer(AsyncClient):
         self._st.assign(partitions)
 
     def assignment(self) -> set[TopicPartition]:
-        return self._core.assignment()
+        """The partitions assigned (by ``assign``, or by the group)."""
+        return set(self._fetcher.assignment())
+
+    # -------------------------------------------------------- consumer groups
+
+    def subscribe(
+        self,
+        topics: Iterable[str] | None = None,
+        *,
+        pattern: str | None = None,
+        listener: Any = None,
+    ) -> None:
+        """Join the group (``group_id``) for ``topics``, or every topic matching ``pattern``.
+
+        ``listener`` may define ``on_partitions_revoked(partitions)``,
+        ``on_partitions_assigned(partitions)`` and ``on_partitions_lost(partitions)``,
+        plain or ``async``; they run inside ``poll``, where the Java consumer calls
+        its listener, and may ``await consumer.commit()`` or ``seek``.  Their
+        exceptions reach the caller of ``poll``.
+        """
+        self._st.subscribe(topics, pattern, listener)
+
+    def unsubscribe(self) -> None:
+        """Give the partitions up and leave the group."""
+        self._st.unsubscribe()
+
+    def subscription(self) -> frozenset[str]:
+        group = self._st.group
+        return frozenset() if group is None else group.subscription()
+
+    async def commit(
+        self, offsets: Mapping[TopicPartition, Any] | None = None, timeout: float | None = None
+    ) -> None:
+        """Commit ``offsets`` (default: the position of every owned partition) and wait."""
+        state = self._st
+        assert self._driver is not None
+        await run(state.commit(offsets, timeout), self._driver)
+
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, Any] | None = None,
+        callback: Callable[[CommitResult], object] | None = None,
+    ) -> None:
+        """Commit once without waiting; ``callback(CommitResult)`` runs inside a later call."""
+        self._st.commit_async(offsets, callback)
+
+    async def committed(
+        self, partitions: Iterable[TopicPartition], timeout: float | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata | None]:
+        """The group's committed offsets (None where nothing is committed)."""
+        state = self._st
+        assert self._driver is not None
+        return await run(state.committed(partitions, timeout), self._driver)
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         """The next ``poll`` returns ``partition``'s records from ``offset``."""
@@ -201,11 +291,11 @@ class AsyncConsumer(AsyncClient):
         self._st.resume(partitions)
 
     def paused(self) -> set[TopicPartition]:
-        return self._core.paused()
+        return self._fetcher.paused()
 
     def highwater(self, partition: TopicPartition) -> int | None:
         """The high watermark the last fetch of ``partition`` reported."""
-        return self._core.highwater(TopicPartition(*partition))
+        return self._fetcher.highwater(TopicPartition(*partition))
 
     # -------------------------------------------------------- waiting calls
 

@@ -39,6 +39,7 @@ from kafka_sansio import (
     FetchError,
     IsolationLevel,
     KafkaSansioError,
+    LocalProtocolError,
     LogTruncation,
     NoOffsetForPartition,
     OffsetAndTimestamp,
@@ -51,6 +52,24 @@ from kafka_sansio import (
     Records,
     TopicPartition,
     parse_bootstrap,
+)
+from kafka_sansio._assignors import (
+    Assignor,
+    CooperativeStickyAssignor,
+    RangeAssignor,
+    RoundRobinAssignor,
+    StickyAssignor,
+)
+from kafka_sansio._group import GroupConfig
+from kafka_sansio._group_consumer import GroupConsumerCore
+from kafka_sansio._group_events import (
+    CommitResult,
+    CommittedResult,
+    GroupError,
+    OffsetAndMetadata,
+    PartitionsAssigned,
+    PartitionsLost,
+    PartitionsRevoked,
 )
 from kafka_sansio._sasl import (
     OAuthBearerMechanism,
@@ -76,8 +95,20 @@ __all__ = [
 log = logging.getLogger("kafka_sansio")
 
 T = TypeVar("T")
-#: An operation: yields deadlines to wait until, returns its result.
-Op = Generator[float | None, None, T]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerCall:
+    """Yielded by an operation that needs user code run: the adapter calls
+    ``function(*args)`` (and awaits the result if it is awaitable), then
+    resumes the operation, or throws the function's exception into it."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+#: An operation: yields deadlines to wait until (or listener calls), returns its result.
+Op = Generator["float | ListenerCall | None", None, T]
 
 
 class Driver(Protocol):
@@ -195,13 +226,51 @@ CONSUMER_OPTIONS: dict[str, Any] = {
 }
 
 
+#: Consumer group keyword arguments (used when ``group_id`` is given), Java defaults.
+GROUP_OPTIONS: dict[str, Any] = {
+    "group_id": None,
+    "group_instance_id": None,
+    "session_timeout": 45.0,
+    "heartbeat_interval": 3.0,
+    "max_poll_interval": 300.0,
+    "enable_auto_commit": True,
+    "auto_commit_interval": 5.0,
+    "partition_assignment_strategy": ("range", "cooperative-sticky"),
+}
+
+_ASSIGNORS: dict[str, Callable[[], Assignor]] = {
+    "range": RangeAssignor,
+    "roundrobin": RoundRobinAssignor,
+    "sticky": StickyAssignor,
+    "cooperative-sticky": CooperativeStickyAssignor,
+}
+
+
+def group_config(options: Mapping[str, Any]) -> tuple[GroupConfig, list[Assignor]] | None:
+    """The group settings from user keyword arguments; None without ``group_id``."""
+    opts = {**GROUP_OPTIONS, **{k: v for k, v in options.items() if k in GROUP_OPTIONS}}
+    if opts["group_id"] is None:
+        extra = [k for k in options if k in GROUP_OPTIONS and k != "group_id"]
+        if extra:
+            raise TypeError(f"{', '.join(sorted(extra))} need(s) a group_id")
+        return None
+    strategy = opts.pop("partition_assignment_strategy")
+    names = [strategy] if isinstance(strategy, str) else list(strategy)
+    try:
+        assignors = [_ASSIGNORS[name]() for name in names]
+    except KeyError as exc:
+        raise ValueError(f"unknown partition_assignment_strategy {exc.args[0]!r}") from None
+    return GroupConfig(**opts), assignors
+
+
 def consumer_config(
     bootstrap_servers: str | Iterable[str], options: Mapping[str, Any]
 ) -> tuple[ConsumerConfig, Security]:
     """Split user keyword arguments into the consumer core's config and the security settings."""
     consumer_opts = {k: v for k, v in options.items() if k in CONSUMER_OPTIONS}
+    own = set(CONSUMER_OPTIONS) | set(GROUP_OPTIONS)
     client, security = client_config(
-        bootstrap_servers, {k: v for k, v in options.items() if k not in CONSUMER_OPTIONS}
+        bootstrap_servers, {k: v for k, v in options.items() if k not in own}
     )
     opts = {**CONSUMER_OPTIONS, **consumer_opts}
     opts["auto_offset_reset"] = OffsetResetPolicy(str(opts["auto_offset_reset"]).lower())
@@ -265,13 +334,22 @@ class ConsumerState:
 
     def __init__(
         self,
-        core: ConsumerCore,
+        core: ConsumerCore | GroupConsumerCore,
         driver: Driver,
         on_event: Callable[[Event], object] | None = None,
     ) -> None:
-        self.core = core
+        #: The core the driver drives (the group core in a group, else the consumer core).
+        self.top = core
+        self.group = core if isinstance(core, GroupConsumerCore) else None
+        #: The fetch engine: positions, seeks, lookups.
+        self.core = core.consumer if isinstance(core, GroupConsumerCore) else core
         self.driver = driver
         self.on_event = on_event
+        self.listener: Any = None
+        self._rebalance: list[PartitionsRevoked | PartitionsLost | PartitionsAssigned] = []
+        self._commits: dict[int, CommitResult] = {}
+        self._commit_callbacks: dict[int, Callable[[CommitResult], object]] = {}
+        self._committed: dict[int, CommittedResult] = {}
         self._results: dict[int, OffsetsResult] = {}
         self._errors: list[KafkaSansioError] = []
         self.closed = False
@@ -285,9 +363,24 @@ class ConsumerState:
 
     def check(self) -> None:
         """Route the core's events; raise the oldest error the user has not seen."""
-        for event in self.core.events():
+        for event in self.top.events():
             if isinstance(event, OffsetsResult):
                 self._results[event.token] = event
+            elif isinstance(event, (PartitionsRevoked, PartitionsLost, PartitionsAssigned)):
+                self._rebalance.append(event)
+            elif isinstance(event, CommitResult):
+                callback = self._commit_callbacks.pop(event.token, None)
+                if callback is not None:
+                    callback(event)
+                elif event.auto:
+                    if event.error is not None:
+                        log.warning("auto-commit failed: %s", event.error)
+                else:
+                    self._commits[event.token] = event
+            elif isinstance(event, CommittedResult):
+                self._committed[event.token] = event
+            elif isinstance(event, GroupError):
+                self._errors.append(event.error)
             elif self.on_event is not None:
                 self.on_event(event)
             else:
@@ -313,6 +406,8 @@ class ConsumerState:
 
     def assign(self, partitions: Iterable[Any]) -> None:
         self.check_open()
+        if self.group is not None and self.group.subscription():
+            raise LocalProtocolError("the consumer is subscribed: unsubscribe before assign")
         tps = [TopicPartition(*tp) for tp in partitions]
         self.core.assign(tps, self.driver.now())
         self._drop_held(lambda tp: tp not in self.core.assignment())
@@ -409,11 +504,12 @@ class ConsumerState:
             if self.closed:
                 return Records()
             self.check()
+            yield from self._run_listeners()
             if self._held_pos < len(self._held) or self._kept:
                 held = self._take_held(max_records)
                 if held:
                     return held
-            records = self.core.poll(self.driver.now(), max_records)
+            records = self.top.poll(self.driver.now(), max_records)
             if records or self.woken or self.driver.now() >= deadline:
                 self.woken = False
                 return records
@@ -466,6 +562,146 @@ class ConsumerState:
     def _deadline(self, timeout: float | None) -> float:
         wait = self.core.config.default_api_timeout if timeout is None else timeout
         return self.driver.now() + wait
+
+    # -------------------------------------------------------- consumer groups
+
+    def _group(self) -> GroupConsumerCore:
+        if self.group is None:
+            raise LocalProtocolError("the consumer has no group_id")
+        return self.group
+
+    def subscribe(self, topics: Iterable[str] | None, pattern: Any, listener: Any) -> None:
+        """Join the group for ``topics`` (or every topic matching ``pattern``)."""
+        self.check_open()
+        group = self._group()
+        if self.core.assignment() and not group.subscription():
+            raise LocalProtocolError("the consumer has assigned partitions: assign([]) first")
+        self.listener = listener
+        if pattern is not None:
+            group.subscribe_pattern(pattern, self.driver.now())
+        else:
+            group.subscribe(list(topics or ()), self.driver.now())
+        self.driver.flush()
+
+    def unsubscribe(self) -> None:
+        self.check_open()
+        self._group().unsubscribe(self.driver.now())
+        self._drop_held(lambda tp: True)
+        self.driver.flush()
+
+    def _run_listeners(self) -> Generator[ListenerCall, None, None]:
+        """Call the user's rebalance listener for each pending event, then let the group go on.
+
+        The group waits (heartbeats continue) until the listener returns; an
+        exception from the listener still lets it go on, then reaches the user.
+        """
+        group = self.group
+        while self._rebalance:
+            event = self._rebalance.pop(0)
+            if not isinstance(event, PartitionsAssigned):
+                gone = set(event.partitions)
+                self._drop_held(gone.__contains__)
+            method = _listener_method(self.listener, event)
+            try:
+                if method is not None:
+                    yield ListenerCall(method, (set(event.partitions),))
+            finally:
+                if group is not None:
+                    group.rebalance_listener_done(self.driver.now())
+                    self.driver.flush()
+
+    def commit(self, offsets: Mapping[Any, Any] | None, timeout: float | None) -> Op[None]:
+        """Commit ``offsets`` (default: every owned partition's position), retried until
+        ``timeout``; raises the commit's error."""
+        self.check_open()
+        group = self._group()
+        deadline = self._deadline(timeout)
+        token = group.commit(self.driver.now(), offsets, retry_until=deadline)
+        self.driver.flush()
+        try:
+            while True:
+                self.check()
+                result = self._commits.pop(token, None)
+                if result is not None:
+                    if result.error is not None:
+                        raise result.error
+                    return
+                yield from self._run_listeners()
+                yield deadline + 1.0
+        finally:
+            self._commits.pop(token, None)
+
+    def commit_async(
+        self, offsets: Mapping[Any, Any] | None, callback: Callable[[CommitResult], object] | None
+    ) -> None:
+        """Commit once, without waiting; ``callback(CommitResult)`` runs inside a later call."""
+        self.check_open()
+        token = self._group().commit(self.driver.now(), offsets)
+        self._commit_callbacks[token] = callback or _log_commit
+        self.driver.flush()
+
+    def committed(
+        self, partitions: Iterable[Any], timeout: float | None
+    ) -> Op[dict[TopicPartition, OffsetAndMetadata | None]]:
+        """The group's committed offsets for ``partitions`` (None where there is none)."""
+        self.check_open()
+        group = self._group()
+        wait = self.core.config.default_api_timeout if timeout is None else timeout
+        token = group.committed([TopicPartition(*tp) for tp in partitions], self.driver.now(), wait)
+        self.driver.flush()
+        deadline = self.driver.now() + wait + 1.0
+        try:
+            while True:
+                self.check()
+                result = self._committed.pop(token, None)
+                if result is not None:
+                    if result.error is not None:
+                        raise result.error
+                    return dict(result.offsets)
+                yield deadline
+        finally:
+            self._committed.pop(token, None)
+
+    def leave(self, timeout: float | None) -> Op[None]:
+        """Leave the group cleanly (auto-commit, revoke listener, LeaveGroup) within ``timeout``."""
+        group = self.group
+        if group is None:
+            return
+        group.close(self.driver.now())
+        self.driver.flush()
+        deadline = self.driver.now() + (30.0 if timeout is None else timeout)
+        while self.driver.now() < deadline:
+            self.check()
+            yield from self._run_listeners()
+            if not group.pending_commits() and not group.awaiting_listener():
+                break
+            yield deadline
+        # Give the LeaveGroup request a moment to leave the socket.
+        self.driver.flush()
+
+
+def _listener_method(listener: Any, event: Event) -> Callable[..., Any] | None:
+    """The listener's method for a rebalance event (``on_partitions_lost`` falls back
+    to ``on_partitions_revoked``, as in the Java client)."""
+    if listener is None:
+        return None
+    names: tuple[str, ...]
+    if isinstance(event, PartitionsAssigned):
+        names = ("on_partitions_assigned",)
+    elif isinstance(event, PartitionsLost):
+        names = ("on_partitions_lost", "on_partitions_revoked")
+    else:
+        names = ("on_partitions_revoked",)
+    for name in names:
+        method = getattr(listener, name, None)
+        if method is not None:
+            return method  # type: ignore[no-any-return]
+    return None
+
+
+def _log_commit(result: CommitResult) -> None:
+    if result.error is not None:
+        log.warning("commit_async failed: %s", result.error)
 
 
 # ------------------------------------------------------------------ the producer

@@ -34,6 +34,8 @@ from kafka_sansio import (
     TopicListing,
     TopicPartition,
 )
+from kafka_sansio._group_consumer import GroupConsumerCore
+from kafka_sansio._group_events import CommitResult, OffsetAndMetadata
 
 from ._blocking import BlockingDriver
 from ._errors import ClosedError
@@ -42,12 +44,14 @@ from ._ops import (
     ConsumerRecord,
     ConsumerState,
     DeliveryCallback,
+    ListenerCall,
     Op,
     ProducerState,
     RecordMetadata,
     Security,
     client_config,
     consumer_config,
+    group_config,
     producer_config,
 )
 from ._ops import RecordFuture as _RecordFuture
@@ -72,7 +76,8 @@ class _Runner:
         self.driver = BlockingDriver(
             core, ssl_context=security.ssl_context, server_hostname=security.server_hostname
         )
-        self._busy = threading.Lock()
+        # Reentrant: a rebalance listener runs inside poll and may call commit.
+        self._busy = threading.RLock()
         self._try_busy = self._busy.acquire
         self._free = self._busy.release
         #: close() was asked for (from any thread); plain flags keep enter/leave cheap.
@@ -109,11 +114,18 @@ class _Runner:
     def run(self, op: Op[T]) -> T:
         driver = self.driver
         try:
-            deadline = next(op)
+            step = next(op)
             while True:
-                wait = 1.0 if deadline is None else max(0.0, deadline - driver.clock())
-                driver.run_once(min(wait, 1.0))
-                deadline = op.send(None)
+                if isinstance(step, ListenerCall):
+                    try:
+                        step.function(*step.args)
+                    except Exception as exc:
+                        step = op.throw(exc)
+                        continue
+                else:
+                    wait = 1.0 if step is None else max(0.0, step - driver.clock())
+                    driver.run_once(min(wait, 1.0))
+                step = op.send(None)
         except StopIteration as stop:
             driver.flush()
             return stop.value  # type: ignore[no-any-return]
@@ -165,9 +177,15 @@ class Consumer:
         **options: Any,
     ) -> None:
         self.config, security = consumer_config(bootstrap_servers, options)
-        self._core = ConsumerCore(self.config, random.random)
-        self._runner = _Runner(self._core, security)
-        self._state = ConsumerState(self._core, self._runner, on_event)
+        grouped = group_config(options)
+        top: ConsumerCore | GroupConsumerCore
+        if grouped is None:
+            top = ConsumerCore(self.config, random.random)
+        else:
+            top = GroupConsumerCore(self.config, grouped[0], random.random, grouped[1])
+        self._core = top.consumer if isinstance(top, GroupConsumerCore) else top
+        self._runner = _Runner(top, security)
+        self._state = ConsumerState(top, self._runner, on_event)
         self._runner.flush()
 
     def __enter__(self) -> Consumer:
@@ -197,11 +215,63 @@ class Consumer:
         self._call(self._state.assign, partitions)
 
     def assignment(self) -> set[TopicPartition]:
-        return self._core.assignment()
+        """The partitions assigned (by ``assign``, or by the group)."""
+        return set(self._core.assignment())
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         """The next ``poll`` returns ``partition``'s records from ``offset``."""
         self._call(self._state.seek, partition, offset)
+
+    # -------------------------------------------------------- consumer groups
+
+    def subscribe(
+        self,
+        topics: Iterable[str] | None = None,
+        *,
+        pattern: str | None = None,
+        listener: Any = None,
+    ) -> None:
+        """Join the group (``group_id``) for ``topics``, or every topic matching ``pattern``.
+
+        ``listener`` may define ``on_partitions_revoked(partitions)``,
+        ``on_partitions_assigned(partitions)`` and ``on_partitions_lost(partitions)``;
+        they run inside ``poll``, where the Java consumer calls its listener, and
+        may call ``commit`` (revoked) or ``seek`` (assigned).  Their exceptions
+        reach the caller of ``poll``.
+        """
+        self._call(self._state.subscribe, topics, pattern, listener)
+
+    def unsubscribe(self) -> None:
+        """Give the partitions up and leave the group."""
+        self._call(self._state.unsubscribe)
+
+    def subscription(self) -> frozenset[str]:
+        group = self._state.group
+        return frozenset() if group is None else group.subscription()
+
+    def commit(
+        self, offsets: Mapping[TopicPartition, Any] | None = None, timeout: float | None = None
+    ) -> None:
+        """Commit ``offsets`` (default: the position of every owned partition) and wait.
+
+        Raises the commit's error: ``CommitFailedError`` when the member's
+        generation is gone, ``RetriableCommitFailedError`` after ``timeout``.
+        """
+        self._wait(self._state.commit, offsets, timeout)
+
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, Any] | None = None,
+        callback: Callable[[CommitResult], object] | None = None,
+    ) -> None:
+        """Commit once without waiting; ``callback(CommitResult)`` runs inside a later call."""
+        self._call(self._state.commit_async, offsets, callback)
+
+    def committed(
+        self, partitions: Iterable[TopicPartition], timeout: float | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata | None]:
+        """The group's committed offsets (None where nothing is committed)."""
+        return self._wait(self._state.committed, partitions, timeout)
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         """Move to the log start (of every assigned partition when none are named)."""
@@ -292,9 +362,26 @@ class Consumer:
         self._runner.driver.wakeup()
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Close the consumer; from another thread, a waiting ``poll`` returns first."""
-        self._state.closed = True
-        self._runner.close(self._core.close, timeout)
+        """Close the consumer; from another thread, a waiting ``poll`` returns first.
+
+        In a group it first leaves cleanly (auto-commit, the revoke listener,
+        LeaveGroup), waiting at most ``timeout``.
+        """
+        state = self._state
+
+        def shut() -> None:
+            if state.group is not None and not state.closed:
+                self._runner.run(state.leave(timeout))
+            state.closed = True
+            if state.group is not None:
+                state.group.shutdown()
+            else:
+                self._core.close()
+
+        if state.group is None:
+            state.closed = True
+        state.woken = True  # a poll waiting in another thread returns now
+        self._runner.close(shut, timeout)
 
 
 # ------------------------------------------------------------------ producer
