@@ -47,7 +47,7 @@ step = st.one_of(
 )
 
 
-def check_run(script: list[tuple[Any, ...]], idempotent: bool, seed: int) -> None:
+def check_run(script: list[tuple[Any, ...]], idempotent: bool, seed: int, **overrides: Any) -> None:
     cluster = ModelCluster(brokers=3)
     cluster.create_topic("t", partitions=PARTITIONS, replication_factor=3)
     info = cluster.brokers[1]
@@ -56,9 +56,10 @@ def check_run(script: list[tuple[Any, ...]], idempotent: bool, seed: int) -> Non
         enable_idempotence=idempotent,
         acks=-1 if idempotent else 1,
         batch_size=600,
-        linger=0.05,
+        linger=overrides.pop("linger", 0.05),
         buffer_memory=BUFFER,
-        delivery_timeout=60.0,
+        delivery_timeout=overrides.pop("delivery_timeout", 60.0),
+        **overrides,
     )
     core = ProducerCore(config, random.Random(seed).random)
     pump = Pump(core, cluster)
@@ -167,3 +168,17 @@ def test_every_record_is_resolved_without_idempotence(
     script: list[tuple[Any, ...]], seed: int
 ) -> None:
     check_run(script, False, seed)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(step, min_size=1, max_size=25), st.integers(0, 1000))
+def test_idempotence_holds_when_deliveries_time_out(
+    script: list[tuple[Any, ...]], seed: int
+) -> None:
+    # A delivery timeout shorter than the faults: batches expire in the queue
+    # and after unanswered attempts, sequences go unfilled, epochs get bumped.
+    check_run(script, True, seed, delivery_timeout=8.0, linger=0.0)
