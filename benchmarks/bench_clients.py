@@ -1160,6 +1160,46 @@ def render_latency(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per workload and codec: the fastest adapter (with the fast CRC) against each peer."""
+    found = []
+    for workload in ("consume", "produce"):
+        if workload not in report:
+            continue
+        rows = report[workload]["summary"]
+        for codec in report[workload]["codecs"]:
+            med = {r["client"]: r.get("median") for r in rows if r["codec"] == codec}
+            ours = {c: med[c] for c in ADAPTERS if med.get(c)}
+            if not ours:
+                continue
+            best = max(ours, key=lambda c: ours[c])
+            item: dict[str, Any] = {"workload": workload, "codec": codec, "best": best}
+            item["rate"] = ours[best]
+            for peer in PEERS:
+                if med.get(peer):
+                    item[peer] = ours[best] / med[peer]
+            found.append(item)
+    return found
+
+
+def render_targets(items: list[dict[str, Any]]) -> str:
+    def ratio(item: dict[str, Any], peer: str) -> str:
+        return f"{item[peer]:.2f}x" if peer in item else "-"
+
+    lines = [
+        "| workload | codec | fastest adapter | vs aiokafka (aim >= 1) | "
+        "vs kafka-python (aim >= 5) | vs confluent-kafka |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for item in items:
+        lines.append(
+            f"| {item['workload']} | {item['codec']} | {CLIENTS[item['best']]} | "
+            f"{ratio(item, 'aiokafka')} | {ratio(item, 'kafka-python')} | "
+            f"{ratio(item, 'confluent-kafka')} |"
+        )
+    return "\n".join(lines)
+
+
 def render_text(report: dict[str, Any]) -> str:
     env, parts = report["environment"], []
     params = report["params"]
@@ -1194,6 +1234,9 @@ def render_text(report: dict[str, Any]) -> str:
             "",
             render_latency(report["latency"]["summary"]),
         ]
+    if report.get("targets"):
+        parts += ["", "### The fastest adapter against each peer (median rates)", ""]
+        parts.append(render_targets(report["targets"]))
     memory = report.get("memory")
     if memory:
         parts += ["", "### Peak RSS of kafka-sansio blocking by topic size (codec none)", ""]
@@ -1451,6 +1494,7 @@ def main() -> int:
             "runs": runs[workload],
         }
     report["memory"] = memory
+    report["targets"] = targets(report)
     print(render_text(report))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -91,6 +91,22 @@ def test_every_client_has_latency_percentiles(report: tuple[dict[str, Any], Path
         assert 0 < run["samples"] <= run["sent"]
 
 
+def test_fastest_adapter_is_compared_with_each_peer(report: tuple[dict[str, Any], Path]) -> None:
+    items = report[0]["targets"]
+    assert [(i["workload"], i["codec"]) for i in items] == [
+        ("consume", "none"),
+        ("consume", "lz4"),
+        ("produce", "none"),
+    ]
+    for item in items:
+        assert item["best"] in ("blocking", "asyncio", "trio")
+        rows = report[0][item["workload"]]["summary"]
+        best = _row(rows, item["best"], item["codec"])["median"]
+        assert item["rate"] == best
+        for peer in ("kafka-python", "aiokafka", "confluent-kafka"):
+            assert item[peer] == best / _row(rows, peer, item["codec"])["median"]
+
+
 def test_memory_runs_and_environment(report: tuple[dict[str, Any], Path]) -> None:
     data = report[0]
     assert [m["records"] for m in data["memory"]] == [RECORDS, MEMORY_RECORDS]
@@ -104,7 +120,8 @@ def test_markdown_and_chart_are_written(report: tuple[dict[str, Any], Path]) -> 
     out = report[1]
     text = (out / "benchmarks.md").read_text()
     block = text.split("<!-- results:begin -->", 1)[1].split("<!-- results:end -->", 1)[0]
-    for heading in ("### Consume", "### Produce", "### End-to-end latency", "### Peak RSS"):
+    headings = ["### Consume", "### Produce", "### End-to-end latency", "### Peak RSS"]
+    for heading in [*headings, "### The fastest adapter against each peer"]:
         assert heading in block
     for label in ("kafka-sansio blocking", "kafka-sansio trio, pure-Python CRC", "aiokafka"):
         assert f"| {label} |" in block
