@@ -277,7 +277,9 @@ class GroupConsumerCore:
                 TopicPartition(*tp): o if isinstance(o, OffsetAndMetadata) else OffsetAndMetadata(o)
                 for tp, o in offsets.items()
             }
-        return self._start_commit(wanted, now, retry_until, auto=False)
+        token = self._start_commit(wanted, now, retry_until, auto=False)
+        self._update(now)
+        return token
 
     def committed(
         self, partitions: Iterable[TopicPartition], now: float, timeout: float | None = None
@@ -314,9 +316,17 @@ class GroupConsumerCore:
         return self._owned
 
     def ready_to_join(self, now: float, generation_valid: bool) -> bool:
-        if not self._join_prepared and self._after_listener is None:
+        if self._after_listener is None:
+            if not generation_valid and self._owned:
+                # The generation went away after the revocation (a failed join):
+                # whatever is still owned is lost, as Java's onJoinPrepare says.
+                owned = self._owned
+                self._drop(owned, now)
+                self._listener(PartitionsLost(owned), lambda n: None, now)
+            elif not self._join_prepared:
+                self._join_prepared = True
+                self._prepare_join(now, generation_valid)
             self._join_prepared = True
-            self._prepare_join(now, generation_valid)
         if self._after_listener is not None:
             return False
         # The commits made before joining must land first: once the JoinGroup is
@@ -493,7 +503,6 @@ class GroupConsumerCore:
             self._events.append(CommitResult(token, offsets, error, auto))
             return token
         self._commits[token] = commit
-        self._update(now)
         return token
 
     def _start_positions(self, partitions: frozenset[TopicPartition], now: float) -> None:
@@ -553,7 +562,9 @@ class GroupConsumerCore:
 
     def _send_commit(self, c: _Commit, node: int, version: int, now: float) -> None:
         m = self.membership
-        in_group = bool(self._topics) and m.in_generation()
+        # Still in the generation while a revoke listener runs (unsubscribe, close):
+        # its commit carries the generation, as the Java consumer's does.
+        in_group = m.in_generation()
         topics: dict[str, list[OffsetCommitRequestPartition]] = {}
         for tp, om in sorted(c.offsets.items()):
             topics.setdefault(tp.topic, []).append(
