@@ -1286,16 +1286,20 @@ def write_chart(path: Path, report: dict[str, Any]) -> None:
             low = [m - rows[c].get("min", 0) / 1000 for m, c in zip(med, codecs, strict=True)]
             high = [rows[c].get("max", 0) / 1000 - m for m, c in zip(med, codecs, strict=True)]
             ax.bar(xs, med, width, yerr=[low, high], capsize=2, label=CLIENTS[client])
+            for x, codec in zip(xs, codecs, strict=True):
+                if "median" not in rows[codec]:
+                    ax.text(x, 0, " failed", rotation=90, ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(codecs)), [f"compression: {c}" for c in codecs])
         ax.set_ylabel("thousand records/s (median, min..max)")
         ax.set_title(f"{workload.capitalize()} {report['params']['records']:,} x {VALUE_SIZE} B")
         ax.grid(axis="y", alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8)
     fig.suptitle(
         f"kafka-sansio and peers, Apache Kafka {env['kafka_version']}, "
         f"{env['cpu_count']} CPU cores ({env['date']})"
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
