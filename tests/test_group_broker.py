@@ -24,7 +24,9 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 
 
 class _Member:
-    def __init__(self, name: str, bootstrap: str, group: str, assignor: Any) -> None:
+    def __init__(
+        self, name: str, bootstrap: str, group: str, assignor: Any, instance: str | None = None
+    ) -> None:
         config = ConsumerConfig(
             client=ClientConfig(bootstrap_servers=parse_bootstrap(bootstrap)),
             auto_offset_reset=OffsetResetPolicy.EARLIEST,
@@ -36,6 +38,7 @@ class _Member:
             heartbeat_interval=0.5,
             max_poll_interval=20.0,
             auto_commit_interval=1.0,
+            group_instance_id=instance,
         )
         self.name = name
         self.core = GroupConsumerCore(config, gconfig, random=lambda: 0.5, assignors=[assignor])
@@ -289,3 +292,29 @@ def test_confluent_kafka_leave_figure(kafka: Any, strategy: str) -> None:
     finally:
         for c in consumers.values():
             c.close()
+
+
+def test_static_member_restart_keeps_its_partitions(kafka: Any) -> None:
+    topic = kafka.create_topic(partitions=12)
+    group = f"static-{topic}"
+    everything = {TopicPartition(topic, p) for p in range(12)}
+    members = [_Member(n, kafka.bootstrap, group, RangeAssignor(), "inst-" + n) for n in "ab"]
+    for m in members:
+        m.core.subscribe([topic], time.monotonic())
+    _run(members, lambda: _one_owner_each(members, everything), 60)
+    before = members[1].core.assignment()
+    generation = members[0].core.membership.generation
+    members[1].crash()
+    again = _Member("b2", kafka.bootstrap, group, RangeAssignor(), "inst-b")
+    again.core.subscribe([topic], time.monotonic())
+    members.append(again)
+    _run(members, lambda: _one_owner_each(members, everything), 30)
+    assert again.core.assignment() == before
+    # No rebalance, even a few heartbeats later: the generation did not change.
+    later = time.monotonic() + 2
+    _run(members, lambda: time.monotonic() > later, 5)
+    assert members[0].core.membership.generation == generation
+    assert again.core.membership.generation == generation
+    for m in members:
+        if m.alive:
+            m.crash()
