@@ -83,6 +83,8 @@ class _Runner:
         #: close() was asked for (from any thread); plain flags keep enter/leave cheap.
         self._closing = False
         self._done = False
+        #: Inside the close hook (a group's revoke listener may still commit).
+        self._in_close = False
         self._closed = threading.Event()
         self._close_hook: Callable[[], None] = lambda: None
 
@@ -101,7 +103,7 @@ class _Runner:
         self.driver.flush()
 
     def enter(self) -> None:
-        if self._closing:
+        if self._closing and not self._in_close:
             raise ClosedError("the client is closed")
         if not self._try_busy(False):
             raise RuntimeError("a client is not safe for use from several threads at once")
@@ -151,11 +153,13 @@ class _Runner:
         if self._done:
             return
         self._done = True
+        self._in_close = True
         try:
             self._close_hook()
             self.driver.flush()
             self.driver.close()
         finally:
+            self._in_close = False
             self._closed.set()
 
 
