@@ -422,3 +422,105 @@ def test_runs_are_deterministic() -> None:
         ]
 
     assert run() == run()
+
+
+# ------------------------------------------------------------------ error codes
+
+JOIN, HEARTBEAT_KEY, SYNC, COMMIT = 11, 12, 14, 8
+
+
+@pytest.mark.parametrize(
+    ("api", "code"),
+    [
+        (JOIN, 14),  # COORDINATOR_LOAD_IN_PROGRESS: retry
+        (JOIN, 15),  # COORDINATOR_NOT_AVAILABLE: find the coordinator again
+        (JOIN, 16),  # NOT_COORDINATOR
+        (JOIN, 22),  # ILLEGAL_GENERATION: reset the generation, rejoin
+        (JOIN, 25),  # UNKNOWN_MEMBER_ID: reset the member id, rejoin
+        (JOIN, 27),  # REBALANCE_IN_PROGRESS: rejoin
+        (SYNC, 15),
+        (SYNC, 16),
+        (SYNC, 22),
+        (SYNC, 25),
+        (SYNC, 27),
+        (HEARTBEAT_KEY, 15),
+        (HEARTBEAT_KEY, 16),
+        (HEARTBEAT_KEY, 22),
+        (HEARTBEAT_KEY, 25),
+        (HEARTBEAT_KEY, 27),
+    ],
+)
+def test_recoverable_group_errors_end_in_a_stable_group(api: int, code: int) -> None:
+    cluster = _cluster()
+    gp = GroupPump(cluster)
+    _join(gp, "ab")
+    if api == HEARTBEAT_KEY:
+        gp.until(lambda: _settled(gp), 30)
+    cluster.inject_error(api, code, count=2)
+    gp.advance(3)
+    gp.until(lambda: _settled(gp), 60)
+    for m in gp.members.values():
+        assert not any(isinstance(e, GroupError) for e in m.events)
+    lost = any(isinstance(e, PartitionsLost) for m in gp.members.values() for e in m.events)
+    # Only a generation the coordinator disowned loses partitions.
+    assert lost == (api == HEARTBEAT_KEY and code in (22, 25))
+
+
+@pytest.mark.parametrize(
+    ("api", "code"),
+    [(JOIN, 23), (JOIN, 24), (JOIN, 26), (JOIN, 30), (SYNC, 30), (HEARTBEAT_KEY, 30)],
+)
+def test_fatal_group_errors_stop_the_member(api: int, code: int) -> None:
+    cluster = _cluster()
+    gp = GroupPump(cluster)
+    _join(gp, "a")
+    if api == HEARTBEAT_KEY:
+        gp.until(lambda: _settled(gp), 30)
+    cluster.inject_error(api, code, count=1)
+    a = gp.members["a"]
+    gp.until(lambda: a.core.state is MemberState.FATAL, 30)
+    errors = [e.error for e in a.events if isinstance(e, GroupError)]
+    assert errors and getattr(errors[0], "code", None) == code
+    assert a.owned() == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("code", "expected", "retried"),
+    [
+        (16, None, True),  # NOT_COORDINATOR: retried (sync commit) until it works
+        (14, None, True),
+        (27, "RebalanceInProgressError", False),
+        (22, "CommitFailedError", False),
+        (25, "CommitFailedError", False),
+        (12, "OffsetMetadataTooLargeError", False),
+    ],
+)
+def test_commit_failures_are_typed(code: int, expected: str | None, retried: bool) -> None:
+    cluster = _cluster()
+    gp = GroupPump(cluster)
+    _join(gp, "a", enable_auto_commit=False)
+    gp.until(lambda: _settled(gp), 30)
+    a = gp.members["a"]
+    cluster.inject_error(COMMIT, code, count=1)
+    token = a.core.commit(gp.now, {TP("t", 0): 3}, retry_until=gp.now + 10)
+    gp.until(lambda: any(isinstance(e, CommitResult) and e.token == token for e in a.events), 20)
+    result = next(e for e in a.events if isinstance(e, CommitResult) and e.token == token)
+    if expected is None:
+        assert result.error is None
+        assert model_group.committed(cluster, "g")[("t", 0)] == 3
+    else:
+        assert type(result.error).__name__ == expected
+    gp.until(lambda: _settled(gp), 60)  # and the member is (again) in the group
+
+
+def test_async_commit_is_not_retried() -> None:
+    cluster = _cluster()
+    gp = GroupPump(cluster)
+    _join(gp, "a", enable_auto_commit=False)
+    gp.until(lambda: _settled(gp), 30)
+    a = gp.members["a"]
+    cluster.inject_error(COMMIT, 16, count=1)
+    token = a.core.commit(gp.now, {TP("t", 0): 3})
+    gp.until(lambda: any(isinstance(e, CommitResult) and e.token == token for e in a.events), 20)
+    result = next(e for e in a.events if isinstance(e, CommitResult) and e.token == token)
+    assert type(result.error).__name__ == "RetriableCommitFailedError"
