@@ -634,6 +634,9 @@ def _sync_group(
         )
 
     g: ModelGroup | None = None
+    if version >= 5 and (request.protocol_type is None or request.protocol_name is None):
+        # Kafka refuses these before looking at the group at all.
+        return answer(INCONSISTENT_GROUP_PROTOCOL)
     code = _group_check(cluster, ctx, request.group_id)
     if code:
         return answer(code)
