@@ -22,7 +22,7 @@ kafka-sansio runs on each of its three adapters (blocking, asyncio, trio), with 
     python benchmarks/bench_clients.py [--bootstrap HOST:PORT] [--records 1000000]
         [--rounds 3] [--workloads consume,produce,latency] [--codecs none,lz4,zstd]
         [--produce-codecs none,lz4] [--latency-rate 2000] [--latency-seconds 10]
-        [--clients ...] [--memory-records 5000000] [--quick] [--out docs]
+        [--clients ...] [--memory-records 5000000] [--quick] [--out docs] [--profile DIR]
 
 Without ``--bootstrap`` a single-node Apache Kafka broker is started with
 ``scripts/kafka-cluster`` and stopped at the end.  Results go to ``OUT/benchmarks.json``,
@@ -989,7 +989,16 @@ def child_main(argv: list[str]) -> int:
             from kafka_sansio.records import use_pure_crc32c
 
             use_pure_crc32c(True)
-        result = RUNNERS[kind][_base(client)](**job)
+        profile = job.pop("profile", None)
+        runner = RUNNERS[kind][_base(client)]
+        if profile is None:
+            result = runner(**job)
+        else:  # --profile: the same run under cProfile (slower), its stats to a file
+            import cProfile
+
+            profiler = cProfile.Profile()
+            result = profiler.runcall(runner, **job)
+            profiler.dump_stats(profile)
         result["vmhwm_kb"] = _peak_rss_kb()
     print(json.dumps(result), flush=True)
     return 0
@@ -1333,6 +1342,13 @@ def main() -> int:
         "(codec none) to show peak RSS against topic size",
     )
     parser.add_argument("--out", help="where the results go (default docs/; --quick: nowhere)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run kafka-sansio's clients under cProfile, one .prof file per run in DIR, and "
+        "print their top entries (their figures are then not comparable; nothing is written "
+        "to --out)",
+    )
     args = parser.parse_args()
     # name: (full run default, --quick default); an option given explicitly wins
     defaults: dict[str, tuple[Any, Any]] = {
@@ -1361,6 +1377,10 @@ def main() -> int:
     }
     workloads = [w for w in WORKLOADS if w in args.workloads and per_workload[w][0]]
     out = Path(args.out) if args.out else (None if args.quick else ROOT / "docs")
+    profiles = Path(args.profile).resolve() if args.profile else None
+    if profiles is not None:
+        profiles.mkdir(parents=True, exist_ok=True)
+        out = None
     n = args.records
     timeout = 120 + n / 5_000  # generous: kafka-python is the slow one
     lat_timeout = 30.0
@@ -1424,6 +1444,9 @@ def main() -> int:
                             job |= {"rate": args.latency_rate, "seconds": args.latency_seconds}
                             job |= {"warmup": args.latency_warmup, "timeout": lat_timeout}
                             limit = args.latency_seconds + args.latency_warmup + lat_timeout + 90
+                        if profiles is not None and _base(client) in ADAPTERS:
+                            name = f"{workload}-{client}-{codec}-r{round_no}.prof"
+                            job["profile"] = str(profiles / name)
                         res = spawn(job, limit)
                         res |= {"round": round_no, "codec": codec, "client": client}
                         res["workload"] = workload
@@ -1506,8 +1529,18 @@ def main() -> int:
         write_markdown(out / "benchmarks.md", report)
         write_chart(out / "benchmarks.png", report)
         say(f"wrote {out / 'benchmarks.json'}, benchmarks.md, benchmarks.png")
+    if profiles is not None:
+        _print_profiles(profiles)
     every = [r for w in workloads for r in runs[w]] + memory
     return 0 if all(r["ok"] for r in every) else 1
+
+
+def _print_profiles(directory: Path, top: int = 15) -> None:
+    import pstats
+
+    for path in sorted(directory.glob("*.prof")):
+        print(f"\n=== {path.name}: top {top} by own time")
+        pstats.Stats(str(path)).sort_stats("tottime").print_stats(top)
 
 
 def _judge(res: dict[str, Any], workload: str, n: int, bootstrap: str, topic: str) -> None:
