@@ -432,10 +432,17 @@ class ClientCore:
     def close(self) -> None:
         """Close every connection; pending requests fail through their handlers.
 
-        Afterwards nothing is sent any more: :meth:`send` fails at once.
+        Bytes already queued for a socket are handed to the driver first
+        (``SendData`` before ``CloseConnection``).  Afterwards nothing is sent
+        any more: :meth:`send` fails at once.
         """
         self.closed = True
         for node in self._nodes.values():
+            # Bytes already written for a request (an acks=0 produce, a LeaveGroup)
+            # still go out before the socket closes.
+            data = node.conn.data_to_send()
+            if data and node.socket_open:
+                self._commands.append(SendData(node.node_id, data))
             node.conn.close()
             if node.socket_open:
                 self._commands.append(CloseConnection(node.node_id))

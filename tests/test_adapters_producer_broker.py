@@ -203,3 +203,19 @@ def test_admin_topic_lifecycle(adapter: str, kafka: Any) -> None:
             await admin.describe_topics([name])
 
     run_client(adapter, "Admin", kafka.bootstrap, scenario)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_acks_0_records_queued_before_close_all_arrive(adapter: str, kafka: Any) -> None:
+    """With acks=0 a record is done once its bytes are queued; closing must still send them."""
+    name = kafka.create_topic(partitions=1, prefix="acks0")
+    count = 20_000
+
+    async def scenario(producer: Any) -> None:
+        for i in range(count):
+            await producer.send(name, f"{i:06d}".encode() + b"." * 200)
+        await producer.close()
+
+    run_client(adapter, "Producer", kafka.bootstrap, scenario, acks=0, linger=0.001)
+    records = _read_all(kafka, name, 1, count)
+    assert [int(m.value()[:6]) for m in records] == list(range(count))

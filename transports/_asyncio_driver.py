@@ -73,6 +73,8 @@ class AsyncioDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        #: Connections closing gracefully whose transports have not finished yet.
+        self._draining: set[_Conn] = set()
 
     # ------------------------------------------------------------ public
 
@@ -93,12 +95,12 @@ class AsyncioDriver:
             elif isinstance(cmd, OpenConnection):
                 self._open(cmd)
             elif isinstance(cmd, CloseConnection):
-                self._close(cmd.node_id)
+                self._close(cmd.node_id, graceful=True)
         self._arm_timer()
 
     async def wait_until(self, deadline: float | None) -> None:
         """Return after the next input reached the core, or at ``deadline`` (loop time)."""
-        if self.closed:
+        if self.closed and not self._draining:
             return
         fut: asyncio.Future[None] = self._loop.create_future()
         self._waiters.append(fut)
@@ -111,6 +113,12 @@ class AsyncioDriver:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
 
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) until sockets closed gracefully have sent everything."""
+        deadline = self.now() + timeout
+        while self._draining and self.now() < deadline:
+            await self.wait_until(deadline)
+
     async def checkpoint_if_cancelled(self) -> None:
         """Nothing to do on asyncio (trio needs its checkpoints)."""
 
@@ -122,11 +130,14 @@ class AsyncioDriver:
         await asyncio.sleep(0)
 
     def close(self) -> None:
-        """Abort every socket and stop the timer (close the core first, then flush)."""
+        """Close every socket and stop the timer (close the core first, then flush).
+
+        Bytes already queued still go out; :meth:`wait_closed` waits for that.
+        """
         self.flush()
         self.closed = True
         for node_id in list(self._conns):
-            self._close(node_id)
+            self._close(node_id, graceful=True)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -209,6 +220,9 @@ class AsyncioDriver:
         self._after()
 
     def _lost(self, conn: _Conn) -> None:
+        if conn in self._draining:
+            self._draining.discard(conn)
+            self._wake()
         if conn.closed:
             return
         conn.closed = True
@@ -220,7 +234,7 @@ class AsyncioDriver:
             self.core.connection_lost(conn.node_id, self.now())
             self._after()
 
-    def _close(self, node_id: int) -> None:
+    def _close(self, node_id: int, *, graceful: bool = False) -> None:
         conn = self._conns.pop(node_id, None)
         if conn is None:
             return
@@ -228,7 +242,11 @@ class AsyncioDriver:
         if conn.task is not None and not conn.task.done():
             conn.task.cancel()
         if conn.transport is not None:
-            conn.transport.abort()
+            if graceful and not conn.transport.is_closing():
+                self._draining.add(conn)
+                conn.transport.close()  # what the core queued still goes out
+            else:
+                conn.transport.abort()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -40,6 +40,8 @@ from ._errors import TlsError
 __all__ = ["BlockingDriver"]
 
 _READ_SIZE = 1 << 20
+#: Seconds a connection the core closes may take to send what is still queued for it.
+_CLOSE_LINGER = 5.0
 
 # Errors during a handshake that say the peer went away rather than that the
 # two sides cannot agree: the core reconnects and no error is kept.
@@ -165,10 +167,14 @@ class BlockingDriver:
             self._wake_w.send(b"\0")
 
     def close(self) -> None:
-        """Close every socket (the core is not told: close it first)."""
+        """Close every socket (the core is not told: close it first).
+
+        Bytes already queued (an acks=0 produce, a LeaveGroup) are sent first,
+        each socket taking at most a few seconds.
+        """
         self.closed = True
         for node_id in list(self._socks):
-            self._drop(node_id)
+            self._drop(node_id, graceful=True)
         self._sel.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -184,7 +190,7 @@ class BlockingDriver:
                 if entry is not None:
                     self._queue(entry, cmd.data)
             elif isinstance(cmd, CloseConnection):
-                self._drop(cmd.node_id)
+                self._drop(cmd.node_id, graceful=True)
 
     def _queue(self, entry: _Sock, data: bytes) -> None:
         """Add the core's bytes to the socket's write buffer (encrypting them with TLS)."""
@@ -377,10 +383,16 @@ class BlockingDriver:
         self._drop(entry.node_id)
         self.core.connection_lost(entry.node_id, self.clock())
 
-    def _drop(self, node_id: int) -> None:
+    def _drop(self, node_id: int, *, graceful: bool = False) -> None:
         entry = self._socks.pop(node_id, None)
         if entry is not None:
             self._sel.unregister(entry.sock)
+            if graceful and entry.connected and entry.out:
+                # The core closed a connection it had queued bytes for (an acks=0
+                # produce, a LeaveGroup): let them go first, within a bound.
+                with contextlib.suppress(OSError):
+                    entry.sock.settimeout(_CLOSE_LINGER)
+                    entry.sock.sendall(entry.out)
             entry.sock.close()
 
     def _drain_wakeups(self) -> None:

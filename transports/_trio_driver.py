@@ -25,10 +25,12 @@ from ._errors import TlsError
 __all__ = ["TrioDriver"]
 
 _READ_SIZE = 1 << 20
+#: Seconds a connection the core closes may take to send what is still queued for it.
+_CLOSE_LINGER = 5.0
 
 
 class _Conn:
-    __slots__ = ("closed", "node_id", "out", "scope", "stream", "writer_wake")
+    __slots__ = ("closed", "draining", "node_id", "out", "scope", "stream", "writer_wake")
 
     def __init__(self, node_id: int) -> None:
         self.node_id = node_id
@@ -38,6 +40,8 @@ class _Conn:
         self.writer_wake = trio.Event()
         #: Closed on the core's command, or reported lost: the core hears nothing more.
         self.closed = False
+        #: Closed by the core with bytes still queued: the writer sends them, then closes.
+        self.draining = False
 
 
 class TrioDriver:
@@ -66,6 +70,9 @@ class TrioDriver:
         self._progress = trio.Event()
         self._timer_wake = trio.Event()
         self._timer_at: float | None = None
+        #: Connections closing gracefully whose writers have not finished yet.
+        self._draining: set[_Conn] = set()
+        self._drained = trio.Event()
         nursery.start_soon(self._timer_task)
 
     # ------------------------------------------------------------ public
@@ -87,7 +94,7 @@ class TrioDriver:
                 self._conns[cmd.node_id] = conn
                 self._nursery.start_soon(self._connection_task, conn, cmd.host, cmd.port)
             elif isinstance(cmd, CloseConnection):
-                self._close(cmd.node_id)
+                self._close(cmd.node_id, graceful=True)
         at = None if self.closed else self.core.get_timer()
         if at is not None and (self._timer_at is None or at < self._timer_at):
             self._timer_wake.set()
@@ -100,6 +107,13 @@ class TrioDriver:
         progress = self._progress
         with trio.move_on_at(float("inf") if deadline is None else deadline):
             await progress.wait()
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) until sockets closed gracefully have sent everything."""
+        with trio.move_on_after(timeout):
+            while self._draining:
+                self._drained = trio.Event()
+                await self._drained.wait()
 
     async def checkpoint_if_cancelled(self) -> None:
         """Raise Cancelled here, before an operation starts, if the caller is cancelled."""
@@ -118,7 +132,7 @@ class TrioDriver:
         self.flush()
         self.closed = True
         for node_id in list(self._conns):
-            self._close(node_id)
+            self._close(node_id, graceful=True)
         self._timer_wake.set()
         self._wake()
 
@@ -191,6 +205,8 @@ class TrioDriver:
                 self._lost(conn)
                 return
             if conn.closed:
+                if conn.draining:
+                    continue  # the core is done with it; the writer finishes and closes
                 return
             self.core.data_received(conn.node_id, bytes(data), self.now())
             self._after()
@@ -204,6 +220,13 @@ class TrioDriver:
             data = bytes(conn.out)
             conn.out.clear()
             try:
+                if conn.draining:
+                    with trio.move_on_after(_CLOSE_LINGER):
+                        await stream.send_all(data)
+                    self._draining.discard(conn)
+                    self._drained.set()
+                    conn.scope.cancel()
+                    return
                 await stream.send_all(data)
             except trio.Cancelled:
                 # Cut off mid-write: the broker may have part of a request.
@@ -225,8 +248,15 @@ class TrioDriver:
             self.core.connection_lost(conn.node_id, self.now())
             self._after()
 
-    def _close(self, node_id: int) -> None:
+    def _close(self, node_id: int, *, graceful: bool = False) -> None:
         conn = self._conns.pop(node_id, None)
-        if conn is not None:
-            conn.closed = True
-            conn.scope.cancel()
+        if conn is None:
+            return
+        conn.closed = True
+        if graceful and conn.out and conn.stream is not None:
+            # What the core queued still goes out: the writer closes after it.
+            conn.draining = True
+            self._draining.add(conn)
+            conn.writer_wake.set()
+            return
+        conn.scope.cancel()

@@ -43,7 +43,8 @@ class _OnAsyncio(AsyncClient):
         )
 
     async def _close_driver(self) -> None:
-        return None
+        if self._driver is not None:
+            await self._driver.wait_closed(5.0)
 
 
 class Consumer(_OnAsyncio, AsyncConsumer):

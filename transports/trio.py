@@ -72,6 +72,8 @@ class _OnTrio(AsyncClient):
     async def _close_driver(self) -> None:
         manager, self._nursery_manager = self._nursery_manager, None
         if manager is not None:
+            if self._driver is not None:
+                await self._driver.wait_closed(5.0)
             self._nursery.cancel_scope.cancel()
             await manager.__aexit__(None, None, None)
 
