@@ -219,3 +219,26 @@ def test_acks_0_records_queued_before_close_all_arrive(adapter: str, kafka: Any)
     run_client(adapter, "Producer", kafka.bootstrap, scenario, acks=0, linger=0.001)
     records = _read_all(kafka, name, 1, count)
     assert [int(m.value()[:6]) for m in records] == list(range(count))
+
+
+@pytest.mark.parametrize("adapter", ["asyncio", "trio"])
+def test_async_producers_deliver_while_the_task_does_something_else(
+    adapter: str, kafka: Any
+) -> None:
+    """No call after send: the event loop alone sends the batch and resolves its future."""
+    import asyncio
+
+    import trio
+
+    name = kafka.create_topic(partitions=1, prefix="idle")
+
+    async def scenario(producer: Any) -> bool:
+        future = await producer.send(name, b"alone")
+        for _ in range(100):  # sleep in small steps, never calling the producer
+            await (asyncio.sleep(0.05) if adapter == "asyncio" else trio.sleep(0.05))
+            if future.done():
+                break
+        return bool(future.done())
+
+    assert run_client(adapter, "Producer", kafka.bootstrap, scenario, linger=0.01)
+    assert [m.value() for m in _read_all(kafka, name, 1, 1)] == [b"alone"]

@@ -78,6 +78,7 @@ class AsyncDriver(Protocol):
     async def checkpoint(self) -> None: ...
     async def yield_now(self) -> None: ...
     async def wait_closed(self, timeout: float) -> None: ...
+    def flush_soon(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -429,7 +430,8 @@ class AsyncProducer(AsyncClient):
         except BufferFullError:
             op = state.send(topic, value, key, partition, headers, timestamp_ms, on_delivery)
             future = await run(op, self._driver)
-        self._driver.flush()
+        # Commands and the linger timer are taken care of once this task yields.
+        self._driver.flush_soon()
         assert isinstance(future, AsyncRecordFuture)
         return future
 

@@ -75,6 +75,7 @@ class AsyncioDriver:
         self._waiters: list[asyncio.Future[None]] = []
         #: Connections closing gracefully whose transports have not finished yet.
         self._draining: set[_Conn] = set()
+        self._flush_scheduled = False
 
     # ------------------------------------------------------------ public
 
@@ -97,6 +98,17 @@ class AsyncioDriver:
             elif isinstance(cmd, CloseConnection):
                 self._close(cmd.node_id, graceful=True)
         self._arm_timer()
+
+    def flush_soon(self) -> None:
+        """:meth:`flush` once the running task yields to the loop (many calls, one flush)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        if not self.closed:
+            self.flush()
 
     async def wait_until(self, deadline: float | None) -> None:
         """Return after the next input reached the core, or at ``deadline`` (loop time)."""

@@ -73,6 +73,8 @@ class TrioDriver:
         #: Connections closing gracefully whose writers have not finished yet.
         self._draining: set[_Conn] = set()
         self._drained = trio.Event()
+        self._flush_scheduled = False
+        self._token = trio.lowlevel.current_trio_token()
         nursery.start_soon(self._timer_task)
 
     # ------------------------------------------------------------ public
@@ -98,6 +100,17 @@ class TrioDriver:
         at = None if self.closed else self.core.get_timer()
         if at is not None and (self._timer_at is None or at < self._timer_at):
             self._timer_wake.set()
+
+    def flush_soon(self) -> None:
+        """:meth:`flush` once the running task yields (many calls, one flush)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._token.run_sync_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        if not self.closed:
+            self.flush()
 
     async def wait_until(self, deadline: float | None) -> None:
         """Return after the next input reached the core, or at ``deadline`` (trio time)."""
