@@ -139,6 +139,12 @@ class _Owner(Protocol):
     def fatal(self, error: KafkaSansioError, now: float) -> None: ...
 
 
+#: States in which the member must poll within the max poll interval.
+_POLLED = frozenset(
+    {MemberState.STABLE, MemberState.NEEDS_JOIN, MemberState.SYNCING, MemberState.JOINING}
+)
+
+
 class GroupMembership:
     """One member of a classic consumer group (see the module docstring)."""
 
@@ -262,7 +268,7 @@ class GroupMembership:
 
     def get_timer(self) -> float | None:
         deadlines: list[float] = []
-        if self.state is MemberState.STABLE:
+        if self._heartbeating():
             # A heartbeat that is due waits for the connection (its events wake us).
             if self._heartbeat_at > self._now or (
                 not self._heartbeat_in_flight
@@ -271,7 +277,7 @@ class GroupMembership:
             ):
                 deadlines.append(self._heartbeat_at)
             deadlines.append(self._last_heartbeat_ok + self.config.session_timeout)
-        if self.state in (MemberState.STABLE, MemberState.SYNCING, MemberState.JOINING):
+        if self.state in _POLLED:
             deadlines.append(self._last_poll + self.config.max_poll_interval)
         if self.state is MemberState.NEEDS_JOIN and self._retry_at > self._now:
             deadlines.append(self._retry_at)
@@ -287,10 +293,7 @@ class GroupMembership:
         state = self.state
         if state in (MemberState.UNSUBSCRIBED, MemberState.FATAL):
             return
-        if (
-            state in (MemberState.STABLE, MemberState.SYNCING, MemberState.JOINING)
-            and now >= self._last_poll + self.config.max_poll_interval
-        ):
+        if state in _POLLED and now >= self._last_poll + self.config.max_poll_interval:
             # As the Java consumer: a member that does not poll leaves, so the
             # group can rebalance without waiting for its session to run out.
             self.leave(now, "consumer poll timeout has expired")
@@ -303,18 +306,25 @@ class GroupMembership:
         if self.coordinator is None:
             self._find_coordinator(now)
             return
-        if state is MemberState.NEEDS_JOIN:
-            if now >= self._retry_at and self._owner.ready_to_join(now, self.in_generation()):
-                self._send_join(now)
-        elif state is MemberState.ASSIGNING:
-            self._try_assign(now)
-        elif state is MemberState.STABLE:
+        if self._heartbeating():
+            # Also while a rejoin waits for the revoke listener: the member is
+            # still in its generation and must not let its session run out.
             if now >= self._last_heartbeat_ok + self.config.session_timeout:
                 # No heartbeat answer for a whole session: the coordinator is gone.
                 self._coordinator_lost(now)
                 return
             if now >= self._heartbeat_at and not self._heartbeat_in_flight:
                 self._send_heartbeat(now)
+        if self.state is MemberState.NEEDS_JOIN:
+            if now >= self._retry_at and self._owner.ready_to_join(now, self.in_generation()):
+                self._send_join(now)
+        elif self.state is MemberState.ASSIGNING:
+            self._try_assign(now)
+
+    def _heartbeating(self) -> bool:
+        return self.state is MemberState.STABLE or (
+            self.state is MemberState.NEEDS_JOIN and self.in_generation()
+        )
 
     # ------------------------------------------------------------ sending
 
@@ -614,7 +624,7 @@ class GroupMembership:
 
     def _on_heartbeat(self, rid: int, result: Response | RequestFailed, now: float) -> None:
         self._heartbeat_in_flight = False
-        if rid != self._request_id or self.state is not MemberState.STABLE:
+        if rid != self._request_id or not self._heartbeating():
             return
         response = result.response if isinstance(result, Response) else None
         if not isinstance(response, HeartbeatResponse):

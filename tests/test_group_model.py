@@ -29,7 +29,7 @@ from kafka_sansio.testing import _model_group as model_group
 
 TP = TopicPartition
 CONFIG = ConsumerConfig(auto_offset_reset=OffsetResetPolicy.EARLIEST)
-GROUP = GroupConfig("g", session_timeout=10.0, heartbeat_interval=1.0, max_poll_interval=30.0)
+GROUP = GroupConfig("g", session_timeout=10.0, heartbeat_interval=1.0, max_poll_interval=25.0)
 ALL12 = {TP("t", p) for p in range(12)}
 
 

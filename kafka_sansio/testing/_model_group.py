@@ -302,26 +302,28 @@ def _error_join(response: JoinGroupResponse, code: int) -> None:
 
 
 def _advance(cluster: ModelCluster, g: ModelGroup, now: float) -> None:
-    """Apply what time did: rebalance deadlines, held syncs, expired sessions."""
+    """Apply what time did, in time order: rebalance deadlines, held syncs, expired sessions."""
     for _ in range(1000):
-        if g.state == PREPARING and now >= g.join_deadline:
-            _complete_join(cluster, g, g.join_deadline)
-            continue
         for m in g.members.values():
             if m.sync is not None and now >= m.sync_until:
                 m.sync = None  # answered REBALANCE_IN_PROGRESS at its deadline
         for pid, expires in list(g.pending.items()):
             if now >= expires:
                 del g.pending[pid]
-        expired = sorted(
-            (m.expires_at, m.member_id)
+        due: list[tuple[float, int, str]] = [
+            (m.expires_at, 1, m.member_id)
             for m in g.members.values()
             if m.join is None and m.sync is None and now >= m.expires_at
-        )
-        if not expired:
+        ]
+        if g.state == PREPARING and now >= g.join_deadline:
+            due.append((g.join_deadline, 0, ""))
+        if not due:
             return
-        at, member_id = expired[0]
-        _remove(cluster, g, member_id, at)
+        at, kind, member_id = min(due)
+        if kind == 0:
+            _complete_join(cluster, g, at)
+        else:
+            _remove(cluster, g, member_id, at)
     raise AssertionError("group state did not settle")
 
 
@@ -376,6 +378,26 @@ def _select_protocol(members: list[ModelMember]) -> str | None:
     return max(order, key=lambda name: (votes.get(name, 0), -order.index(name)))
 
 
+def _completion_time(g: ModelGroup, now: float) -> float:
+    """When the join phase ends if nothing else happens: when the last member that has
+    not rejoined (or pending new member) times out, at the latest the rebalance deadline."""
+    waits = [m.expires_at for m in g.members.values() if m.join is None]
+    waits += list(g.pending.values())
+    return min(g.join_deadline, max([now, *waits]))
+
+
+def _retime_joins(cluster: ModelCluster, g: ModelGroup, now: float) -> None:
+    """Move the release time of the held JoinGroup answers to the phase's end."""
+    if g.state != PREPARING:
+        return
+    at = _completion_time(g, now)
+    held = {id(m.join) for m in g.members.values() if m.join is not None}
+    for conn in cluster._connections:
+        cur = conn._current
+        if cur is not None and id(cur.response) in held:
+            cur.release_at = at
+
+
 def _render_joins(g: ModelGroup) -> None:
     """Fill the held JoinGroup answers with what completing the phase now would give."""
     joined = _joined(g)
@@ -410,6 +432,8 @@ def _try_complete_join(cluster: ModelCluster, g: ModelGroup, now: float) -> None
     _render_joins(g)
     if g.state == PREPARING and not g.pending and all(m.join for m in g.members.values()):
         _complete_join(cluster, g, now)
+    else:
+        _retime_joins(cluster, g, now)
 
 
 def _complete_join(cluster: ModelCluster, g: ModelGroup, now: float) -> None:
@@ -569,7 +593,8 @@ def _join_group(
     if m.join is not None:
         # Still waiting: held until the phase completes or its deadline passes.
         m.expires_at = max(m.expires_at, g.join_deadline + m.session_timeout)
-        _hold(cluster, ctx, JOIN_GROUP, g.join_deadline - now)
+        _retime_joins(cluster, g, now)
+        _hold(cluster, ctx, JOIN_GROUP, _completion_time(g, now) - now)
     return response
 
 
@@ -618,7 +643,8 @@ def _static_rejoin(
     _prepare_rebalance(cluster, g, now)
     if old.join is not None:
         old.expires_at = max(old.expires_at, g.join_deadline + old.session_timeout)
-        _hold(cluster, ctx, JOIN_GROUP, g.join_deadline - now)
+        _retime_joins(cluster, g, now)
+        _hold(cluster, ctx, JOIN_GROUP, _completion_time(g, now) - now)
     return response
 
 
@@ -703,6 +729,7 @@ def _heartbeat(
         return HeartbeatResponse(error_code=ILLEGAL_GENERATION)
     m.expires_at = now + m.session_timeout
     if g.state == PREPARING:
+        _retime_joins(cluster, g, now)  # the phase waits longer for this member
         return HeartbeatResponse(error_code=REBALANCE_IN_PROGRESS)
     return HeartbeatResponse(error_code=NONE)
 
