@@ -47,6 +47,15 @@ if TYPE_CHECKING:
         TopicDescription,
         TopicListing,
     )
+    from ._assignors import (
+        Assignment,
+        Assignor,
+        CooperativeStickyAssignor,
+        RangeAssignor,
+        RoundRobinAssignor,
+        StickyAssignor,
+        Subscription,
+    )
     from ._backoff import Backoff
     from ._client import (
         BrokerMetadata,
@@ -86,6 +95,20 @@ if TYPE_CHECKING:
         ResetReason,
     )
     from ._framing import DEFAULT_MAX_FRAME_SIZE, FrameBuffer, frame
+    from ._group import GroupConfig, MemberState
+    from ._group_consumer import GroupConsumerCore
+    from ._group_events import (
+        CommitFailedError,
+        CommitResult,
+        CommittedResult,
+        GroupError,
+        GroupJoined,
+        OffsetAndMetadata,
+        PartitionsAssigned,
+        PartitionsLost,
+        PartitionsRevoked,
+        RetriableCommitFailedError,
+    )
     from ._partitioner import Partitioner, murmur2
     from ._producer import ProducerConfig, ProducerCore
     from ._producer_events import (
@@ -113,6 +136,26 @@ __version__ = "0.1.0"
 #: Public names loaded on first use, so that ``import kafka_sansio`` stays cheap
 #: (the generated message modules load only when a layer needs them).
 _LAZY = {
+    "GroupConfig": "._group",
+    "MemberState": "._group",
+    "GroupConsumerCore": "._group_consumer",
+    "Assignment": "._assignors",
+    "Assignor": "._assignors",
+    "CooperativeStickyAssignor": "._assignors",
+    "RangeAssignor": "._assignors",
+    "RoundRobinAssignor": "._assignors",
+    "StickyAssignor": "._assignors",
+    "Subscription": "._assignors",
+    "CommitFailedError": "._group_events",
+    "CommitResult": "._group_events",
+    "CommittedResult": "._group_events",
+    "GroupError": "._group_events",
+    "GroupJoined": "._group_events",
+    "OffsetAndMetadata": "._group_events",
+    "PartitionsAssigned": "._group_events",
+    "PartitionsLost": "._group_events",
+    "PartitionsRevoked": "._group_events",
+    "RetriableCommitFailedError": "._group_events",
     "AdminConfig": "._admin",
     "AdminCore": "._admin",
     "AdminResult": "._admin_types",
@@ -203,6 +246,26 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "GroupConfig",
+    "MemberState",
+    "GroupConsumerCore",
+    "Assignment",
+    "Assignor",
+    "CooperativeStickyAssignor",
+    "RangeAssignor",
+    "RoundRobinAssignor",
+    "StickyAssignor",
+    "Subscription",
+    "CommitFailedError",
+    "CommitResult",
+    "CommittedResult",
+    "GroupError",
+    "GroupJoined",
+    "OffsetAndMetadata",
+    "PartitionsAssigned",
+    "PartitionsLost",
+    "PartitionsRevoked",
+    "RetriableCommitFailedError",
     "AdminConfig",
     "AdminCore",
     "AdminResult",
