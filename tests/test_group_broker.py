@@ -3,6 +3,7 @@ leave / crash / join, and mixed groups with confluent-kafka members."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -318,3 +319,26 @@ def test_static_member_restart_keeps_its_partitions(kafka: Any) -> None:
     for m in members:
         if m.alive:
             m.crash()
+
+
+def test_pattern_subscription_picks_up_a_new_topic(kafka: Any) -> None:
+    first = kafka.create_topic(partitions=2, prefix="pat")
+    config = ConsumerConfig(
+        client=ClientConfig(
+            bootstrap_servers=parse_bootstrap(kafka.bootstrap), metadata_max_age=1.0
+        ),
+        auto_offset_reset=OffsetResetPolicy.EARLIEST,
+        fetch_max_wait=0.1,
+    )
+    gconfig = GroupConfig(f"pattern-{first}", session_timeout=6.0, heartbeat_interval=0.5)
+    member = _Member("p", kafka.bootstrap, gconfig.group_id, RangeAssignor())
+    member.core = GroupConsumerCore(config, gconfig, random=lambda: 0.5)
+    member.pump = SocketPump(member.core)
+    member.core.subscribe_pattern(re.escape(first) + "(-second)?", time.monotonic())
+    one = {TopicPartition(first, 0), TopicPartition(first, 1)}
+    _run([member], lambda: member.core.assignment() == one, 30)
+    second = f"{first}-second"
+    kafka.admin().create_topics([confluent_kafka.admin.NewTopic(second, 1, 1)])[second].result(30)
+    _run([member], lambda: TopicPartition(second, 0) in member.core.assignment(), 30)
+    assert member.core.subscription() == {first, second}
+    member.crash()
