@@ -87,13 +87,12 @@ class _Runner:
         self._in_close = False
         self._closed = threading.Event()
         self._close_hook: Callable[[], None] = lambda: None
+        #: The driver's clock, called directly on the hot paths.
+        self.now: Callable[[], float] = self.driver.clock
 
     @property
     def errors(self) -> list[KafkaSansioError]:
         return self.driver.errors
-
-    def now(self) -> float:
-        return self.driver.clock()
 
     @property
     def closed(self) -> bool:
