@@ -524,3 +524,17 @@ def test_async_commit_is_not_retried() -> None:
     gp.until(lambda: any(isinstance(e, CommitResult) and e.token == token for e in a.events), 20)
     result = next(e for e in a.events if isinstance(e, CommitResult) and e.token == token)
     assert type(result.error).__name__ == "RetriableCommitFailedError"
+
+
+def test_without_waiting_for_the_listener() -> None:
+    cluster = _cluster()
+    _produce(cluster, 24, 0.0)
+    gp = GroupPump(cluster)
+    for name in "ab":
+        group = replace(GROUP, wait_for_listener=False)
+        gp.add(name, group, CONFIG, [CooperativeStickyAssignor()]).core.subscribe(["t"], gp.now)
+    gp.until(lambda: _settled(gp), 30)
+    gp.advance(2)
+    assert all(not m.core.awaiting_listener() for m in gp.members.values())
+    consumed = {r for m in gp.members.values() for r in m.consumed}
+    assert consumed == {(TP("t", p), o) for p in range(12) for o in range(2)}
