@@ -37,6 +37,7 @@ from kafka_sansio._messages.delete_topics import (
     DeleteTopicsResponse,
     DeleteTopicState,
 )
+from kafka_sansio._messages.describe_groups import DescribeGroupsRequest
 from kafka_sansio._messages.fetch import (
     FetchPartition,
     FetchRequest,
@@ -217,7 +218,9 @@ def test_api_versions_advertises_kafka_4_ranges() -> None:
     link = Link(cluster)
     assert link.client.broker_versions == ADVERTISED_VERSIONS
     assert link.client.broker_versions[1] == (4, 17)
-    assert 10 not in link.client.broker_versions  # no group APIs yet
+    # The group coordinator's APIs, in Kafka 4.0's ranges.
+    assert link.client.broker_versions[10] == (0, 6)
+    assert link.client.broker_versions[11] == (2, 9)
     response = link.call(ApiVersionsRequest(client_software_name="x", client_software_version="1"))
     assert isinstance(response, ApiVersionsResponse)
     assert response.error_code == 0
@@ -248,7 +251,7 @@ def test_too_new_api_versions_is_answered_in_v0_with_unsupported_version() -> No
 @pytest.mark.parametrize(
     ("request_", "version"),
     [
-        (FindCoordinatorRequest(key="g"), 3),  # not implemented, not advertised
+        (DescribeGroupsRequest(groups=["g"]), 5),  # not implemented, not advertised
         (FetchRequest(), 3),  # removed in Kafka 4.0
         (ProduceRequest(acks=1), 2),  # listed but refused
     ],
@@ -1164,7 +1167,88 @@ def sample_request(api_key: int, version: int, cluster: ModelCluster) -> Message
                 )
             ]
         )
+    group_sample = _group_and_admin_sample(api_key, version)
+    if group_sample is not None:
+        return group_sample
     raise AssertionError(api_key)
+
+
+def _group_and_admin_sample(api_key: int, version: int) -> Message | None:
+    """Requests for the model's group, producer and admin parts (their own modules)."""
+    from kafka_sansio._messages.create_partitions import (
+        CreatePartitionsRequest,
+        CreatePartitionsTopic,
+    )
+    from kafka_sansio._messages.describe_cluster import DescribeClusterRequest
+    from kafka_sansio._messages.heartbeat import HeartbeatRequest
+    from kafka_sansio._messages.init_producer_id import InitProducerIdRequest
+    from kafka_sansio._messages.join_group import JoinGroupRequest, JoinGroupRequestProtocol
+    from kafka_sansio._messages.leave_group import LeaveGroupRequest, MemberIdentity
+    from kafka_sansio._messages.offset_commit import (
+        OffsetCommitRequest,
+        OffsetCommitRequestPartition,
+        OffsetCommitRequestTopic,
+    )
+    from kafka_sansio._messages.offset_fetch import (
+        OffsetFetchRequest,
+        OffsetFetchRequestGroup,
+        OffsetFetchRequestTopic,
+        OffsetFetchRequestTopics,
+    )
+    from kafka_sansio._messages.sync_group import SyncGroupRequest
+
+    if api_key == 8:
+        partition = OffsetCommitRequestPartition(partition_index=0, committed_offset=1)
+        return OffsetCommitRequest(
+            group_id="g",
+            generation_id_or_member_epoch=-1,
+            member_id="",
+            topics=[OffsetCommitRequestTopic(name="t", partitions=[partition])],
+        )
+    if api_key == 9:
+        if version >= 8:
+            topics = [OffsetFetchRequestTopics(name="t", partition_indexes=[0, 1])]
+            return OffsetFetchRequest(groups=[OffsetFetchRequestGroup(group_id="g", topics=topics)])
+        return OffsetFetchRequest(
+            group_id="g", topics=[OffsetFetchRequestTopic(name="t", partition_indexes=[0, 1])]
+        )
+    if api_key == 10:
+        if version >= 4:
+            return FindCoordinatorRequest(coordinator_keys=["g"])
+        return FindCoordinatorRequest(key="g")
+    if api_key == 11:
+        return JoinGroupRequest(
+            group_id="g",
+            session_timeout_ms=10_000,
+            rebalance_timeout_ms=10_000,
+            member_id="",
+            protocol_type="consumer",
+            protocols=[JoinGroupRequestProtocol(name="range", metadata=b"")],
+        )
+    if api_key == 12:
+        return HeartbeatRequest(group_id="g", generation_id=1, member_id="m")
+    if api_key == 13:
+        if version >= 3:
+            return LeaveGroupRequest(group_id="g", members=[MemberIdentity(member_id="m")])
+        return LeaveGroupRequest(group_id="g", member_id="m")
+    if api_key == 14:
+        return SyncGroupRequest(
+            group_id="g",
+            generation_id=1,
+            member_id="m",
+            protocol_type="consumer",
+            protocol_name="range",
+            assignments=[],
+        )
+    if api_key == 22:
+        return InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000)
+    if api_key == 37:
+        return CreatePartitionsRequest(
+            topics=[CreatePartitionsTopic(name="t", count=3, assignments=None)], timeout_ms=1000
+        )
+    if api_key == 60:
+        return DescribeClusterRequest()
+    return None
 
 
 SWEEP = [
