@@ -265,6 +265,9 @@ def _zigzag_bytes(n: int) -> bytes:
 # Encoded zigzag varint of every n in [0, 8192): lengths and small deltas.
 _VZ_SMALL: list[bytes] = [_zigzag_bytes(n) for n in range(8192)]
 _VZ_MINUS_ONE = _zigzag_bytes(-1)
+# A record's first three fields when its timestamp delta is 0, by offset delta:
+# attributes (always 0), the timestamp delta, the offset delta.
+_HEAD_TS0: list[bytes] = [b"\x00" + _VZ_SMALL[0] + _VZ_SMALL[n] for n in range(8192)]
 
 
 def _vz(n: int) -> bytes:
@@ -595,8 +598,9 @@ def encode_batch(
     if base_timestamp is None:
         base_timestamp = recs[0][1] if recs else -1
     parts: list[bytes] = []
-    ap = parts.append
+    put = parts.extend
     vz_small = _VZ_SMALL
+    head0 = _HEAD_TS0
     minus_one = _VZ_MINUS_ONE
     max_ts = -(2**63)
     off_delta = -1
@@ -607,29 +611,44 @@ def encode_batch(
             ts_delta = ts - base_timestamp
             if ts > max_ts:
                 max_ts = ts
+            # attributes, timestamp delta, offset delta: one lookup in the common case
+            if ts_delta == 0 and 0 <= off_delta < 8192:
+                head = head0[off_delta]
+            else:
+                head = b"".join(
+                    (
+                        b"\x00",
+                        vz_small[ts_delta] if 0 <= ts_delta < 8192 else _zigzag_bytes(ts_delta),
+                        vz_small[off_delta] if 0 <= off_delta < 8192 else _zigzag_bytes(off_delta),
+                    )
+                )
             if key is None:
-                kpart = minus_one
+                klen_b = minus_one
+                key = b""
             else:
                 n = len(key)
-                kpart = (vz_small[n] if n < 8192 else _zigzag_bytes(n)) + key
+                klen_b = vz_small[n] if n < 8192 else _zigzag_bytes(n)
             if value is None:
-                vpart = minus_one
+                vlen_b = minus_one
+                value = b""
             else:
                 n = len(value)
-                vpart = (vz_small[n] if n < 8192 else _zigzag_bytes(n)) + value
-            body = b"".join(
+                vlen_b = vz_small[n] if n < 8192 else _zigzag_bytes(n)
+            hdr = _encode_headers(headers) if headers else b"\x00"
+            # The record's length, summed rather than measured on a copy.
+            n = len(head) + len(klen_b) + len(key) + len(vlen_b) + len(value) + len(hdr)
+            put(
                 (
-                    b"\x00",
-                    vz_small[ts_delta] if 0 <= ts_delta < 8192 else _zigzag_bytes(ts_delta),
-                    vz_small[off_delta] if 0 <= off_delta < 8192 else _zigzag_bytes(off_delta),
-                    kpart,
-                    vpart,
-                    _encode_headers(headers) if headers else b"\x00",
+                    vz_small[n] if n < 8192 else _zigzag_bytes(n),
+                    head,
+                    klen_b,
+                    key,
+                    vlen_b,
+                    value,
+                    hdr,
                 )
             )
-            n = len(body)
-            ap(vz_small[n] if n < 8192 else _zigzag_bytes(n))
-            ap(body)
+        payload = b"".join(parts)  # a key or value that is not bytes fails here
     except (TypeError, ValueError, AttributeError) as exc:
         raise LocalProtocolError(f"cannot encode record: {exc}") from None
     if max_timestamp is None:
@@ -637,7 +656,7 @@ def encode_batch(
     if last_offset_delta is None:
         last_offset_delta = off_delta if recs else 0
     return _finish_batch(
-        b"".join(parts),
+        payload,
         len(recs),
         base_offset=base_offset,
         last_offset_delta=last_offset_delta,
