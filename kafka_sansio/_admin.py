@@ -41,7 +41,7 @@ from ._admin_types import (
     TopicDescription,
     TopicListing,
 )
-from ._client import BrokerMetadata, ClientConfig, ClientCore, Command
+from ._client import BrokerMetadata, ClientConfig, ClientCore, ClientOwner
 from ._connection import (
     ConnectionLostError,
     RequestFailed,
@@ -130,7 +130,7 @@ class _Call:
     started_version: int = 0
 
 
-class AdminCore:
+class AdminCore(ClientOwner):
     """A Kafka admin client without I/O (see the module docstring).
 
     ``random`` returns floats in ``[0, 1)`` (backoff jitter).  Every method
@@ -151,22 +151,6 @@ class AdminCore:
         self._closed = False
 
     # ------------------------------------------------------------ driver side
-
-    def commands(self) -> list[Command]:
-        """What the driver must do now (open, send, close), in order."""
-        return self.client.commands()
-
-    def connection_made(self, node_id: int, now: float) -> None:
-        self.client.connection_made(node_id, now)
-        self._update(now)
-
-    def data_received(self, node_id: int, data: bytes, now: float) -> None:
-        self.client.data_received(node_id, data, now)
-        self._update(now)
-
-    def connection_lost(self, node_id: int, now: float) -> None:
-        self.client.connection_lost(node_id, now)
-        self._update(now)
 
     def get_timer(self) -> float | None:
         """The next absolute deadline: the client's, a call's retry, or a call's deadline."""

@@ -49,6 +49,7 @@ __all__ = [
     "BrokerMetadata",
     "ClientConfig",
     "ClientCore",
+    "ClientOwner",
     "CloseConnection",
     "ClusterMetadata",
     "Command",
@@ -112,6 +113,37 @@ class DrivenCore(Protocol):
     def connection_lost(self, node_id: int, now: float) -> None: ...
     def get_timer(self) -> float | None: ...
     def handle_timer(self, now: float) -> None: ...
+
+
+class ClientOwner:
+    """The driver side of a core that owns a :class:`ClientCore` (consumer, producer, admin).
+
+    Socket events go to the client; then the owner reacts to what they
+    changed in ``_update(now)`` (send what is due, hand out answers).
+    ``get_timer`` and ``handle_timer`` stay with each owner: they add their
+    own deadlines to the client's.
+    """
+
+    client: ClientCore
+
+    def _update(self, now: float) -> None:
+        raise NotImplementedError
+
+    def commands(self) -> list[Command]:
+        """What the driver must do now (open, send, close), in order."""
+        return self.client.commands()
+
+    def connection_made(self, node_id: int, now: float) -> None:
+        self.client.connection_made(node_id, now)
+        self._update(now)
+
+    def data_received(self, node_id: int, data: bytes, now: float) -> None:
+        self.client.data_received(node_id, data, now)
+        self._update(now)
+
+    def connection_lost(self, node_id: int, now: float) -> None:
+        self.client.connection_lost(node_id, now)
+        self._update(now)
 
 
 def parse_bootstrap(servers: str | Iterable[str]) -> tuple[tuple[str, int], ...]:

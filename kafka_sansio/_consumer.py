@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._client import ClientConfig, ClientCore, Command
+from ._client import ClientConfig, ClientCore, ClientOwner
 from ._compression import DEFAULT_DECOMPRESS_LIMIT
 from ._connection import RequestFailed, RequestTimedOutError, Response
 from ._errors import KafkaSansioError, LocalProtocolError, RemoteProtocolError
@@ -119,7 +119,7 @@ class _Lookup:
     failures: int = 0
 
 
-class ConsumerCore:
+class ConsumerCore(ClientOwner):
     """A Kafka consumer without I/O (see the module docstring).
 
     ``random`` returns floats in ``[0, 1)`` (backoff jitter).  Every method that
@@ -153,22 +153,6 @@ class ConsumerCore:
         self._wanted_topics: set[str] | None = set()
 
     # ------------------------------------------------------------ driver side
-
-    def commands(self) -> list[Command]:
-        """What the driver must do now (open, send, close), in order."""
-        return self.client.commands()
-
-    def connection_made(self, node_id: int, now: float) -> None:
-        self.client.connection_made(node_id, now)
-        self._update(now)
-
-    def data_received(self, node_id: int, data: bytes, now: float) -> None:
-        self.client.data_received(node_id, data, now)
-        self._update(now)
-
-    def connection_lost(self, node_id: int, now: float) -> None:
-        self.client.connection_lost(node_id, now)
-        self._update(now)
 
     def get_timer(self) -> float | None:
         """The next absolute deadline, or None."""

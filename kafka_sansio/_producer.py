@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._accumulator import BATCH_OVERHEAD, RECORD_OVERHEAD, Batch, PartitionQueue, TopicInfo
-from ._client import ClientConfig, ClientCore, Command
+from ._client import ClientConfig, ClientCore, ClientOwner
 from ._compression import codec_id_for
 from ._connection import RequestFailed, Response
 from ._errors import KafkaSansioError, LocalProtocolError
@@ -190,7 +190,7 @@ def _check_headers(headers: Any) -> tuple[tuple[tuple[str, bytes | None], ...], 
     return tuple(out), size
 
 
-class ProducerCore:
+class ProducerCore(ClientOwner):
     """A Kafka producer without I/O (see the module docstring).
 
     ``random`` returns floats in ``[0, 1)`` (backoff jitter, sticky
@@ -244,22 +244,6 @@ class ProducerCore:
         self._bump_needed = False
 
     # ------------------------------------------------------------ driver side
-
-    def commands(self) -> list[Command]:
-        """What the driver must do now (open, send, close), in order."""
-        return self.client.commands()
-
-    def connection_made(self, node_id: int, now: float) -> None:
-        self.client.connection_made(node_id, now)
-        self._update(now)
-
-    def data_received(self, node_id: int, data: bytes, now: float) -> None:
-        self.client.data_received(node_id, data, now)
-        self._update(now)
-
-    def connection_lost(self, node_id: int, now: float) -> None:
-        self.client.connection_lost(node_id, now)
-        self._update(now)
 
     def get_timer(self) -> float | None:
         """The next absolute deadline (linger, retry backoff, timeouts), or None."""
