@@ -503,15 +503,20 @@ def test_cut_batches_come_again_whole(
     which ``decode_records`` must report as ``truncated_bytes`` and never
     turn into records.
     """
-    topic = new_topic(kafka, wire, versions, "rb-cut")
-    sent: list[Sent] = []
-    for round_ in range(5):
-        chunk = sample(tag=str(round_))[:6]
-        sent += chunk
-        produce_confluent(kafka, topic, "lz4", chunk)
-    whole = fetch_batches(wire, versions, topic, len(sent))
+    # The precondition (one batch per flush) is librdkafka's to keep; on a loaded
+    # machine it has been seen to split a flush in two, so the setup is retried.
+    for _attempt in range(3):
+        topic = new_topic(kafka, wire, versions, "rb-cut")
+        sent: list[Sent] = []
+        for round_ in range(5):
+            chunk = sample(tag=str(round_))[:6]
+            sent += chunk
+            produce_confluent(kafka, topic, "lz4", chunk)
+        whole = fetch_batches(wire, versions, topic, len(sent))
+        if len(whole) == 5:
+            break
     sizes = [12 + b.batch_length for b in whole]
-    assert len(sizes) == 5
+    assert len(sizes) == 5, sizes
     limit = max(sizes) + min(sizes) // 2
     assert limit < 2 * min(sizes), sizes
     cuts: list[int] = []
