@@ -220,7 +220,7 @@ def test_api_versions_advertises_kafka_4_ranges() -> None:
     assert link.client.broker_versions[1] == (4, 17)
     # The group coordinator's APIs, in Kafka 4.0's ranges.
     assert link.client.broker_versions[10] == (0, 6)
-    assert link.client.broker_versions[11] == (2, 9)
+    assert link.client.broker_versions[11] == (0, 9)
     response = link.call(ApiVersionsRequest(client_software_name="x", client_software_version="1"))
     assert isinstance(response, ApiVersionsResponse)
     assert response.error_code == 0

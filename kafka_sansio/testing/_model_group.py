@@ -911,7 +911,7 @@ VERSIONS: dict[int, tuple[int, int]] = {
     OFFSET_COMMIT: (2, 9),
     OFFSET_FETCH: (1, 9),
     FIND_COORDINATOR: (0, 6),
-    JOIN_GROUP: (2, 9),
+    JOIN_GROUP: (0, 9),  # Kafka 4.4 still answers v0 and v1
     HEARTBEAT: (0, 4),
     LEAVE_GROUP: (0, 5),
     SYNC_GROUP: (0, 5),
