@@ -267,24 +267,29 @@ class GroupMembership:
     # ------------------------------------------------------------ timers
 
     def get_timer(self) -> float | None:
+        """The next deadline this member acts on in :meth:`update` (None: none)."""
+        if self.state in (MemberState.UNSUBSCRIBED, MemberState.FATAL):
+            return None
         deadlines: list[float] = []
+        if self.state in _POLLED:
+            deadlines.append(self._last_poll + self.config.max_poll_interval)
+        if self.coordinator is None:
+            # Otherwise the lookup waits for a connection, whose events wake us.
+            if not self._find_in_flight and self._retry_at > self._now:
+                deadlines.append(self._retry_at)
+            return min(deadlines) if deadlines else None
         if self._heartbeating():
             # A heartbeat that is due waits for the connection (its events wake us).
             if self._heartbeat_at > self._now or (
-                not self._heartbeat_in_flight
-                and self.coordinator is not None
-                and self.client.node_ready(self.coordinator)
+                not self._heartbeat_in_flight and self.client.node_ready(self.coordinator)
             ):
                 deadlines.append(self._heartbeat_at)
             deadlines.append(self._last_heartbeat_ok + self.config.session_timeout)
-        if self.state in _POLLED:
-            deadlines.append(self._last_poll + self.config.max_poll_interval)
         if self.state is MemberState.NEEDS_JOIN and self._retry_at > self._now:
             deadlines.append(self._retry_at)
-        if self.coordinator is not None and self.state is not MemberState.UNSUBSCRIBED:
-            at = self.client.reconnect_at(self.coordinator)
-            if at is not None and at > self._now:
-                deadlines.append(at)
+        at = self.client.reconnect_at(self.coordinator)
+        if at is not None and at > self._now:
+            deadlines.append(at)
         return min(deadlines) if deadlines else None
 
     def update(self, now: float) -> None:
@@ -350,6 +355,8 @@ class GroupMembership:
             return
         node = self.client.least_loaded_node(now)
         if node is None:
+            # Every broker is backing off: look again a little later.
+            self._retry_at = now + self._backoff(self._find_failures)
             return
         version = self.client.api_version(node, FIND_COORDINATOR)
         if version is None:

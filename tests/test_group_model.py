@@ -398,6 +398,10 @@ def test_random_membership_changes_settle_with_one_owner_each(protocol: str, ops
         gp.advance(arg if op == "wait" else 0.5)
         _prune(gp)
         _check_no_problems(gp)
+        # Sessions (10 s) outlast every injected delay: no two live members
+        # ever hold the same partition, even in the middle of a rebalance.
+        shared = {tp: names for tp, names in owners(gp.members).items() if len(names) > 1}
+        assert not shared, shared
         for key, offset in model_group.committed(cluster, "g").items():
             assert offset >= committed_seen.get(key, 0), "a committed offset went backwards"
             committed_seen[key] = offset
