@@ -170,15 +170,20 @@ class GroupConsumerCore:
         ]
         if self._next_auto_commit is not None and self._owned:
             deadlines.append(self._next_auto_commit)
+        # Only what _update acts on: an answer in flight is waited for, whatever the time.
         for c in self._commits.values():
-            if not c.in_flight and c.retry_at > self._now:
+            if c.in_flight:
+                continue
+            if c.retry_at > self._now:
                 deadlines.append(c.retry_at)
             if c.retry_until is not None:
                 deadlines.append(c.retry_until)
         for f in self._fetches.values():
+            if f.in_flight:
+                continue
             if f.deadline != float("inf"):
                 deadlines.append(f.deadline)
-            if not f.in_flight and f.retry_at > self._now:
+            if f.retry_at > self._now:
                 deadlines.append(f.retry_at)
         return min(deadlines) if deadlines else None
 
