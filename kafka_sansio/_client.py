@@ -386,11 +386,13 @@ class ClientCore:
         *,
         version: int | None = None,
         expect_response: bool = True,
+        timeout: float | None = None,
     ) -> None:
         """Send ``request`` to a broker; ``handler(result, now)`` gets the outcome.
 
         Connects first if needed (respecting reconnect backoff).  An unknown
-        node fails at once through the handler.
+        node fails at once through the handler.  ``timeout`` replaces the
+        request timeout for this request (see :meth:`BrokerConnection.send`).
         """
         node = self._nodes.get(node_id)
         if node is None or self.closed:
@@ -401,7 +403,12 @@ class ClientCore:
                 return
             node = self._add_node(node_id, broker.host, broker.port)
         node.conn.send(
-            request, now, version=version, context=handler, expect_response=expect_response
+            request,
+            now,
+            version=version,
+            context=handler,
+            expect_response=expect_response,
+            timeout=timeout,
         )
         if node.conn.state is ConnectionState.DISCONNECTED and now >= node.conn.reconnect_at:
             self._connect(node, now)

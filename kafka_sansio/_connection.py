@@ -161,6 +161,8 @@ class _Request:
     internal: bool = False
     correlation_id: int = -1
     deadline: float = 0.0
+    #: Seconds to wait for the answer once written (None: the configured request timeout).
+    timeout: float | None = None
 
 
 class BrokerConnection:
@@ -256,10 +258,13 @@ class BrokerConnection:
         version: int | None = None,
         context: object = None,
         expect_response: bool = True,
+        timeout: float | None = None,
     ) -> None:
         """Queue ``request``; it is written once the connection is READY and in-flight room exists.
 
-        ``version`` defaults to the negotiated one.  The outcome arrives as a
+        ``version`` defaults to the negotiated one; ``timeout`` (seconds after
+        it is written) replaces the configured request timeout for a request
+        the broker may hold on purpose (JoinGroup).  The outcome arrives as a
         :class:`Response` or :class:`RequestFailed` event carrying ``context``.
         Drain :meth:`data_to_send` afterwards.
         """
@@ -267,7 +272,7 @@ class BrokerConnection:
             raise LocalProtocolError("the connection is closed")
         if not request.IS_REQUEST:
             raise LocalProtocolError(f"{request.NAME} is not a request")
-        self._queue.append(_Request(request, version, context, expect_response))
+        self._queue.append(_Request(request, version, context, expect_response, timeout=timeout))
         self._flush_queue(now)
 
     def data_received(self, data: bytes, now: float) -> None:
@@ -356,7 +361,8 @@ class BrokerConnection:
         )
         self._out += frame(payload)
         if req.expect_response:
-            req.deadline = now + self.config.request_timeout
+            wait = self.config.request_timeout if req.timeout is None else req.timeout
+            req.deadline = now + wait
             self._in_flight.append(req)
         else:
             self._events.append(

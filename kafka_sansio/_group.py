@@ -339,6 +339,7 @@ class GroupMembership:
         build: Callable[[int], Message],
         handler: Callable[[Response | RequestFailed, float], None],
         now: float,
+        timeout: float | None = None,
     ) -> bool:
         """Send to the coordinator at the version its broker speaks; False if not connected."""
         node = self.coordinator
@@ -347,7 +348,7 @@ class GroupMembership:
         if version is None:
             self.client.ensure_connected(node, now)
             return False
-        self.client.send(node, build(version), now, handler, version=version)
+        self.client.send(node, build(version), now, handler, version=version, timeout=timeout)
         return True
 
     def _find_coordinator(self, now: float) -> None:
@@ -446,7 +447,10 @@ class GroupMembership:
 
         self._request_id += 1
         rid = self._request_id
-        if self._send(JOIN_GROUP, build, lambda r, n: self._on_join(rid, r, n), now):
+        # The coordinator holds a JoinGroup until every member has rejoined, up to the
+        # rebalance timeout: as the Java consumer, wait that long plus 5 s.
+        wait = max(self.client.config.request_timeout, self.config.max_poll_interval + 5.0)
+        if self._send(JOIN_GROUP, build, lambda r, n: self._on_join(rid, r, n), now, wait):
             self.state = MemberState.JOINING
 
     def _on_join(self, rid: int, result: Response | RequestFailed, now: float) -> None:

@@ -188,6 +188,21 @@ def test_request_timeout_closes_the_connection() -> None:
     assert conn.get_timer() is None
 
 
+def test_a_request_may_wait_longer_than_the_request_timeout() -> None:
+    """JoinGroup-style: the broker holds the answer on purpose, the client waits longer."""
+    conn, broker = ready_connection(request_timeout=5.0)
+    conn.send(MetadataRequest(topics=[]), 10.0, context="held", timeout=65.0)
+    broker.take(conn)
+    assert conn.get_timer() == 75.0
+    conn.handle_timer(15.0)
+    conn.handle_timer(74.9)
+    assert conn.events() == []
+    conn.handle_timer(75.0)
+    failed, closed = conn.events()
+    assert isinstance(failed, RequestFailed) and isinstance(failed.error, RequestTimedOutError)
+    assert isinstance(closed, ConnectionClosed)
+
+
 def test_connect_timeout() -> None:
     conn = BrokerConnection(ConnectionConfig(connect_timeout=3.0), random=lambda: 0.0)
     conn.connect(100.0)
