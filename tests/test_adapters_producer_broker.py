@@ -242,3 +242,24 @@ def test_async_producers_deliver_while_the_task_does_something_else(
 
     assert run_client(adapter, "Producer", kafka.bootstrap, scenario, linger=0.01)
     assert [m.value() for m in _read_all(kafka, name, 1, 1)] == [b"alone"]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_delivery_callbacks_get_metadata_or_the_error(adapter: str, kafka: Any) -> None:
+    from kafka_sansio.transports import RecordMetadata
+
+    name = kafka.create_topic(partitions=1, prefix="callbacks")
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    seen: list[tuple[Any, Any]] = []
+
+    async def scenario(producer: Any) -> None:
+        for i in range(3):
+            await producer.send(name, b"%d" % i, on_delivery=lambda m, e: seen.append((m, e)))
+        await producer.send(missing, b"x", on_delivery=lambda m, e: seen.append((m, e)))
+        await producer.flush()
+
+    run_client(adapter, "Producer", kafka.bootstrap, scenario, max_block=1.0)
+    good = [m for m, e in seen if e is None]
+    assert good == [RecordMetadata(name, 0, i, -1) for i in range(3)]
+    [(meta, error)] = [(m, e) for m, e in seen if e is not None]
+    assert meta is None and isinstance(error, UnknownTopicOrPartitionError)

@@ -18,13 +18,14 @@ from ._errors import (
     TlsError,
     TransportError,
 )
-from ._ops import ConsumerRecord
+from ._ops import ConsumerRecord, RecordMetadata
 
 __all__ = [
     "ClosedError",
     "ConsumerRecord",
     "OperationTimeoutError",
     "PartitionEventError",
+    "RecordMetadata",
     "TlsError",
     "TransportError",
 ]

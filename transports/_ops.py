@@ -797,13 +797,30 @@ class RecordFuture:
             raise outcome.error
         base = outcome.base_offset
         offset = base + self._index if base >= 0 else -1
-        return RecordMetadata(outcome.topic, outcome.partition, offset, outcome.timestamp)
+        return _new_tuple(
+            RecordMetadata, (outcome.topic, outcome.partition, offset, outcome.timestamp)
+        )
 
-    def _run_callback(self) -> None:
-        assert self._callback is not None and self._outcome is not None
-        error = self._outcome.error
+
+_new_tuple = tuple.__new__
+
+
+def _run_callbacks(outcome: _Outcome, callbacks: list[tuple[DeliveryCallback, int]]) -> None:
+    """Call each record's ``on_delivery(metadata, None)`` or ``(None, error)``, in order."""
+    error = outcome.error
+    topic, partition, base, ts = (
+        outcome.topic,
+        outcome.partition,
+        outcome.base_offset,
+        outcome.timestamp,
+    )
+    for callback, i in callbacks:
         try:
-            self._callback(None if error else self.value(), error)
+            if error is None:
+                offset = base + i if base >= 0 else -1
+                callback(_new_tuple(RecordMetadata, (topic, partition, offset, ts)), None)
+            else:
+                callback(None, error)
         except Exception:
             log.exception("a delivery callback raised")
 
@@ -828,16 +845,16 @@ class ProducerState:
         for event in self.core.events():
             if isinstance(event, Delivered):
                 outcome = _Outcome(event)
-                callbacks = []
+                callbacks: list[tuple[DeliveryCallback, int]] = []
                 for i, token in enumerate(event.tokens):
                     future = pop(token, None)
                     if future is not None:
                         future._outcome = outcome
                         future._index = i
                         if future._callback is not None:
-                            callbacks.append(future)
-                for future in callbacks:
-                    future._run_callback()
+                            callbacks.append((future._callback, i))
+                if callbacks:
+                    _run_callbacks(outcome, callbacks)
             elif isinstance(event, (ProducerFailed, ClientError)):
                 self._errors.append(event.error)
         if self.driver.errors:

@@ -424,6 +424,7 @@ class Producer:
         )
         self._runner = _Runner(self._core, security)
         self._state = ProducerState(self._core, self._runner, RecordFuture, self)
+        self._core_send = self._core.send
         self._sends = 0
 
     def __enter__(self) -> Producer:
@@ -455,13 +456,23 @@ class Producer:
         runner.enter()
         try:
             state = self._state
+            if state.closed:
+                raise ClosedError("the producer is closed")
             try:
-                future = state.send_now(
-                    topic, value, key, partition, headers, timestamp_ms, on_delivery
+                token = self._core_send(
+                    topic,
+                    value,
+                    runner.now(),
+                    key=key,
+                    partition=partition,
+                    headers=headers,
+                    timestamp_ms=timestamp_ms,
                 )
             except BufferFullError:
                 args = (topic, value, key, partition, headers, timestamp_ms, on_delivery)
                 future = runner.run(state.send(*args))
+            else:
+                future = state._futures[token] = RecordFuture(self, on_delivery)
             self._sends += 1
             if not self._sends & 63:
                 runner.driver.run_once(0.0)
