@@ -115,6 +115,29 @@ _ATTR_TRANSACTIONAL = 0x10
 _ATTR_CONTROL = 0x20
 
 
+def _batch_head(buf: bytes, pos: int, n: int, max_size: int) -> tuple[int, int, int] | None:
+    """``(base_offset, magic, end)`` of the batch at ``pos``; None if it is not all in ``buf``.
+
+    Checks the length field (before anything of that size is allocated) and
+    the magic byte, raising as :meth:`RecordDecoder.decode` documents.  Needs
+    ``n - pos >= 12``.
+    """
+    base_offset, length = _OFFSET_LENGTH.unpack_from(buf, pos)
+    if length > max_size:
+        raise RecordBatchTooLargeError(length, max_size)
+    if length < MIN_MESSAGE_SIZE[0]:
+        raise CorruptRecordError(f"record batch length {length} is too small")
+    magic = buf[pos + 16] if n - pos > 16 else -1
+    if magic > 2:
+        raise CorruptRecordError(f"unknown record batch magic {magic}")
+    end = pos + 12 + length
+    if end > n:
+        return None
+    if magic == 2 and length < MIN_BATCH_LENGTH_V2:
+        raise CorruptRecordError(f"v2 batch length {length} is too small")
+    return base_offset, magic, end
+
+
 class BatchRef(NamedTuple):
     """Where one complete batch lies in a fetch payload, from its header alone.
 
@@ -271,7 +294,6 @@ class RecordDecoder:
             raise CorruptRecordError("expected exactly one complete record batch")
         return result.batches[0]
 
-
     def scan(
         self, data: bytes | bytearray | memoryview, start_offset: int | None = None
     ) -> ScannedRecords:
@@ -290,20 +312,11 @@ class RecordDecoder:
         max_size = self.max_batch_size
         try:
             while n - pos >= 12:
-                base_offset, length = _OFFSET_LENGTH.unpack_from(buf, pos)
-                if length > max_size:
-                    raise RecordBatchTooLargeError(length, max_size)
-                if length < MIN_MESSAGE_SIZE[0]:
-                    raise CorruptRecordError(f"record batch length {length} is too small")
-                magic = buf[pos + 16] if n - pos > 16 else -1
-                if magic > 2:
-                    raise CorruptRecordError(f"unknown record batch magic {magic}")
-                end = pos + 12 + length
-                if end > n:
+                head = _batch_head(buf, pos, n, max_size)
+                if head is None:
                     break
+                base_offset, magic, end = head
                 if magic == 2:
-                    if length < MIN_BATCH_LENGTH_V2:
-                        raise CorruptRecordError(f"v2 batch length {length} is too small")
                     epoch, _, attributes, delta = _V2_HEAD.unpack_from(buf, pos + 12)
                     last = base_offset + delta
                     if start_offset is None or last >= start_offset:
@@ -311,7 +324,15 @@ class RecordDecoder:
                         (count,) = _V2_COUNT.unpack_from(buf, pos + 57)
                         refs.append(
                             BatchRef(
-                                pos, end, base_offset, last, epoch, 2, attributes, producer_id, count
+                                pos,
+                                end,
+                                base_offset,
+                                last,
+                                epoch,
+                                2,
+                                attributes,
+                                producer_id,
+                                count,
                             )
                         )
                 else:
@@ -382,20 +403,11 @@ class BatchIterator:
         pos = self._pos
         start_offset = self._start
         while n - pos >= 12:
-            base_offset, length = _OFFSET_LENGTH.unpack_from(buf, pos)
-            if length > self._max_size:
-                raise RecordBatchTooLargeError(length, self._max_size)
-            if length < MIN_MESSAGE_SIZE[0]:
-                raise CorruptRecordError(f"record batch length {length} is too small")
-            magic = buf[pos + 16] if n - pos > 16 else -1
-            if magic > 2:
-                raise CorruptRecordError(f"unknown record batch magic {magic}")
-            end = pos + 12 + length
-            if end > n:
+            head = _batch_head(buf, pos, n, self._max_size)
+            if head is None:
                 break
+            base_offset, magic, end = head
             if magic == 2:
-                if length < MIN_BATCH_LENGTH_V2:
-                    raise CorruptRecordError(f"v2 batch length {length} is too small")
                 (delta,) = _LAST_OFFSET_DELTA.unpack_from(buf, pos + 23)
                 last = base_offset + delta
                 decode = decode_batch_v2

@@ -135,14 +135,6 @@ class AsyncClient:
     async def close(self) -> None:
         raise NotImplementedError
 
-    def _now(self) -> float:
-        assert self._driver is not None
-        return self._driver.now()
-
-    def _flush(self) -> None:
-        assert self._driver is not None
-        self._driver.flush()
-
 
 class AsyncConsumer(AsyncClient):
     """A consumer in assign mode for an async framework (see the flavour modules).
@@ -319,30 +311,21 @@ class AsyncConsumer(AsyncClient):
         """The first offset at or after each timestamp (ms); None where there is none."""
         state = self._st
         assert self._driver is not None
-        arg = {TopicPartition(*tp): ts for tp, ts in timestamps.items()}
-        return await run(state.lookup("offsets_for_times", arg, timeout), self._driver)
+        return await run(state.offsets_for_times(timestamps, timeout), self._driver)
 
     async def beginning_offsets(
         self, partitions: Iterable[TopicPartition], timeout: float | None = None
     ) -> dict[TopicPartition, int]:
         state = self._st
         assert self._driver is not None
-        result = await run(
-            state.lookup("beginning_offsets", [TopicPartition(*tp) for tp in partitions], timeout),
-            self._driver,
-        )
-        return {tp: found.offset for tp, found in result.items() if found is not None}
+        return await run(state.beginning_offsets(partitions, timeout), self._driver)
 
     async def end_offsets(
         self, partitions: Iterable[TopicPartition], timeout: float | None = None
     ) -> dict[TopicPartition, int]:
         state = self._st
         assert self._driver is not None
-        result = await run(
-            state.lookup("end_offsets", [TopicPartition(*tp) for tp in partitions], timeout),
-            self._driver,
-        )
-        return {tp: found.offset for tp, found in result.items() if found is not None}
+        return await run(state.end_offsets(partitions, timeout), self._driver)
 
     async def records(self, timeout: float | None = None) -> AsyncIterator[ConsumerRecord]:
         """Records one by one; ends when none arrive for ``timeout`` seconds, or on close.
@@ -496,11 +479,17 @@ class AsyncAdmin(AsyncClient):
         self._state = AdminState(self._core, driver)
         return self
 
-    async def _call(self, start: Callable[[float], int]) -> Any:
+    async def _run(self, op: Op[Any]) -> Any:
         if self._state is None:
             raise ClosedError("use the admin client inside 'async with'")
         assert self._driver is not None
-        return await run(self._state.call(start), self._driver)
+        return await run(op, self._driver)
+
+    @property
+    def _admin(self) -> AdminState:
+        if self._state is None:
+            raise ClosedError("use the admin client inside 'async with'")
+        return self._state
 
     async def create_topics(
         self,
@@ -509,42 +498,44 @@ class AsyncAdmin(AsyncClient):
         *,
         validate_only: bool = False,
     ) -> dict[str, TopicCreated]:
-        topics = list(topics)
-        created: dict[str, TopicCreated] = await self._call(
-            lambda now: self._core.create_topics(topics, now, timeout, validate_only=validate_only)
+        created: dict[str, TopicCreated] = await self._run(
+            self._admin.create_topics(topics, timeout, validate_only)
         )
         return created
 
     async def delete_topics(self, topics: Iterable[str], timeout: float | None = None) -> None:
-        topics = list(topics)
-        await self._call(lambda now: self._core.delete_topics(topics, now, timeout))
+        await self._run(self._admin.delete_topics(topics, timeout))
 
     async def create_partitions(
         self, new_totals: Mapping[str, int], timeout: float | None = None
     ) -> None:
-        totals = dict(new_totals)
-        await self._call(lambda now: self._core.create_partitions(totals, now, timeout))
+        await self._run(self._admin.create_partitions(new_totals, timeout))
 
     async def list_offsets(
         self, specs: Mapping[TopicPartition, int], timeout: float | None = None
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
-        wanted = {TopicPartition(*tp): spec for tp, spec in specs.items()}
-        return await self._call(lambda now: self._core.list_offsets(wanted, now, timeout))  # type: ignore[no-any-return]
+        found: dict[TopicPartition, OffsetAndTimestamp | None] = await self._run(
+            self._admin.list_offsets(specs, timeout)
+        )
+        return found
 
     async def describe_cluster(self, timeout: float | None = None) -> ClusterDescription:
-        return await self._call(lambda now: self._core.describe_cluster(now, timeout))  # type: ignore[no-any-return]
+        cluster: ClusterDescription = await self._run(self._admin.describe_cluster(timeout))
+        return cluster
 
     async def describe_topics(
         self, topics: Iterable[str], timeout: float | None = None
     ) -> dict[str, TopicDescription]:
-        names = list(topics)
-        return await self._call(lambda now: self._core.describe_topics(names, now, timeout))  # type: ignore[no-any-return]
+        described: dict[str, TopicDescription] = await self._run(
+            self._admin.describe_topics(topics, timeout)
+        )
+        return described
 
     async def list_topics(
         self, timeout: float | None = None, *, include_internal: bool = False
     ) -> dict[str, TopicListing]:
-        listed: dict[str, TopicListing] = await self._call(
-            lambda now: self._core.list_topics(now, timeout, include_internal=include_internal)
+        listed: dict[str, TopicListing] = await self._run(
+            self._admin.list_topics(timeout, include_internal)
         )
         return listed
 

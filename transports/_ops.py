@@ -127,10 +127,11 @@ class Driver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Security:
-    """How the adapters reach the brokers: TLS context and SASL credentials.
+    """What a driver needs for TLS: the context (None: plaintext) and the name to verify.
 
-    ``ssl`` is an :class:`ssl.SSLContext`, or True for the system's default
-    context (server verification on), or a CA file path; None is plaintext.
+    Built by :func:`client_config` from the ``ssl`` option: an
+    :class:`ssl.SSLContext`, True for the system's default context (server
+    verification on), or a CA file path.  SASL goes into the core's config.
     """
 
     ssl_context: ssl.SSLContext | None = None
@@ -535,15 +536,35 @@ class ConsumerState:
                 raise OperationTimeoutError(f"no position for {tp} within the timeout")
             yield deadline
 
-    def lookup(
-        self, kind: str, arg: Any, timeout: float | None
+    def offsets_for_times(
+        self, timestamps: Mapping[Any, int], timeout: float | None
     ) -> Op[dict[TopicPartition, OffsetAndTimestamp | None]]:
-        """``offsets_for_times`` / ``beginning_offsets`` / ``end_offsets``, waited for."""
+        """The first offset at or after each timestamp (ms); None where there is none."""
+        arg = {TopicPartition(*tp): ts for tp, ts in timestamps.items()}
+        return self._lookup(self.core.offsets_for_times, arg, timeout)
+
+    def beginning_offsets(
+        self, partitions: Iterable[Any], timeout: float | None
+    ) -> Op[dict[TopicPartition, int]]:
+        tps = [TopicPartition(*tp) for tp in partitions]
+        found = yield from self._lookup(self.core.beginning_offsets, tps, timeout)
+        return {tp: answer.offset for tp, answer in found.items() if answer is not None}
+
+    def end_offsets(
+        self, partitions: Iterable[Any], timeout: float | None
+    ) -> Op[dict[TopicPartition, int]]:
+        tps = [TopicPartition(*tp) for tp in partitions]
+        found = yield from self._lookup(self.core.end_offsets, tps, timeout)
+        return {tp: answer.offset for tp, answer in found.items() if answer is not None}
+
+    def _lookup(
+        self, start: Callable[[Any, float, float], int], arg: Any, timeout: float | None
+    ) -> Op[dict[TopicPartition, OffsetAndTimestamp | None]]:
+        """Start one of the core's ListOffsets lookups and wait for its answer."""
         self.check_open()
         now = self.driver.now()
-        call = getattr(self.core, kind)
         wait = self.core.config.default_api_timeout if timeout is None else timeout
-        token = call(arg, now, wait)
+        token = start(arg, now, wait)
         self.driver.flush()
         try:
             while True:
@@ -959,6 +980,38 @@ class AdminState:
         self._results: dict[int, AdminResult[Any]] = {}
         self._errors: list[KafkaSansioError] = []
         self.closed = False
+
+    def create_topics(
+        self, topics: Iterable[Any], timeout: float | None, validate_only: bool
+    ) -> Op[Any]:
+        wanted = list(topics)
+        return self.call(
+            lambda now: self.core.create_topics(wanted, now, timeout, validate_only=validate_only)
+        )
+
+    def delete_topics(self, topics: Iterable[str], timeout: float | None) -> Op[Any]:
+        names = list(topics)
+        return self.call(lambda now: self.core.delete_topics(names, now, timeout))
+
+    def create_partitions(self, new_totals: Mapping[str, int], timeout: float | None) -> Op[Any]:
+        totals = dict(new_totals)
+        return self.call(lambda now: self.core.create_partitions(totals, now, timeout))
+
+    def list_offsets(self, specs: Mapping[Any, int], timeout: float | None) -> Op[Any]:
+        wanted = {TopicPartition(*tp): spec for tp, spec in specs.items()}
+        return self.call(lambda now: self.core.list_offsets(wanted, now, timeout))
+
+    def describe_cluster(self, timeout: float | None) -> Op[Any]:
+        return self.call(lambda now: self.core.describe_cluster(now, timeout))
+
+    def describe_topics(self, topics: Iterable[str], timeout: float | None) -> Op[Any]:
+        names = list(topics)
+        return self.call(lambda now: self.core.describe_topics(names, now, timeout))
+
+    def list_topics(self, timeout: float | None, include_internal: bool) -> Op[Any]:
+        return self.call(
+            lambda now: self.core.list_topics(now, timeout, include_internal=include_internal)
+        )
 
     def call(self, start: Callable[[float], int]) -> Op[Any]:
         """Start a core call (``start(now)`` returns its token) and wait for its result.

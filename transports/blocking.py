@@ -315,22 +315,17 @@ class Consumer:
         self, timestamps: Mapping[TopicPartition, int], timeout: float | None = None
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """The first offset at or after each timestamp (ms); None where there is none."""
-        arg = {TopicPartition(*tp): ts for tp, ts in timestamps.items()}
-        return self._wait(self._state.lookup, "offsets_for_times", arg, timeout)
+        return self._wait(self._state.offsets_for_times, timestamps, timeout)
 
     def beginning_offsets(
         self, partitions: Iterable[TopicPartition], timeout: float | None = None
     ) -> dict[TopicPartition, int]:
-        tps = [TopicPartition(*tp) for tp in partitions]
-        found = self._wait(self._state.lookup, "beginning_offsets", tps, timeout)
-        return {tp: answer.offset for tp, answer in found.items() if answer is not None}
+        return self._wait(self._state.beginning_offsets, partitions, timeout)
 
     def end_offsets(
         self, partitions: Iterable[TopicPartition], timeout: float | None = None
     ) -> dict[TopicPartition, int]:
-        tps = [TopicPartition(*tp) for tp in partitions]
-        found = self._wait(self._state.lookup, "end_offsets", tps, timeout)
-        return {tp: answer.offset for tp, answer in found.items() if answer is not None}
+        return self._wait(self._state.end_offsets, partitions, timeout)
 
     def records(self, timeout: float | None = None) -> Iterator[ConsumerRecord]:
         """Records one by one; ends when none arrive for ``timeout`` seconds, or on close.
@@ -529,10 +524,10 @@ class Admin:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, start: Callable[[float], int]) -> Any:
+    def _call(self, op: Callable[..., Op[Any]], *args: Any) -> Any:
         self._runner.enter()
         try:
-            return self._runner.run(self._state.call(start))
+            return self._runner.run(op(*args))
         finally:
             self._runner.leave()
 
@@ -543,42 +538,46 @@ class Admin:
         *,
         validate_only: bool = False,
     ) -> dict[str, TopicCreated]:
-        topics = list(topics)
-        return self._call(  # type: ignore[no-any-return]
-            lambda now: self._core.create_topics(topics, now, timeout, validate_only=validate_only)
+        created: dict[str, TopicCreated] = self._call(
+            self._state.create_topics, topics, timeout, validate_only
         )
+        return created
 
     def delete_topics(self, topics: Iterable[str], timeout: float | None = None) -> None:
-        names = list(topics)
-        self._call(lambda now: self._core.delete_topics(names, now, timeout))
+        self._call(self._state.delete_topics, topics, timeout)
 
     def create_partitions(
         self, new_totals: Mapping[str, int], timeout: float | None = None
     ) -> None:
-        totals = dict(new_totals)
-        self._call(lambda now: self._core.create_partitions(totals, now, timeout))
+        self._call(self._state.create_partitions, new_totals, timeout)
 
     def list_offsets(
         self, specs: Mapping[TopicPartition, int], timeout: float | None = None
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
-        wanted = {TopicPartition(*tp): spec for tp, spec in specs.items()}
-        return self._call(lambda now: self._core.list_offsets(wanted, now, timeout))  # type: ignore[no-any-return]
+        found: dict[TopicPartition, OffsetAndTimestamp | None] = self._call(
+            self._state.list_offsets, specs, timeout
+        )
+        return found
 
     def describe_cluster(self, timeout: float | None = None) -> ClusterDescription:
-        return self._call(lambda now: self._core.describe_cluster(now, timeout))  # type: ignore[no-any-return]
+        cluster: ClusterDescription = self._call(self._state.describe_cluster, timeout)
+        return cluster
 
     def describe_topics(
         self, topics: Iterable[str], timeout: float | None = None
     ) -> dict[str, TopicDescription]:
-        names = list(topics)
-        return self._call(lambda now: self._core.describe_topics(names, now, timeout))  # type: ignore[no-any-return]
+        described: dict[str, TopicDescription] = self._call(
+            self._state.describe_topics, topics, timeout
+        )
+        return described
 
     def list_topics(
         self, timeout: float | None = None, *, include_internal: bool = False
     ) -> dict[str, TopicListing]:
-        return self._call(  # type: ignore[no-any-return]
-            lambda now: self._core.list_topics(now, timeout, include_internal=include_internal)
+        listed: dict[str, TopicListing] = self._call(
+            self._state.list_topics, timeout, include_internal
         )
+        return listed
 
     def close(self) -> None:
         self._state.closed = True
