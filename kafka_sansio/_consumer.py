@@ -690,11 +690,13 @@ class ConsumerCore(ClientOwner):
             return
         # The last batch fetched, user records or not, gives the epoch of next_offset.
         next_epoch = refs[-1].partition_leader_epoch if refs else -1
-        p.add_chunk(Chunk(pending, next_offset, next_epoch))
         if scanned.error is not None:
-            # Hand out the good records first; the bad batch stops the partition.
+            # A malformed header after good batches: fetching stops now, and the
+            # error is reported where poll reaches it, after the records before it
+            # (or not at all if an earlier batch fails to decode first).
             p.transition("fatal_error")
-            self._events.append(FetchError(p.tp, next_offset, scanned.error))
+            pending.append(PendingBatch(next_offset, next_epoch, 0, _raising(scanned.error)))
+        p.add_chunk(Chunk(pending, next_offset, next_epoch))
 
     def _decode_failed(self, p: PartitionState) -> None:
         """A buffered batch did not decode when its turn came: stop the partition there."""
@@ -985,6 +987,15 @@ def _list_offsets_answers(
                     r.timestamp,
                 )
     return answers
+
+
+def _raising(error: KafkaSansioError) -> Callable[[], Sequence[Record]]:
+    """A buffered "batch" that fails with ``error`` when ``poll`` reaches it."""
+
+    def fail() -> Sequence[Record]:
+        raise error
+
+    return fail
 
 
 def _committed_batches(

@@ -85,3 +85,25 @@ def test_a_corrupt_batch_is_found_at_poll_after_the_good_records() -> None:
     got: list[int] = []
     pump.until(lambda: got.extend(r.offset for _, r in core.poll(pump.now)) or len(got) >= 5)
     assert got == [10, 11, 12, 13, 14]
+
+
+def test_errors_are_reported_in_offset_order() -> None:
+    """A bad checksum in batch 2 and a malformed header in batch 3 of one answer:
+    the records of batch 1, then one FetchError at batch 2, nothing about batch 3."""
+    cluster, core, pump = _setup(batches=4)
+    log = cluster.partition("t", 0).log
+    crc_bad = bytearray(log.batches[1].data)
+    crc_bad[-1] ^= 0xFF
+    log.batches[1] = dataclasses.replace(log.batches[1], data=bytes(crc_bad))
+    header_bad = bytearray(log.batches[2].data)
+    header_bad[8:12] = (0x7FFFFFFF).to_bytes(4, "big")  # a length over any limit
+    log.batches[2] = dataclasses.replace(log.batches[2], data=bytes(header_bad))
+
+    core.assign([TP], pump.now)
+    pump.until(lambda: core.buffered() == 10)  # batches 1 and 2, by their headers
+    records = core.poll(pump.now).by_partition[TP]
+    assert [r.offset for r in records] == [0, 1, 2, 3, 4]
+    errors = [e for e in core.events() if isinstance(e, FetchError)]
+    assert [(e.offset, type(e.error)) for e in errors] == [(5, CorruptRecordError)]
+    assert core.fetch_state(TP) is FetchState.AWAITING_SEEK
+    assert not core.poll(pump.now) and not [e for e in core.events() if isinstance(e, FetchError)]
