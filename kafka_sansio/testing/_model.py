@@ -288,7 +288,9 @@ class _Context:
         self.cluster = cluster
         self.api_key = api_key
         self.node = node
-        self.used: set[int] = set()
+        #: The rules this request matched (objects, not indices: another request
+        #: may prune the list before this one finishes).
+        self.used: list[_ErrorRule] = []
 
     def forced(
         self,
@@ -298,7 +300,7 @@ class _Context:
         codes: frozenset[int] | None = None,
     ) -> int:
         """The injected error for this topic/partition (0 if none); *codes* limits the search."""
-        for i, rule in enumerate(self.cluster._error_rules):
+        for rule in self.cluster._error_rules:
             if rule.api_key != self.api_key or rule.count <= 0:
                 continue
             top = self.api_key == FETCH and rule.error_code in _FETCH_TOP_LEVEL
@@ -312,15 +314,15 @@ class _Context:
                 continue
             if rule.partition is not None and rule.partition != partition:
                 continue
-            self.used.add(i)
+            if not any(used is rule for used in self.used):
+                self.used.append(rule)
             return rule.error_code
         return NONE
 
     def finish(self) -> None:
-        rules = self.cluster._error_rules
-        for i in self.used:
-            rules[i].count -= 1
-        self.cluster._error_rules = [r for r in rules if r.count > 0]
+        for rule in self.used:
+            rule.count -= 1
+        self.cluster._error_rules = [r for r in self.cluster._error_rules if r.count > 0]
 
 
 # ----------------------------------------------------------------------------- cluster
