@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 
 from ._errors import KafkaSansioError
 from ._records import Record
@@ -53,9 +54,11 @@ class Records(Event):
         return bool(self.by_partition)
 
     def __iter__(self) -> Iterator[tuple[TopicPartition, Record]]:
-        for tp, records in self.by_partition.items():
-            for record in records:
-                yield tp, record
+        # C-level iteration: zip hands back the same pair tuple when the caller
+        # has unpacked the last one, so no tuple is built per record.
+        return chain.from_iterable(
+            zip(repeat(tp), records) for tp, records in self.by_partition.items()
+        )
 
 
 class ResetReason(enum.Enum):

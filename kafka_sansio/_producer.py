@@ -293,13 +293,15 @@ class ProducerCore(ClientOwner):
         topic: str,
         value: bytes | None,
         now: float,
-        *,
         key: bytes | None = None,
         partition: int | None = None,
         headers: Sequence[tuple[str, bytes | None]] = (),
         timestamp_ms: int | None = None,
     ) -> int:
         """Queue one record; return its token (an int, increasing).
+
+        ``key``, ``partition``, ``headers`` and ``timestamp_ms`` may be given by
+        position too (in that order), which saves adapters a keyword call.
 
         The record's outcome arrives as a :class:`Delivered` event naming the
         token.  Raises at once, queueing nothing: :class:`ProducerClosedError`

@@ -12,7 +12,7 @@ import inspect
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from kafka_sansio import (
     AdminConfig,
@@ -70,6 +70,8 @@ class AsyncDriver(Protocol):
     closed: bool
     #: Called after every input the driver fed to the core (routes producer deliveries).
     on_progress: Callable[[], None] | None
+    #: A flush is already scheduled by :meth:`flush_soon` (read on the send path).
+    flush_scheduled: bool
 
     def now(self) -> float: ...
     def flush(self) -> None: ...
@@ -366,6 +368,7 @@ class AsyncProducer(AsyncClient):
     ) -> None:
         self.config, self._security = producer_config(bootstrap_servers, options)
         self._core = ProducerCore(self.config, random.random)
+        self._core_send = self._core.send
         self._state: ProducerState | None = None
         self._sends = 0
 
@@ -401,22 +404,26 @@ class AsyncProducer(AsyncClient):
         nothing.
         """
         state = self._st
-        assert self._driver is not None
+        driver = self._driver
+        assert driver is not None
         self._sends += 1
         if not self._sends & 63:
-            self._driver.flush()
-            await self._driver.yield_now()
+            driver.flush()
+            await driver.yield_now()
         try:
-            future = state.send_now(
-                topic, value, key, partition, headers, timestamp_ms, on_delivery
-            )
+            # ProducerState.send_now inlined: this is the per-record path.
+            if state.closed:
+                raise ClosedError("the producer is closed")
+            token = self._core_send(topic, value, driver.now(), key, partition, headers, timestamp_ms)
+            future: RecordFuture = AsyncRecordFuture(self, on_delivery)
+            state._futures[token] = future
         except BufferFullError:
             op = state.send(topic, value, key, partition, headers, timestamp_ms, on_delivery)
-            future = await run(op, self._driver)
+            future = await run(op, driver)
         # Commands and the linger timer are taken care of once this task yields.
-        self._driver.flush_soon()
-        assert isinstance(future, AsyncRecordFuture)
-        return future
+        if not driver.flush_scheduled:
+            driver.flush_soon()
+        return cast(AsyncRecordFuture, future)
 
     async def send_and_wait(self, topic: str, value: bytes | None, **kwargs: Any) -> RecordMetadata:
         """Send one record and wait for its acknowledgement."""

@@ -75,7 +75,7 @@ class AsyncioDriver:
         self._waiters: list[asyncio.Future[None]] = []
         #: Connections closing gracefully whose transports have not finished yet.
         self._draining: set[_Conn] = set()
-        self._flush_scheduled = False
+        self.flush_scheduled = False
 
     # ------------------------------------------------------------ public
 
@@ -101,12 +101,12 @@ class AsyncioDriver:
 
     def flush_soon(self) -> None:
         """:meth:`flush` once the running task yields to the loop (many calls, one flush)."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
             self._loop.call_soon(self._scheduled_flush)
 
     def _scheduled_flush(self) -> None:
-        self._flush_scheduled = False
+        self.flush_scheduled = False
         if not self.closed:
             self.flush()
 

@@ -826,22 +826,27 @@ class RecordFuture:
 _new_tuple = tuple.__new__
 
 
-def _run_callbacks(outcome: _Outcome, callbacks: list[tuple[DeliveryCallback, int]]) -> None:
-    """Call each record's ``on_delivery(metadata, None)`` or ``(None, error)``, in order."""
+def _run_callbacks(outcome: _Outcome, futures: list[RecordFuture]) -> None:
+    """Call each future's ``on_delivery(metadata, None)`` or ``(None, error)``, in order."""
     error = outcome.error
+    if error is not None:
+        for future in futures:
+            try:
+                future._callback(None, error)  # type: ignore[misc]
+            except Exception:
+                log.exception("a delivery callback raised")
+        return
     topic, partition, base, ts = (
         outcome.topic,
         outcome.partition,
         outcome.base_offset,
         outcome.timestamp,
     )
-    for callback, i in callbacks:
+    new, metadata = _new_tuple, RecordMetadata
+    for future in futures:
+        offset = base + future._index if base >= 0 else -1
         try:
-            if error is None:
-                offset = base + i if base >= 0 else -1
-                callback(_new_tuple(RecordMetadata, (topic, partition, offset, ts)), None)
-            else:
-                callback(None, error)
+            future._callback(new(metadata, (topic, partition, offset, ts)), None)  # type: ignore[misc]
         except Exception:
             log.exception("a delivery callback raised")
 
@@ -866,14 +871,14 @@ class ProducerState:
         for event in self.core.events():
             if isinstance(event, Delivered):
                 outcome = _Outcome(event)
-                callbacks: list[tuple[DeliveryCallback, int]] = []
+                callbacks: list[RecordFuture] = []
                 for i, token in enumerate(event.tokens):
                     future = pop(token, None)
                     if future is not None:
                         future._outcome = outcome
                         future._index = i
                         if future._callback is not None:
-                            callbacks.append((future._callback, i))
+                            callbacks.append(future)
                 if callbacks:
                     _run_callbacks(outcome, callbacks)
             elif isinstance(event, (ProducerFailed, ClientError)):
@@ -901,13 +906,7 @@ class ProducerState:
         if self.closed:
             raise ClosedError("the producer is closed")
         token = self.core.send(
-            topic,
-            value,
-            self.driver.now(),
-            key=key,
-            partition=partition,
-            headers=headers,
-            timestamp_ms=timestamp_ms,
+            topic, value, self.driver.now(), key, partition, headers, timestamp_ms
         )
         future = self._futures[token] = self._future_class(self._owner, on_delivery)
         return future

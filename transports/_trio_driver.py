@@ -73,7 +73,7 @@ class TrioDriver:
         #: Connections closing gracefully whose writers have not finished yet.
         self._draining: set[_Conn] = set()
         self._drained = trio.Event()
-        self._flush_scheduled = False
+        self.flush_scheduled = False
         self._token = trio.lowlevel.current_trio_token()
         nursery.start_soon(self._timer_task)
 
@@ -103,12 +103,12 @@ class TrioDriver:
 
     def flush_soon(self) -> None:
         """:meth:`flush` once the running task yields (many calls, one flush)."""
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
             self._token.run_sync_soon(self._scheduled_flush)
 
     def _scheduled_flush(self) -> None:
-        self._flush_scheduled = False
+        self.flush_scheduled = False
         if not self.closed:
             self.flush()
 

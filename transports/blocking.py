@@ -419,7 +419,12 @@ class Producer:
         )
         self._runner = _Runner(self._core, security)
         self._state = ProducerState(self._core, self._runner, RecordFuture, self)
+        # Bound once for the per-record path of send().
         self._core_send = self._core.send
+        self._clock = self._runner.now
+        self._futures = self._state._futures
+        self._try_busy = self._runner._try_busy
+        self._free = self._runner._free
         self._sends = 0
 
     def __enter__(self) -> Producer:
@@ -448,33 +453,30 @@ class Producer:
     ) -> RecordFuture:
         """Queue a record; waits (pumping I/O) only while the buffer is full, up to ``max_block``."""
         runner = self._runner
-        runner.enter()
+        # runner.enter() inlined: this is the producer's per-record path.
+        if runner._closing or not self._try_busy(False):
+            runner.enter()
         try:
             state = self._state
             if state.closed:
                 raise ClosedError("the producer is closed")
             try:
                 token = self._core_send(
-                    topic,
-                    value,
-                    runner.now(),
-                    key=key,
-                    partition=partition,
-                    headers=headers,
-                    timestamp_ms=timestamp_ms,
+                    topic, value, self._clock(), key, partition, headers, timestamp_ms
                 )
             except BufferFullError:
                 args = (topic, value, key, partition, headers, timestamp_ms, on_delivery)
-                future = runner.run(state.send(*args))
+                future: RecordFuture = runner.run(state.send(*args))  # type: ignore[assignment]
             else:
-                future = state._futures[token] = RecordFuture(self, on_delivery)
+                future = self._futures[token] = RecordFuture(self, on_delivery)
             self._sends += 1
             if not self._sends & 63:
                 runner.driver.run_once(0.0)
                 state.route()
         finally:
-            runner.leave()
-        assert isinstance(future, RecordFuture)
+            self._free()
+            if runner._closing and not runner._done:
+                runner.close_now()
         return future
 
     def poll(self, timeout: float = 0.0) -> None:
