@@ -2,8 +2,9 @@
 
 Each partition has a :class:`PartitionQueue`: batches waiting to be sent
 (the last one may still be open for appends) and batches in flight, in the
-order their records were sent.  A batch keeps its records as plain tuples
-laid out as :func:`kafka_sansio.records.encode_batch` wants them and is
+order their records were sent.  A batch keeps its records as one flat list
+of fields (timestamp, key, value, headers for each record in turn: no
+object per record, so the garbage collector has nothing to trace) and is
 encoded only when it first goes out (again after an epoch bump changes its
 producer epoch or sequence).  The producer core owns every decision; these
 classes only hold state.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ._records import encode_batch
+from ._records import encode_new_batch
 from ._types import TopicPartition
 
 __all__ = ["Batch", "PartitionQueue", "TopicInfo"]
@@ -36,9 +37,9 @@ class Batch:
         "done",
         "encoded",
         "encoded_for",
+        "fields",
         "maybe_written",
         "order",
-        "records",
         "retry_at",
         "sent_alone",
         "sequence",
@@ -51,7 +52,8 @@ class Batch:
         self.tp = tp
         #: Creation order within the partition (equals sequence order).
         self.order = order
-        self.records: list[tuple[int, int, int, bytes | None, bytes | None, Any]] = []
+        #: timestamp, key, value, headers of each record in turn (see encode_new_batch).
+        self.fields: list[Any] = []
         self.tokens: list[int] = []
         #: Estimated bytes (batch header included); counts against buffer_memory.
         self.size = BATCH_OVERHEAD
@@ -76,8 +78,8 @@ class Batch:
         """The batch's bytes for this producer id, epoch and sequence (cached)."""
         key = (producer_id, epoch, sequence)
         if self.encoded is None or self.encoded_for != key:
-            self.encoded = encode_batch(
-                self.records,
+            self.encoded = encode_new_batch(
+                self.fields,
                 compression=compression,
                 producer_id=producer_id,
                 producer_epoch=epoch,

@@ -381,8 +381,8 @@ class ProducerCore(ClientOwner):
             # The common case inline: the open batch takes the record.
             batch = q[-1]
             if not batch.closed and batch.size + size <= self._batch_size:
-                records = batch.records
-                records.append((len(records), ts, 0, key, value, headers))
+                # Flat fields: no object per record outlives this call.
+                batch.fields += (ts, key, value, headers)
                 batch.tokens.append(token)
                 batch.size += size
                 self._buffered = buffered + size
@@ -495,8 +495,7 @@ class ProducerCore(ClientOwner):
             self._active[pq] = None
             self._buffered += BATCH_OVERHEAD
             new_batch = True
-        records = batch.records
-        records.append((len(records), ts, 0, key, value, headers))
+        batch.fields += (ts, key, value, headers)
         batch.tokens.append(token)
         batch.size += size
         self._buffered += size
@@ -873,7 +872,7 @@ class ProducerCore(ClientOwner):
     def _finish(self, batch: Batch) -> None:
         batch.done = True
         self._buffered -= batch.size
-        batch.records = []
+        batch.fields = []
 
     def _report(
         self,

@@ -43,6 +43,7 @@ __all__ = [
     "decode_batch_v2",
     "decode_records_v2",
     "encode_batch",
+    "encode_new_batch",
     "make_control_record",
     "BatchBuilder",
     "HEADER_SIZE_V2",
@@ -671,6 +672,93 @@ def encode_batch(
         producer_epoch=producer_epoch,
         base_sequence=base_sequence,
         partition_leader_epoch=partition_leader_epoch,
+    )
+
+
+# Attributes and the timestamp delta of a new record, by delta: its first two fields.
+_TS_HEAD: list[bytes] = [b"\x00" + _VZ_SMALL[n] for n in range(8192)]
+
+
+def encode_new_batch(
+    fields: list[Any],
+    *,
+    compression: int = CODEC_NONE,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    transactional: bool = False,
+) -> bytes:
+    """Encode a producer's new records as one v2 batch (offset deltas 0, 1, ...).
+
+    *fields* is flat: ``timestamp, key, value, headers`` for each record in
+    turn (``headers`` a sequence of pairs, empty for none), so a producer
+    can append a record without building an object for it.  The base
+    timestamp is the first record's.  Raises :class:`LocalProtocolError`
+    for a key, value or header that cannot be encoded.
+    """
+    count = len(fields) // 4
+    if count * 4 != len(fields):
+        raise LocalProtocolError("fields must hold four items per record")
+    base_ts = fields[0] if count else -1
+    parts: list[bytes] = []
+    put = parts.append
+    join = b"".join
+    vz_small = _VZ_SMALL
+    ts_head = _TS_HEAD
+    minus_one = _VZ_MINUS_ONE
+    it = iter(fields)
+    off = 0
+    try:
+        for ts, key, value, headers in zip(it, it, it, it, strict=False):
+            d = ts - base_ts
+            head = ts_head[d] if 0 <= d < 8192 else b"\x00" + _zigzag_bytes(d)
+            if key is None:
+                klen_b = minus_one
+                key = b""
+            else:
+                n = len(key)
+                klen_b = vz_small[n] if n < 8192 else _zigzag_bytes(n)
+            if value is None:
+                vlen_b = minus_one
+                value = b""
+            else:
+                n = len(value)
+                vlen_b = vz_small[n] if n < 8192 else _zigzag_bytes(n)
+            body = join(
+                (
+                    head,
+                    vz_small[off] if off < 8192 else _zigzag_bytes(off),
+                    klen_b,
+                    key,
+                    vlen_b,
+                    value,
+                    _encode_headers(headers) if headers else b"\x00",
+                )
+            )
+            off += 1
+            n = len(body)
+            put(vz_small[n] if n < 8192 else _zigzag_bytes(n))
+            put(body)
+        payload = join(parts)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise LocalProtocolError(f"cannot encode record: {exc}") from None
+    max_ts = max(fields[0::4]) if count else -1
+    return _finish_batch(
+        payload,
+        count,
+        base_offset=0,
+        last_offset_delta=count - 1 if count else 0,
+        base_timestamp=base_ts,
+        max_timestamp=max_ts,
+        compression=compression,
+        timestamp_type=TimestampType.CREATE_TIME,
+        transactional=transactional,
+        is_control=False,
+        delete_horizon=False,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        partition_leader_epoch=-1,
     )
 
 

@@ -18,7 +18,9 @@ The consumer side::
 :func:`iter_batches` does the same one batch at a time (fewer live records:
 faster for a consumer that hands records out batch by batch).
 
-The producer side: :func:`encode_batch` or :class:`BatchBuilder`.
+The producer side: :func:`encode_batch`, :class:`BatchBuilder`, or
+:func:`encode_new_batch` for new records kept as flat fields (what the
+producer core does: no object per record while it waits).
 
 :class:`RecordDecoder` holds the settings (CRC check, limits) for repeated
 use; the module functions use a default one.  Everything here is pure: no
@@ -62,6 +64,7 @@ from ._records import (
     TimestampType,
     decode_batch_v2,
     encode_batch,
+    encode_new_batch,
     make_control_record,
 )
 
@@ -93,6 +96,7 @@ __all__ = [
     "decode_batch",
     "decode_records",
     "encode_batch",
+    "encode_new_batch",
     "iter_batches",
     "encode_legacy_message_set",
     "get_codec",
