@@ -8,6 +8,8 @@ that size exists.
 
 from __future__ import annotations
 
+from collections import deque
+
 from ._errors import FrameTooLargeError, RemoteProtocolError
 
 __all__ = ["DEFAULT_MAX_FRAME_SIZE", "FrameBuffer", "frame", "read_frame"]
@@ -29,36 +31,65 @@ class FrameBuffer:
     is negative or above ``max_frame_size`` raises :class:`FrameTooLargeError`
     (a :class:`RemoteProtocolError`); the connection cannot be trusted after
     that and should be closed.
+
+    Received chunks are kept as they came and joined once, when their frame
+    is complete: a large fetch answer arriving in many reads is copied once,
+    not appended to a growing buffer and copied out again.
     """
 
-    __slots__ = ("_buf", "_pos", "max_frame_size")
+    __slots__ = ("_chunks", "_size", "max_frame_size")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
-        self._buf = bytearray()
-        self._pos = 0
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
         self.max_frame_size = max_frame_size
 
     def __len__(self) -> int:
         """Bytes received but not yet handed out as frames."""
-        return len(self._buf) - self._pos
+        return self._size
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes.  Nothing is parsed until :meth:`next_frame`."""
-        if self._pos and self._pos >= len(self._buf) // 2:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
+        if data:
+            self._chunks.append(data if type(data) is bytes else bytes(data))
+            self._size += len(data)
 
     def next_frame(self) -> bytes | None:
         """Return the next complete frame's payload (without its prefix), or ``None``."""
-        payload, used = read_frame(memoryview(self._buf)[self._pos :], self.max_frame_size)
-        if payload is None:
+        if self._size < 4:
             return None
-        self._pos += used
-        if self._pos == len(self._buf):
-            self._buf.clear()
-            self._pos = 0
-        return payload
+        chunks = self._chunks
+        first = chunks[0]
+        if len(first) < 4:
+            # The size prefix spans reads: put it in one piece (a few bytes).
+            first = b"".join(chunks)
+            chunks.clear()
+            chunks.append(first)
+        size = int.from_bytes(first[:4], "big", signed=True)
+        if size < 0:
+            raise RemoteProtocolError(f"negative frame size {size}")
+        if size > self.max_frame_size:
+            raise FrameTooLargeError(size, self.max_frame_size)
+        need = 4 + size
+        if self._size < need:
+            return None
+        self._size -= need
+        if len(first) >= need:
+            chunks.popleft()
+            if len(first) > need:
+                chunks.appendleft(first[need:])
+            return first[4:need]
+        parts = [chunks.popleft()[4:]]
+        got = len(first)
+        while got < need:
+            chunk = chunks.popleft()
+            if got + len(chunk) > need:
+                cut = need - got
+                chunks.appendleft(chunk[cut:])
+                chunk = chunk[:cut]
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
 
 
 def read_frame(

@@ -8,15 +8,36 @@ from kafka_sansio._errors import FrameTooLargeError, RemoteProtocolError
 from kafka_sansio._framing import FrameBuffer, frame
 
 
-@given(st.lists(st.binary(max_size=300), max_size=8), st.integers(1, 50))
-def test_frames_survive_any_chunking(payloads: list[bytes], chunk: int) -> None:
+@given(
+    st.lists(st.binary(max_size=300), max_size=8),
+    st.lists(st.integers(1, 700), min_size=1, max_size=20),
+    st.booleans(),
+)
+def test_frames_survive_any_chunking(payloads: list[bytes], sizes: list[int], reuse: bool) -> None:
+    """Any split of the stream gives the same frames; ``len`` counts what is left.
+
+    With ``reuse`` each read arrives in one bytearray that the caller overwrites
+    afterwards, as a driver reusing its receive buffer would.
+    """
     wire = b"".join(frame(p) for p in payloads)
     buf = FrameBuffer()
     out = []
-    for i in range(0, len(wire), chunk):
-        buf.feed(wire[i : i + chunk])
+    pos = 0
+    i = 0
+    while pos < len(wire):
+        size = sizes[i % len(sizes)]
+        i += 1
+        piece = wire[pos : pos + size]
+        pos += len(piece)
+        if reuse:
+            scratch = bytearray(piece)
+            buf.feed(scratch)
+            scratch[:] = b"\xee" * len(scratch)
+        else:
+            buf.feed(piece)
         while (f := buf.next_frame()) is not None:
             out.append(f)
+        assert len(buf) == pos - sum(4 + len(p) for p in out)
     assert out == payloads
     assert len(buf) == 0
 
