@@ -7,7 +7,7 @@ reported.  The time is split by timing the calls that cross the boundaries:
 
 - the model broker (decoding Produce requests, checking sequences, storing
   batches, answering) - not the producer's cost at all;
-- batch encoding (``encode_batch``, CRC and compression included);
+- batch encoding (``encode_new_batch``, CRC and compression included);
 - ``send`` itself (validation, partitioning, appending to a batch);
 - everything else in the core: the sender, request encoding, response
   decoding, delivery reports.
@@ -72,11 +72,11 @@ def run(records: int, keyed: bool, compression: str) -> dict[str, float]:
     originals = (
         ModelConnection.receive,
         ModelConnection.data_to_send,
-        accumulator.encode_batch,
+        accumulator.encode_new_batch,
     )
     ModelConnection.receive = model.wrap(ModelConnection.receive)  # type: ignore[method-assign]
     ModelConnection.data_to_send = model.wrap(ModelConnection.data_to_send)  # type: ignore[method-assign]
-    accumulator.encode_batch = encode.wrap(accumulator.encode_batch)
+    accumulator.encode_new_batch = encode.wrap(accumulator.encode_new_batch)
     value = bytes(random.Random(2).randrange(256) for _ in range(100))
     keys = [b"key-%d" % i for i in range(1000)]
     delivered = 0
@@ -109,7 +109,7 @@ def run(records: int, keyed: bool, compression: str) -> dict[str, float]:
         collect()
         total = time.perf_counter() - start
     finally:
-        ModelConnection.receive, ModelConnection.data_to_send, accumulator.encode_batch = originals  # type: ignore[assignment]
+        ModelConnection.receive, ModelConnection.data_to_send, accumulator.encode_new_batch = originals  # type: ignore[assignment]
     assert delivered == records
     core_total = total - model.seconds
     return {

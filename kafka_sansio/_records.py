@@ -679,6 +679,21 @@ def encode_batch(
 _TS_HEAD: list[bytes] = [b"\x00" + _VZ_SMALL[n] for n in range(8192)]
 
 
+def _new_record_body(d: int, off: int, key: Any, value: Any, headers: Any) -> bytes:
+    """A new record without its length prefix, any field values (see encode_new_batch)."""
+    return b"".join(
+        (
+            _TS_HEAD[d] if 0 <= d < 8192 else b"\x00" + _zigzag_bytes(d),
+            _vz(off),
+            _VZ_MINUS_ONE if key is None else _vz(len(key)),
+            b"" if key is None else key,
+            _VZ_MINUS_ONE if value is None else _vz(len(value)),
+            b"" if value is None else value,
+            _encode_headers(headers) if headers else b"\x00",
+        )
+    )
+
+
 def encode_new_batch(
     fields: list[Any],
     *,
@@ -705,36 +720,30 @@ def encode_new_batch(
     join = b"".join
     vz_small = _VZ_SMALL
     ts_head = _TS_HEAD
-    minus_one = _VZ_MINUS_ONE
     it = iter(fields)
     off = 0
     try:
         for ts, key, value, headers in zip(it, it, it, it, strict=False):
             d = ts - base_ts
-            head = ts_head[d] if 0 <= d < 8192 else b"\x00" + _zigzag_bytes(d)
-            if key is None:
-                klen_b = minus_one
-                key = b""
+            if d >= 0 and not headers:
+                try:
+                    # Common case: key and value present, lengths and deltas under
+                    # 8192 (a larger one is an IndexError, a None a TypeError).
+                    body = join(
+                        (
+                            ts_head[d],
+                            vz_small[off],
+                            vz_small[len(key)],
+                            key,
+                            vz_small[len(value)],
+                            value,
+                            b"\x00",
+                        )
+                    )
+                except (IndexError, TypeError):
+                    body = _new_record_body(d, off, key, value, headers)
             else:
-                n = len(key)
-                klen_b = vz_small[n] if n < 8192 else _zigzag_bytes(n)
-            if value is None:
-                vlen_b = minus_one
-                value = b""
-            else:
-                n = len(value)
-                vlen_b = vz_small[n] if n < 8192 else _zigzag_bytes(n)
-            body = join(
-                (
-                    head,
-                    vz_small[off] if off < 8192 else _zigzag_bytes(off),
-                    klen_b,
-                    key,
-                    vlen_b,
-                    value,
-                    _encode_headers(headers) if headers else b"\x00",
-                )
-            )
+                body = _new_record_body(d, off, key, value, headers)
             off += 1
             n = len(body)
             put(vz_small[n] if n < 8192 else _zigzag_bytes(n))

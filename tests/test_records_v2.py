@@ -715,3 +715,16 @@ def test_encode_new_batch_refuses_bad_fields() -> None:
         encode_new_batch([0, "text key", b"v", ()])
     with pytest.raises(LocalProtocolError, match="cannot encode"):
         encode_new_batch([0, None, 12, ()])
+
+
+def test_encode_new_batch_long_fields_and_many_records() -> None:
+    """Offset deltas, lengths and timestamp deltas past the two-byte tables."""
+    recs = [Record(i, 1000 + i * 3, CREATE, b"k", b"v", ()) for i in range(8300)]
+    recs[5] = recs[5]._replace(value=b"x" * 10_000, key=b"y" * 9000)
+    recs[8299] = recs[8299]._replace(timestamp=5, key=None)
+    fields: list[object] = []
+    for r in recs:
+        fields += (r.timestamp, r.key, r.value, r.headers)
+    data = encode_new_batch(fields)
+    assert data == encode_batch(recs)
+    assert decode_batch(data).records == tuple(recs)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import ssl
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -826,16 +826,15 @@ class RecordFuture:
 _new_tuple = tuple.__new__
 
 
-def _run_callbacks(outcome: _Outcome, futures: list[RecordFuture]) -> None:
-    """Call each future's ``on_delivery(metadata, None)`` or ``(None, error)``, in order."""
+def _resolve(
+    outcome: _Outcome, tokens: Sequence[int], pop: Callable[[int, None], RecordFuture | None]
+) -> None:
+    """Resolve the futures of one batch's records, in order, each followed by its callback.
+
+    A future is done before its own ``on_delivery(metadata, None)`` (or
+    ``(None, error)``) runs, as in the Java producer.
+    """
     error = outcome.error
-    if error is not None:
-        for future in futures:
-            try:
-                future._callback(None, error)  # type: ignore[misc]
-            except Exception:
-                log.exception("a delivery callback raised")
-        return
     topic, partition, base, ts = (
         outcome.topic,
         outcome.partition,
@@ -843,10 +842,21 @@ def _run_callbacks(outcome: _Outcome, futures: list[RecordFuture]) -> None:
         outcome.timestamp,
     )
     new, metadata = _new_tuple, RecordMetadata
-    for future in futures:
-        offset = base + future._index if base >= 0 else -1
+    for i, token in enumerate(tokens):
+        future = pop(token, None)
+        if future is None:
+            continue
+        future._outcome = outcome
+        future._index = i
+        callback = future._callback
+        if callback is None:
+            continue
         try:
-            future._callback(new(metadata, (topic, partition, offset, ts)), None)  # type: ignore[misc]
+            if error is None:
+                offset = base + i if base >= 0 else -1
+                callback(new(metadata, (topic, partition, offset, ts)), None)
+            else:
+                callback(None, error)
         except Exception:
             log.exception("a delivery callback raised")
 
@@ -870,17 +880,7 @@ class ProducerState:
         pop = self._futures.pop
         for event in self.core.events():
             if isinstance(event, Delivered):
-                outcome = _Outcome(event)
-                callbacks: list[RecordFuture] = []
-                for i, token in enumerate(event.tokens):
-                    future = pop(token, None)
-                    if future is not None:
-                        future._outcome = outcome
-                        future._index = i
-                        if future._callback is not None:
-                            callbacks.append(future)
-                if callbacks:
-                    _run_callbacks(outcome, callbacks)
+                _resolve(_Outcome(event), event.tokens, pop)
             elif isinstance(event, (ProducerFailed, ClientError)):
                 self._errors.append(event.error)
         if self.driver.errors:
