@@ -102,3 +102,35 @@ def test_two_threads_in_one_consumer_is_an_error(broker: str) -> None:
         consumer.wakeup()
         thread.join(30)
         assert not thread.is_alive()
+
+
+def test_calls_take_over_from_the_background_thread(broker: str) -> None:
+    """While the application is idle the background thread drives the client; the next
+    call takes over, records fetched meanwhile come out, and close ends the thread."""
+    with Producer(broker) as producer:
+        consumer = Consumer(broker, auto_offset_reset="earliest")
+        pump = consumer._runner._pump
+        assert pump is not None and pump.is_alive()
+        consumer.assign([TopicPartition("t", 0)])
+        for i in range(3):
+            producer.send("t", b"%d" % i, partition=0)
+        producer.flush(30)
+        # Idle until the background thread holds the client (it waits 0.1 s first).
+        for _ in range(200):
+            if consumer._runner._pumping:
+                break
+            threading.Event().wait(0.05)
+        assert consumer._runner._pumping, "the background thread never stepped in"
+        got: list[bytes] = []
+        for _ in range(100):
+            got += [r.value for _, r in consumer.poll(0.2)]
+            if len(got) == 3:
+                break
+        assert got == [b"0", b"1", b"2"]
+        # Close from another thread while the background thread may be driving.
+        threading.Event().wait(0.5)
+        closer, out = _in_thread(lambda: consumer.close())
+        closer.join(30)
+        assert not closer.is_alive() and out == [None]
+        pump.join(30)
+        assert not pump.is_alive()

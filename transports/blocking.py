@@ -2,14 +2,17 @@
 
 Use a client from one thread.  ``wakeup()`` and ``close()`` may be called
 from any other thread: ``wakeup`` makes a waiting ``poll`` return early
-(empty), ``close`` ends it and closes the client.  No background thread is
-needed: I/O happens while a call waits (``poll``, ``position``, ...), which
-is when the Java consumer does it too.  Between calls nothing is read, so
-call ``poll`` regularly.
+(empty), ``close`` ends it and closes the client.  I/O happens while a call
+waits (``poll``, ``flush``, ...) and, once no call has been made for 0.1 s,
+in the client's background thread (``background=True``, the default), which
+hands over to the next call: heartbeats, fetches and lingering batches go on
+while the application works between calls.  Listeners and delivery
+callbacks run inside calls, in the application's thread.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -38,7 +41,7 @@ from kafka_sansio._group_consumer import GroupConsumerCore
 from kafka_sansio._group_events import CommitResult, OffsetAndMetadata
 
 from ._blocking import BlockingDriver
-from ._errors import ClosedError
+from ._errors import ClosedError, TransportError
 from ._ops import (
     AdminState,
     ConsumerRecord,
@@ -67,12 +70,24 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("kafka_sansio")
+
+
+#: Seconds without a call before the background thread moves data itself.
+IDLE_PUMP_AFTER = 0.1
 
 
 class _Runner:
-    """Runs operations on a BlockingDriver and guards it against use from two threads."""
+    """Runs operations on a BlockingDriver and guards it against use from two threads.
 
-    def __init__(self, core: DrivenCore, security: Security) -> None:
+    With ``background`` a daemon thread (the idle pump) steps in when no call
+    has been made for :data:`IDLE_PUMP_AFTER` seconds: it drives the
+    connections (heartbeats, fetches, lingering batches, answers) until the
+    next call, which takes over at once.  The core is only ever touched by the
+    thread holding ``_busy``: a call, or the pump between calls.
+    """
+
+    def __init__(self, core: DrivenCore, security: Security, *, background: bool = False) -> None:
         self.driver = BlockingDriver(
             core, ssl_context=security.ssl_context, server_hostname=security.server_hostname
         )
@@ -89,6 +104,22 @@ class _Runner:
         self._close_hook: Callable[[], None] = lambda: None
         #: The driver's clock, called directly on the hot paths.
         self.now: Callable[[], float] = self.driver.clock
+        #: Calls so far: the idle pump's sign that the application is active.
+        self.calls = 0
+        #: The idle pump holds (or is about to take) ``_busy``.
+        self._pumping = False
+        #: A call waits for the idle pump to let go.
+        self._want = False
+        self._pump: threading.Thread | None = None
+        if background:
+            self._pump = threading.Thread(
+                target=self._idle_pump, name="kafka-sansio-io", daemon=True
+            )
+
+    def start(self) -> None:
+        """Start the idle pump, if asked for: call once the client is set up."""
+        if self._pump is not None and not self._pump.is_alive():
+            self._pump.start()
 
     @property
     def errors(self) -> list[KafkaSansioError]:
@@ -104,8 +135,43 @@ class _Runner:
     def enter(self) -> None:
         if self._closing and not self._in_close:
             raise ClosedError("the client is closed")
-        if not self._try_busy(False):
+        if not self._try_busy(False) and not self._take_from_pump():
             raise RuntimeError("a client is not safe for use from several threads at once")
+        self.calls += 1
+
+    def _take_from_pump(self) -> bool:
+        """Take ``_busy`` from the idle pump (False: another thread is inside a call)."""
+        if not self._pumping:
+            return bool(self._try_busy(False))  # the pump may have let go just now
+        self._want = True
+        self.driver.wakeup()
+        self._busy.acquire()
+        self._want = False
+        return True
+
+    def _idle_pump(self) -> None:
+        """The background thread: drive the connections while no call is made."""
+        seen = -1
+        while not self._closed.wait(IDLE_PUMP_AFTER):
+            if self.calls != seen or self._closing:
+                seen = self.calls  # a call came during the last interval: not idle
+                continue
+            self._pumping = True
+            if not self._try_busy(False):
+                self._pumping = False  # inside a long call, which moves data itself
+                continue
+            try:
+                while not (self._want or self._closing or self.driver.closed):
+                    self.driver.run_once(1.0)
+            except Exception:
+                # A failure here would otherwise vanish with the thread: keep it
+                # for the next call, and stop pumping.
+                log.exception("the background I/O thread failed")
+                self.driver.errors.append(TransportError("the background I/O thread failed"))
+                return
+            finally:
+                self._pumping = False
+                self._free()
 
     def leave(self) -> None:
         self._free()
@@ -139,7 +205,7 @@ class _Runner:
         if self._done:
             return
         self._closing = True
-        if self._busy.acquire(blocking=False):
+        if self._busy.acquire(blocking=False) or (self._pumping and self._take_from_pump()):
             try:
                 self.close_now()
             finally:
@@ -177,6 +243,7 @@ class Consumer:
         bootstrap_servers: str | Iterable[str] = "127.0.0.1:9092",
         *,
         on_event: Callable[[Event], object] | None = None,
+        background: bool = True,
         **options: Any,
     ) -> None:
         self.config, security = consumer_config(bootstrap_servers, options)
@@ -187,9 +254,10 @@ class Consumer:
         else:
             top = GroupConsumerCore(self.config, grouped[0], random.random, grouped[1])
         self._core = top.consumer if isinstance(top, GroupConsumerCore) else top
-        self._runner = _Runner(top, security)
+        self._runner = _Runner(top, security, background=background)
         self._state = ConsumerState(top, self._runner, on_event)
         self._runner.flush()
+        self._runner.start()
 
     def __enter__(self) -> Consumer:
         return self
@@ -405,19 +473,24 @@ class Producer:
 
     ``Producer("host:9092", acks="all", linger=0.005, compression="lz4")``;
     options and defaults (Java's) are listed in ``docs/transports.md``.  I/O
-    happens inside calls: ``send`` moves data every few dozen records and
+    happens inside calls (``send`` moves data every few dozen records and
     while it waits for buffer room, ``flush``/``result``/``poll`` while they
-    wait.  Delivery callbacks (``on_delivery``) run inside those calls.
+    wait) and, between calls, in the background thread.  Delivery callbacks
+    (``on_delivery``) run inside calls.
     """
 
     def __init__(
-        self, bootstrap_servers: str | Iterable[str] = "127.0.0.1:9092", **options: Any
+        self,
+        bootstrap_servers: str | Iterable[str] = "127.0.0.1:9092",
+        *,
+        background: bool = True,
+        **options: Any,
     ) -> None:
         self.config, security = producer_config(bootstrap_servers, options)
         self._core = ProducerCore(
             self.config, random.random, wall_offset=time.time() - time.monotonic()
         )
-        self._runner = _Runner(self._core, security)
+        self._runner = _Runner(self._core, security, background=background)
         self._state = ProducerState(self._core, self._runner, RecordFuture, self)
         # Bound once for the per-record path of send().
         self._core_send = self._core.send
@@ -425,7 +498,7 @@ class Producer:
         self._futures = self._state._futures
         self._try_busy = self._runner._try_busy
         self._free = self._runner._free
-        self._sends = 0
+        self._runner.start()
 
     def __enter__(self) -> Producer:
         return self
@@ -469,8 +542,8 @@ class Producer:
                 future: RecordFuture = runner.run(state.send(*args))  # type: ignore[assignment]
             else:
                 future = self._futures[token] = RecordFuture(self, on_delivery)
-            self._sends += 1
-            if not self._sends & 63:
+            runner.calls += 1
+            if not runner.calls & 63:
                 runner.driver.run_once(0.0)
                 state.route()
         finally:
