@@ -51,8 +51,9 @@ class FrameBuffer:
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes.  Nothing is parsed until :meth:`next_frame`."""
         if data:
-            self._chunks.append(data if type(data) is bytes else bytes(data))
-            self._size += len(data)
+            chunk = data if type(data) is bytes else bytes(data)
+            self._chunks.append(chunk)
+            self._size += len(chunk)
 
     def next_frame(self) -> bytes | None:
         """Return the next complete frame's payload (without its prefix), or ``None``."""

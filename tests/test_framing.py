@@ -64,3 +64,16 @@ def test_partial_frame_waits() -> None:
     buf.feed(b"llo")
     assert buf.next_frame() == b"hello"
     assert buf.next_frame() is None
+
+
+def test_a_wide_memoryview_counts_in_bytes() -> None:
+    """A memoryview of 4-byte items is fed as its bytes, and counted so."""
+    import array
+
+    wire = frame(b"abcd")  # 8 bytes: two 4-byte items
+    items = array.array("I")
+    items.frombytes(wire)
+    buf = FrameBuffer()
+    buf.feed(memoryview(items))
+    assert len(buf) == 8
+    assert buf.next_frame() == b"abcd"
