@@ -1242,6 +1242,8 @@ def _group_and_admin_sample(api_key: int, version: int) -> Message | None:
         )
     if api_key == 22:
         return InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000)
+    if api_key in (24, 25, 26, 28):
+        return _txn_sample(api_key)
     if api_key == 37:
         return CreatePartitionsRequest(
             topics=[CreatePartitionsTopic(name="t", count=3, assignments=None)], timeout_ms=1000
@@ -1249,6 +1251,37 @@ def _group_and_admin_sample(api_key: int, version: int) -> Message | None:
     if api_key == 60:
         return DescribeClusterRequest()
     return None
+
+
+def _txn_sample(api_key: int) -> Message:
+    """Requests for the model's transaction coordinator (an unknown transactional id)."""
+    from kafka_sansio._messages.add_offsets_to_txn import AddOffsetsToTxnRequest
+    from kafka_sansio._messages.add_partitions_to_txn import (
+        AddPartitionsToTxnRequest,
+        AddPartitionsToTxnTopic,
+    )
+    from kafka_sansio._messages.end_txn import EndTxnRequest
+    from kafka_sansio._messages.txn_offset_commit import (
+        TxnOffsetCommitRequest,
+        TxnOffsetCommitRequestPartition,
+        TxnOffsetCommitRequestTopic,
+    )
+
+    if api_key == 24:
+        return AddPartitionsToTxnRequest(
+            v3_and_below_transactional_id="x",
+            v3_and_below_topics=[AddPartitionsToTxnTopic(name="t", partitions=[0, 1])],
+        )
+    if api_key == 25:
+        return AddOffsetsToTxnRequest(transactional_id="x", group_id="g")
+    if api_key == 26:
+        return EndTxnRequest(transactional_id="x", committed=True)
+    partition = TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=1)
+    return TxnOffsetCommitRequest(
+        transactional_id="x",
+        group_id="g",
+        topics=[TxnOffsetCommitRequestTopic(name="t", partitions=[partition])],
+    )
 
 
 SWEEP = [

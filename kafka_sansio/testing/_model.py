@@ -92,7 +92,7 @@ from ..records import (
     encode_batch,
     make_control_record,
 )
-from . import _model_admin, _model_group, _model_producer
+from . import _model_admin, _model_group, _model_producer, _model_txn
 from ._model_log import AbortedTxn, ModelError, PartitionLog, ProducerState, StoredBatch
 
 __all__ = [
@@ -151,6 +151,7 @@ ADVERTISED_VERSIONS: dict[int, tuple[int, int]] = {
 ADVERTISED_VERSIONS.update(_model_admin.VERSIONS)
 ADVERTISED_VERSIONS.update(_model_producer.VERSIONS)
 ADVERTISED_VERSIONS.update(_model_group.VERSIONS)
+ADVERTISED_VERSIONS.update(_model_txn.VERSIONS)
 _ACCEPTED_MIN = {PRODUCE: 3}
 _PARTITION_LEVEL = frozenset({PRODUCE, FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH})
 _ZERO_UUID = UUID(int=0)
@@ -991,7 +992,15 @@ class ModelCluster:
                 if error or part is None:
                     resp.error_code = error
                     continue
-                self._produce_partition(self.topics[t.name], part, pd.records, resp, now)
+                self._produce_partition(
+                    self.topics[t.name],
+                    part,
+                    pd.records,
+                    resp,
+                    now,
+                    request.transactional_id,
+                    version,
+                )
             topics.append(TopicProduceResponse(name=t.name, partition_responses=parts))
         self._wake(now)
         if request.acks == 0:
@@ -1005,6 +1014,8 @@ class ModelCluster:
         records: bytes | memoryview | None,
         resp: PartitionProduceResponse,
         now: float,
+        transactional_id: str | None = None,
+        version: int = 0,
     ) -> None:
         try:
             decoded = decode_records(bytes(records or b""))
@@ -1016,6 +1027,14 @@ class ModelCluster:
             return
         batch = decoded.batches[0]
         log = part.log
+        if transactional_id is not None and batch.is_transactional:
+            # The coordinator must know the partition is in the transaction (KIP-890).
+            error, message = _model_txn.verify_produce(
+                self, transactional_id, batch, topic.name, part.index, version
+            )
+            if error:
+                resp.error_code, resp.error_message = error, message
+                return
         if batch.producer_id >= 0 and batch.base_sequence >= 0:
             state = log.producers.get(batch.producer_id)
             last = (batch.base_sequence + batch.last_offset_delta) % _SEQUENCE_WRAP
@@ -1382,6 +1401,7 @@ _HANDLERS: dict[int, Any] = {
     **_model_admin.HANDLERS,
     **_model_producer.HANDLERS,
     **_model_group.HANDLERS,
+    **_model_txn.HANDLERS,
 }
 
 

@@ -1,5 +1,9 @@
 """The model broker's group coordinator APIs (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch).
 
+FindCoordinator also answers for transactional ids (key type 1) with
+:func:`._model_txn.coordinator_of`; TxnOffsetCommit lives in :mod:`._model_txn`
+and keeps its pending offsets on the group (``ModelGroup.txn_offsets``).
+
 Each handler is called as ``handler(cluster, ctx, request, version, now)``
 exactly like the handlers in :mod:`._model` and returns the response message
 (or None for no answer).  State that belongs to this part of the broker lives
@@ -100,6 +104,7 @@ INVALID_SESSION_TIMEOUT = 26
 REBALANCE_IN_PROGRESS = 27
 MEMBER_ID_REQUIRED = 79
 FENCED_INSTANCE_ID = 82
+UNSTABLE_OFFSET_COMMIT = 88
 
 _KEY = __name__.rsplit(".", 1)[-1]
 
@@ -149,6 +154,11 @@ class ModelGroup:
     join_deadline: float = 0.0
     #: (topic, partition) -> (offset, leader epoch, metadata)
     offsets: dict[tuple[str, int], tuple[int, int, str | None]] = field(default_factory=dict)
+    #: producer id -> offsets committed by its ongoing transaction (TxnOffsetCommit),
+    #: moved to ``offsets`` when it commits (see :mod:`._model_txn`).
+    txn_offsets: dict[int, dict[tuple[str, int], tuple[int, int, str | None]]] = field(
+        default_factory=dict
+    )
     #: Every (generation, member id -> assignment) the group went through.
     history: list[tuple[int, dict[str, bytes]]] = field(default_factory=list)
 
@@ -463,14 +473,16 @@ def _complete_join(cluster: ModelCluster, g: ModelGroup, now: float) -> None:
 def _find_coordinator(
     cluster: ModelCluster, ctx: Any, request: FindCoordinatorRequest, version: int, now: float
 ) -> Message:
+    from ._model_txn import coordinator_of as txn_coordinator_of
+
     forced = ctx.forced()
 
     def answer(key: str) -> tuple[int, int, str, int]:
         if forced:
             return forced, -1, "", -1
-        if request.key_type != 0:
-            return 35, -1, "", -1  # only group coordinators here
-        node = coordinator_of(cluster, key)
+        if request.key_type not in (0, 1):
+            return 35, -1, "", -1  # only group and transaction coordinators here
+        node = (coordinator_of if request.key_type == 0 else txn_coordinator_of)(cluster, key)
         if node < 0:
             return COORDINATOR_NOT_AVAILABLE, -1, "", -1
         b = cluster.brokers[node]
@@ -821,12 +833,16 @@ def _offset_commit(
 def _offset_fetch(
     cluster: ModelCluster, ctx: Any, request: OffsetFetchRequest, version: int, now: float
 ) -> Message:
+    stable = version >= 7 and request.require_stable
+
     def lookup(group_id: str, wanted: list[tuple[str, list[int]]] | None) -> tuple[int, list[Any]]:
         code = _group_check(cluster, ctx, group_id)
         g = _state(cluster).groups.get(group_id)
         if code:
             return code, []
         offsets = {} if g is None else g.offsets
+        # require_stable: partitions with offsets pending in a transaction are not answered.
+        unstable = {tp for p in g.txn_offsets.values() for tp in p} if g and stable else set()
         if wanted is None:
             by_topic: dict[str, list[int]] = {}
             for topic, part in sorted(offsets):
@@ -834,10 +850,13 @@ def _offset_fetch(
             wanted = list(by_topic.items())
         out = []
         for topic, parts in wanted:
-            rows = []
+            rows: list[tuple[int, int, int, str | None, int]] = []
             for part in parts:
+                if (topic, part) in unstable:
+                    rows.append((part, -1, -1, "", UNSTABLE_OFFSET_COMMIT))
+                    continue
                 offset, epoch, metadata = offsets.get((topic, part), (-1, -1, ""))
-                rows.append((part, offset, epoch, metadata))
+                rows.append((part, offset, epoch, metadata, NONE))
             out.append((topic, rows))
         return NONE, out
 
@@ -859,8 +878,9 @@ def _offset_fetch(
                             committed_offset=o,
                             committed_leader_epoch=e if version >= 5 else -1,
                             metadata=md,
+                            error_code=pe,
                         )
-                        for p, o, e, md in rows
+                        for p, o, e, md, pe in rows
                     ],
                 )
                 for topic, rows in found
@@ -885,8 +905,9 @@ def _offset_fetch(
                                 committed_offset=o,
                                 committed_leader_epoch=e,
                                 metadata=md,
+                                error_code=pe,
                             )
-                            for p, o, e, md in rows
+                            for p, o, e, md, pe in rows
                         ],
                     )
                     for topic, rows in found

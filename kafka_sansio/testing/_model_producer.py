@@ -1,4 +1,4 @@
-"""The model broker's producer APIs: InitProducerId (no transaction APIs).
+"""The model broker's producer APIs: InitProducerId.
 
 Each handler is called as ``handler(cluster, ctx, request, version, now)``
 exactly like the handlers in :mod:`._model` and returns the response message
@@ -8,10 +8,9 @@ in ``cluster.extensions`` under this module's name.
 InitProducerId behaves as Kafka 4.x's transaction coordinator does for the
 parts a producer can tell apart: without a transactional id every request
 gets a fresh producer id at epoch 0 (an idempotent producer bumps its epoch
-itself); with one, the id stays and the epoch goes up by one, a request
-naming an epoch other than the current one gets INVALID_PRODUCER_EPOCH, and
-an exhausted epoch moves to a new id.  An injected error (``inject_error``
-with api key 22) answers the whole request.
+itself); with one, the transaction coordinator of :mod:`._model_txn` keeps
+the id and bumps the epoch (see :func:`._model_txn.init_transactional`).  An
+injected error (``inject_error`` with api key 22) answers the whole request.
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["HANDLERS", "VERSIONS", "ProducerIds"]
 
 INIT_PRODUCER_ID = 22
-_INVALID_PRODUCER_EPOCH = 47
-_MAX_EPOCH = 32767
 _FIRST_PRODUCER_ID = 1000
 
 
@@ -63,25 +60,12 @@ def _init_producer_id(
     code = ctx.forced()
     if code:
         return InitProducerIdResponse(error_code=code, producer_id=-1, producer_epoch=-1)
+    if request.transactional_id is not None:
+        from ._model_txn import init_transactional
+
+        return init_transactional(cluster, request, version, now)
     state = producer_ids(cluster)
-    txn_id = request.transactional_id
-    if txn_id is None:
-        answer = (state.new_id(), 0)
-    else:
-        current = state.transactional.get(txn_id)
-        if current is None:
-            answer = (state.new_id(), 0)
-        else:
-            pid, epoch = current
-            if request.producer_id >= 0 and (request.producer_id, request.producer_epoch) != (
-                pid,
-                epoch,
-            ):
-                return InitProducerIdResponse(
-                    error_code=_INVALID_PRODUCER_EPOCH, producer_id=-1, producer_epoch=-1
-                )
-            answer = (pid, epoch + 1) if epoch + 1 < _MAX_EPOCH else (state.new_id(), 0)
-        state.transactional[txn_id] = answer
+    answer = (state.new_id(), 0)
     state.issued.append(answer)
     return InitProducerIdResponse(producer_id=answer[0], producer_epoch=answer[1])
 
