@@ -129,6 +129,7 @@ if TYPE_CHECKING:
         ScramMechanism,
     )
     from ._subscription import FetchState
+    from ._transactions import TransactionAbortedError, TransactionResult, TransactionState
     from ._types import IsolationLevel, OffsetAndTimestamp, OffsetResetPolicy, TopicPartition
 
 __version__ = "0.1.0"
@@ -174,6 +175,9 @@ _LAZY = {
     "ProducerEvent": "._producer_events",
     "ProducerFailed": "._producer_events",
     "RecordTooLargeError": "._producer_events",
+    "TransactionAbortedError": "._transactions",
+    "TransactionResult": "._transactions",
+    "TransactionState": "._transactions",
     "Partitioner": "._partitioner",
     "murmur2": "._partitioner",
     "Backoff": "._backoff",
@@ -284,6 +288,9 @@ __all__ = [
     "ProducerEvent",
     "ProducerFailed",
     "RecordTooLargeError",
+    "TransactionAbortedError",
+    "TransactionResult",
+    "TransactionState",
     "Partitioner",
     "murmur2",
     "DEFAULT_MAX_FRAME_SIZE",

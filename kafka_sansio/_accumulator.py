@@ -74,7 +74,14 @@ class Batch:
         self.encoded: bytes | None = None
         self.encoded_for: tuple[int, int, int] = (-1, -1, -1)
 
-    def encode(self, compression: int, producer_id: int, epoch: int, sequence: int) -> bytes:
+    def encode(
+        self,
+        compression: int,
+        producer_id: int,
+        epoch: int,
+        sequence: int,
+        transactional: bool = False,
+    ) -> bytes:
         """The batch's bytes for this producer id, epoch and sequence (cached)."""
         key = (producer_id, epoch, sequence)
         if self.encoded is None or self.encoded_for != key:
@@ -84,6 +91,7 @@ class Batch:
                 producer_id=producer_id,
                 producer_epoch=epoch,
                 base_sequence=sequence,
+                transactional=transactional,
             )
             self.encoded_for = key
         return self.encoded

@@ -48,7 +48,7 @@ at most ``max_block``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,7 @@ from ._compression import codec_id_for
 from ._connection import RequestFailed, Response
 from ._errors import KafkaSansioError, LocalProtocolError
 from ._events import ClientError
+from ._group_events import OffsetAndMetadata
 from ._messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
 from ._messages.produce import (
     PartitionProduceData,
@@ -76,6 +77,7 @@ from ._producer_events import (
     ProducerFailed,
     RecordTooLargeError,
 )
+from ._transactions import TransactionAbortedError, Transactions, TransactionState
 from ._types import TopicPartition
 from .errors import UnknownTopicOrPartitionError, exception_for_code
 
@@ -130,6 +132,8 @@ class ProducerConfig:
     compression: str | int = "none"
     partitioner: Partitioner | None = None
     transaction_timeout: float = 60.0
+    #: Turns transactions on (see :mod:`._transactions`); needs idempotence.
+    transactional_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.acks not in (-1, 0, 1):
@@ -138,6 +142,10 @@ class ProducerConfig:
             raise ValueError("idempotence needs acks=-1 (all); set enable_idempotence=False")
         if self.enable_idempotence and not 1 <= self.max_in_flight <= 5:
             raise ValueError("idempotence needs 1 <= max_in_flight <= 5")
+        if self.transactional_id is not None and not self.enable_idempotence:
+            raise ValueError("transactions need idempotence (acks=-1, enable_idempotence=True)")
+        if self.transactional_id == "":
+            raise ValueError("transactional_id must not be empty")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         if self.batch_size < 1 or self.buffer_memory < 1 or self.max_request_size < 1:
@@ -242,6 +250,11 @@ class ProducerCore(ClientOwner):
         self._pid_retry_at = 0.0
         self._pid_failures = 0
         self._bump_needed = False
+        self._txn = (
+            None
+            if config.transactional_id is None
+            else Transactions(self, config.transactional_id, config.transaction_timeout)
+        )
 
     # ------------------------------------------------------------ driver side
 
@@ -269,6 +282,8 @@ class ProducerCore(ClientOwner):
                 deadlines.append(at)
         if self._pid_retry_at > self._now:
             deadlines.append(self._pid_retry_at)
+        if self._txn is not None and self._txn._retry_at > self._now:
+            deadlines.append(self._txn._retry_at)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -313,6 +328,8 @@ class ProducerCore(ClientOwner):
         """
         if self._state != _OPEN:
             self._refuse()
+        if self._txn is not None:
+            self._txn.check_send()
         if type(value) is bytes:
             size = RECORD_OVERHEAD + len(value)
         elif value is None:
@@ -409,6 +426,68 @@ class ProducerCore(ClientOwner):
         self._update(now)
         return self._next_token - 1
 
+    # ------------------------------------------------------------ transactions
+
+    def init_transactions(self, now: float) -> int:
+        """Get the producer id and epoch for ``transactional_id`` (fencing older producers).
+
+        Returns a token; a :class:`TransactionResult` with it reports the
+        outcome.  Call once, before the first :meth:`begin_transaction`.
+        """
+        token = self._transactions().init()
+        self._update(now)
+        return token
+
+    def begin_transaction(self) -> None:
+        """Open a transaction: :meth:`send` is refused outside one.  Local only."""
+        self._transactions().begin()
+
+    def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata | int],
+        group_id: str,
+        now: float,
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> int:
+        """Commit consumed ``offsets`` of ``group_id`` with the transaction (read-process-write).
+
+        ``offsets`` are the next offsets to read.  Pass the consumer's
+        generation and member id so the group coordinator can refuse a
+        member that lost its partitions.  Returns a token for the
+        :class:`TransactionResult`.
+        """
+        token = self._transactions().send_offsets(
+            offsets, group_id, generation_id, member_id, group_instance_id
+        )
+        self._update(now)
+        return token
+
+    def commit_transaction(self, now: float) -> int:
+        """Send every buffered record, then commit; returns a token for the outcome.
+
+        A transaction in which anything failed cannot commit: the outcome
+        carries the error, and only :meth:`abort_transaction` is left.
+        """
+        token = self._transactions().commit()
+        self.flush(now)
+        return token
+
+    def abort_transaction(self, now: float) -> int:
+        """Fail the records not sent yet, then abort; returns a token for the outcome."""
+        token = self._transactions().abort()
+        self._update(now)
+        return token
+
+    def _transactions(self) -> Transactions:
+        if self._txn is None:
+            raise LocalProtocolError("transactions need a transactional_id")
+        if self._state != _OPEN:
+            self._refuse()
+        return self._txn
+
     def pending(self) -> int:
         """Records sent and not yet reported in a :class:`Delivered` event."""
         return self._pending
@@ -439,6 +518,11 @@ class ProducerCore(ClientOwner):
         """
         if self._state == _OPEN:
             self._state = _CLOSING
+            if self._txn is not None and self._txn.state in (
+                TransactionState.IN_TRANSACTION,
+                TransactionState.ABORTABLE_ERROR,
+            ):
+                self._txn.abort()  # as the Java producer does: an open transaction is aborted
         self.flush(now)
         self._maybe_finish_close()
 
@@ -495,6 +579,8 @@ class ProducerCore(ClientOwner):
             self._active[pq] = None
             self._buffered += BATCH_OVERHEAD
             new_batch = True
+            if self._txn is not None:
+                self._txn.add_partition(pq.tp)
         batch.fields += (ts, key, value, headers)
         batch.tokens.append(token)
         batch.size += size
@@ -626,7 +712,9 @@ class ProducerCore(ClientOwner):
             self._place_waiting(now)
             self._expire_waiting(now)
         self._expire_batches(now)
-        if self._idempotent:
+        if self._txn is not None:
+            self._txn.update(now)
+        elif self._idempotent:
             self._maybe_init_producer_id(now)
         self._drain(now)
         if self.client.errors:
@@ -635,7 +723,7 @@ class ProducerCore(ClientOwner):
             self.client.errors.clear()
 
     def _maybe_finish_close(self) -> None:
-        if self._state == _CLOSING and self._pending == 0:
+        if self._state == _CLOSING and self._pending == 0 and not self._txn_ending():
             self._state = _CLOSED
             self.client.close()
 
@@ -693,6 +781,8 @@ class ProducerCore(ClientOwner):
             return False
         if batch.sequence >= 0 and pq.in_flight:
             return False  # a retry goes out alone, so it cannot overtake anything
+        if self._txn is not None and not self._txn.sendable(pq.tp):
+            return False
         if self._idempotent:
             if self.producer_id < 0 or self._pid_in_flight:
                 return False
@@ -744,7 +834,11 @@ class ProducerCore(ClientOwner):
                     batch.sequence = pq.next_sequence
                     pq.next_sequence = (pq.next_sequence + len(batch.tokens)) % _SEQUENCE_WRAP
                 data = batch.encode(
-                    self._codec, self.producer_id, self.producer_epoch, batch.sequence
+                    self._codec,
+                    self.producer_id,
+                    self.producer_epoch,
+                    batch.sequence,
+                    self._txn is not None,
                 )
             else:
                 data = batch.encode(self._codec, -1, -1, -1)
@@ -761,7 +855,7 @@ class ProducerCore(ClientOwner):
             elif self._sendable(pq, now):
                 rest.append(pq)
         request = ProduceRequest(
-            transactional_id=None,
+            transactional_id=self.config.transactional_id,
             acks=self.config.acks,
             timeout_ms=int(self.config.client.request_timeout * 1000),
             topic_data=[TopicProduceData(name=t, partition_data=ps) for t, ps in topics.items()],
@@ -833,6 +927,18 @@ class ProducerCore(ClientOwner):
             batch.maybe_written = False
         if code in _REFRESH:
             self.client.request_metadata(now)
+        if self._txn is not None and code in (
+            _OUT_OF_ORDER_SEQUENCE_NUMBER,
+            _UNKNOWN_PRODUCER_ID,
+            _INVALID_PRODUCER_EPOCH,
+        ):
+            error = exception_for_code(code, message)
+            self._fail(batch, error)
+            if code == _INVALID_PRODUCER_EPOCH:
+                self._fail_fatally(error)  # another producer took the transactional id
+            else:
+                self._txn.bump_after_abort = True  # the abort is followed by a new epoch
+            return
         if self._idempotent and code in (
             _OUT_OF_ORDER_SEQUENCE_NUMBER,
             _UNKNOWN_PRODUCER_ID,
@@ -868,6 +974,29 @@ class ProducerCore(ClientOwner):
     def _fail(self, batch: Batch, error: KafkaSansioError) -> None:
         self._finish(batch)
         self._report(batch.tp, batch.tokens, -1, -1, error, batch.maybe_written)
+        if self._txn is not None and not isinstance(error, TransactionAbortedError):
+            self._txn.batch_failed(error)
+
+    def _abort_unsent(self, error: KafkaSansioError) -> None:
+        """Fail every record not sent yet (queued batches, records waiting for metadata)."""
+        for topic, waiting in list(self._waiting.items()):
+            for record in waiting.records:
+                self._buffered -= record[6]
+            self._report(TopicPartition(topic, -1), [r[0] for r in waiting.records], -1, -1, error)
+        self._waiting.clear()
+        for pq in list(self._active):
+            while pq.queue:
+                self._fail(pq.queue.popleft(), error)
+            self._active.pop(pq, None)
+
+    def _txn_ending(self) -> bool:
+        """A transaction is being committed or aborted (close waits for its EndTxn)."""
+        txn = self._txn
+        return txn is not None and txn.state in (
+            TransactionState.COMMITTING,
+            TransactionState.ABORTING,
+            TransactionState.INITIALIZING,
+        )
 
     def _finish(self, batch: Batch) -> None:
         batch.done = True
