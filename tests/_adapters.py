@@ -31,6 +31,10 @@ _WAITING = {
     "close",
     "commit",
     "committed",
+    "init_transactions",
+    "send_offsets_to_transaction",
+    "commit_transaction",
+    "abort_transaction",
     # admin
     "create_topics",
     "delete_topics",

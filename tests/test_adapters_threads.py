@@ -134,3 +134,35 @@ def test_calls_take_over_from_the_background_thread(broker: str) -> None:
         assert not closer.is_alive() and out == [None]
         pump.join(30)
         assert not pump.is_alive()
+
+
+def test_a_delivery_callback_sees_its_whole_batch_done(broker: str) -> None:
+    """Every future of a batch is resolved before the batch's first callback runs."""
+    seen: list[tuple[int, bool]] = []
+    futures: list[Any] = []
+
+    def callback(index: int) -> Any:
+        return lambda _meta, _error: seen.append((index, all(f.done() for f in futures)))
+
+    with Producer(broker, linger=30.0) as producer:
+        for i in range(5):
+            futures.append(producer.send("t", b"%d" % i, partition=1, on_delivery=callback(i)))
+        producer.flush(30)
+    assert seen == [(i, True) for i in range(5)]
+    assert [f.result().offset for f in futures] == sorted(f.result().offset for f in futures)
+
+
+def test_close_takes_over_from_the_background_thread(broker: str) -> None:
+    producer = Producer(broker)
+    producer.send("t", b"x", partition=0).result(30)
+    runner = producer._runner
+    for _ in range(200):
+        if runner._pumping:
+            break
+        threading.Event().wait(0.05)
+    assert runner._pumping, "the background thread never stepped in"
+    producer.close(timeout=30)
+    assert runner._done and runner.driver.closed
+    assert runner._pump is not None
+    runner._pump.join(30)
+    assert not runner._pump.is_alive()

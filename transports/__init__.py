@@ -18,10 +18,11 @@ from ._errors import (
     TlsError,
     TransportError,
 )
-from ._ops import ConsumerRecord, RecordMetadata
+from ._ops import ConsumerGroupMetadata, ConsumerRecord, RecordMetadata
 
 __all__ = [
     "ClosedError",
+    "ConsumerGroupMetadata",
     "ConsumerRecord",
     "OperationTimeoutError",
     "PartitionEventError",

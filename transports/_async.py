@@ -37,6 +37,7 @@ from kafka_sansio._group_events import CommitResult, OffsetAndMetadata
 from ._errors import ClosedError
 from ._ops import (
     AdminState,
+    ConsumerGroupMetadata,
     ConsumerRecord,
     ConsumerState,
     DeliveryCallback,
@@ -243,6 +244,10 @@ class AsyncConsumer(AsyncClient):
         group = self._st.group
         return frozenset() if group is None else group.subscription()
 
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """The group, generation and member id, for ``send_offsets_to_transaction``."""
+        return self._st.group_metadata()
+
     async def commit(
         self, offsets: Mapping[TopicPartition, Any] | None = None, timeout: float | None = None
     ) -> None:
@@ -429,6 +434,36 @@ class AsyncProducer(AsyncClient):
         """Send one record and wait for its acknowledgement."""
         future = await self.send(topic, value, **kwargs)
         return await future
+
+    async def init_transactions(self, timeout: float | None = None) -> None:
+        """Get the producer id for ``transactional_id``, fencing older producers with it."""
+        assert self._driver is not None
+        await run(self._st.transaction("init", timeout), self._driver)
+
+    def begin_transaction(self) -> None:
+        """Open a transaction; ``send`` is refused outside one."""
+        self._st.core.begin_transaction()
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, Any],
+        group_metadata: ConsumerGroupMetadata,
+        timeout: float | None = None,
+    ) -> None:
+        """Commit a consumer's ``offsets`` (next offsets to read) with the transaction."""
+        assert self._driver is not None
+        op = self._st.transaction("send_offsets", timeout, offsets, group_metadata)
+        await run(op, self._driver)
+
+    async def commit_transaction(self, timeout: float | None = None) -> None:
+        """Send every buffered record, then commit (raises what made the transaction fail)."""
+        assert self._driver is not None
+        await run(self._st.transaction("commit", timeout), self._driver)
+
+    async def abort_transaction(self, timeout: float | None = None) -> None:
+        """Abort: records not sent yet fail with ``TransactionAbortedError``."""
+        assert self._driver is not None
+        await run(self._st.transaction("abort", timeout), self._driver)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send everything buffered now; return when every record has its outcome."""

@@ -51,6 +51,7 @@ from kafka_sansio import (
     ProducerFailed,
     Records,
     TopicPartition,
+    TransactionResult,
     parse_bootstrap,
 )
 from kafka_sansio._assignors import (
@@ -361,6 +362,19 @@ class ConsumerState:
         self._kept: list[tuple[TopicPartition, Record]] = []
 
     # -------------------------------------------------------- events
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """The group, generation and member id now (for a transactional producer)."""
+        group = self._group()
+        m = group.membership
+        in_group = m.in_generation()
+        config = group.group_config
+        return ConsumerGroupMetadata(
+            config.group_id,
+            m.generation if in_group else -1,
+            m.member_id if in_group else "",
+            config.group_instance_id,
+        )
 
     def check(self) -> None:
         """Route the core's events; raise the oldest error the user has not seen."""
@@ -740,6 +754,8 @@ PRODUCER_OPTIONS: dict[str, Any] = {
     "enable_idempotence": True,
     "compression": "none",
     "partitioner": None,
+    "transactional_id": None,
+    "transaction_timeout": 60.0,
 }
 
 
@@ -757,6 +773,19 @@ def producer_config(
     if opts["acks"] != -1 and "enable_idempotence" not in own:
         opts["enable_idempotence"] = False
     return ProducerConfig(client=client, **opts), security
+
+
+class ConsumerGroupMetadata(NamedTuple):
+    """A group consumer's identity for ``send_offsets_to_transaction`` (``group_metadata()``).
+
+    The group coordinator refuses the transaction's offsets when the member
+    is no longer in this generation (its partitions went to another member).
+    """
+
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
 
 
 class RecordMetadata(NamedTuple):
@@ -829,11 +858,22 @@ _new_tuple = tuple.__new__
 def _resolve(
     outcome: _Outcome, tokens: Sequence[int], pop: Callable[[int, None], RecordFuture | None]
 ) -> None:
-    """Resolve the futures of one batch's records, in order, each followed by its callback.
+    """Resolve the futures of one batch's records, then call their callbacks in order.
 
-    A future is done before its own ``on_delivery(metadata, None)`` (or
-    ``(None, error)``) runs, as in the Java producer.
+    Every future of the batch is done before the first ``on_delivery(metadata,
+    None)`` (or ``(None, error)``) runs, so a callback may look at any record
+    of its batch.
     """
+    called: list[RecordFuture] = []
+    for i, token in enumerate(tokens):
+        future = pop(token, None)
+        if future is not None:
+            future._outcome = outcome
+            future._index = i
+            if future._callback is not None:
+                called.append(future)
+    if not called:
+        return
     error = outcome.error
     topic, partition, base, ts = (
         outcome.topic,
@@ -842,21 +882,13 @@ def _resolve(
         outcome.timestamp,
     )
     new, metadata = _new_tuple, RecordMetadata
-    for i, token in enumerate(tokens):
-        future = pop(token, None)
-        if future is None:
-            continue
-        future._outcome = outcome
-        future._index = i
-        callback = future._callback
-        if callback is None:
-            continue
+    for future in called:
         try:
             if error is None:
-                offset = base + i if base >= 0 else -1
-                callback(new(metadata, (topic, partition, offset, ts)), None)
+                offset = base + future._index if base >= 0 else -1
+                future._callback(new(metadata, (topic, partition, offset, ts)), None)  # type: ignore[misc]
             else:
-                callback(None, error)
+                future._callback(None, error)  # type: ignore[misc]
         except Exception:
             log.exception("a delivery callback raised")
 
@@ -873,6 +905,8 @@ class ProducerState:
         self._owner = owner
         self._futures: dict[int, RecordFuture] = {}
         self._errors: list[KafkaSansioError] = []
+        #: Outcomes of transaction calls, by token.
+        self._transactions: dict[int, TransactionResult] = {}
         self.closed = False
 
     def route(self) -> None:
@@ -881,6 +915,8 @@ class ProducerState:
         for event in self.core.events():
             if isinstance(event, Delivered):
                 _resolve(_Outcome(event), event.tokens, pop)
+            elif isinstance(event, TransactionResult):
+                self._transactions[event.token] = event
             elif isinstance(event, (ProducerFailed, ClientError)):
                 self._errors.append(event.error)
         if self.driver.errors:
@@ -951,20 +987,65 @@ class ProducerState:
             yield deadline
 
     def close(self, timeout: float | None) -> Op[None]:
-        """Deliver what is buffered (up to ``timeout``), then fail the rest and close."""
+        """Deliver what is buffered (up to ``timeout``), then fail the rest and close.
+
+        An open transaction is aborted first (its EndTxn is awaited too).
+        """
         if self.closed:
             return
         self.closed = True
         self.core.close(self.driver.now())
         deadline = None if timeout is None else self.driver.now() + timeout
         try:
-            while self.core.pending() and (deadline is None or self.driver.now() < deadline):
+            while not self.core.closed and (deadline is None or self.driver.now() < deadline):
                 self.route()
                 yield deadline
         finally:
-            if self.core.pending():
+            if not self.core.closed:
                 self.core.abort(self.driver.now())
             self.route()
+
+    def transaction(self, call: str, timeout: float | None, *args: Any) -> Op[None]:
+        """Run a transaction call of the core (``init``, ``commit``, ``abort``,
+        ``send_offsets``) and wait for its outcome; raise its error.
+
+        ``timeout`` defaults to ``max_block``.  After an
+        ``OperationTimeoutError`` the call goes on in the core; calling the
+        same method again waits for the same outcome.
+        """
+        self.check()
+        now = self.driver.now()
+        core = self.core
+        if call == "init":
+            token = core.init_transactions(now)
+        elif call == "commit":
+            token = core.commit_transaction(now)
+        elif call == "abort":
+            token = core.abort_transaction(now)
+        else:
+            offsets, metadata = args
+            token = core.send_offsets_to_transaction(
+                offsets,
+                metadata.group_id,
+                now,
+                generation_id=metadata.generation_id,
+                member_id=metadata.member_id,
+                group_instance_id=metadata.group_instance_id,
+            )
+        limit = core.config.max_block if timeout is None else timeout
+        deadline = now + limit
+        while True:
+            self.route()
+            result = self._transactions.pop(token, None)
+            if result is not None:
+                if result.error is not None:
+                    raise result.error
+                return
+            if self._errors:
+                raise self._errors.pop(0)
+            if self.driver.now() >= deadline:
+                raise OperationTimeoutError(f"{call} did not finish within {limit} s")
+            yield deadline
 
 
 # ------------------------------------------------------------------ the admin

@@ -16,6 +16,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -44,6 +45,7 @@ from ._blocking import BlockingDriver
 from ._errors import ClosedError, TransportError
 from ._ops import (
     AdminState,
+    ConsumerGroupMetadata,
     ConsumerRecord,
     ConsumerState,
     DeliveryCallback,
@@ -63,6 +65,7 @@ __all__ = [
     "Admin",
     "BlockingDriver",
     "Consumer",
+    "ConsumerGroupMetadata",
     "ConsumerRecord",
     "Producer",
     "RecordFuture",
@@ -75,6 +78,8 @@ log = logging.getLogger("kafka_sansio")
 
 #: Seconds without a call before the background thread moves data itself.
 IDLE_PUMP_AFTER = 0.1
+#: How long a call waits at a time for the background thread to let go.
+_TAKE_OVER_WAIT = 0.05
 
 
 class _Runner:
@@ -104,21 +109,29 @@ class _Runner:
         self._close_hook: Callable[[], None] = lambda: None
         #: The driver's clock, called directly on the hot paths.
         self.now: Callable[[], float] = self.driver.clock
+        #: Makes the check-and-set of ``_done`` in close_now atomic.
+        self._close_lock = threading.Lock()
         #: Calls so far: the idle pump's sign that the application is active.
         self.calls = 0
-        #: The idle pump holds (or is about to take) ``_busy``.
+        #: The idle pump holds ``_busy`` (set after taking it, cleared before letting go).
         self._pumping = False
         #: A call waits for the idle pump to let go.
         self._want = False
         self._pump: threading.Thread | None = None
+        self._owner: Callable[[], object] = lambda: None
         if background:
             self._pump = threading.Thread(
                 target=self._idle_pump, name="kafka-sansio-io", daemon=True
             )
 
-    def start(self) -> None:
-        """Start the idle pump, if asked for: call once the client is set up."""
+    def start(self, owner: object) -> None:
+        """Start the idle pump, if asked for: call once the client ``owner`` is set up.
+
+        The pump holds ``owner`` weakly: a client dropped without ``close``
+        has its connections closed once it is collected.
+        """
         if self._pump is not None and not self._pump.is_alive():
+            self._owner = weakref.ref(owner)
             self._pump.start()
 
     @property
@@ -140,26 +153,37 @@ class _Runner:
         self.calls += 1
 
     def _take_from_pump(self) -> bool:
-        """Take ``_busy`` from the idle pump (False: another thread is inside a call)."""
-        if not self._pumping:
-            return bool(self._try_busy(False))  # the pump may have let go just now
+        """Take ``_busy`` from the idle pump; False if another thread is inside a call.
+
+        The pump lets go as soon as it sees ``_want`` (the wakeup ends its
+        wait).  A holder that is not the pump twice in a row is another call.
+        """
+        if self._pump is None:
+            return False
         self._want = True
-        self.driver.wakeup()
-        self._busy.acquire()
-        self._want = False
-        return True
+        try:
+            strikes = 0
+            while strikes < 2:
+                self.driver.wakeup()
+                if self._busy.acquire(timeout=_TAKE_OVER_WAIT):
+                    return True
+                strikes = 0 if self._pumping else strikes + 1
+            return False
+        finally:
+            self._want = False
 
     def _idle_pump(self) -> None:
         """The background thread: drive the connections while no call is made."""
         seen = -1
         while not self._closed.wait(IDLE_PUMP_AFTER):
+            if self._owner() is None and self._pump_closes():
+                return  # the client was dropped without close()
             if self.calls != seen or self._closing:
                 seen = self.calls  # a call came during the last interval: not idle
                 continue
-            self._pumping = True
             if not self._try_busy(False):
-                self._pumping = False  # inside a long call, which moves data itself
-                continue
+                continue  # inside a long call, which moves data itself
+            self._pumping = True
             try:
                 while not (self._want or self._closing or self.driver.closed):
                     self.driver.run_once(1.0)
@@ -172,6 +196,17 @@ class _Runner:
             finally:
                 self._pumping = False
                 self._free()
+
+    def _pump_closes(self) -> bool:
+        """Close the connections of a client nobody holds any more (True when done)."""
+        if not self._try_busy(False):
+            return False
+        try:
+            self._closing = True
+            self.close_now()
+        finally:
+            self._free()
+        return True
 
     def leave(self) -> None:
         self._free()
@@ -205,19 +240,21 @@ class _Runner:
         if self._done:
             return
         self._closing = True
-        if self._busy.acquire(blocking=False) or (self._pumping and self._take_from_pump()):
+        if self._busy.acquire(blocking=False) or self._take_from_pump():
             try:
                 self.close_now()
             finally:
                 self._busy.release()
         else:
+            # Another thread is inside a call: it closes when it leaves.
             self.driver.wakeup()
             self._closed.wait(timeout)
 
     def close_now(self) -> None:
-        if self._done:
-            return
-        self._done = True
+        with self._close_lock:
+            if self._done:
+                return
+            self._done = True
         self._in_close = True
         try:
             self._close_hook()
@@ -257,7 +294,7 @@ class Consumer:
         self._runner = _Runner(top, security, background=background)
         self._state = ConsumerState(top, self._runner, on_event)
         self._runner.flush()
-        self._runner.start()
+        self._runner.start(self)
 
     def __enter__(self) -> Consumer:
         return self
@@ -319,6 +356,10 @@ class Consumer:
     def subscription(self) -> frozenset[str]:
         group = self._state.group
         return frozenset() if group is None else group.subscription()
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """The group, generation and member id, for ``send_offsets_to_transaction``."""
+        return self._call(self._state.group_metadata)
 
     def commit(
         self, offsets: Mapping[TopicPartition, Any] | None = None, timeout: float | None = None
@@ -498,7 +539,7 @@ class Producer:
         self._futures = self._state._futures
         self._try_busy = self._runner._try_busy
         self._free = self._runner._free
-        self._runner.start()
+        self._runner.start(self)
 
     def __enter__(self) -> Producer:
         return self
@@ -510,6 +551,13 @@ class Producer:
         self._runner.enter()
         try:
             return self._runner.run(op(*args))
+        finally:
+            self._runner.leave()
+
+    def _call(self, method: Callable[..., T], *args: Any) -> T:
+        self._runner.enter()
+        try:
+            return method(*args)
         finally:
             self._runner.leave()
 
@@ -551,6 +599,47 @@ class Producer:
             if runner._closing and not runner._done:
                 runner.close_now()
         return future
+
+    # -------------------------------------------------------- transactions
+
+    def init_transactions(self, timeout: float | None = None) -> None:
+        """Get the producer id for ``transactional_id``, fencing older producers with it.
+
+        Call once before the first transaction.  Waits up to ``timeout``
+        (default ``max_block``); calling again after a timeout waits for the
+        same outcome.
+        """
+        self._wait(self._state.transaction, "init", timeout)
+
+    def begin_transaction(self) -> None:
+        """Open a transaction; ``send`` is refused outside one."""
+        self._call(self._core.begin_transaction)
+
+    def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, Any],
+        group_metadata: ConsumerGroupMetadata,
+        timeout: float | None = None,
+    ) -> None:
+        """Commit a consumer's ``offsets`` (next offsets to read) with the transaction.
+
+        ``group_metadata`` is ``consumer.group_metadata()``: the group
+        coordinator refuses the offsets of a member that lost its partitions.
+        """
+        self._wait(self._state.transaction, "send_offsets", timeout, offsets, group_metadata)
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        """Send every buffered record, then commit the transaction.
+
+        Raises the error that made the transaction fail (then only
+        :meth:`abort_transaction` is left), or a fatal one such as
+        ``ProducerFencedError`` (close the producer).
+        """
+        self._wait(self._state.transaction, "commit", timeout)
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        """Abort: records not sent yet fail with ``TransactionAbortedError``."""
+        self._wait(self._state.transaction, "abort", timeout)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Move data and run delivery callbacks for up to ``timeout`` seconds."""
