@@ -974,8 +974,13 @@ class ProducerCore(ClientOwner):
     def _fail(self, batch: Batch, error: KafkaSansioError) -> None:
         self._finish(batch)
         self._report(batch.tp, batch.tokens, -1, -1, error, batch.maybe_written)
-        if self._txn is not None and not isinstance(error, TransactionAbortedError):
-            self._txn.batch_failed(error)
+        if self._txn is not None:
+            if batch.sequence >= 0:
+                # Its sequence number stays unfilled: the producer needs a new
+                # epoch once the transaction is aborted (KIP-360).
+                self._txn.bump_after_abort = True
+            if not isinstance(error, TransactionAbortedError):
+                self._txn.batch_failed(error)
 
     def _abort_unsent(self, error: KafkaSansioError) -> None:
         """Fail every record not sent yet (queued batches, records waiting for metadata)."""
