@@ -40,6 +40,13 @@ the producer takes the next epoch itself (a new id once epochs run out) and
 every partition starts again at sequence 0.  Without idempotence a
 partition has at most one request in flight, which keeps its order too.
 
+Transactions: with a ``transactional_id`` the producer id comes from the
+transaction coordinator, ``send`` needs an open transaction, and batches
+wait until their partition is in it; :mod:`._transactions` holds that state
+machine (``init_transactions``, ``begin_transaction``,
+``send_offsets_to_transaction``, ``commit_transaction``, ``abort_transaction``;
+outcomes as :class:`TransactionResult` events).
+
 Timeouts: ``delivery_timeout`` bounds a batch from its creation to its
 outcome (a batch in flight waits for its answer, itself bounded by the
 client's ``request_timeout``); records whose topic has no metadata yet wait
