@@ -242,7 +242,8 @@ class ProducerCore(ClientOwner):
         self._waiting: dict[str, _Waiting] = {}
         self._waiting_nodes: set[int] = set()
         self._next_token = 1
-        self._pending = 0
+        #: Records reported (Delivered) so far; pending() is the rest of the tokens.
+        self._reported = 0
         self._buffered = 0
         self._in_flight_batches = 0
         self._state = _OPEN
@@ -333,10 +334,8 @@ class ProducerCore(ClientOwner):
         :class:`LocalProtocolError` for a value, key, header, partition or
         timestamp of the wrong kind.  Drain :meth:`commands` afterwards.
         """
-        if self._state != _OPEN:
-            self._refuse()
-        if self._txn is not None:
-            self._txn.check_send()
+        if self._state != _OPEN or self._txn is not None:
+            self._check_send()
         if type(value) is bytes:
             size = RECORD_OVERHEAD + len(value)
         elif value is None:
@@ -372,7 +371,6 @@ class ProducerCore(ClientOwner):
                 raise LocalProtocolError(f"topic {topic!r} has no partition {partition}")
         token = self._next_token
         self._next_token = token + 1
-        self._pending += 1
         if info is None or (self._waiting and topic in self._waiting):
             self._wait_for_metadata(topic, token, key, value, headers, ts, partition, size, now)
             return token
@@ -404,13 +402,14 @@ class ProducerCore(ClientOwner):
         if q:
             # The common case inline: the open batch takes the record.
             batch = q[-1]
-            if not batch.closed and batch.size + size <= self._batch_size:
+            filled = batch.size + size
+            if filled <= self._batch_size and not batch.closed:
                 # Flat fields: no object per record outlives this call.
                 batch.fields += (ts, key, value, headers)
                 batch.tokens.append(token)
-                batch.size += size
+                batch.size = filled
                 self._buffered = buffered + size
-                if batch.size >= self._batch_size:
+                if filled >= self._batch_size:
                     batch.closed = True
                     self._update(now)
                 return token
@@ -497,7 +496,7 @@ class ProducerCore(ClientOwner):
 
     def pending(self) -> int:
         """Records sent and not yet reported in a :class:`Delivered` event."""
-        return self._pending
+        return self._next_token - 1 - self._reported
 
     def buffer_available(self) -> int:
         """Bytes of ``buffer_memory`` free now (a record needs its size plus 61)."""
@@ -546,6 +545,13 @@ class ProducerCore(ClientOwner):
         self.client.close()
 
     # ------------------------------------------------------------ accumulate
+
+    def _check_send(self) -> None:
+        """send's checks beyond the common case: closed, failed, or outside a transaction."""
+        if self._state != _OPEN:
+            self._refuse()
+        if self._txn is not None:
+            self._txn.check_send()
 
     def _refuse(self) -> None:
         if self._fatal is not None:
@@ -730,7 +736,7 @@ class ProducerCore(ClientOwner):
             self.client.errors.clear()
 
     def _maybe_finish_close(self) -> None:
-        if self._state == _CLOSING and self._pending == 0 and not self._txn_ending():
+        if self._state == _CLOSING and self.pending() == 0 and not self._txn_ending():
             self._state = _CLOSED
             self.client.close()
 
@@ -1024,7 +1030,7 @@ class ProducerCore(ClientOwner):
         error: KafkaSansioError | None,
         maybe_written: bool = False,
     ) -> None:
-        self._pending -= len(tokens)
+        self._reported += len(tokens)
         self._events.append(
             Delivered(tp, tuple(tokens), base_offset, timestamp_ms, error, maybe_written)
         )

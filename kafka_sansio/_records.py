@@ -720,6 +720,7 @@ def encode_new_batch(
     join = b"".join
     vz_small = _VZ_SMALL
     ts_head = _TS_HEAD
+    minus_one = _VZ_MINUS_ONE
     it = iter(fields)
     off = 0
     try:
@@ -727,14 +728,14 @@ def encode_new_batch(
             d = ts - base_ts
             if d >= 0 and not headers:
                 try:
-                    # Common case: key and value present, lengths and deltas under
-                    # 8192 (a larger one is an IndexError, a None a TypeError).
+                    # Common case: a value, no headers, lengths and deltas under
+                    # 8192 (a larger one is an IndexError, a null value a TypeError).
                     body = join(
                         (
                             ts_head[d],
                             vz_small[off],
-                            vz_small[len(key)],
-                            key,
+                            minus_one if key is None else vz_small[len(key)],
+                            key or b"",
                             vz_small[len(value)],
                             value,
                             b"\x00",

@@ -53,6 +53,8 @@ from ._ops import (
     producer_config,
 )
 
+_new_object = object.__new__
+
 __all__ = [
     "AsyncAdmin",
     "AsyncClient",
@@ -420,7 +422,10 @@ class AsyncProducer(AsyncClient):
             if state.closed:
                 raise ClosedError("the producer is closed")
             token = self._core_send(topic, value, driver.now(), key, partition, headers, timestamp_ms)
-            future: RecordFuture = AsyncRecordFuture(self, on_delivery)
+            # An AsyncRecordFuture without __init__ (see bind_futures): the hot path.
+            future: RecordFuture = _new_object(state.future_class)
+            future._callback = on_delivery
+            future._outcome = None
             state._futures[token] = future
         except BufferFullError:
             op = state.send(topic, value, key, partition, headers, timestamp_ms, on_delivery)

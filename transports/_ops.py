@@ -853,6 +853,21 @@ class RecordFuture:
 
 
 _new_tuple = tuple.__new__
+_new_object = object.__new__
+
+F = TypeVar("F", bound=RecordFuture)
+
+
+def bind_futures(base: type[F], owner: Any) -> type[F]:
+    """A subclass of ``base`` whose futures all belong to ``owner``.
+
+    The send paths build these with ``object.__new__`` and two attribute
+    stores (``_callback``, ``_outcome``) instead of calling ``__init__``: the
+    producer's per-record cost.  ``_owner`` is a class attribute here.
+    """
+    namespace = {"__slots__": (), "_owner": owner, "__module__": base.__module__}
+    namespace["__doc__"] = base.__doc__
+    return type(base.__name__, (base,), namespace)
 
 
 def _resolve(
@@ -901,7 +916,8 @@ class ProducerState:
     ) -> None:
         self.core = core
         self.driver = driver
-        self._future_class = future_class
+        #: The futures of this producer: ``future_class`` with the owner built in.
+        self.future_class = bind_futures(future_class, owner)
         self._owner = owner
         self._futures: dict[int, RecordFuture] = {}
         self._errors: list[KafkaSansioError] = []
@@ -944,7 +960,9 @@ class ProducerState:
         token = self.core.send(
             topic, value, self.driver.now(), key, partition, headers, timestamp_ms
         )
-        future = self._futures[token] = self._future_class(self._owner, on_delivery)
+        future = self._futures[token] = _new_object(self.future_class)
+        future._callback = on_delivery
+        future._outcome = None
         return future
 
     def send(self, *args: Any) -> Op[RecordFuture]:

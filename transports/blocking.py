@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kafka_sansio import (
     AdminConfig,
@@ -73,6 +73,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_new_object = object.__new__
 log = logging.getLogger("kafka_sansio")
 
 
@@ -537,6 +538,8 @@ class Producer:
         self._core_send = self._core.send
         self._clock = self._runner.now
         self._futures = self._state._futures
+        # This module's RecordFuture, bound to this producer.
+        self._future_class = cast("type[RecordFuture]", self._state.future_class)
         self._try_busy = self._runner._try_busy
         self._free = self._runner._free
         self._runner.start(self)
@@ -589,7 +592,10 @@ class Producer:
                 args = (topic, value, key, partition, headers, timestamp_ms, on_delivery)
                 future: RecordFuture = runner.run(state.send(*args))  # type: ignore[assignment]
             else:
-                future = self._futures[token] = RecordFuture(self, on_delivery)
+                # RecordFuture without __init__ (see bind_futures): the hot path.
+                future = self._futures[token] = _new_object(self._future_class)
+                future._callback = on_delivery
+                future._outcome = None
             runner.calls += 1
             if not runner.calls & 63:
                 runner.driver.run_once(0.0)
