@@ -170,7 +170,13 @@ class Transactions:
     # ------------------------------------------------------------ user calls
 
     def init(self) -> int:
-        """Start getting the producer id; returns the token of the outcome."""
+        """Start getting the producer id; returns the token of the outcome.
+
+        Like commit and abort: called again while under way, it returns the
+        same token (an adapter's call that timed out can wait again).
+        """
+        if self._op_name == "init":
+            return self._op
         if self.state is not _S.UNINITIALIZED:
             raise LocalProtocolError(f"init_transactions in state {self.state.value}")
         self._move("init")
@@ -208,6 +214,8 @@ class Transactions:
 
     def commit(self) -> int:
         """Commit once every batch of the transaction is written; returns the token."""
+        if self._op_name == "commit":
+            return self._op
         if self.state is not _S.IN_TRANSACTION:
             self._refuse("commit_transaction")
         self._move("commit")
@@ -215,6 +223,8 @@ class Transactions:
 
     def abort(self) -> int:
         """Fail the batches not sent yet and abort; returns the token."""
+        if self._op_name == "abort":
+            return self._op
         if self.state not in (_S.IN_TRANSACTION, _S.ABORTABLE_ERROR):
             self._refuse("abort_transaction")
         self._move("abort")

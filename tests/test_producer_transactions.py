@@ -210,3 +210,37 @@ def test_close_aborts_an_open_transaction() -> None:
     for p in range(PARTITIONS):
         assert cluster.last_stable_offset("t", p) == cluster.high_watermark("t", p)
     assert committed_view(cluster) == {p: [] for p in range(PARTITIONS)}
+
+
+def test_a_call_repeated_while_under_way_waits_for_the_same_outcome() -> None:
+    """init/commit/abort called again before their outcome return the same token."""
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=PARTITIONS)
+    info = cluster.brokers[1]
+    config = ProducerConfig(
+        client=ClientConfig(bootstrap_servers=((info.host, info.port),)),
+        transactional_id="again",
+    )
+    core = ProducerCore(config, random.Random(2).random)
+    pump = Pump(core, cluster)
+    results: dict[int, TransactionResult] = {}
+
+    def finished(token: int) -> bool:
+        results.update((e.token, e) for e in core.events() if isinstance(e, TransactionResult))
+        return token in results
+
+    cluster.delay(INIT_PRODUCER_ID, 5.0)
+    first = core.init_transactions(pump.now)
+    assert core.init_transactions(pump.now) == first
+    pump.until(lambda: finished(first))
+    assert results[first].error is None
+    core.begin_transaction()
+    core.send("t", b"v", pump.now, partition=0)
+    cluster.delay(END_TXN, 5.0)
+    commit = core.commit_transaction(pump.now)
+    pump.advance(1.0)
+    assert not finished(commit)
+    assert core.commit_transaction(pump.now) == commit
+    pump.until(lambda: finished(commit))
+    assert results[commit].error is None and len(results) == 2
+    assert committed_view(cluster) == {0: [b"v"], 1: [], 2: []}
