@@ -689,13 +689,10 @@ class ProducerCore(ClientOwner):
                     for batch in pq.queue:
                         batch.closed = True
             if failed:
-                self._report(
-                    TopicPartition(topic, -1),
-                    failed,
-                    -1,
-                    -1,
-                    LocalProtocolError(f"no such partition (or partitioner failure) in {topic!r}"),
-                )
+                error = LocalProtocolError(f"no such partition (or partitioner failure) in {topic!r}")
+                self._report(TopicPartition(topic, -1), failed, -1, -1, error)
+                if self._txn is not None:
+                    self._txn.batch_failed(error)
 
     # ------------------------------------------------------------ the engine
 
@@ -726,6 +723,11 @@ class ProducerCore(ClientOwner):
             self._expire_waiting(now)
         self._expire_batches(now)
         if self._txn is not None:
+            if self._state == _CLOSING and self._txn.state in (
+                TransactionState.IN_TRANSACTION,
+                TransactionState.ABORTABLE_ERROR,
+            ):
+                self._txn.abort()  # closing: a transaction that cannot commit is aborted
             self._txn.update(now)
         elif self._idempotent:
             self._maybe_init_producer_id(now)
@@ -766,6 +768,8 @@ class ProducerCore(ClientOwner):
                     f"topic {topic!r} not in metadata after {self.config.max_block} s"
                 )
             self._report(TopicPartition(topic, -1), [r[0] for r in waiting.records], -1, -1, error)
+            if self._txn is not None:
+                self._txn.batch_failed(error)  # lost records: the transaction cannot commit
 
     def _expire_batches(self, now: float) -> None:
         for pq in list(self._active):
@@ -945,6 +949,9 @@ class ProducerCore(ClientOwner):
             _UNKNOWN_PRODUCER_ID,
             _INVALID_PRODUCER_EPOCH,
         ):
+            if code == _OUT_OF_ORDER_SEQUENCE_NUMBER and not batch.sent_alone:
+                self._retry(pq, batch, now)  # an earlier batch in flight failed first: not a gap
+                return
             error = exception_for_code(code, message)
             self._fail(batch, error)
             if code == _INVALID_PRODUCER_EPOCH:
@@ -963,7 +970,7 @@ class ProducerCore(ClientOwner):
             self._retry(pq, batch, now)
             return
         error = exception_for_code(code, message)
-        if code in (_PRODUCER_FENCED, _CLUSTER_AUTHORIZATION_FAILED):
+        if code in (_PRODUCER_FENCED, _CLUSTER_AUTHORIZATION_FAILED, _TRANSACTIONAL_ID_AUTHORIZATION_FAILED):
             self._fail(batch, error)
             self._fail_fatally(error)
             return
@@ -975,6 +982,13 @@ class ProducerCore(ClientOwner):
             self._bump_needed = True  # its sequence will never be filled
 
     def _retry(self, pq: PartitionQueue, batch: Batch, now: float) -> None:
+        if self._txn is not None and self._txn.state in (
+            TransactionState.ABORTING,
+            TransactionState.ABORTABLE_ERROR,
+        ):
+            # The transaction is over for these records: no second attempt.
+            self._fail(batch, TransactionAbortedError("the transaction was aborted"))
+            return
         batch.retry_at = now + self._backoff(batch.attempts)
         batch.attempts += 1
         pq.requeue(batch)
@@ -1052,6 +1066,8 @@ class ProducerCore(ClientOwner):
         if self._fatal is not None:
             return
         self._fatal = error
+        if self._txn is not None:
+            self._txn._fatal(error)  # its pending call gets the error too
         self._events.append(ProducerFailed(error))
         self._state = _CLOSED
         self._fail_everything(error)

@@ -160,6 +160,9 @@ class Transactions:
         self._in_flight = False  # one coordinator request at a time
         self._offsets: deque[_Offsets] = deque()
         self._has_offsets = False
+        #: The coordinator knows the transaction (a partition or offsets were added):
+        #: it must be ended with EndTxn.
+        self._started = False
         #: The token of the init, commit or abort under way (0: none).
         self._op = 0
         self._op_name = ""
@@ -190,6 +193,7 @@ class Transactions:
         self.added.clear()
         self.pending.clear()
         self._has_offsets = False
+        self._started = False
 
     def send_offsets(
         self,
@@ -277,7 +281,7 @@ class Transactions:
             self._send_offsets(now, self._offsets[0])
             return
         if state in (_S.COMMITTING, _S.ABORTING) and self._quiet():
-            if not self.added and not self._has_offsets:
+            if not self._started:
                 self._ended()  # nothing reached the coordinator: nothing to end
                 return
             request = EndTxnRequest(
@@ -441,10 +445,13 @@ class Transactions:
                 self.coordinator = node
             self._failures = 0
             return
-        if code in FATAL:
+        if code in (-1, 0) or code in _MOVED or code in _RETRY:
+            self._later(now)  # (0 with no node: ask again)
+        elif group and code not in FATAL:
+            # e.g. GROUP_AUTHORIZATION_FAILED: the offsets cannot go in; abort is left.
+            self._fail_abortable(exception_for_code(code, f"FindCoordinator for {group!r}"))
+        else:
             self._fatal(exception_for_code(code, "FindCoordinator"))
-            return
-        self._later(now)
 
     def _on_init(self, response: InitProducerIdResponse, now: float) -> None:
         code = response.error_code
@@ -463,9 +470,11 @@ class Transactions:
             for r in topic.results_by_partition:
                 tp = TopicPartition(topic.name, r.partition_index)
                 if r.partition_error_code == 0:
-                    if tp in self.pending:
-                        self.pending.discard(tp)
-                        self.added.add(tp)
+                    # Added even if an abort dropped it from pending meanwhile:
+                    # the coordinator now has the transaction, EndTxn must follow.
+                    self.pending.discard(tp)
+                    self.added.add(tp)
+                    self._started = True
                 elif worst in (0, _OPERATION_NOT_ATTEMPTED):
                     worst = r.partition_error_code
         if response.error_code:
@@ -481,6 +490,7 @@ class Transactions:
             return
         self._failures = 0
         self._has_offsets = True
+        self._started = True
         if self._offsets:
             self._offsets[0].added = True
 
@@ -512,6 +522,7 @@ class Transactions:
     def _ended(self) -> None:
         self.added.clear()
         self._has_offsets = False
+        self._started = False
         if self.state is _S.ABORTING and self.bump_after_abort:
             self._move("bump")  # the abort's outcome comes once the new epoch is in
             return
@@ -545,6 +556,10 @@ class Transactions:
         committing = self.state is _S.COMMITTING
         self.error = error
         self._move("failed")
+        # As the Java producer does: what was not sent yet fails now, not at the abort.
+        aborted = TransactionAbortedError(f"the transaction failed: {error}")
+        aborted.__cause__ = error
+        self.core._abort_unsent(aborted)
         for op in self._offsets:
             self._report(op.token, "send_offsets", error)
         self._offsets.clear()

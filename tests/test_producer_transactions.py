@@ -244,3 +244,83 @@ def test_a_call_repeated_while_under_way_waits_for_the_same_outcome() -> None:
     pump.until(lambda: finished(commit))
     assert results[commit].error is None and len(results) == 2
     assert committed_view(cluster) == {0: [b"v"], 1: [], 2: []}
+
+
+def _txn_core(cluster: ModelCluster, name: str, **settings: Any) -> tuple[ProducerCore, Pump]:
+    info = cluster.brokers[1]
+    config = ProducerConfig(
+        client=ClientConfig(bootstrap_servers=((info.host, info.port),)),
+        transactional_id=name,
+        **settings,
+    )
+    core = ProducerCore(config, random.Random(3).random)
+    return core, Pump(core, cluster)
+
+
+def _wait(core: ProducerCore, pump: Pump, token: int, seen: dict[int, Any]) -> TransactionResult:
+    def done() -> bool:
+        seen.update((e.token, e) for e in core.events() if isinstance(e, TransactionResult))
+        return token in seen
+
+    pump.until(done, 600.0)
+    result: TransactionResult = seen[token]
+    return result
+
+
+def test_records_lost_to_a_missing_topic_fail_the_commit() -> None:
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=PARTITIONS)
+    core, pump = _txn_core(cluster, "missing", max_block=5.0)
+    seen: dict[int, Any] = {}
+    assert _wait(core, pump, core.init_transactions(pump.now), seen).error is None
+    core.begin_transaction()
+    core.send("t", b"kept", pump.now, partition=0)
+    core.send("nowhere", b"lost", pump.now)
+    result = _wait(core, pump, core.commit_transaction(pump.now), seen)
+    assert result.error is not None
+    assert core._txn is not None and core._txn.state is TransactionState.ABORTABLE_ERROR
+    assert _wait(core, pump, core.abort_transaction(pump.now), seen).error is None
+    assert committed_view(cluster) == {p: [] for p in range(PARTITIONS)}
+
+
+def test_an_abort_while_partitions_are_being_added_still_ends_the_transaction() -> None:
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=PARTITIONS)
+    core, pump = _txn_core(cluster, "adding")
+    seen: dict[int, Any] = {}
+    assert _wait(core, pump, core.init_transactions(pump.now), seen).error is None
+    core.begin_transaction()
+    cluster.delay(ADD_PARTITIONS, 2.0)
+    core.send("t", b"x", pump.now, partition=1)
+    pump.advance(0.5)  # AddPartitionsToTxn is out, its answer held
+    assert _wait(core, pump, core.abort_transaction(pump.now), seen).error is None
+    # The coordinator had the partition, so EndTxn(abort) must have gone out: a
+    # new producer with the id then finds nothing open and gets the next epoch
+    # (an open transaction would be aborted first, at one more epoch).
+    epoch = core.producer_epoch
+    other, other_pump = _txn_core(cluster, "adding")
+    other_seen: dict[int, Any] = {}
+    token = other.init_transactions(other_pump.now)
+    assert _wait(other, other_pump, token, other_seen).error is None
+    assert other.producer_epoch == epoch + 1
+
+
+def test_close_during_a_commit_that_fails_aborts_the_transaction() -> None:
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=PARTITIONS)
+    core, pump = _txn_core(cluster, "closing-fails")
+    seen: dict[int, Any] = {}
+    assert _wait(core, pump, core.init_transactions(pump.now), seen).error is None
+    core.begin_transaction()
+    core.send("t", b"ok", pump.now, partition=0)
+    core.flush(pump.now)
+    pump.until(lambda: core.pending() == 0)
+    cluster.inject_error(PRODUCE, 87, count=1)  # INVALID_RECORD: the batch fails for good
+    core.send("t", b"bad", pump.now, partition=2)
+    token = core.commit_transaction(pump.now)
+    core.close(pump.now)
+    pump.until(lambda: core.closed, 600.0)
+    assert _wait(core, pump, token, seen).error is not None
+    for p in range(PARTITIONS):
+        assert cluster.last_stable_offset("t", p) == cluster.high_watermark("t", p)
+    assert committed_view(cluster) == {p: [] for p in range(PARTITIONS)}
