@@ -53,8 +53,9 @@ from ._assignors import (
 )
 from ._client import ClientCore
 from ._connection import RequestFailed, Response
+from ._coordinator import GROUP, coordinator_answer, find_coordinator_request
 from ._errors import KafkaSansioError, LocalProtocolError, RemoteProtocolError
-from ._messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
+from ._messages.find_coordinator import FindCoordinatorResponse
 from ._messages.heartbeat import HeartbeatRequest, HeartbeatResponse
 from ._messages.join_group import JoinGroupRequest, JoinGroupRequestProtocol, JoinGroupResponse
 from ._messages.leave_group import LeaveGroupRequest, MemberIdentity
@@ -363,11 +364,7 @@ class GroupMembership:
         if version is None:
             self.client.ensure_connected(node, now)
             return
-        group_id = self.config.group_id
-        if version >= 4:
-            request = FindCoordinatorRequest(key_type=0, coordinator_keys=[group_id])
-        else:
-            request = FindCoordinatorRequest(key=group_id, key_type=0)
+        request = find_coordinator_request(self.config.group_id, GROUP, version)
         self._find_in_flight = True
         self.client.send(node, request, now, self._on_find, version=version)
 
@@ -376,11 +373,7 @@ class GroupMembership:
         response = result.response if isinstance(result, Response) else None
         code, node = -1, -1
         if isinstance(response, FindCoordinatorResponse):
-            if response.coordinators:
-                c = response.coordinators[0]
-                code, node = c.error_code, c.node_id
-            else:
-                code, node = response.error_code, response.node_id
+            code, node = coordinator_answer(response)
         if code == 0 and node >= 0 and node in self.client.metadata.brokers:
             self.coordinator = node
             self._find_failures = 0

@@ -1050,17 +1050,12 @@ class ProducerCore(ClientOwner):
         )
 
     def _fail_everything(self, error: KafkaSansioError) -> None:
-        for topic, waiting in list(self._waiting.items()):
-            for record in waiting.records:
-                self._buffered -= record[6]
-            self._report(TopicPartition(topic, -1), [r[0] for r in waiting.records], -1, -1, error)
-        self._waiting.clear()
+        """Fail every pending record: those in flight, then those not sent yet."""
         for pq in self._queues.values():
-            for batch in list(pq.in_flight) + list(pq.queue):
+            for batch in list(pq.in_flight):
                 if not batch.done:
                     self._fail(batch, error)
-            pq.queue.clear()
-        self._active.clear()
+        self._abort_unsent(error)
 
     def _fail_fatally(self, error: KafkaSansioError) -> None:
         if self._fatal is not None:

@@ -679,21 +679,6 @@ def encode_batch(
 _TS_HEAD: list[bytes] = [b"\x00" + _VZ_SMALL[n] for n in range(8192)]
 
 
-def _new_record_body(d: int, off: int, key: Any, value: Any, headers: Any) -> bytes:
-    """A new record without its length prefix, any field values (see encode_new_batch)."""
-    return b"".join(
-        (
-            _TS_HEAD[d] if 0 <= d < 8192 else b"\x00" + _zigzag_bytes(d),
-            _vz(off),
-            _VZ_MINUS_ONE if key is None else _vz(len(key)),
-            b"" if key is None else key,
-            _VZ_MINUS_ONE if value is None else _vz(len(value)),
-            b"" if value is None else value,
-            _encode_headers(headers) if headers else b"\x00",
-        )
-    )
-
-
 def encode_new_batch(
     fields: list[Any],
     *,
@@ -741,14 +726,15 @@ def encode_new_batch(
                             b"\x00",
                         )
                     )
+                    n = len(body)
+                    put(vz_small[n] if n < 8192 else _zigzag_bytes(n))
+                    put(body)
+                    off += 1
+                    continue
                 except (IndexError, TypeError):
-                    body = _new_record_body(d, off, key, value, headers)
-            else:
-                body = _new_record_body(d, off, key, value, headers)
+                    pass
+            put(_encode_record(off, d, key, value, headers))
             off += 1
-            n = len(body)
-            put(vz_small[n] if n < 8192 else _zigzag_bytes(n))
-            put(body)
         payload = join(parts)
     except (TypeError, ValueError, AttributeError) as exc:
         raise LocalProtocolError(f"cannot encode record: {exc}") from None

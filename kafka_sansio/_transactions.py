@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._connection import RequestFailed, Response
+from ._coordinator import GROUP, TRANSACTION, coordinator_answer, find_coordinator_request
 from ._errors import KafkaSansioError, LocalProtocolError
 from ._group_events import OffsetAndMetadata
 from ._messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
@@ -42,7 +43,7 @@ from ._messages.add_partitions_to_txn import (
     AddPartitionsToTxnTopic,
 )
 from ._messages.end_txn import EndTxnRequest, EndTxnResponse
-from ._messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
+from ._messages.find_coordinator import FindCoordinatorResponse
 from ._messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
 from ._messages.txn_offset_commit import (
     TxnOffsetCommitRequest,
@@ -159,7 +160,6 @@ class Transactions:
         self.pending: set[TopicPartition] = set()
         self._in_flight = False  # one coordinator request at a time
         self._offsets: deque[_Offsets] = deque()
-        self._has_offsets = False
         #: The coordinator knows the transaction (a partition or offsets were added):
         #: it must be ended with EndTxn.
         self._started = False
@@ -192,7 +192,6 @@ class Transactions:
         self._move("begin")
         self.added.clear()
         self.pending.clear()
-        self._has_offsets = False
         self._started = False
 
     def send_offsets(
@@ -257,10 +256,6 @@ class Transactions:
     def batch_failed(self, error: KafkaSansioError) -> None:
         """A batch of the transaction failed: the transaction can only be aborted."""
         self._fail_abortable(error)
-
-    @property
-    def in_transaction(self) -> bool:
-        return self.state in (_S.IN_TRANSACTION, _S.COMMITTING, _S.ABORTABLE_ERROR)
 
     # ------------------------------------------------------------ the engine
 
@@ -332,11 +327,10 @@ class Transactions:
             client.ensure_connected(node, now)
             self.core._waiting_nodes.add(node)
             return
-        key, key_type = (group, 0) if group else (self.transactional_id, 1)
-        if version >= 4:
-            request = FindCoordinatorRequest(key_type=key_type, coordinator_keys=[key])
+        if group:
+            request = find_coordinator_request(group, GROUP, version)
         else:
-            request = FindCoordinatorRequest(key=key, key_type=key_type)
+            request = find_coordinator_request(self.transactional_id, TRANSACTION, version)
         self._finding = group
         self._in_flight = True
         client.send(node, request, now, self._on_answer, version=version)
@@ -429,11 +423,7 @@ class Transactions:
     def _on_find(self, response: FindCoordinatorResponse, now: float) -> None:
         group = self._finding
         self._finding = None
-        if response.coordinators:
-            c = response.coordinators[0]
-            code, node = c.error_code, c.node_id
-        else:
-            code, node = response.error_code, response.node_id
+        code, node = coordinator_answer(response)
         if code == 0 and node >= 0:
             if node not in self.core.client.metadata.brokers:
                 self.core.client.request_metadata(now)
@@ -489,7 +479,6 @@ class Transactions:
             self._on_error(response.error_code, now, "AddOffsetsToTxn", abortable=True)
             return
         self._failures = 0
-        self._has_offsets = True
         self._started = True
         if self._offsets:
             self._offsets[0].added = True
@@ -521,7 +510,6 @@ class Transactions:
 
     def _ended(self) -> None:
         self.added.clear()
-        self._has_offsets = False
         self._started = False
         if self.state is _S.ABORTING and self.bump_after_abort:
             self._move("bump")  # the abort's outcome comes once the new epoch is in

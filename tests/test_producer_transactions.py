@@ -176,17 +176,47 @@ def test_read_committed_sees_exactly_the_committed_transactions(
     run(script, seed)
 
 
+def _txn_core(
+    cluster: ModelCluster, name: str, seed: int = 3, **settings: Any
+) -> tuple[ProducerCore, Pump]:
+    """A transactional producer core on ``cluster`` (its first broker), and its pump."""
+    info = cluster.brokers[1]
+    config = ProducerConfig(
+        client=ClientConfig(bootstrap_servers=((info.host, info.port),)),
+        transactional_id=name,
+        **settings,
+    )
+    core = ProducerCore(config, random.Random(seed).random)
+    return core, Pump(core, cluster)
+
+
+def _wait(core: ProducerCore, pump: Pump, token: int, seen: dict[int, Any]) -> TransactionResult:
+    def done() -> bool:
+        seen.update((e.token, e) for e in core.events() if isinstance(e, TransactionResult))
+        return token in seen
+
+    pump.until(done, 600.0)
+    result: TransactionResult = seen[token]
+    return result
+
+
+def _initialized(
+    name: str, **settings: Any
+) -> tuple[ModelCluster, ProducerCore, Pump, dict[int, Any]]:
+    """A one-broker cluster with topic "t" and a producer whose init_transactions succeeded."""
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=PARTITIONS)
+    core, pump = _txn_core(cluster, name, **settings)
+    seen: dict[int, Any] = {}
+    assert _wait(core, pump, core.init_transactions(pump.now), seen).error is None
+    return cluster, core, pump, seen
+
+
 def test_close_aborts_an_open_transaction() -> None:
     """As in the Java producer: closing mid-transaction aborts it (markers written, LSO moves)."""
     cluster = ModelCluster(brokers=1)
     cluster.create_topic("t", partitions=PARTITIONS)
-    info = cluster.brokers[1]
-    config = ProducerConfig(
-        client=ClientConfig(bootstrap_servers=((info.host, info.port),)),
-        transactional_id="closing",
-    )
-    core = ProducerCore(config, random.Random(1).random)
-    pump = Pump(core, cluster)
+    core, pump = _txn_core(cluster, "closing", seed=1)
     results: list[TransactionResult] = []
 
     def collect() -> list[Any]:
@@ -216,13 +246,7 @@ def test_a_call_repeated_while_under_way_waits_for_the_same_outcome() -> None:
     """init/commit/abort called again before their outcome return the same token."""
     cluster = ModelCluster(brokers=1)
     cluster.create_topic("t", partitions=PARTITIONS)
-    info = cluster.brokers[1]
-    config = ProducerConfig(
-        client=ClientConfig(bootstrap_servers=((info.host, info.port),)),
-        transactional_id="again",
-    )
-    core = ProducerCore(config, random.Random(2).random)
-    pump = Pump(core, cluster)
+    core, pump = _txn_core(cluster, "again", seed=2)
     results: dict[int, TransactionResult] = {}
 
     def finished(token: int) -> bool:
@@ -246,33 +270,8 @@ def test_a_call_repeated_while_under_way_waits_for_the_same_outcome() -> None:
     assert committed_view(cluster) == {0: [b"v"], 1: [], 2: []}
 
 
-def _txn_core(cluster: ModelCluster, name: str, **settings: Any) -> tuple[ProducerCore, Pump]:
-    info = cluster.brokers[1]
-    config = ProducerConfig(
-        client=ClientConfig(bootstrap_servers=((info.host, info.port),)),
-        transactional_id=name,
-        **settings,
-    )
-    core = ProducerCore(config, random.Random(3).random)
-    return core, Pump(core, cluster)
-
-
-def _wait(core: ProducerCore, pump: Pump, token: int, seen: dict[int, Any]) -> TransactionResult:
-    def done() -> bool:
-        seen.update((e.token, e) for e in core.events() if isinstance(e, TransactionResult))
-        return token in seen
-
-    pump.until(done, 600.0)
-    result: TransactionResult = seen[token]
-    return result
-
-
 def test_records_lost_to_a_missing_topic_fail_the_commit() -> None:
-    cluster = ModelCluster(brokers=1)
-    cluster.create_topic("t", partitions=PARTITIONS)
-    core, pump = _txn_core(cluster, "missing", max_block=5.0)
-    seen: dict[int, Any] = {}
-    assert _wait(core, pump, core.init_transactions(pump.now), seen).error is None
+    cluster, core, pump, seen = _initialized("missing", max_block=5.0)
     core.begin_transaction()
     core.send("t", b"kept", pump.now, partition=0)
     core.send("nowhere", b"lost", pump.now)
@@ -284,11 +283,7 @@ def test_records_lost_to_a_missing_topic_fail_the_commit() -> None:
 
 
 def test_an_abort_while_partitions_are_being_added_still_ends_the_transaction() -> None:
-    cluster = ModelCluster(brokers=1)
-    cluster.create_topic("t", partitions=PARTITIONS)
-    core, pump = _txn_core(cluster, "adding")
-    seen: dict[int, Any] = {}
-    assert _wait(core, pump, core.init_transactions(pump.now), seen).error is None
+    cluster, core, pump, seen = _initialized("adding")
     core.begin_transaction()
     cluster.delay(ADD_PARTITIONS, 2.0)
     core.send("t", b"x", pump.now, partition=1)
@@ -306,11 +301,7 @@ def test_an_abort_while_partitions_are_being_added_still_ends_the_transaction() 
 
 
 def test_close_during_a_commit_that_fails_aborts_the_transaction() -> None:
-    cluster = ModelCluster(brokers=1)
-    cluster.create_topic("t", partitions=PARTITIONS)
-    core, pump = _txn_core(cluster, "closing-fails")
-    seen: dict[int, Any] = {}
-    assert _wait(core, pump, core.init_transactions(pump.now), seen).error is None
+    cluster, core, pump, seen = _initialized("closing-fails")
     core.begin_transaction()
     core.send("t", b"ok", pump.now, partition=0)
     core.flush(pump.now)

@@ -443,7 +443,7 @@ class AsyncProducer(AsyncClient):
     async def init_transactions(self, timeout: float | None = None) -> None:
         """Get the producer id for ``transactional_id``, fencing older producers with it."""
         assert self._driver is not None
-        await run(self._st.transaction("init", timeout), self._driver)
+        await run(self._st.transaction(self._core.init_transactions, timeout), self._driver)
 
     def begin_transaction(self) -> None:
         """Open a transaction; ``send`` is refused outside one."""
@@ -457,18 +457,18 @@ class AsyncProducer(AsyncClient):
     ) -> None:
         """Commit a consumer's ``offsets`` (next offsets to read) with the transaction."""
         assert self._driver is not None
-        op = self._st.transaction("send_offsets", timeout, offsets, group_metadata)
+        op = self._st.send_offsets(offsets, group_metadata, timeout)
         await run(op, self._driver)
 
     async def commit_transaction(self, timeout: float | None = None) -> None:
         """Send every buffered record, then commit (raises what made the transaction fail)."""
         assert self._driver is not None
-        await run(self._st.transaction("commit", timeout), self._driver)
+        await run(self._st.transaction(self._core.commit_transaction, timeout), self._driver)
 
     async def abort_transaction(self, timeout: float | None = None) -> None:
         """Abort: records not sent yet fail with ``TransactionAbortedError``."""
         assert self._driver is not None
-        await run(self._st.transaction("abort", timeout), self._driver)
+        await run(self._st.transaction(self._core.abort_transaction, timeout), self._driver)
 
     async def flush(self, timeout: float | None = None) -> None:
         """Send everything buffered now; return when every record has its outcome."""

@@ -1023,9 +1023,10 @@ class ProducerState:
                 self.core.abort(self.driver.now())
             self.route()
 
-    def transaction(self, call: str, timeout: float | None, *args: Any) -> Op[None]:
-        """Run a transaction call of the core (``init``, ``commit``, ``abort``,
-        ``send_offsets``) and wait for its outcome; raise its error.
+    def transaction(self, start: Callable[[float], int], timeout: float | None) -> Op[None]:
+        """Start a transaction call of the core (``start(now)`` returns its token:
+        ``core.init_transactions``, ``commit_transaction``, ``abort_transaction``)
+        and wait for its outcome; raise its error.
 
         ``timeout`` defaults to ``max_block``.  After an
         ``OperationTimeoutError`` the call goes on in the core; calling the
@@ -1033,24 +1034,8 @@ class ProducerState:
         """
         self.check()
         now = self.driver.now()
-        core = self.core
-        if call == "init":
-            token = core.init_transactions(now)
-        elif call == "commit":
-            token = core.commit_transaction(now)
-        elif call == "abort":
-            token = core.abort_transaction(now)
-        else:
-            offsets, metadata = args
-            token = core.send_offsets_to_transaction(
-                offsets,
-                metadata.group_id,
-                now,
-                generation_id=metadata.generation_id,
-                member_id=metadata.member_id,
-                group_instance_id=metadata.group_instance_id,
-            )
-        limit = core.config.max_block if timeout is None else timeout
+        token = start(now)
+        limit = self.core.config.max_block if timeout is None else timeout
         deadline = now + limit
         while True:
             self.route()
@@ -1062,8 +1047,25 @@ class ProducerState:
             if self._errors:
                 raise self._errors.pop(0)
             if self.driver.now() >= deadline:
-                raise OperationTimeoutError(f"{call} did not finish within {limit} s")
+                raise OperationTimeoutError(f"{getattr(start, '__name__', 'the call')} did not finish within {limit} s")
             yield deadline
+
+    def send_offsets(
+        self, offsets: Mapping[Any, Any], metadata: ConsumerGroupMetadata, timeout: float | None
+    ) -> Op[None]:
+        """:meth:`transaction` for ``send_offsets_to_transaction`` with a consumer's metadata."""
+
+        def send_offsets_to_transaction(now: float) -> int:
+            return self.core.send_offsets_to_transaction(
+                offsets,
+                metadata.group_id,
+                now,
+                generation_id=metadata.generation_id,
+                member_id=metadata.member_id,
+                group_instance_id=metadata.group_instance_id,
+            )
+
+        return self.transaction(send_offsets_to_transaction, timeout)
 
 
 # ------------------------------------------------------------------ the admin

@@ -214,6 +214,22 @@ class _Runner:
         if self._closing and not self._done:
             self.close_now()
 
+    def call(self, method: Callable[..., T], *args: Any) -> T:
+        """``method(*args)`` as one call of the client (thread guard around it)."""
+        self.enter()
+        try:
+            return method(*args)
+        finally:
+            self.leave()
+
+    def wait(self, op: Callable[..., Op[T]], *args: Any) -> T:
+        """Run the operation ``op(*args)`` as one call of the client, pumping I/O as it waits."""
+        self.enter()
+        try:
+            return self.run(op(*args))
+        finally:
+            self.leave()
+
     def run(self, op: Op[T]) -> T:
         driver = self.driver
         try:
@@ -303,25 +319,11 @@ class Consumer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, method: Callable[..., T], *args: Any) -> T:
-        self._runner.enter()
-        try:
-            return method(*args)
-        finally:
-            self._runner.leave()
-
-    def _wait(self, op: Callable[..., Op[T]], *args: Any) -> T:
-        self._runner.enter()
-        try:
-            return self._runner.run(op(*args))
-        finally:
-            self._runner.leave()
-
     # -------------------------------------------------------- local calls
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Consume exactly these partitions (replacing the previous assignment)."""
-        self._call(self._state.assign, partitions)
+        self._runner.call(self._state.assign, partitions)
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions assigned (by ``assign``, or by the group)."""
@@ -329,7 +331,7 @@ class Consumer:
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         """The next ``poll`` returns ``partition``'s records from ``offset``."""
-        self._call(self._state.seek, partition, offset)
+        self._runner.call(self._state.seek, partition, offset)
 
     # -------------------------------------------------------- consumer groups
 
@@ -348,11 +350,11 @@ class Consumer:
         may call ``commit`` (revoked) or ``seek`` (assigned).  Their exceptions
         reach the caller of ``poll``.
         """
-        self._call(self._state.subscribe, topics, pattern, listener)
+        self._runner.call(self._state.subscribe, topics, pattern, listener)
 
     def unsubscribe(self) -> None:
         """Give the partitions up and leave the group."""
-        self._call(self._state.unsubscribe)
+        self._runner.call(self._state.unsubscribe)
 
     def subscription(self) -> frozenset[str]:
         group = self._state.group
@@ -360,7 +362,7 @@ class Consumer:
 
     def group_metadata(self) -> ConsumerGroupMetadata:
         """The group, generation and member id, for ``send_offsets_to_transaction``."""
-        return self._call(self._state.group_metadata)
+        return self._runner.call(self._state.group_metadata)
 
     def commit(
         self, offsets: Mapping[TopicPartition, Any] | None = None, timeout: float | None = None
@@ -370,7 +372,7 @@ class Consumer:
         Raises the commit's error: ``CommitFailedError`` when the member's
         generation is gone, ``RetriableCommitFailedError`` after ``timeout``.
         """
-        self._wait(self._state.commit, offsets, timeout)
+        self._runner.wait(self._state.commit, offsets, timeout)
 
     def commit_async(
         self,
@@ -378,28 +380,28 @@ class Consumer:
         callback: Callable[[CommitResult], object] | None = None,
     ) -> None:
         """Commit once without waiting; ``callback(CommitResult)`` runs inside a later call."""
-        self._call(self._state.commit_async, offsets, callback)
+        self._runner.call(self._state.commit_async, offsets, callback)
 
     def committed(
         self, partitions: Iterable[TopicPartition], timeout: float | None = None
     ) -> dict[TopicPartition, OffsetAndMetadata | None]:
         """The group's committed offsets (None where nothing is committed)."""
-        return self._wait(self._state.committed, partitions, timeout)
+        return self._runner.wait(self._state.committed, partitions, timeout)
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         """Move to the log start (of every assigned partition when none are named)."""
-        self._call(self._state.seek_to, "beginning", partitions)
+        self._runner.call(self._state.seek_to, "beginning", partitions)
 
     def seek_to_end(self, *partitions: TopicPartition) -> None:
         """Move to the log end (of every assigned partition when none are named)."""
-        self._call(self._state.seek_to, "end", partitions)
+        self._runner.call(self._state.seek_to, "end", partitions)
 
     def pause(self, *partitions: TopicPartition) -> None:
         """Stop fetching these partitions; records already fetched wait for ``resume``."""
-        self._call(self._state.pause, partitions)
+        self._runner.call(self._state.pause, partitions)
 
     def resume(self, *partitions: TopicPartition) -> None:
-        self._call(self._state.resume, partitions)
+        self._runner.call(self._state.resume, partitions)
 
     def paused(self) -> set[TopicPartition]:
         return self._core.paused()
@@ -415,27 +417,27 @@ class Consumer:
 
         Returns empty early after ``wakeup()`` or ``close()`` from another thread.
         """
-        return self._wait(self._state.poll, timeout, max_records)
+        return self._runner.wait(self._state.poll, timeout, max_records)
 
     def position(self, partition: TopicPartition, timeout: float | None = None) -> int:
         """The offset of the next record for ``partition``, waiting for a pending reset."""
-        return self._wait(self._state.position, partition, timeout)
+        return self._runner.wait(self._state.position, partition, timeout)
 
     def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int], timeout: float | None = None
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """The first offset at or after each timestamp (ms); None where there is none."""
-        return self._wait(self._state.offsets_for_times, timestamps, timeout)
+        return self._runner.wait(self._state.offsets_for_times, timestamps, timeout)
 
     def beginning_offsets(
         self, partitions: Iterable[TopicPartition], timeout: float | None = None
     ) -> dict[TopicPartition, int]:
-        return self._wait(self._state.beginning_offsets, partitions, timeout)
+        return self._runner.wait(self._state.beginning_offsets, partitions, timeout)
 
     def end_offsets(
         self, partitions: Iterable[TopicPartition], timeout: float | None = None
     ) -> dict[TopicPartition, int]:
-        return self._wait(self._state.end_offsets, partitions, timeout)
+        return self._runner.wait(self._state.end_offsets, partitions, timeout)
 
     def records(self, timeout: float | None = None) -> Iterator[ConsumerRecord]:
         """Records one by one; ends when none arrive for ``timeout`` seconds, or on close.
@@ -505,7 +507,7 @@ class RecordFuture(_RecordFuture):
         if self.done():
             return self.value()
         producer: Producer = self._owner
-        return producer._wait(producer._state.wait, self, timeout)
+        return producer._runner.wait(producer._state.wait, self, timeout)
 
     get = result
 
@@ -549,20 +551,6 @@ class Producer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _wait(self, op: Callable[..., Op[T]], *args: Any) -> T:
-        self._runner.enter()
-        try:
-            return self._runner.run(op(*args))
-        finally:
-            self._runner.leave()
-
-    def _call(self, method: Callable[..., T], *args: Any) -> T:
-        self._runner.enter()
-        try:
-            return method(*args)
-        finally:
-            self._runner.leave()
 
     def send(
         self,
@@ -615,11 +603,11 @@ class Producer:
         (default ``max_block``); calling again after a timeout waits for the
         same outcome.
         """
-        self._wait(self._state.transaction, "init", timeout)
+        self._runner.wait(self._state.transaction, self._core.init_transactions, timeout)
 
     def begin_transaction(self) -> None:
         """Open a transaction; ``send`` is refused outside one."""
-        self._call(self._core.begin_transaction)
+        self._runner.call(self._core.begin_transaction)
 
     def send_offsets_to_transaction(
         self,
@@ -632,7 +620,7 @@ class Producer:
         ``group_metadata`` is ``consumer.group_metadata()``: the group
         coordinator refuses the offsets of a member that lost its partitions.
         """
-        self._wait(self._state.transaction, "send_offsets", timeout, offsets, group_metadata)
+        self._runner.wait(self._state.send_offsets, offsets, group_metadata, timeout)
 
     def commit_transaction(self, timeout: float | None = None) -> None:
         """Send every buffered record, then commit the transaction.
@@ -641,11 +629,11 @@ class Producer:
         :meth:`abort_transaction` is left), or a fatal one such as
         ``ProducerFencedError`` (close the producer).
         """
-        self._wait(self._state.transaction, "commit", timeout)
+        self._runner.wait(self._state.transaction, self._core.commit_transaction, timeout)
 
     def abort_transaction(self, timeout: float | None = None) -> None:
         """Abort: records not sent yet fail with ``TransactionAbortedError``."""
-        self._wait(self._state.transaction, "abort", timeout)
+        self._runner.wait(self._state.transaction, self._core.abort_transaction, timeout)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Move data and run delivery callbacks for up to ``timeout`` seconds."""
@@ -662,12 +650,12 @@ class Producer:
 
     def flush(self, timeout: float | None = None) -> None:
         """Send everything buffered now; return when every record has its outcome."""
-        self._wait(self._state.flush, timeout)
+        self._runner.wait(self._state.flush, timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Deliver what is buffered (up to ``timeout``), fail the rest, close."""
         if not self._state.closed and not self._runner.closed:
-            self._wait(self._state.close, timeout)
+            self._runner.wait(self._state.close, timeout)
         self._runner.close(lambda: None, timeout)
 
 
@@ -694,13 +682,6 @@ class Admin:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _call(self, op: Callable[..., Op[Any]], *args: Any) -> Any:
-        self._runner.enter()
-        try:
-            return self._runner.run(op(*args))
-        finally:
-            self._runner.leave()
-
     def create_topics(
         self,
         topics: Iterable[NewTopic | str],
@@ -708,35 +689,35 @@ class Admin:
         *,
         validate_only: bool = False,
     ) -> dict[str, TopicCreated]:
-        created: dict[str, TopicCreated] = self._call(
+        created: dict[str, TopicCreated] = self._runner.wait(
             self._state.create_topics, topics, timeout, validate_only
         )
         return created
 
     def delete_topics(self, topics: Iterable[str], timeout: float | None = None) -> None:
-        self._call(self._state.delete_topics, topics, timeout)
+        self._runner.wait(self._state.delete_topics, topics, timeout)
 
     def create_partitions(
         self, new_totals: Mapping[str, int], timeout: float | None = None
     ) -> None:
-        self._call(self._state.create_partitions, new_totals, timeout)
+        self._runner.wait(self._state.create_partitions, new_totals, timeout)
 
     def list_offsets(
         self, specs: Mapping[TopicPartition, int], timeout: float | None = None
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
-        found: dict[TopicPartition, OffsetAndTimestamp | None] = self._call(
+        found: dict[TopicPartition, OffsetAndTimestamp | None] = self._runner.wait(
             self._state.list_offsets, specs, timeout
         )
         return found
 
     def describe_cluster(self, timeout: float | None = None) -> ClusterDescription:
-        cluster: ClusterDescription = self._call(self._state.describe_cluster, timeout)
+        cluster: ClusterDescription = self._runner.wait(self._state.describe_cluster, timeout)
         return cluster
 
     def describe_topics(
         self, topics: Iterable[str], timeout: float | None = None
     ) -> dict[str, TopicDescription]:
-        described: dict[str, TopicDescription] = self._call(
+        described: dict[str, TopicDescription] = self._runner.wait(
             self._state.describe_topics, topics, timeout
         )
         return described
@@ -744,7 +725,7 @@ class Admin:
     def list_topics(
         self, timeout: float | None = None, *, include_internal: bool = False
     ) -> dict[str, TopicListing]:
-        listed: dict[str, TopicListing] = self._call(
+        listed: dict[str, TopicListing] = self._runner.wait(
             self._state.list_topics, timeout, include_internal
         )
         return listed

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from .. import protocol
@@ -94,6 +94,8 @@ from ..records import (
 )
 from . import _model_admin, _model_group, _model_producer, _model_txn
 from ._model_log import AbortedTxn, ModelError, PartitionLog, ProducerState, StoredBatch
+
+E = TypeVar("E")
 
 __all__ = [
     "ADVERTISED_VERSIONS",
@@ -388,6 +390,13 @@ class ModelCluster:
         self._txns: dict[int, _Txn] = {}
         #: State of the broker parts kept in their own modules, by module name.
         self.extensions: dict[str, Any] = {}
+
+    def extension(self, key: str, factory: Callable[[], E]) -> E:
+        """The state a broker part keeps under ``key`` (made by ``factory`` on first use)."""
+        state = self.extensions.get(key)
+        if state is None:
+            state = self.extensions[key] = factory()
+        return cast(E, state)
 
     # ------------------------------------------------------------ topics
 

@@ -47,11 +47,7 @@ class ProducerIds:
 
 
 def producer_ids(cluster: ModelCluster) -> ProducerIds:
-    state = cluster.extensions.get(__name__)
-    if state is None:
-        state = cluster.extensions[__name__] = ProducerIds()
-    assert isinstance(state, ProducerIds)
-    return state
+    return cluster.extension(__name__, ProducerIds)
 
 
 def _init_producer_id(

@@ -128,11 +128,7 @@ class _State:
 
 
 def _state(cluster: ModelCluster) -> _State:
-    state = cluster.extensions.get(_KEY)
-    if state is None:
-        state = cluster.extensions[_KEY] = _State()
-    assert isinstance(state, _State)
-    return state
+    return cluster.extension(_KEY, _State)
 
 
 # ------------------------------------------------------------------ public helpers
