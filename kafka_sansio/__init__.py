@@ -120,6 +120,7 @@ if TYPE_CHECKING:
         ProducerFailed,
         RecordTooLargeError,
     )
+    from ._record_list import RecordList
     from ._records import ControlRecord, ControlRecordType, Record, RecordBatch, TimestampType
     from ._sasl import (
         OAuthBearerMechanism,
@@ -222,6 +223,7 @@ _LAZY = {
     "Ready": "._connection",
     "Record": "._records",
     "RecordBatch": "._records",
+    "RecordList": "._record_list",
     "records": ".records",
     "Records": "._events",
     "RequestFailed": "._connection",
@@ -338,6 +340,7 @@ __all__ = [
     "Ready",
     "Record",
     "RecordBatch",
+    "RecordList",
     "Records",
     "RemoteProtocolError",
     "RequestFailed",

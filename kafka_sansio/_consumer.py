@@ -369,7 +369,7 @@ class ConsumerCore(ClientOwner):
         """
         self._check_open()
         limit = self.config.max_poll_records if max_records is None else max_records
-        out: dict[TopicPartition, list[Record]] = {}
+        out: dict[TopicPartition, Sequence[Record]] = {}
         ready = [p for p in self._partitions.values() if p.buffered]
         count = 0
         if ready:
@@ -668,7 +668,7 @@ class ConsumerCore(ClientOwner):
             buf = scanned.buf
 
             def decode(ref: BatchRef) -> Callable[[], Sequence[Record]]:
-                return lambda: decoder.decode_ref(buf, ref, fetch_offset).records
+                return lambda: decoder.decode_ref_records(buf, ref, fetch_offset)
 
             for ref in refs:
                 if not ref.is_control and ref.record_count:

@@ -8,7 +8,7 @@ driver can dispatch on ``type(event)``.  Records come from
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 
@@ -41,10 +41,12 @@ class Records(Event):
     """Records handed out by ``poll``: per partition, in offset order.
 
     ``more_buffered`` is true when records are still buffered after these
-    (the next ``poll`` returns at once).
+    (the next ``poll`` returns at once).  The core's per-partition sequences
+    are :class:`RecordList` objects: read-only, each :class:`Record` built as it
+    is read (iterating this event builds them one by one).
     """
 
-    by_partition: dict[TopicPartition, list[Record]] = field(default_factory=dict)
+    by_partition: dict[TopicPartition, Sequence[Record]] = field(default_factory=dict)
     more_buffered: bool = False
 
     def __len__(self) -> int:

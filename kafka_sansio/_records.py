@@ -15,10 +15,12 @@ length followed by: attributes int8, timestampDelta varlong, offsetDelta
 varint, key and value (varint length, -1 for null, then bytes), and a varint
 count of headers, each a varint-length UTF-8 key and a varint-length value.
 
-The record loop in :func:`decode_records_v2` is the consumer's hot path: it
+The record loop in :func:`decode_columns_v2` is the consumer's hot path: it
 inlines one- and two-byte varints with a precomputed zigzag table, slices keys
-and values straight out of a ``bytes`` buffer and builds each :class:`Record`
-with ``tuple.__new__``.  Anything malformed raises :class:`CorruptRecordError`.
+and values straight out of a ``bytes`` buffer, and decodes runs of records laid
+out alike column by column.  It returns columns; :class:`Record` tuples are
+built from them where they are handed out.  Anything malformed raises
+:class:`CorruptRecordError`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from itertools import repeat
+from operator import add
 from typing import Any, NamedTuple
 
 from . import _crc32c
@@ -41,7 +45,8 @@ __all__ = [
     "ControlRecord",
     "RecordBatch",
     "decode_batch_v2",
-    "decode_records_v2",
+    "decode_batch_columns_v2",
+    "decode_columns_v2",
     "encode_batch",
     "encode_new_batch",
     "make_control_record",
@@ -305,32 +310,72 @@ def _read_headers(buf: bytes, pos: int, end: int) -> tuple[tuple[Header, ...], i
     return tuple(headers), pos
 
 
-def decode_records_v2(
-    buf: bytes,
-    pos: int,
-    end: int,
-    count: int,
-    base_offset: int,
-    base_timestamp: int,
-    timestamp_type: int,
-) -> list[Record]:
+#: A batch's records as columns: offsets, timestamps, keys, values, headers.
+Columns = tuple[
+    list[int], list[int], list["bytes | None"], list["bytes | None"], list[tuple[Header, ...]]
+]
+
+# Tables for the same-layout runs of decode_columns_v2.
+_BYTE = [bytes((b,)) for b in range(256)]
+# bytes.translate tables: a byte that ends a varint maps to 0 (_ENDS), one that
+# continues it maps to 0 (_GOES_ON); everything else to 1.
+_ENDS = bytes(0 if b < 0x80 else 1 for b in range(256))
+_GOES_ON = bytes(1 if b < 0x80 else 0 for b in range(256))
+# The offset delta bytes of consecutive records: one-byte varints (deltas 0-63)
+# and the two bytes of two-byte ones (deltas 0-8191), by delta.
+_OFF1 = bytes(2 * d for d in range(64))
+_OFF2_FIRST = bytes(((2 * d) & 0x7F) | 0x80 for d in range(8192))
+_OFF2_SECOND = bytes((2 * d) >> 7 for d in range(8192))
+# The second byte of a two-byte varint, shifted into place, less the first
+# byte's continuation bit: first + _SHIFT7[second] indexes _ZZ.
+_SHIFT7 = [(b << 7) - 0x80 for b in range(256)]
+#: The longest run checked at once (longer runs are taken in several steps).
+_RUN_STEP = 512
+#: Records parsed one by one after a failed run check before the next check.
+_RUN_RETRY = 16
+
+
+def _leading(col: bytes, byte: bytes) -> int:
+    """How many bytes at the start of *col* equal *byte* (one byte)."""
+    return len(col) - len(col.lstrip(byte))
+
+
+def decode_columns_v2(
+    buf: bytes, pos: int, end: int, count: int, base_offset: int, base_timestamp: int
+) -> Columns:
     """Decode *count* records from ``buf[pos:end]``, which they must fill exactly.
 
-    *buf* must be ``bytes`` (keys and values are slices of it).  Timestamps
-    are ``base_timestamp + delta`` (the caller replaces them for
-    LOG_APPEND_TIME batches); offsets are ``base_offset + delta``.
+    Returns them as columns (offsets, timestamps, keys, values, headers), in
+    record order; *buf* must be ``bytes`` (keys and values are slices of it).
+    Timestamps are ``base_timestamp + delta``, offsets ``base_offset + delta``.
+    Anything malformed raises :class:`CorruptRecordError`.
+
+    Records are parsed one at a time; after each one, a check looks for a run
+    of following records laid out exactly like it (same length, key and value
+    lengths, varint widths, no headers, offsets one apart).  Such a run is
+    decoded column by column with strided slices and C-level maps instead of
+    record by record: producers that send values of one size (and keys of one
+    length, or none) get most of their records decoded that way.  Every byte
+    a run relies on is checked, so a run decodes to exactly what the
+    one-at-a-time loop gives, and anything it cannot vouch for goes through
+    that loop.
     """
     if count < 0 or count * 7 > end - pos:
         raise CorruptRecordError(f"record count {count} does not fit in {end - pos} bytes")
-    out: list[Record] = []
-    append = out.append
-    new = tuple.__new__
-    rec_cls = Record
+    offsets: list[int] = []
+    timestamps: list[int] = []
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    headers_col: list[tuple[Header, ...]] = []
     zz = _ZZ
     empty = _EMPTY_HEADERS
     read_varint = _read_varint
+    ts_table: list[int] | None = None  # base_timestamp + one-byte delta, by byte
+    i = 0
+    next_check = 0
     try:
-        for _ in range(count):
+        while i < count:
+            start = pos
             # length
             b = buf[pos]
             if b < 0x80:
@@ -345,31 +390,30 @@ def decode_records_v2(
                     n, pos = read_varint(buf, pos)
                     rec_end = pos + n
                     pos += 1
-            # timestampDelta (0 is common: records of the same millisecond)
+            # timestampDelta
+            ts_at = pos
             b = buf[pos]
-            if not b:
-                ts = base_timestamp
-                pos += 1
-            elif b < 0x80:
+            if b < 0x80:
                 ts = base_timestamp + zz[b]
                 pos += 1
             else:
                 n, pos = read_varint(buf, pos)
                 ts = base_timestamp + n
             # offsetDelta
+            off_at = pos
             b = buf[pos]
             if b < 0x80:
-                off = base_offset + zz[b]
+                delta = zz[b]
                 pos += 1
             else:
                 b2 = buf[pos + 1]
                 if b2 < 0x80:
-                    off = base_offset + zz[(b & 0x7F) | (b2 << 7)]
+                    delta = zz[(b & 0x7F) | (b2 << 7)]
                     pos += 2
                 else:
-                    n, pos = read_varint(buf, pos)
-                    off = base_offset + n
+                    delta, pos = read_varint(buf, pos)
             # key: an even single byte is a length 0-63
+            key_at = pos
             b = buf[pos]
             if b < 0x80 and not b & 1:
                 pos += 1
@@ -386,6 +430,7 @@ def decode_records_v2(
                 else:
                     raise CorruptRecordError(f"invalid key length {n}")
             # value: single-byte even lengths inline, then two-byte ones
+            value_at = pos
             b = buf[pos]
             if b < 0x80 and not b & 1:
                 pos += 1
@@ -418,15 +463,104 @@ def decode_records_v2(
                 pos += 1
             if pos != rec_end:
                 raise CorruptRecordError("record length does not match its fields")
-            append(new(rec_cls, (off, ts, timestamp_type, key, value, headers)))
+            offsets.append(base_offset + delta)
+            timestamps.append(ts)
+            keys.append(key)
+            values.append(value)
+            headers_col.append(headers)
+            i += 1
+            if i < next_check or headers:
+                continue
+
+            # -- a run of records laid out like this one? -------------------
+            size = pos - start
+            ts_width = off_at - ts_at
+            off_width = key_at - off_at
+            first = delta + 1  # the offset delta the next record must have
+            if off_width == 1:
+                most = 64 - first
+            elif off_width == 2:
+                most = 8192 - first
+            else:
+                most = 0
+            m = min(count - i, (end - pos) // size, most, _RUN_STEP)
+            # The cheap test first: the next record's length.
+            if m < 2 or ts_width > 2 or buf[pos : pos + ts_at - 1 - start] != buf[start : ts_at - 1]:
+                next_check = i + _RUN_RETRY
+                continue
+            # Column k of the run is buf[pos + k : stop : size]; every column
+            # that must repeat this record's bytes is checked, and the run ends
+            # at the first record where any of them differs.
+            for k in range(ts_at - 1 - start):  # the length
+                col = buf[pos + k : pos + m * size : size]
+                m = min(m, _leading(col, _BYTE[buf[start + k]]))
+            key_len = 0 if key is None else len(key)
+            value_len = 0 if value is None else len(value)
+            stop = pos + m * size
+            fixed = (
+                range(key_at - start, value_at - start - key_len),  # the key's length
+                range(value_at - start, size - 1 - value_len),  # the value's length
+            )
+            for k_range in fixed:
+                for k in k_range:
+                    col = buf[pos + k : stop : size]
+                    m = min(m, _leading(col, _BYTE[buf[start + k]]))
+            col = buf[pos + size - 1 : stop : size]  # no headers
+            m = min(m, _leading(col, b"\x00"))
+            ts_col = buf[pos + ts_at - start : stop : size]
+            if ts_width == 1:
+                m = min(m, _leading(ts_col.translate(_ENDS), b"\x00"))
+                ts_col2 = b""
+            else:
+                ts_col2 = buf[pos + ts_at - start + 1 : stop : size]
+                m = min(m, _leading(ts_col.translate(_GOES_ON), b"\x00"))
+                m = min(m, _leading(ts_col2.translate(_ENDS), b"\x00"))
+            if m < 2:
+                next_check = i + _RUN_RETRY
+                continue
+            stop = pos + m * size
+            k = pos + off_at - start
+            if off_width == 1:
+                in_order = buf[k:stop:size] == _OFF1[first : first + m]
+            else:
+                in_order = (
+                    buf[k:stop:size] == _OFF2_FIRST[first : first + m]
+                    and buf[k + 1 : stop : size] == _OFF2_SECOND[first : first + m]
+                )
+            if not in_order:
+                next_check = i + _RUN_RETRY
+                continue
+            # The run checks out: its columns, without a per-record Python step.
+            offsets += range(base_offset + first, base_offset + first + m)
+            if ts_width == 1:
+                if ts_table is None:
+                    ts_table = [base_timestamp + z for z in zz[:128]]
+                timestamps += map(ts_table.__getitem__, ts_col[:m])
+            else:
+                zigzag = map(add, ts_col[:m], map(_SHIFT7.__getitem__, ts_col2[:m]))
+                timestamps += map(add, repeat(base_timestamp), map(zz.__getitem__, zigzag))
+            if key is None:
+                keys += repeat(None, m)
+            else:
+                k = pos + value_at - start - key_len
+                keys += [buf[p : p + key_len] for p in range(k, stop, size)]
+            if value is None:
+                values += repeat(None, m)
+            else:
+                k = pos + size - 1 - value_len
+                values += [buf[p : p + value_len] for p in range(k, stop, size)]
+            headers_col += repeat(empty, m)
+            i += m
+            pos = stop
+            next_check = i
     except IndexError:
         raise CorruptRecordError("record overruns its batch") from None
     if pos != end:
         raise CorruptRecordError(f"{end - pos} bytes left over after {count} records")
-    return out
+    return offsets, timestamps, keys, values, headers_col
 
 
-def decode_batch_v2(
+def decode_batch_columns_v2(
     buf: bytes,
     pos: int,
     end: int,
@@ -434,9 +568,12 @@ def decode_batch_v2(
     check_crc: bool = True,
     decompress_limit: int = DEFAULT_DECOMPRESS_LIMIT,
     start_offset: int | None = None,
-) -> RecordBatch:
+) -> tuple[_BatchHeader, Columns]:
     """Decode the complete v2 batch occupying ``buf[pos:end]`` (*buf* is ``bytes``).
 
+    Returns its header fields (RecordBatch's fields before ``records``, in
+    order) and its records as columns (see :func:`decode_columns_v2`); in a
+    LOG_APPEND_TIME batch every timestamp is the batch's max timestamp.
     Verifies the CRC-32C unless *check_crc* is false, decompresses (bounded by
     *decompress_limit*) and drops records below *start_offset*.  Raises
     :class:`CorruptRecordError` (or another RemoteProtocolError) for bad input,
@@ -459,23 +596,65 @@ def decode_batch_v2(
                 f"CRC-32C mismatch in batch at offset {base_offset}: "
                 f"stored {crc:#010x}, computed {actual:#010x}"
             )
-    ts_type = (
-        TimestampType.LOG_APPEND_TIME
-        if attributes & TIMESTAMP_TYPE_MASK
-        else TimestampType.CREATE_TIME
-    )
     codec = attributes & COMPRESSION_MASK
     if codec == CODEC_NONE:
-        records = decode_records_v2(
-            buf, pos + HEADER_SIZE_V2, end, count, base_offset, base_timestamp, ts_type
+        columns = decode_columns_v2(
+            buf, pos + HEADER_SIZE_V2, end, count, base_offset, base_timestamp
         )
     else:
         data = decompress(codec, buf[pos + HEADER_SIZE_V2 : end], decompress_limit)
-        records = decode_records_v2(data, 0, len(data), count, base_offset, base_timestamp, ts_type)
-    if ts_type == TimestampType.LOG_APPEND_TIME:
-        records = [r._replace(timestamp=max_timestamp) for r in records]
-    if start_offset is not None and records and records[0].offset < start_offset:
-        records = [r for r in records if r.offset >= start_offset]
+        columns = decode_columns_v2(data, 0, len(data), count, base_offset, base_timestamp)
+    offsets = columns[0]
+    if attributes & TIMESTAMP_TYPE_MASK:
+        columns = (offsets, [max_timestamp] * len(offsets), *columns[2:])
+    if start_offset is not None and offsets and offsets[0] < start_offset:
+        keep = [i for i, offset in enumerate(offsets) if offset >= start_offset]
+        o, t, k, v, h = columns
+        columns = (
+            [o[i] for i in keep],
+            [t[i] for i in keep],
+            [k[i] for i in keep],
+            [v[i] for i in keep],
+            [h[i] for i in keep],
+        )
+    return header, columns
+
+
+def timestamp_type_of(attributes: int) -> TimestampType:
+    """The timestamp type a v2 batch's attributes give its records."""
+    if attributes & TIMESTAMP_TYPE_MASK:
+        return TimestampType.LOG_APPEND_TIME
+    return TimestampType.CREATE_TIME
+
+
+def decode_batch_v2(
+    buf: bytes,
+    pos: int,
+    end: int,
+    *,
+    check_crc: bool = True,
+    decompress_limit: int = DEFAULT_DECOMPRESS_LIMIT,
+    start_offset: int | None = None,
+) -> RecordBatch:
+    """Decode the complete v2 batch occupying ``buf[pos:end]`` (*buf* is ``bytes``).
+
+    :func:`decode_batch_columns_v2`, as a :class:`RecordBatch` of
+    :class:`Record` tuples.
+    """
+    header, (offsets, timestamps, keys, values, headers) = decode_batch_columns_v2(
+        buf,
+        pos,
+        end,
+        check_crc=check_crc,
+        decompress_limit=decompress_limit,
+        start_offset=start_offset,
+    )
+    ts_type = timestamp_type_of(header[5])
+    records = map(
+        tuple.__new__,
+        repeat(Record),
+        zip(offsets, timestamps, repeat(ts_type), keys, values, headers),
+    )
     # The header fields are RecordBatch's fields, in order.
     return RecordBatch(*header, tuple(records))
 

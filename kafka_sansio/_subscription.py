@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from ._errors import KafkaSansioError, LocalProtocolError
 from ._events import ResetReason
+from ._record_list import RecordList
 from ._records import Record
 from ._types import TopicPartition
 
@@ -252,16 +253,17 @@ class PartitionState:
                 self.position_epoch = chunk.next_epoch
         self.fetch_offset = chunk.next_offset
 
-    def take(self, limit: int) -> list[Record]:
+    def take(self, limit: int) -> RecordList:
         """Hand out up to ``limit`` buffered records, advancing the position.
 
         Decodes the buffered batches it reaches.  A batch that fails to decode
         stops the partition there: the records before it are handed out,
         everything after is dropped and ``decode_error`` says where and why.
         """
-        out: list[Record] = []
+        out: list[Sequence[Record]] = []
+        taken = 0
         chunks = self.chunks
-        while chunks and len(out) < limit:
+        while chunks and taken < limit:
             chunk = chunks[0]
             records = chunk.records
             if chunk.pos >= len(records):
@@ -287,10 +289,11 @@ class PartitionState:
                 self.buffered += len(records)
                 chunk.records, chunk.pos, chunk.epoch = records, 0, batch.epoch
                 continue
-            end = min(len(records), chunk.pos + limit - len(out))
+            end = min(len(records), chunk.pos + limit - taken)
             part = records[chunk.pos : end] if chunk.pos or end < len(records) else records
             chunk.pos = end
-            out += part
+            out.append(part)
+            taken += len(part)
             self.position = part[-1].offset + 1
             self.position_epoch = chunk.epoch
             self.buffered -= len(part)
@@ -303,4 +306,4 @@ class PartitionState:
             self.refetch_when_drained = False
             if self.position is not None:
                 self.fetch_offset = self.position
-        return out
+        return RecordList.join(out)

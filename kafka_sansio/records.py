@@ -53,6 +53,7 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._legacy_records import MIN_MESSAGE_SIZE, decode_legacy_message, encode_legacy_message_set
+from ._record_list import RecordList, decode_batch_list_v2
 from ._records import (
     MIN_BATCH_LENGTH_V2,
     BatchBuilder,
@@ -88,6 +89,7 @@ __all__ = [
     "RecordBatch",
     "RecordBatchTooLargeError",
     "RecordDecoder",
+    "RecordList",
     "ScannedRecords",
     "TimestampType",
     "codec_available",
@@ -350,6 +352,26 @@ class RecordDecoder:
                 raise
             return ScannedRecords(buf, refs, 0, next_offset, exc)
         return ScannedRecords(buf, refs, n - pos, next_offset)
+
+    def decode_ref_records(
+        self, buf: bytes, ref: BatchRef, start_offset: int | None = None
+    ) -> RecordList:
+        """The records of the batch at ``ref``, as a :class:`RecordList` (columns).
+
+        What a consumer hands out: the same records as
+        ``decode_ref(...).records``, with no ``Record`` tuple built until they
+        are read.
+        """
+        if ref.magic != 2:
+            return RecordList.from_records(self.decode_ref(buf, ref, start_offset).records)
+        return decode_batch_list_v2(
+            buf,
+            ref.pos,
+            ref.end,
+            check_crc=self.check_crc,
+            decompress_limit=self.decompress_limit,
+            start_offset=start_offset,
+        )
 
     def decode_ref(self, buf: bytes, ref: BatchRef, start_offset: int | None = None) -> RecordBatch:
         """Decode the batch :meth:`scan` found at ``ref`` (CRC, decompression, records)."""
