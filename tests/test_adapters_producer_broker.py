@@ -268,3 +268,45 @@ def test_delivery_callbacks_get_metadata_or_the_error(adapter: str, kafka: Any) 
     assert good == [RecordMetadata(name, 0, i, -1) for i in range(3)]
     [(meta, error)] = [(m, e) for m, e in seen if e is not None]
     assert meta is None and isinstance(error, UnknownTopicOrPartitionError)
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_futures_dropped_or_kept_all_get_their_outcome_once(adapter: str, kafka: Any) -> None:
+    """The producer keeps outcomes per 256 tokens, not a future per record.
+
+    1,000 records over two partitions: a callback on every third, every
+    seventh future kept, the rest dropped at once.  Each callback runs once
+    with its record's offset, each kept future gives its record's metadata,
+    and the producer holds nothing for resolved records afterwards.
+    """
+    name = kafka.create_topic(partitions=2, prefix=f"cells-{adapter}")
+    calls: dict[int, list[Any]] = {}
+    kept: dict[int, Any] = {}
+
+    def on_delivery(i: int) -> Any:
+        return lambda meta, error: calls.setdefault(i, []).append((meta, error))
+
+    async def scenario(producer: Any) -> list[Any]:
+        for i in range(1000):
+            future = await producer.send(
+                name,
+                b"%d" % i,
+                partition=i % 2,
+                on_delivery=on_delivery(i) if i % 3 == 0 else None,
+            )
+            if i % 7 == 0:
+                kept[i] = future
+        await producer.flush()
+        state = producer._state
+        # Only the cell still taking tokens (1,000 of 1,024) is left.
+        left = [cell is state.cell for cell in state.cells.values()]
+        return [left, [await kept[i] for i in sorted(kept)]]
+
+    left, metas = run_client(adapter, "Producer", kafka.bootstrap, scenario, linger=0.005)
+    assert left == [True]
+    assert sorted(calls) == list(range(0, 1000, 3))
+    for i, got in calls.items():
+        [(meta, error)] = got
+        assert error is None and meta.partition == i % 2 and meta.offset == i // 2
+    assert [m.offset for m in metas] == [i // 2 for i in sorted(kept)]
+    assert [m.partition for m in metas] == [i % 2 for i in sorted(kept)]

@@ -36,6 +36,8 @@ from kafka_sansio._group_events import CommitResult, OffsetAndMetadata
 
 from ._errors import ClosedError
 from ._ops import (
+    CELL_BITS,
+    CELL_MASK,
     AdminState,
     ConsumerGroupMetadata,
     ConsumerRecord,
@@ -422,11 +424,15 @@ class AsyncProducer(AsyncClient):
             if state.closed:
                 raise ClosedError("the producer is closed")
             token = self._core_send(topic, value, driver.now(), key, partition, headers, timestamp_ms)
+            cell = state.cell
+            if token >> CELL_BITS != cell.key:
+                cell = state.new_cell(token)
+            if on_delivery is not None:
+                cell.callbacks[token & CELL_MASK] = on_delivery
             # An AsyncRecordFuture without __init__ (see bind_futures): the hot path.
             future: RecordFuture = _new_object(state.future_class)
-            future._callback = on_delivery
-            future._outcome = None
-            state._futures[token] = future
+            future._cell = cell
+            future._token = token
         except BufferFullError:
             op = state.send(topic, value, key, partition, headers, timestamp_ms, on_delivery)
             future = await run(op, driver)

@@ -503,7 +503,8 @@ class ConsumerState:
             out.setdefault(tp, []).append(record)
             count += 1
         self._held = keep
-        return Records(out, bool(keep) or self.core.buffered() > 0)
+        by_partition: dict[TopicPartition, Sequence[Record]] = dict(out)
+        return Records(by_partition, bool(keep) or self.core.buffered() > 0)
 
     def _drop_held(self, dropped: Callable[[TopicPartition], bool]) -> None:
         self._normalize()
@@ -812,41 +813,67 @@ class _Outcome:
         self.error = delivered.error
 
 
+#: Tokens per cell: a cell holds the outcomes of tokens ``key << CELL_BITS`` on.
+CELL_BITS = 8
+CELL_MASK = (1 << CELL_BITS) - 1
+
+
+class Cell:
+    """What the producer keeps for 256 consecutive tokens (records).
+
+    Per token: its delivery callback, its batch's outcome and its index in the
+    batch.  Futures point at their cell; the producer forgets a cell once
+    every token in it has its outcome.  So the producer holds no object per
+    record: a future the caller drops is freed at once, and the garbage
+    collector never walks thousands of futures waiting for their batches.
+    """
+
+    __slots__ = ("callbacks", "indexes", "key", "left", "outcomes")
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self.callbacks: list[DeliveryCallback | None] = [None] * (1 << CELL_BITS)
+        self.outcomes: list[_Outcome | None] = [None] * (1 << CELL_BITS)
+        self.indexes = [0] * (1 << CELL_BITS)
+        #: Tokens of this cell not resolved yet.
+        self.left = 1 << CELL_BITS
+
+
 class RecordFuture:
     """The outcome of one ``send``: :class:`RecordMetadata` or an exception.
 
     The flavours add the waiting: ``future.result(timeout)`` on the blocking
-    producer, ``await future`` on asyncio and trio.  Resolving a future only
-    stores a reference to its batch's outcome and its index in the batch;
-    the metadata is built when asked for.
+    producer, ``await future`` on asyncio and trio.  A future is its token and
+    the :class:`Cell` that will hold its batch's outcome; the metadata is
+    built when asked for.
     """
 
-    __slots__ = ("_callback", "_index", "_outcome", "_owner")
-    #: The record's place in its batch (set with ``_outcome``).
-    _index: int
+    __slots__ = ("_cell", "_token")
+    #: The producer whose adapter waits for this future (set by bind_futures).
+    _owner: Any
 
-    def __init__(self, owner: Any, callback: DeliveryCallback | None) -> None:
-        #: The producer whose adapter waits for this future.
-        self._owner = owner
-        self._callback = callback
-        self._outcome: _Outcome | None = None
+    def __init__(self, cell: Cell, token: int) -> None:
+        self._cell = cell
+        self._token = token
 
     def done(self) -> bool:
-        return self._outcome is not None
+        return self._cell.outcomes[self._token & CELL_MASK] is not None
 
     def exception(self) -> KafkaSansioError | None:
         """The delivery error (None on success, or while not :meth:`done`)."""
-        return None if self._outcome is None else self._outcome.error
+        outcome = self._cell.outcomes[self._token & CELL_MASK]
+        return None if outcome is None else outcome.error
 
     def value(self) -> RecordMetadata:
         """The metadata, or raise the delivery error; call only once :meth:`done`."""
-        outcome = self._outcome
+        cell, j = self._cell, self._token & CELL_MASK
+        outcome = cell.outcomes[j]
         if outcome is None:
             raise RuntimeError("the record has not been acknowledged yet")
         if outcome.error is not None:
             raise outcome.error
         base = outcome.base_offset
-        offset = base + self._index if base >= 0 else -1
+        offset = base + cell.indexes[j] if base >= 0 else -1
         return _new_tuple(
             RecordMetadata, (outcome.topic, outcome.partition, offset, outcome.timestamp)
         )
@@ -862,7 +889,7 @@ def bind_futures(base: type[F], owner: Any) -> type[F]:
     """A subclass of ``base`` whose futures all belong to ``owner``.
 
     The send paths build these with ``object.__new__`` and two attribute
-    stores (``_callback``, ``_outcome``) instead of calling ``__init__``: the
+    stores (``_cell``, ``_token``) instead of calling ``__init__``: the
     producer's per-record cost.  ``_owner`` is a class attribute here.
     """
     namespace = {"__slots__": (), "_owner": owner, "__module__": base.__module__}
@@ -870,24 +897,36 @@ def bind_futures(base: type[F], owner: Any) -> type[F]:
     return type(base.__name__, (base,), namespace)
 
 
-def _resolve(
-    outcome: _Outcome, tokens: Sequence[int], pop: Callable[[int, None], RecordFuture | None]
-) -> None:
+def _resolve(outcome: _Outcome, tokens: Sequence[int], cells: dict[int, Cell]) -> None:
     """Resolve the futures of one batch's records, then call their callbacks in order.
 
     Every future of the batch is done before the first ``on_delivery(metadata,
     None)`` (or ``(None, error)``) runs, so a callback may look at any record
     of its batch.
     """
-    called: list[RecordFuture] = []
+    callbacks: list[DeliveryCallback] = []
+    indexes: list[int] = []
+    cell: Cell | None = None
     for i, token in enumerate(tokens):
-        future = pop(token, None)
-        if future is not None:
-            future._outcome = outcome
-            future._index = i
-            if future._callback is not None:
-                called.append(future)
-    if not called:
+        key = token >> CELL_BITS
+        if cell is None or cell.key != key:
+            cell = cells.get(key)
+            if cell is None:
+                continue
+        j = token & CELL_MASK
+        if cell.outcomes[j] is not None:
+            continue  # reported already (never twice, but a cell is not trusted blindly)
+        cell.outcomes[j] = outcome
+        cell.indexes[j] = i
+        callback = cell.callbacks[j]
+        if callback is not None:
+            cell.callbacks[j] = None
+            callbacks.append(callback)
+            indexes.append(i)
+        cell.left -= 1
+        if not cell.left:
+            del cells[key]
+    if not callbacks:
         return
     error = outcome.error
     topic, partition, base, ts = (
@@ -897,13 +936,13 @@ def _resolve(
         outcome.timestamp,
     )
     new, metadata = _new_tuple, RecordMetadata
-    for future in called:
+    for callback, i in zip(callbacks, indexes, strict=True):
         try:
             if error is None:
-                offset = base + future._index if base >= 0 else -1
-                future._callback(new(metadata, (topic, partition, offset, ts)), None)  # type: ignore[misc]
+                offset = base + i if base >= 0 else -1
+                callback(new(metadata, (topic, partition, offset, ts)), None)
             else:
-                future._callback(None, error)  # type: ignore[misc]
+                callback(None, error)
         except Exception:
             log.exception("a delivery callback raised")
 
@@ -919,7 +958,10 @@ class ProducerState:
         #: The futures of this producer: ``future_class`` with the owner built in.
         self.future_class = bind_futures(future_class, owner)
         self._owner = owner
-        self._futures: dict[int, RecordFuture] = {}
+        #: Cells of tokens not all resolved yet, by ``token >> CELL_BITS``.
+        self.cells: dict[int, Cell] = {}
+        #: The cell of the latest token (send paths check ``cell.key`` first).
+        self.cell = Cell(-1)
         self._errors: list[KafkaSansioError] = []
         #: Outcomes of transaction calls, by token.
         self._transactions: dict[int, TransactionResult] = {}
@@ -927,10 +969,10 @@ class ProducerState:
 
     def route(self) -> None:
         """Resolve the futures of delivered records; keep fatal errors for the next call."""
-        pop = self._futures.pop
+        cells = self.cells
         for event in self.core.events():
             if isinstance(event, Delivered):
-                _resolve(_Outcome(event), event.tokens, pop)
+                _resolve(_Outcome(event), event.tokens, cells)
             elif isinstance(event, TransactionResult):
                 self._transactions[event.token] = event
             elif isinstance(event, (ProducerFailed, ClientError)):
@@ -960,10 +1002,26 @@ class ProducerState:
         token = self.core.send(
             topic, value, self.driver.now(), key, partition, headers, timestamp_ms
         )
-        future = self._futures[token] = _new_object(self.future_class)
-        future._callback = on_delivery
-        future._outcome = None
+        cell = self.cell
+        if token >> CELL_BITS != cell.key:
+            cell = self.new_cell(token)
+        if on_delivery is not None:
+            cell.callbacks[token & CELL_MASK] = on_delivery
+        future = _new_object(self.future_class)
+        future._cell = cell
+        future._token = token
         return future
+
+    def new_cell(self, token: int) -> Cell:
+        """The cell of ``token``, the first of a new cell: it becomes :attr:`cell`."""
+        key = token >> CELL_BITS
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = Cell(key)
+            # Tokens before the first one sent (they start at 1) never come.
+            cell.left -= token & CELL_MASK
+        self.cell = cell
+        return cell
 
     def send(self, *args: Any) -> Op[RecordFuture]:
         """:meth:`send_now`, waiting up to ``max_block`` for buffer room."""

@@ -44,6 +44,8 @@ from kafka_sansio._group_events import CommitResult, OffsetAndMetadata
 from ._blocking import BlockingDriver
 from ._errors import ClosedError, TransportError
 from ._ops import (
+    CELL_BITS,
+    CELL_MASK,
     AdminState,
     ConsumerGroupMetadata,
     ConsumerRecord,
@@ -539,7 +541,6 @@ class Producer:
         # Bound once for the per-record path of send().
         self._core_send = self._core.send
         self._clock = self._runner.now
-        self._futures = self._state._futures
         # This module's RecordFuture, bound to this producer.
         self._future_class = cast("type[RecordFuture]", self._state.future_class)
         self._try_busy = self._runner._try_busy
@@ -580,10 +581,15 @@ class Producer:
                 args = (topic, value, key, partition, headers, timestamp_ms, on_delivery)
                 future: RecordFuture = runner.run(state.send(*args))  # type: ignore[assignment]
             else:
-                # RecordFuture without __init__ (see bind_futures): the hot path.
-                future = self._futures[token] = _new_object(self._future_class)
-                future._callback = on_delivery
-                future._outcome = None
+                # ProducerState.send_now inlined: the hot path.
+                cell = state.cell
+                if token >> CELL_BITS != cell.key:
+                    cell = state.new_cell(token)
+                if on_delivery is not None:
+                    cell.callbacks[token & CELL_MASK] = on_delivery
+                future = _new_object(self._future_class)
+                future._cell = cell
+                future._token = token
             runner.calls += 1
             if not runner.calls & 63:
                 runner.driver.run_once(0.0)
