@@ -37,7 +37,6 @@ from kafka_sansio._group_events import CommitResult, OffsetAndMetadata
 from ._errors import ClosedError
 from ._ops import (
     CELL_BITS,
-    CELL_MASK,
     AdminState,
     ConsumerGroupMetadata,
     ConsumerRecord,
@@ -428,7 +427,7 @@ class AsyncProducer(AsyncClient):
             if token >> CELL_BITS != cell.key:
                 cell = state.new_cell(token)
             if on_delivery is not None:
-                cell.callbacks[token & CELL_MASK] = on_delivery
+                state.callbacks[token] = on_delivery
             # An AsyncRecordFuture without __init__ (see bind_futures): the hot path.
             future: RecordFuture = _new_object(state.future_class)
             future._cell = cell

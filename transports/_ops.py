@@ -22,8 +22,11 @@ from __future__ import annotations
 import logging
 import random
 import ssl
+from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import count, repeat
+from operator import rshift
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from kafka_sansio import (
@@ -802,39 +805,44 @@ DeliveryCallback = Callable[[RecordMetadata | None, KafkaSansioError | None], ob
 
 
 class _Outcome:
-    """What the broker said about one batch; every record's future points at it."""
+    """What the broker said about one batch; the futures of its records find it."""
 
-    __slots__ = ("base_offset", "error", "partition", "timestamp", "topic")
+    __slots__ = ("_index", "base_offset", "error", "partition", "timestamp", "tokens", "topic")
 
     def __init__(self, delivered: Delivered) -> None:
         self.topic, self.partition = delivered.partition
         self.base_offset = delivered.base_offset
         self.timestamp = delivered.timestamp_ms
         self.error = delivered.error
+        self.tokens = delivered.tokens
+        self._index: dict[int, int] | None = None
+
+    def index(self, token: int) -> int | None:
+        """Where ``token`` is in the batch (None: not in it); indexed on first use."""
+        if self._index is None:
+            self._index = dict(zip(self.tokens, range(len(self.tokens)), strict=True))
+        return self._index.get(token)
 
 
-#: Tokens per cell: a cell holds the outcomes of tokens ``key << CELL_BITS`` on.
+#: Tokens per cell: a cell covers tokens ``key << CELL_BITS`` to the next cell's.
 CELL_BITS = 8
-CELL_MASK = (1 << CELL_BITS) - 1
 
 
 class Cell:
-    """What the producer keeps for 256 consecutive tokens (records).
+    """The outcomes of the batches that hold any of 256 consecutive tokens.
 
-    Per token: its delivery callback, its batch's outcome and its index in the
-    batch.  Futures point at their cell; the producer forgets a cell once
-    every token in it has its outcome.  So the producer holds no object per
-    record: a future the caller drops is freed at once, and the garbage
-    collector never walks thousands of futures waiting for their batches.
+    Futures point at the cell of their token and look their batch up in it;
+    the producer forgets a cell once every token in it is resolved.  So the
+    producer keeps no object per record: a future the caller drops is freed
+    at once, and the garbage collector never walks thousands of futures
+    waiting for their batches.
     """
 
-    __slots__ = ("callbacks", "indexes", "key", "left", "outcomes")
+    __slots__ = ("key", "left", "outcomes")
 
     def __init__(self, key: int) -> None:
         self.key = key
-        self.callbacks: list[DeliveryCallback | None] = [None] * (1 << CELL_BITS)
-        self.outcomes: list[_Outcome | None] = [None] * (1 << CELL_BITS)
-        self.indexes = [0] * (1 << CELL_BITS)
+        self.outcomes: list[_Outcome] = []
         #: Tokens of this cell not resolved yet.
         self.left = 1 << CELL_BITS
 
@@ -844,8 +852,8 @@ class RecordFuture:
 
     The flavours add the waiting: ``future.result(timeout)`` on the blocking
     producer, ``await future`` on asyncio and trio.  A future is its token and
-    the :class:`Cell` that will hold its batch's outcome; the metadata is
-    built when asked for.
+    the :class:`Cell` where its batch's outcome will be; the metadata is built
+    when asked for.
     """
 
     __slots__ = ("_cell", "_token")
@@ -856,24 +864,32 @@ class RecordFuture:
         self._cell = cell
         self._token = token
 
+    def _outcome(self) -> tuple[_Outcome, int] | None:
+        token = self._token
+        for outcome in self._cell.outcomes:
+            i = outcome.index(token)
+            if i is not None:
+                return outcome, i
+        return None
+
     def done(self) -> bool:
-        return self._cell.outcomes[self._token & CELL_MASK] is not None
+        return self._outcome() is not None
 
     def exception(self) -> KafkaSansioError | None:
         """The delivery error (None on success, or while not :meth:`done`)."""
-        outcome = self._cell.outcomes[self._token & CELL_MASK]
-        return None if outcome is None else outcome.error
+        found = self._outcome()
+        return None if found is None else found[0].error
 
     def value(self) -> RecordMetadata:
         """The metadata, or raise the delivery error; call only once :meth:`done`."""
-        cell, j = self._cell, self._token & CELL_MASK
-        outcome = cell.outcomes[j]
-        if outcome is None:
+        found = self._outcome()
+        if found is None:
             raise RuntimeError("the record has not been acknowledged yet")
+        outcome, i = found
         if outcome.error is not None:
             raise outcome.error
         base = outcome.base_offset
-        offset = base + cell.indexes[j] if base >= 0 else -1
+        offset = base + i if base >= 0 else -1
         return _new_tuple(
             RecordMetadata, (outcome.topic, outcome.partition, offset, outcome.timestamp)
         )
@@ -897,54 +913,44 @@ def bind_futures(base: type[F], owner: Any) -> type[F]:
     return type(base.__name__, (base,), namespace)
 
 
-def _resolve(outcome: _Outcome, tokens: Sequence[int], cells: dict[int, Cell]) -> None:
+def _resolve(
+    outcome: _Outcome, cells: dict[int, Cell], callbacks: dict[int, DeliveryCallback]
+) -> None:
     """Resolve the futures of one batch's records, then call their callbacks in order.
 
     Every future of the batch is done before the first ``on_delivery(metadata,
     None)`` (or ``(None, error)``) runs, so a callback may look at any record
-    of its batch.
+    of its batch.  The work per record happens in C (``Counter``, ``map``)
+    except the callback calls themselves.
     """
-    callbacks: list[DeliveryCallback] = []
-    indexes: list[int] = []
-    cell: Cell | None = None
-    for i, token in enumerate(tokens):
-        key = token >> CELL_BITS
-        if cell is None or cell.key != key:
-            cell = cells.get(key)
-            if cell is None:
-                continue
-        j = token & CELL_MASK
-        if cell.outcomes[j] is not None:
-            continue  # reported already (never twice, but a cell is not trusted blindly)
-        cell.outcomes[j] = outcome
-        cell.indexes[j] = i
-        callback = cell.callbacks[j]
-        if callback is not None:
-            cell.callbacks[j] = None
-            callbacks.append(callback)
-            indexes.append(i)
-        cell.left -= 1
-        if not cell.left:
-            del cells[key]
+    tokens = outcome.tokens
+    for key, n in Counter(map(rshift, tokens, repeat(CELL_BITS))).items():
+        cell = cells.get(key)
+        if cell is not None:
+            cell.outcomes.append(outcome)
+            cell.left -= n
+            if cell.left <= 0:
+                del cells[key]
     if not callbacks:
         return
+    called = list(map(callbacks.pop, tokens, repeat(None)))
+    if not any(called):
+        return
     error = outcome.error
-    topic, partition, base, ts = (
-        outcome.topic,
-        outcome.partition,
-        outcome.base_offset,
-        outcome.timestamp,
-    )
-    new, metadata = _new_tuple, RecordMetadata
-    for callback, i in zip(callbacks, indexes, strict=True):
-        try:
-            if error is None:
-                offset = base + i if base >= 0 else -1
-                callback(new(metadata, (topic, partition, offset, ts)), None)
-            else:
-                callback(None, error)
-        except Exception:
-            log.exception("a delivery callback raised")
+    if error is not None:
+        metadata: Iterable[RecordMetadata | None] = repeat(None)
+    else:
+        base = outcome.base_offset
+        offsets = count(base) if base >= 0 else repeat(-1)
+        topic, partition, ts = repeat(outcome.topic), repeat(outcome.partition), repeat(outcome.timestamp)
+        fields = zip(topic, partition, offsets, ts, strict=False)
+        metadata = map(_new_tuple, repeat(RecordMetadata), fields)
+    for callback, meta in zip(called, metadata, strict=False):  # metadata never ends
+        if callback is not None:
+            try:
+                callback(meta, error)
+            except Exception:
+                log.exception("a delivery callback raised")
 
 
 class ProducerState:
@@ -960,6 +966,8 @@ class ProducerState:
         self._owner = owner
         #: Cells of tokens not all resolved yet, by ``token >> CELL_BITS``.
         self.cells: dict[int, Cell] = {}
+        #: Delivery callbacks of records not resolved yet, by token.
+        self.callbacks: dict[int, DeliveryCallback] = {}
         #: The cell of the latest token (send paths check ``cell.key`` first).
         self.cell = Cell(-1)
         self._errors: list[KafkaSansioError] = []
@@ -969,10 +977,10 @@ class ProducerState:
 
     def route(self) -> None:
         """Resolve the futures of delivered records; keep fatal errors for the next call."""
-        cells = self.cells
+        cells, callbacks = self.cells, self.callbacks
         for event in self.core.events():
             if isinstance(event, Delivered):
-                _resolve(_Outcome(event), event.tokens, cells)
+                _resolve(_Outcome(event), cells, callbacks)
             elif isinstance(event, TransactionResult):
                 self._transactions[event.token] = event
             elif isinstance(event, (ProducerFailed, ClientError)):
@@ -1006,7 +1014,7 @@ class ProducerState:
         if token >> CELL_BITS != cell.key:
             cell = self.new_cell(token)
         if on_delivery is not None:
-            cell.callbacks[token & CELL_MASK] = on_delivery
+            self.callbacks[token] = on_delivery
         future = _new_object(self.future_class)
         future._cell = cell
         future._token = token
@@ -1019,7 +1027,7 @@ class ProducerState:
         if cell is None:
             cell = self.cells[key] = Cell(key)
             # Tokens before the first one sent (they start at 1) never come.
-            cell.left -= token & CELL_MASK
+            cell.left -= token - (key << CELL_BITS)
         self.cell = cell
         return cell
 

@@ -45,7 +45,6 @@ from ._blocking import BlockingDriver
 from ._errors import ClosedError, TransportError
 from ._ops import (
     CELL_BITS,
-    CELL_MASK,
     AdminState,
     ConsumerGroupMetadata,
     ConsumerRecord,
@@ -586,7 +585,7 @@ class Producer:
                 if token >> CELL_BITS != cell.key:
                     cell = state.new_cell(token)
                 if on_delivery is not None:
-                    cell.callbacks[token & CELL_MASK] = on_delivery
+                    state.callbacks[token] = on_delivery
                 future = _new_object(self._future_class)
                 future._cell = cell
                 future._token = token
