@@ -934,7 +934,7 @@ def _resolve(
     if not callbacks:
         return
     called = list(map(callbacks.pop, tokens, repeat(None)))
-    if not any(called):
+    if called.count(None) == len(called):
         return
     error = outcome.error
     if error is not None:
