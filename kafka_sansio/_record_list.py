@@ -73,31 +73,14 @@ class RecordList(Sequence[Record]):
             return cls.from_records(parts[0])
         if not parts:
             return cls([], [], [], [], [], [])
-        lists = [cls.from_records(part) for part in parts]
-        return cls(
-            *(
-                list(chain.from_iterable(getattr(part, name) for part in lists))
-                for name in ("offsets", "timestamps", "timestamp_types", "keys", "values", "headers")
-            )
-        )
+        columns = [cls.from_records(part)._columns() for part in parts]
+        return cls(*(list(chain.from_iterable(column)) for column in zip(*columns, strict=True)))
 
     def __len__(self) -> int:
         return len(self.offsets)
 
     def __iter__(self) -> Iterator[Record]:
-        return map(
-            _new,
-            repeat(Record),
-            zip(
-                self.offsets,
-                self.timestamps,
-                self.timestamp_types,
-                self.keys,
-                self.values,
-                self.headers,
-                strict=True,
-            ),
-        )
+        return map(_new, repeat(Record), zip(*self._columns(), strict=True))
 
     @overload
     def __getitem__(self, index: int) -> Record: ...
@@ -106,37 +89,24 @@ class RecordList(Sequence[Record]):
     def __getitem__(self, index: slice) -> RecordList: ...
 
     def __getitem__(self, index: int | slice) -> Record | RecordList:
+        columns = self._columns()
         if isinstance(index, slice):
-            return RecordList(
-                self.offsets[index],
-                self.timestamps[index],
-                self.timestamp_types[index],
-                self.keys[index],
-                self.values[index],
-                self.headers[index],
-            )
-        return _new(
-            Record,
-            (
-                self.offsets[index],
-                self.timestamps[index],
-                self.timestamp_types[index],
-                self.keys[index],
-                self.values[index],
-                self.headers[index],
-            ),
+            return RecordList(*(column[index] for column in columns))
+        return _new(Record, tuple(column[index] for column in columns))
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return (
+            self.offsets,
+            self.timestamps,
+            self.timestamp_types,
+            self.keys,
+            self.values,
+            self.headers,
         )
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RecordList):
-            return (
-                self.offsets == other.offsets
-                and self.timestamps == other.timestamps
-                and self.timestamp_types == other.timestamp_types
-                and self.keys == other.keys
-                and self.values == other.values
-                and self.headers == other.headers
-            )
+            return self._columns() == other._columns()
         if isinstance(other, (list, tuple)):
             return len(other) == len(self) and list(self) == list(other)
         return NotImplemented
