@@ -60,7 +60,8 @@ from ._messages.offset_for_leader_epoch import (
     OffsetForLeaderPartition,
     OffsetForLeaderTopic,
 )
-from ._records import Record, RecordBatch
+from ._record_list import RecordList
+from ._records import ControlRecord, Record
 from ._subscription import TRANSITIONS, Chunk, FetchState, PartitionState, PendingBatch
 from ._types import IsolationLevel, OffsetAndTimestamp, OffsetResetPolicy, TopicPartition
 from .errors import exception_for_code
@@ -651,18 +652,27 @@ class ConsumerCore(ClientOwner):
         refs = scanned.batches
         pending: list[PendingBatch] = []
         if aborted and self.config.isolation_level is IsolationLevel.READ_COMMITTED and refs:
+            # Decoded now, all of them: the aborted ones are known only from the
+            # control batches' markers.  Data batches decode to columns, as below.
+            markers: dict[int, tuple[ControlRecord, ...]] = {}
+            decoded: dict[int, RecordList] = {}
             try:
-                batches = [decoder.decode_ref(scanned.buf, ref, fetch_offset) for ref in refs]
+                for i, ref in enumerate(refs):
+                    if ref.is_control:
+                        markers[i] = decoder.decode_ref(scanned.buf, ref, fetch_offset).control_records
+                    else:
+                        decoded[i] = decoder.decode_ref_records(scanned.buf, ref, fetch_offset)
             except KafkaSansioError as exc:
                 p.transition("fatal_error")
                 self._events.append(FetchError(p.tp, fetch_offset, exc))
                 return
-            for batch in _committed_batches(tuple(batches), aborted):
-                if batch.records:
-                    first = batch.records[0].offset
-                    count = len(batch.records)
+            for i in _committed(refs, aborted, markers):
+                records = decoded[i]
+                if records:
                     pending.append(
-                        PendingBatch(first, batch.partition_leader_epoch, count, batch.records)
+                        PendingBatch(
+                            records.offsets[0], refs[i].partition_leader_epoch, len(records), records
+                        )
                     )
         else:
             buf = scanned.buf
@@ -998,30 +1008,34 @@ def _raising(error: KafkaSansioError) -> Callable[[], Sequence[Record]]:
     return fail
 
 
-def _committed_batches(
-    batches: tuple[RecordBatch, ...], aborted: list[AbortedTransaction]
-) -> tuple[RecordBatch, ...]:
-    """Drop batches of aborted transactions (read_committed), as the Java consumer does.
+def _committed(
+    refs: Sequence[BatchRef],
+    aborted: list[AbortedTransaction],
+    markers: dict[int, tuple[ControlRecord, ...]],
+) -> list[int]:
+    """Which of ``refs`` hold committed records (read_committed), as the Java consumer reads.
 
     ``aborted`` lists (producer id, first offset) of transactions aborted in
     the fetched range; a transactional batch of such a producer at or after
     that first offset is skipped until the producer's ABORT marker.
+    ``markers`` holds the decoded markers of the control batches, by index.
+    Returns the indexes of the data batches to keep, in order.
     """
     pending = sorted((a.first_offset, a.producer_id) for a in aborted)
     active: set[int] = set()
     kept = []
     i = 0
-    for batch in batches:
-        while i < len(pending) and pending[i][0] <= batch.last_offset:
+    for n, ref in enumerate(refs):
+        while i < len(pending) and pending[i][0] <= ref.last_offset:
             active.add(pending[i][1])
             i += 1
-        if batch.is_control:
-            if batch.producer_id in active:
-                for marker in batch.control_records:
+        if ref.is_control:
+            if ref.producer_id in active:
+                for marker in markers[n]:
                     if marker.type == 0:  # ABORT
-                        active.discard(batch.producer_id)
+                        active.discard(ref.producer_id)
             continue
-        if batch.is_transactional and batch.producer_id in active:
+        if ref.is_transactional and ref.producer_id in active:
             continue
-        kept.append(batch)
-    return tuple(kept)
+        kept.append(n)
+    return kept

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, repeat
 from typing import Any, overload
 
-from ._records import Columns, Header, Record, decode_batch_columns_v2, timestamp_type_of
+from ._records import Columns, Header, Record
 
-__all__ = ["RecordList", "decode_batch_list_v2"]
+__all__ = ["RecordList"]
 
 _new = tuple.__new__
 
@@ -118,24 +118,3 @@ class RecordList(Sequence[Record]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RecordList.from_records, (list(self),))
-
-
-def decode_batch_list_v2(
-    buf: bytes,
-    pos: int,
-    end: int,
-    *,
-    check_crc: bool = True,
-    decompress_limit: int,
-    start_offset: int | None = None,
-) -> RecordList:
-    """The records of the v2 batch at ``buf[pos:end]`` (see ``decode_batch_columns_v2``)."""
-    header, columns = decode_batch_columns_v2(
-        buf,
-        pos,
-        end,
-        check_crc=check_crc,
-        decompress_limit=decompress_limit,
-        start_offset=start_offset,
-    )
-    return RecordList.from_columns(columns, timestamp_type_of(header[5]))

@@ -197,9 +197,7 @@ class RecordBatch:
         """CREATE_TIME or LOG_APPEND_TIME (NO_TIMESTAMP_TYPE for magic 0)."""
         if self.magic == 0:
             return TimestampType.NO_TIMESTAMP_TYPE
-        if self.attributes & TIMESTAMP_TYPE_MASK:
-            return TimestampType.LOG_APPEND_TIME
-        return TimestampType.CREATE_TIME
+        return timestamp_type_of(self.attributes)
 
     @property
     def is_transactional(self) -> bool:

@@ -30,8 +30,9 @@ I/O, no clock.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from ._compression import (
     CODEC_GZIP,
@@ -53,7 +54,7 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._legacy_records import MIN_MESSAGE_SIZE, decode_legacy_message, encode_legacy_message_set
-from ._record_list import RecordList, decode_batch_list_v2
+from ._record_list import RecordList
 from ._records import (
     MIN_BATCH_LENGTH_V2,
     BatchBuilder,
@@ -63,11 +64,15 @@ from ._records import (
     Record,
     RecordBatch,
     TimestampType,
+    decode_batch_columns_v2,
     decode_batch_v2,
     encode_batch,
     encode_new_batch,
     make_control_record,
+    timestamp_type_of,
 )
+
+_T = TypeVar("_T")
 
 __all__ = [
     "CODEC_NONE",
@@ -364,18 +369,17 @@ class RecordDecoder:
         """
         if ref.magic != 2:
             return RecordList.from_records(self.decode_ref(buf, ref, start_offset).records)
-        return decode_batch_list_v2(
-            buf,
-            ref.pos,
-            ref.end,
-            check_crc=self.check_crc,
-            decompress_limit=self.decompress_limit,
-            start_offset=start_offset,
-        )
+        header, columns = self._decode(decode_batch_columns_v2, buf, ref, start_offset)
+        return RecordList.from_columns(columns, timestamp_type_of(header[5]))
 
     def decode_ref(self, buf: bytes, ref: BatchRef, start_offset: int | None = None) -> RecordBatch:
         """Decode the batch :meth:`scan` found at ``ref`` (CRC, decompression, records)."""
         decode = decode_batch_v2 if ref.magic == 2 else decode_legacy_message
+        return self._decode(decode, buf, ref, start_offset)
+
+    def _decode(
+        self, decode: Callable[..., _T], buf: bytes, ref: BatchRef, start_offset: int | None
+    ) -> _T:
         return decode(
             buf,
             ref.pos,
