@@ -32,7 +32,7 @@ class Produced:
     """One record as the broker acknowledged it."""
 
     partition: int
-    offset: int
+    offset: int | None  # None: delivered, offset not reported (see _BackgroundProducer)
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...]
