@@ -979,10 +979,11 @@ class _BackgroundProducer:
     """Writes numbered records round-robin to every partition from a thread (acks=all).
 
     ``acked`` collects what the cluster acknowledged; ``stop()`` flushes and
-    asserts that every record was acknowledged. When a retried batch is answered
-    DUPLICATE_SEQUENCE_NUMBER (its first attempt was written after all, which
-    happens around a leader change), librdkafka reports its records delivered
-    with no offset: those come back with ``offset=None``.
+    asserts that every record was acknowledged. Around a leader change librdkafka
+    may report records delivered without an offset: records whose write it infers
+    rather than is told (a retried batch answered DUPLICATE_SEQUENCE_NUMBER, or
+    records acknowledged implicitly by a later batch's success). Those come back
+    with ``offset=None``.
     """
 
     def __init__(self, cluster: Any, topic: str, partitions: int, rate: float = 300.0) -> None:
@@ -1014,7 +1015,7 @@ class _BackgroundProducer:
             self.acked.append(
                 Produced(
                     msg.partition(),
-                    msg.offset(),  # None when the broker answered DUPLICATE_SEQUENCE_NUMBER
+                    msg.offset(),  # None when librdkafka infers the write (see the class docstring)
                     msg.key(),
                     msg.value(),
                     (),
