@@ -343,6 +343,29 @@ def test_a_failed_batch_leaves_a_gap_that_an_epoch_bump_closes() -> None:
     assert core.producer_epoch >= 1  # the sequences started over under a new epoch
 
 
+def test_duplicate_sequence_answer_counts_as_written_with_no_offset() -> None:
+    """An older broker's answer to a retry it already holds: delivered, offset unknown (-1)."""
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=1)
+    core, pump = make(cluster)
+    reports = Reports()
+    core.send("t", b"a", pump.now)
+    run(core, pump, reports)
+    cluster.delay(PRODUCE, 1.0, count=1)  # the first attempt is written, its answer lost
+    token = core.send("t", b"b", pump.now)
+    core.flush(pump.now)
+    pump.settle()
+    cluster.drop_connections()
+    cluster.inject_error(PRODUCE, 46, count=1)  # DUPLICATE_SEQUENCE_NUMBER for the retry
+    run(core, pump, reports)
+    assert reports.outcome[token] == (0, -1, None)
+    later = core.send("t", b"c", pump.now)
+    run(core, pump, reports)
+    assert reports.outcome[later] == (0, 2, None)
+    assert [r.value for r in cluster.records("t", 0)] == [b"a", b"b", b"c"]
+    assert core.producer_epoch == 0
+
+
 def test_out_of_order_sequence_with_nothing_before_it_bumps_the_epoch() -> None:
     cluster = ModelCluster(brokers=1)
     cluster.create_topic("t", partitions=1)
