@@ -411,7 +411,9 @@ class AsyncProducer(AsyncClient):
         loop does not starve the connections; a cancellation there queues
         nothing.
         """
-        state = self._st
+        state = self._state
+        if state is None:
+            raise ClosedError("use the producer inside 'async with'")
         driver = self._driver
         assert driver is not None
         self._sends += 1

@@ -69,6 +69,8 @@ class AsyncioDriver:
         self.on_progress: Callable[[], None] | None = None
         self.closed = False
         self._loop = asyncio.get_running_loop()
+        #: The loop's clock, ``loop.time()`` (bound here: a producer reads it per record).
+        self.now: Callable[[], float] = self._loop.time
         self._conns: dict[int, _Conn] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -78,9 +80,6 @@ class AsyncioDriver:
         self.flush_scheduled = False
 
     # ------------------------------------------------------------ public
-
-    def now(self) -> float:
-        return self._loop.time()
 
     def flush(self) -> None:
         """Carry out the core's queued commands and re-arm its timer; call after every core call."""

@@ -75,12 +75,12 @@ class TrioDriver:
         self._drained = trio.Event()
         self.flush_scheduled = False
         self._token = trio.lowlevel.current_trio_token()
+        #: The run's clock, what ``trio.current_time()`` reads (a ``MockClock`` in tests);
+        #: bound here, as a producer reads it per record.
+        self.now: Callable[[], float] = trio.lowlevel.current_clock().current_time
         nursery.start_soon(self._timer_task)
 
     # ------------------------------------------------------------ public
-
-    def now(self) -> float:
-        return trio.current_time()
 
     def flush(self) -> None:
         """Carry out the core's queued commands and re-arm its timer; call after every core call."""
@@ -169,7 +169,7 @@ class TrioDriver:
                 await wake.wait()
             if self.closed:
                 return
-            now = trio.current_time()
+            now = self.now()
             at = self.core.get_timer()
             if at is not None and now >= at:
                 self.core.handle_timer(now)
