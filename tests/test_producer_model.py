@@ -343,14 +343,20 @@ def test_a_failed_batch_leaves_a_gap_that_an_epoch_bump_closes() -> None:
     assert core.producer_epoch >= 1  # the sequences started over under a new epoch
 
 
-def test_duplicate_sequence_answer_counts_as_written_with_no_offset() -> None:
-    """An older broker's answer to a retry it already holds: delivered, offset unknown (-1)."""
+def _after_one_record() -> tuple[ModelCluster, ProducerCore, Pump, Reports]:
+    """A one-partition topic to which an idempotent producer has written b"a" (offset 0)."""
     cluster = ModelCluster(brokers=1)
     cluster.create_topic("t", partitions=1)
     core, pump = make(cluster)
     reports = Reports()
     core.send("t", b"a", pump.now)
     run(core, pump, reports)
+    return cluster, core, pump, reports
+
+
+def test_duplicate_sequence_answer_counts_as_written_with_no_offset() -> None:
+    """An older broker's answer to a retry it already holds: delivered, offset unknown (-1)."""
+    cluster, core, pump, reports = _after_one_record()
     cluster.delay(PRODUCE, 1.0, count=1)  # the first attempt is written, its answer lost
     token = core.send("t", b"b", pump.now)
     core.flush(pump.now)
@@ -367,12 +373,7 @@ def test_duplicate_sequence_answer_counts_as_written_with_no_offset() -> None:
 
 
 def test_out_of_order_sequence_with_nothing_before_it_bumps_the_epoch() -> None:
-    cluster = ModelCluster(brokers=1)
-    cluster.create_topic("t", partitions=1)
-    core, pump = make(cluster)
-    reports = Reports()
-    core.send("t", b"a", pump.now)
-    run(core, pump, reports)
+    cluster, core, pump, reports = _after_one_record()
     cluster.inject_error(PRODUCE, 45, count=1)
     token = core.send("t", b"b", pump.now)
     run(core, pump, reports)
