@@ -954,10 +954,13 @@ class ProducerCore(ClientOwner):
                 return
             error = exception_for_code(code, message)
             self._fail(batch, error)
+            self._txn.bump_after_abort = True  # the abort is followed by a new epoch
             if code == _INVALID_PRODUCER_EPOCH:
-                self._fail_fatally(error)  # another producer took the transactional id
-            else:
-                self._txn.bump_after_abort = True  # the abort is followed by a new epoch
+                # The leader has seen a newer epoch: the coordinator bumped it and ended
+                # the transaction, timing it out or fencing us.  The abort then claims
+                # the epoch back with InitProducerId alone (KIP-588); a producer that
+                # was fenced is told PRODUCER_FENCED there.
+                self._txn.ended_by_coordinator = True
             return
         if self._idempotent and code in (
             _OUT_OF_ORDER_SEQUENCE_NUMBER,

@@ -9,6 +9,7 @@ pass.  ``_TRANSITIONS`` is every move it makes::
     READY --begin--> IN_TRANSACTION --commit--> COMMITTING --EndTxn--> READY
     IN_TRANSACTION | ABORTABLE_ERROR --abort--> ABORTING --EndTxn--> READY
     ABORTING --EndTxn, epoch to bump--> INITIALIZING --producer id--> READY
+    ABORTING --ended by the coordinator (no EndTxn)--> INITIALIZING --producer id--> READY
     IN_TRANSACTION | COMMITTING --a batch, partition or offsets failed--> ABORTABLE_ERROR
     any --fenced, not authorized, invalid state--> FATAL
 
@@ -22,6 +23,15 @@ aborts.  A commit first waits for every batch of the transaction; an abort
 fails the batches not sent yet (:class:`TransactionAbortedError`) and waits
 for those in flight.  Every call that waits returns a token, and its outcome
 comes as a :class:`TransactionResult` event.
+
+A partition leader answering INVALID_PRODUCER_EPOCH has seen a newer epoch:
+the coordinator bumped it and aborted the transaction, either because it ran
+past its timeout or because another producer took the transactional id.  As
+in the Java producer (KIP-588) the transaction can then only be aborted; the
+abort sends no EndTxn (it would be refused) but InitProducerId naming the
+current producer id and epoch.  After a timeout the coordinator hands the
+epoch back and the producer goes on; a fenced producer gets PRODUCER_FENCED,
+which is fatal.
 """
 
 from __future__ import annotations
@@ -78,7 +88,8 @@ _RETRY = frozenset(
 )  # fmt: skip
 #: Ask for the coordinator again, then retry.
 _MOVED = frozenset({_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR})
-#: The producer cannot go on: fenced (47 INVALID_PRODUCER_EPOCH, 90 PRODUCER_FENCED),
+#: Coordinator answers after which the producer cannot go on: fenced
+#: (47 INVALID_PRODUCER_EPOCH, 90 PRODUCER_FENCED; from a partition leader 47 is abortable),
 #: not authorized (31, 53), invalid state or mapping (48, 49), bad timeout (50),
 #: unsupported (35).
 FATAL = frozenset({31, 35, 47, 48, 49, 50, 53, 90})
@@ -169,6 +180,9 @@ class Transactions:
         self._next_token = 1
         #: The epoch must be bumped (InitProducerId) once the abort is done.
         self.bump_after_abort = False
+        #: A partition leader refused the epoch: the coordinator has already ended
+        #: the transaction, so the abort skips EndTxn (see the module docstring).
+        self.ended_by_coordinator = False
 
     # ------------------------------------------------------------ user calls
 
@@ -276,8 +290,10 @@ class Transactions:
             self._send_offsets(now, self._offsets[0])
             return
         if state in (_S.COMMITTING, _S.ABORTING) and self._quiet():
-            if not self._started:
-                self._ended()  # nothing reached the coordinator: nothing to end
+            if not self._started or (state is _S.ABORTING and self.ended_by_coordinator):
+                # Nothing reached the coordinator, or it ended the transaction itself.
+                self._ended()
+                self.core._update_again = True  # the bump's InitProducerId goes in this pass
                 return
             request = EndTxnRequest(
                 transactional_id=self.transactional_id,
@@ -511,6 +527,7 @@ class Transactions:
     def _ended(self) -> None:
         self.added.clear()
         self._started = False
+        self.ended_by_coordinator = False
         if self.state is _S.ABORTING and self.bump_after_abort:
             self._move("bump")  # the abort's outcome comes once the new epoch is in
             return

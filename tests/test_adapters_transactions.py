@@ -3,11 +3,13 @@
 A read_committed consumer must see exactly the records of committed
 transactions, and none of an aborted one; a read_uncommitted one sees them
 all.  Read-process-write commits the consumed offsets with the output.  A
-second producer with the same transactional id fences the first.
+second producer with the same transactional id fences the first.  A producer
+whose transaction the coordinator timed out aborts it and goes on (KIP-588).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -158,6 +160,79 @@ def test_a_second_producer_with_the_same_id_fences_the_first(kafka: Any) -> None
         second.init_transactions()  # aborts the first's open transaction, bumps the epoch
         with pytest.raises((ProducerFencedError, InvalidProducerEpochError)):
             first.commit_transaction()
+        second.begin_transaction()
+        second.send(topic, b"live", partition=0)
+        second.commit_transaction()
+    finally:
+        first.close(timeout=5)
+        second.close()
+    assert _read(kafka, topic, 1, "read_committed") == [b"live"]
+
+
+def _wait_for_end_offset(kafka: Any, topic: str, end: int) -> None:
+    """Wait until partition 0 of ``topic`` ends at ``end`` (a marker moves it too)."""
+    consumer = CKConsumer({**kafka.client_config(), "group.id": f"ends-{uuid.uuid4().hex}"})
+    try:
+        deadline = time.monotonic() + 60
+        while consumer.get_watermark_offsets(CKTopicPartition(topic, 0), timeout=10)[1] < end:
+            assert time.monotonic() < deadline, f"{topic} did not reach offset {end}"
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+
+
+def test_a_transaction_the_coordinator_timed_out_is_aborted_and_the_producer_goes_on(
+    kafka: Any,
+) -> None:
+    """The coordinator aborts a transaction past its timeout and bumps the epoch.
+
+    The next record fails INVALID_PRODUCER_EPOCH (the transaction can only be
+    aborted); the abort claims the bumped epoch with InitProducerId, and the
+    next transaction commits.  The cluster tool makes the broker look for timed
+    out transactions every second.
+    """
+    topic = kafka.create_topic(partitions=1, prefix="txn-timeout")
+    producer = Producer(
+        kafka.bootstrap, transactional_id=f"timeout-{uuid.uuid4().hex[:8]}",
+        transaction_timeout=1.0,
+    )  # fmt: skip
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        assert producer.send(topic, b"timed-out", partition=0).get(10).offset == 0
+        _wait_for_end_offset(kafka, topic, 2)  # the record, then the coordinator's abort marker
+        late = producer.send(topic, b"refused", partition=0)
+        with pytest.raises(InvalidProducerEpochError):
+            late.get(30)
+        with pytest.raises(InvalidProducerEpochError):
+            producer.commit_transaction()  # abortable: only an abort is left
+        producer.abort_transaction()
+        producer.begin_transaction()
+        assert producer.send(topic, b"after", partition=0).get(10).offset > 1
+        producer.commit_transaction()
+    finally:
+        producer.close()
+    assert _read(kafka, topic, 1, "read_committed") == [b"after"]
+    assert _read(kafka, topic, 1, "read_uncommitted") == [b"timed-out", b"after"]
+
+
+def test_a_fenced_producer_refused_by_a_leader_stays_fenced(kafka: Any) -> None:
+    """A zombie's record fails INVALID_PRODUCER_EPOCH as a timed-out one does, but its abort is fenced."""
+    topic = kafka.create_topic(partitions=1, prefix="fence-leader")
+    txn_id = f"fence-{uuid.uuid4().hex[:8]}"
+    first = Producer(kafka.bootstrap, transactional_id=txn_id)
+    second = Producer(kafka.bootstrap, transactional_id=txn_id)
+    try:
+        first.init_transactions()
+        first.begin_transaction()
+        first.send(topic, b"zombie-1", partition=0).get(10)
+        second.init_transactions()  # aborts the first's transaction, bumps the epoch
+        with pytest.raises(InvalidProducerEpochError):
+            first.send(topic, b"zombie-2", partition=0).get(30)
+        with pytest.raises(ProducerFencedError):
+            first.abort_transaction()  # InitProducerId with the old epoch: fenced
+        with pytest.raises(ProducerFencedError):
+            first.begin_transaction()
         second.begin_transaction()
         second.send(topic, b"live", partition=0)
         second.commit_transaction()

@@ -31,8 +31,10 @@ from kafka_sansio import (
 from kafka_sansio._client import ClientConfig
 from kafka_sansio._producer import ProducerConfig, ProducerCore
 from kafka_sansio._producer_events import Delivered
+from kafka_sansio.errors import InvalidProducerEpochError, ProducerFencedError
 from kafka_sansio.records import ControlRecord
 from kafka_sansio.testing import ModelCluster, Pump
+from kafka_sansio.testing._model_txn import time_out
 
 PRODUCE, FIND_COORDINATOR, INIT_PRODUCER_ID, ADD_PARTITIONS, END_TXN = 0, 10, 22, 24, 26
 PARTITIONS = 3
@@ -315,3 +317,65 @@ def test_close_during_a_commit_that_fails_aborts_the_transaction() -> None:
     for p in range(PARTITIONS):
         assert cluster.last_stable_offset("t", p) == cluster.high_watermark("t", p)
     assert committed_view(cluster) == {p: [] for p in range(PARTITIONS)}
+
+
+def _refused_by_the_leader(name: str) -> tuple[ModelCluster, ProducerCore, Pump, dict[int, Any]]:
+    """A producer whose open transaction the coordinator aborted with a bumped epoch.
+
+    Its next record has failed INVALID_PRODUCER_EPOCH, leaving the transaction
+    abortable.
+    """
+    cluster, core, pump, seen = _initialized(name)
+    core.begin_transaction()
+    core.send("t", b"first", pump.now, partition=0)
+    core.flush(pump.now)
+    pump.until(lambda: core.pending() == 0)
+    return cluster, core, pump, seen
+
+
+def _send_refused(core: ProducerCore, pump: Pump, value: bytes) -> None:
+    token = core.send("t", value, pump.now, partition=0)
+    core.flush(pump.now)
+    errors: dict[int, Any] = {}
+
+    def reported() -> bool:
+        for event in core.events():
+            if isinstance(event, Delivered):
+                errors.update((t, event.error) for t in event.tokens)
+        return token in errors
+
+    pump.until(reported)
+    assert isinstance(errors[token], InvalidProducerEpochError)
+    assert core._txn is not None and core._txn.state is TransactionState.ABORTABLE_ERROR
+
+
+def test_a_timed_out_transaction_is_aborted_with_the_epoch_claimed_back() -> None:
+    """KIP-588: the abort sends InitProducerId naming the old epoch, not EndTxn, and goes on."""
+    cluster, core, pump, seen = _refused_by_the_leader("timed-out")
+    epoch = core.producer_epoch
+    time_out(cluster, "timed-out", pump.now)
+    _send_refused(core, pump, b"refused")
+    before = len(cluster.request_log)
+    assert _wait(core, pump, core.abort_transaction(pump.now), seen).error is None
+    # Not EndTxn (the coordinator would refuse the old epoch): InitProducerId only.
+    assert [api for _, api, _ in cluster.request_log[before:]] == [INIT_PRODUCER_ID]
+    assert core.producer_epoch == epoch + 1  # the coordinator's bumped epoch, handed back
+    core.begin_transaction()
+    core.send("t", b"after", pump.now, partition=0)
+    assert _wait(core, pump, core.commit_transaction(pump.now), seen).error is None
+    assert committed_view(cluster) == {0: [b"after"], 1: [], 2: []}
+
+
+def test_a_fenced_producer_refused_by_the_leader_is_fenced_at_the_abort() -> None:
+    cluster, core, pump, seen = _refused_by_the_leader("fenced")
+    other, other_pump = _txn_core(cluster, "fenced")
+    other_seen: dict[int, Any] = {}
+    assert _wait(other, other_pump, other.init_transactions(other_pump.now), other_seen).error is None
+    _send_refused(core, pump, b"zombie")
+    result = _wait(core, pump, core.abort_transaction(pump.now), seen)
+    assert isinstance(result.error, ProducerFencedError)
+    assert core._txn is not None and core._txn.state is TransactionState.FATAL
+    other.begin_transaction()
+    other.send("t", b"live", other_pump.now, partition=0)
+    assert _wait(other, other_pump, other.commit_transaction(other_pump.now), other_seen).error is None
+    assert committed_view(cluster) == {0: [b"live"], 1: [], 2: []}

@@ -30,7 +30,8 @@ to v11), as far as a client can tell:
   UNSTABLE_OFFSET_COMMIT for a partition with pending offsets.
 
 Transaction timeouts are checked at InitProducerId but never expire a
-transaction.  The coordinator of a transactional id is a broker chosen from
+transaction by themselves: :func:`time_out` does what Kafka's coordinator
+does to one past its timeout.  The coordinator of a transactional id is a broker chosen from
 the id, like a group's.
 """
 
@@ -139,6 +140,22 @@ def _state(cluster: ModelCluster) -> _State:
 def transaction(cluster: ModelCluster, transactional_id: str) -> ModelTransaction | None:
     """The coordinator's record of *transactional_id* (None if never initialised)."""
     return _state(cluster).transactions.get(transactional_id)
+
+
+def time_out(cluster: ModelCluster, transactional_id: str, now: float) -> None:
+    """Abort the ongoing transaction of *transactional_id* as if it ran past its timeout.
+
+    As Kafka's coordinator does: the epoch is bumped and the abort markers
+    carry the new one, so the producer's next Produce gets
+    INVALID_PRODUCER_EPOCH; the old epoch is remembered, so InitProducerId
+    naming it is answered with the new epoch (KIP-588), unlike a producer
+    fenced by another InitProducerId.
+    """
+    txn = _state(cluster).transactions.get(transactional_id)
+    if txn is None or txn.state != ONGOING:
+        raise ValueError(f"no ongoing transaction for {transactional_id!r}")
+    txn.producer_epoch, txn.last_epoch = txn.producer_epoch + 1, txn.producer_epoch
+    _complete(cluster, txn, False, now)
 
 
 def set_max_timeout(cluster: ModelCluster, max_timeout_ms: int) -> None:
