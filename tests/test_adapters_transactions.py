@@ -148,27 +148,6 @@ def test_read_process_write_commits_offsets_with_the_output(kafka: Any) -> None:
     )
 
 
-def test_a_second_producer_with_the_same_id_fences_the_first(kafka: Any) -> None:
-    topic = kafka.create_topic(partitions=1, prefix="fence")
-    txn_id = f"fence-{uuid.uuid4().hex[:8]}"
-    first = Producer(kafka.bootstrap, transactional_id=txn_id)
-    second = Producer(kafka.bootstrap, transactional_id=txn_id)
-    try:
-        first.init_transactions()
-        first.begin_transaction()
-        first.send(topic, b"zombie", partition=0)
-        second.init_transactions()  # aborts the first's open transaction, bumps the epoch
-        with pytest.raises((ProducerFencedError, InvalidProducerEpochError)):
-            first.commit_transaction()
-        second.begin_transaction()
-        second.send(topic, b"live", partition=0)
-        second.commit_transaction()
-    finally:
-        first.close(timeout=5)
-        second.close()
-    assert _read(kafka, topic, 1, "read_committed") == [b"live"]
-
-
 def _wait_for_end_offset(kafka: Any, topic: str, end: int) -> None:
     """Wait until partition 0 of ``topic`` ends at ``end`` (a marker moves it too)."""
     consumer = CKConsumer({**kafka.client_config(), "group.id": f"ends-{uuid.uuid4().hex}"})
@@ -216,8 +195,8 @@ def test_a_transaction_the_coordinator_timed_out_is_aborted_and_the_producer_goe
     assert _read(kafka, topic, 1, "read_uncommitted") == [b"timed-out", b"after"]
 
 
-def test_a_fenced_producer_refused_by_a_leader_stays_fenced(kafka: Any) -> None:
-    """A zombie's record fails INVALID_PRODUCER_EPOCH as a timed-out one does, but its abort is fenced."""
+def test_a_second_producer_with_the_same_id_fences_the_first(kafka: Any) -> None:
+    """The first's next record fails INVALID_PRODUCER_EPOCH, as after a timeout; its abort is fenced."""
     topic = kafka.create_topic(partitions=1, prefix="fence-leader")
     txn_id = f"fence-{uuid.uuid4().hex[:8]}"
     first = Producer(kafka.bootstrap, transactional_id=txn_id)
@@ -229,6 +208,8 @@ def test_a_fenced_producer_refused_by_a_leader_stays_fenced(kafka: Any) -> None:
         second.init_transactions()  # aborts the first's transaction, bumps the epoch
         with pytest.raises(InvalidProducerEpochError):
             first.send(topic, b"zombie-2", partition=0).get(30)
+        with pytest.raises(InvalidProducerEpochError):
+            first.commit_transaction()  # abortable: only an abort is left
         with pytest.raises(ProducerFencedError):
             first.abort_transaction()  # InitProducerId with the old epoch: fenced
         with pytest.raises(ProducerFencedError):
