@@ -81,6 +81,8 @@ LATEST = -1
 #: Partition errors that a metadata refresh and a retry cure.
 _REFRESH_AND_RETRY = frozenset({3, 5, 6, 9, 56, 74, 75, 78, 100, 103})
 _SESSION_ERRORS = frozenset({70, 71})
+#: Metadata refusing a topic for good: INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED.
+_TOPIC_REFUSED = frozenset({17, 29})
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,8 +454,24 @@ class ConsumerCore(ClientOwner):
         return -1 if meta is None else meta.leader_epoch
 
     def _on_metadata(self, now: float) -> None:
-        """A metadata answer arrived: positions checked against a new leader epoch (KIP-320)."""
+        """A metadata answer arrived: positions checked against a new leader epoch (KIP-320).
+
+        A partition whose topic the answer refuses (an invalid name, or not
+        authorized) stops with a :class:`FetchError`, as the Java consumer
+        raises these from ``poll``; a seek tries it again, and the next answer
+        reports it again if the topic is still refused.  A topic that does not
+        exist is waited for, as in Java.
+        """
+        topic_errors = self.client.metadata.topic_errors
         for tp, p in self._partitions.items():
+            code = topic_errors.get(tp.topic)
+            # (Records already buffered are handed out first: their fetch reports the error.)
+            if code in _TOPIC_REFUSED and not p.chunks and (p.state, "fatal_error") in TRANSITIONS:
+                p.transition("fatal_error")
+                offset = -1 if p.position is None else p.position
+                error = exception_for_code(code, f"metadata for topic {tp.topic!r}")
+                self._events.append(FetchError(tp, offset, error))
+                continue
             epoch = self._leader_epoch(tp)
             if epoch < 0 or epoch <= p.leader_epoch:
                 continue

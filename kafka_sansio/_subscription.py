@@ -14,6 +14,7 @@ diagram from the table.
     VALIDATING --validated / truncation_reset--> FETCHING
     FETCHING --out_of_range (policy)--> NEEDS_RESET
     FETCHING --out_of_range (none) / fatal_error--> AWAITING_SEEK
+    NEEDS_RESET | RESETTING | NEEDS_VALIDATION --fatal_error--> AWAITING_SEEK
     any --seek--> FETCHING;  any --seek_to_beginning/end--> NEEDS_RESET
 
 Besides the state, a partition holds its position (the next offset to hand
@@ -60,6 +61,8 @@ TRANSITIONS: dict[tuple[FetchState, str], FetchState] = {
     (_S.RESETTING, "reset_done"): _S.FETCHING,
     (_S.RESETTING, "reset_failed"): _S.NEEDS_RESET,
     (_S.RESETTING, "fatal_error"): _S.AWAITING_SEEK,
+    (_S.NEEDS_RESET, "fatal_error"): _S.AWAITING_SEEK,
+    (_S.NEEDS_VALIDATION, "fatal_error"): _S.AWAITING_SEEK,
     (_S.NEEDS_RESET, "no_policy"): _S.AWAITING_SEEK,
     (_S.FETCHING, "out_of_range"): _S.NEEDS_RESET,
     (_S.FETCHING, "out_of_range_no_policy"): _S.AWAITING_SEEK,

@@ -22,7 +22,7 @@ from kafka_sansio import (
     ResetReason,
     TopicPartition,
 )
-from kafka_sansio.errors import OffsetOutOfRangeError
+from kafka_sansio.errors import InvalidTopicExceptionError, OffsetOutOfRangeError
 from kafka_sansio.records import codec_available
 
 pytestmark = pytest.mark.timeout(180)
@@ -254,6 +254,30 @@ def test_topic_created_after_the_consumer_started(adapter: str, kafka: Any) -> N
 
     got = run_consumer(adapter, kafka.bootstrap, scenario, auto_offset_reset="earliest")
     assert [r.value for r in got] == [b"first", b"second"]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_an_invalid_topic_name_raises_and_the_other_partitions_go_on(
+    adapter: str, kafka: Any, mixed_topic: Any
+) -> None:
+    """The broker refuses the name (INVALID_TOPIC_EXCEPTION): poll raises it once, as Java's does."""
+    name, acked = mixed_topic
+    good = TopicPartition(name, 1)
+    bad = TopicPartition("not a valid name!", 0)
+    wanted = sorted(r.offset for r in acked if r.partition == 1)
+
+    async def scenario(consumer: Any) -> list[tuple[int, int]]:
+        consumer.assign([good, bad])
+        seen: list[tuple[int, int]] = []
+        with pytest.raises(InvalidTopicExceptionError) as refused:
+            for _ in range(50):
+                seen += [(tp.partition, r.offset) for tp, r in await consumer.poll(timeout=0.2)]
+        assert refused.value.event.partition == bad
+        rest = await consume(consumer, len(wanted) - len(seen))  # not raised again
+        return seen + [(r.partition, r.offset) for r in rest]
+
+    got = run_consumer(adapter, kafka.bootstrap, scenario, auto_offset_reset="earliest")
+    assert got == [(1, o) for o in wanted]
 
 
 def _new_topic(name: str) -> Any:

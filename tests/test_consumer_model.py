@@ -10,6 +10,7 @@ from kafka_sansio import (
     ClientConfig,
     ConsumerConfig,
     ConsumerCore,
+    FetchError,
     IsolationLevel,
     LocalProtocolError,
     LogTruncation,
@@ -19,6 +20,7 @@ from kafka_sansio import (
     ResetReason,
     TopicPartition,
 )
+from kafka_sansio.errors import InvalidTopicExceptionError, TopicAuthorizationFailedError
 from kafka_sansio.testing import ModelCluster, Pump
 
 TP = TopicPartition("t", 0)
@@ -158,3 +160,34 @@ def test_offset_lookups() -> None:
     core.assign([TP], pump.now)
     core.unassign(pump.now)
     assert core.assignment() == set()
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [(29, TopicAuthorizationFailedError), (17, InvalidTopicExceptionError)],
+)
+def test_a_topic_the_metadata_refuses_stops_its_partitions_until_a_seek(
+    code: int, error: type[Exception]
+) -> None:
+    """As the Java consumer raises these from poll: an error per partition, no silent wait."""
+    cluster = ModelCluster(brokers=1)
+    cluster.create_topic("t", partitions=2)
+    cluster.append("t", 0, [b"a", b"b"])
+    core, pump = make(cluster)
+    tps = [TP, TopicPartition("t", 1)]
+    cluster.inject_error(3, code, topic="t")  # Metadata (api 3) refuses the topic once
+    core.assign(tps, pump.now)
+    events: list[object] = []
+    pump.until(lambda: events.extend(core.events()) or len(events) >= 2)
+    assert [(e.partition, e.offset, type(e.error)) for e in events] == [  # type: ignore[attr-defined]
+        (tp, -1, error) for tp in tps
+    ]
+    assert all(isinstance(e, FetchError) for e in events)
+    pump.settle()
+    assert core.events() == []  # stopped: nothing more until a seek
+    assert core.poll(pump.now).by_partition == {}
+    # The topic is readable again: a seek fetches.
+    core.seek(TP, 0, pump.now)
+    core.client.request_metadata(pump.now)
+    assert consume(core, pump, 2) == [0, 1]
+    assert core.events() == []
