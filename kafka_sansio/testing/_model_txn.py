@@ -31,8 +31,8 @@ to v11), as far as a client can tell:
 
 Transaction timeouts are checked at InitProducerId but never expire a
 transaction by themselves: :func:`time_out` does what Kafka's coordinator
-does to one past its timeout.  The coordinator of a transactional id is a broker chosen from
-the id, like a group's.
+does to one past its timeout.  The coordinator of a transactional id is a
+broker chosen from the id, like a group's.
 """
 
 from __future__ import annotations
