@@ -82,7 +82,7 @@ LATEST = -1
 _REFRESH_AND_RETRY = frozenset({3, 5, 6, 9, 56, 74, 75, 78, 100, 103})
 _SESSION_ERRORS = frozenset({70, 71})
 #: Metadata refusing a topic for good: INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED.
-_TOPIC_REFUSED = frozenset({17, 29})
+TOPIC_REFUSED = frozenset({17, 29})
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,7 +466,7 @@ class ConsumerCore(ClientOwner):
         for tp, p in self._partitions.items():
             code = topic_errors.get(tp.topic)
             # (Records already buffered are handed out first: their fetch reports the error.)
-            if code in _TOPIC_REFUSED and not p.chunks and (p.state, "fatal_error") in TRANSITIONS:
+            if code in TOPIC_REFUSED and not p.chunks and (p.state, "fatal_error") in TRANSITIONS:
                 p.transition("fatal_error")
                 offset = -1 if p.position is None else p.position
                 error = exception_for_code(code, f"metadata for topic {tp.topic!r}")

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from ._assignors import Assignment, Assignor, CooperativeStickyAssignor, RangeAssignor
 from ._client import Command
 from ._connection import RequestFailed, Response
-from ._consumer import ConsumerConfig, ConsumerCore
+from ._consumer import TOPIC_REFUSED, ConsumerConfig, ConsumerCore
 from ._errors import KafkaSansioError, LocalProtocolError
-from ._events import Event, Records
+from ._events import ClientError, Event, Records
 from ._group import GroupConfig, GroupMembership, MemberState
 from ._group_events import (
     CommitFailedError,
@@ -447,7 +447,21 @@ class GroupConsumerCore:
             self._leave(now)
 
     def _on_metadata(self, now: float) -> None:
+        """A metadata answer arrived: pattern matches, partition counts, refused topics.
+
+        A subscribed topic the answer refuses for good (an invalid name, or not
+        authorized) is reported as a :class:`ClientError` each time an answer
+        says so, as the Java consumer raises it from ``poll``; the member
+        stays in the group with the other topics.
+        """
         self._match_pattern(now)
+        errors = self.client.metadata.topic_errors
+        for topic in sorted(self._topics):
+            code = errors.get(topic)
+            if code in TOPIC_REFUSED:
+                self._events.append(
+                    ClientError(exception_for_code(code, f"metadata for topic {topic!r}"))
+                )
         self.membership.metadata_changed(now)
 
     def _leave(self, now: float) -> None:

@@ -21,11 +21,13 @@ import pytest
 import trio
 from _adapters import SyncShim
 from confluent_kafka import Consumer as CKConsumer
+from confluent_kafka import Producer
 from kafka_sansio.transports import asyncio as kaio
 from kafka_sansio.transports import blocking
 from kafka_sansio.transports import trio as ktrio
 
 from kafka_sansio import TopicPartition
+from kafka_sansio.errors import InvalidTopicExceptionError
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -135,8 +137,6 @@ def _settled(members: list[Member], timeout: float = 60.0) -> dict[str, set[Topi
 
 
 def test_three_adapters_share_a_group_through_leave_crash_and_join(kafka: Any) -> None:
-    from confluent_kafka import Producer
-
     topic = kafka.create_topic(partitions=PARTITIONS, prefix="group")
     group = f"g-{uuid.uuid4().hex[:8]}"
     processed: list[tuple[str, int, int]] = []
@@ -248,3 +248,33 @@ def test_a_mixed_group_with_confluent_kafka(kafka: Any, strategy: str) -> None:
     finally:
         theirs.close()
         ours.close()
+
+
+def test_a_subscribed_topic_the_broker_refuses_is_raised_and_the_others_consumed(
+    kafka: Any,
+) -> None:
+    """An invalid name beside a real topic: poll raises INVALID_TOPIC_EXCEPTION, as Java's does.
+
+    The member stays in the group and consumes the real topic's records.
+    """
+    topic = kafka.create_topic(partitions=2, prefix="beside-invalid")
+    producer = Producer(kafka.client_config())
+    for i in range(20):
+        producer.produce(topic, b"%d" % i, partition=i % 2)
+    assert producer.flush(30) == 0
+    consumer = blocking.Consumer(kafka.bootstrap, group_id=f"g-{uuid.uuid4().hex[:8]}", **GROUP_OPTIONS)
+    try:
+        consumer.subscribe([topic, "not a valid name!"])
+        got: list[bytes] = []
+        raised = 0
+        deadline = time.monotonic() + 60
+        while (len(got) < 20 or not raised) and time.monotonic() < deadline:
+            try:
+                got += [r.value for _, r in consumer.poll(0.2)]
+            except InvalidTopicExceptionError:
+                raised += 1
+        assert raised >= 1
+        assert sorted(got, key=int) == [b"%d" % i for i in range(20)]
+        assert {tp.topic for tp in consumer.assignment()} == {topic}
+    finally:
+        consumer.close()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from kafka_sansio._assignors import CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor
 from kafka_sansio._consumer import ConsumerConfig
+from kafka_sansio._events import ClientError
 from kafka_sansio._group import GroupConfig, MemberState
 from kafka_sansio._group_events import (
     CommitFailedError,
@@ -23,7 +24,7 @@ from kafka_sansio._group_events import (
     PartitionsRevoked,
 )
 from kafka_sansio._types import OffsetResetPolicy, TopicPartition
-from kafka_sansio.errors import FencedInstanceIdError
+from kafka_sansio.errors import FencedInstanceIdError, TopicAuthorizationFailedError
 from kafka_sansio.testing import ModelCluster
 from kafka_sansio.testing import _model_group as model_group
 
@@ -542,3 +543,18 @@ def test_without_waiting_for_the_listener() -> None:
     assert all(not m.core.awaiting_listener() for m in gp.members.values())
     consumed = {r for m in gp.members.values() for r in m.consumed}
     assert consumed == {(TP("t", p), o) for p in range(12) for o in range(2)}
+
+
+def test_a_refused_subscribed_topic_is_reported_and_the_others_are_assigned() -> None:
+    """As the Java consumer raises it from poll; the member stays with the topics it may read."""
+    cluster = _cluster()
+    cluster.create_topic("secret", partitions=2)
+    cluster.inject_error(3, 29, topic="secret", count=1_000_000)  # Metadata: not authorized
+    gp = GroupPump(cluster)
+    member = gp.add("a", GROUP, CONFIG)
+    member.core.subscribe(["t", "secret"], gp.now)
+    gp.until(lambda: _settled(gp), 60)
+    refused = [e for e in member.events if isinstance(e, ClientError)]
+    assert refused and all(isinstance(e.error, TopicAuthorizationFailedError) for e in refused)
+    assert member.owned() == ALL12
+    _check_no_problems(gp)
