@@ -29,7 +29,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from itertools import repeat
+from itertools import chain, repeat
 from operator import add
 from typing import Any, NamedTuple
 
@@ -489,20 +489,16 @@ def decode_columns_v2(
             # Column k of the run is buf[pos + k : stop : size]; every column
             # that must repeat this record's bytes is checked, and the run ends
             # at the first record where any of them differs.
-            for k in range(ts_at - 1 - start):  # the length
-                col = buf[pos + k : pos + m * size : size]
-                m = min(m, _leading(col, _BYTE[buf[start + k]]))
             key_len = 0 if key is None else len(key)
             value_len = 0 if value is None else len(value)
             stop = pos + m * size
-            fixed = (
+            fixed = chain(
+                range(ts_at - 1 - start),  # the record's length
                 range(key_at - start, value_at - start - key_len),  # the key's length
                 range(value_at - start, size - 1 - value_len),  # the value's length
             )
-            for k_range in fixed:
-                for k in k_range:
-                    col = buf[pos + k : stop : size]
-                    m = min(m, _leading(col, _BYTE[buf[start + k]]))
+            for k in fixed:
+                m = min(m, _leading(buf[pos + k : stop : size], _BYTE[buf[start + k]]))
             col = buf[pos + size - 1 : stop : size]  # no headers
             m = min(m, _leading(col, b"\x00"))
             ts_col = buf[pos + ts_at - start : stop : size]
